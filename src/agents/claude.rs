@@ -1,0 +1,601 @@
+//! Claude Code (`claude -p --output-format stream-json --verbose`): argv and stream-json
+//! parser (formats doc §1; mapping table §1.12). Also reads `--output-format json` (one result
+//! object, or an array of every message when verbose).
+
+use std::collections::{HashMap, HashSet};
+
+use serde_json::{Value, json};
+
+use super::draft::{
+    Draft, claude_usage, one_line, reported_event, shorten, str_of, tail_excerpt, take, text_line,
+};
+use super::todo::{Todo, todo_draft};
+use super::{Adapter, Autonomy, Launch, LaunchSpec, ORCH_MCP_SERVER, Parsed, REPORT_TOOL};
+use crate::event::EventType;
+use crate::worker::state::ExitFacts;
+
+/// Tool-result text that means the headless run denied a permission (§1.6).
+const PERMISSION_MARKERS: [&str; 2] = ["requested permissions to", "haven't granted it yet"];
+
+/// Text deltas are coalesced into one `progress` event per line or this many characters.
+const DELTA_FLUSH_CHARS: usize = 200;
+
+/// Tool calls awaiting their result are forgotten past this many, to bound memory.
+const MAX_PENDING_TOOLS: usize = 4096;
+
+pub fn launch(spec: &LaunchSpec) -> Launch {
+    let mut l = Launch::new(spec);
+    // stream-json under -p needs --verbose, or the CLI exits 1 (§1.1).
+    l.args(["-p", "--output-format", "stream-json", "--verbose"]);
+    match spec.autonomy {
+        Autonomy::ReadOnly => l.args(["--permission-mode", "plan"]),
+        Autonomy::Edit => l.args(["--permission-mode", "acceptEdits"]),
+        Autonomy::Full => l.arg("--dangerously-skip-permissions"),
+    };
+    if let Some(model) = &spec.model {
+        l.arg(format!("--model={model}"));
+    }
+    // Variadic flags take the `=` form so they cannot swallow the prompt (§1.1).
+    if let Some(mcp) = &spec.mcp {
+        let env: serde_json::Map<String, Value> = mcp
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
+        let config = json!({"mcpServers": {mcp.name.clone(): {
+            "type": "stdio", "command": mcp.command, "args": mcp.args, "env": env,
+        }}});
+        l.arg(format!("--mcp-config={config}"));
+        l.arg("--strict-mcp-config");
+        l.arg(format!("--allowedTools=mcp__{}", mcp.name));
+    }
+    for dir in &spec.extra_dirs {
+        l.arg(format!("--add-dir={}", dir.display()));
+    }
+    if let Some(id) = &spec.resume {
+        l.arg(format!("--resume={id}"));
+    }
+    l.args(spec.extra_args.iter().cloned());
+    // After `--` nothing is read as a flag, even a prompt that starts with a dash.
+    l.arg("--").arg(spec.prompt.clone());
+    l
+}
+
+#[derive(Default)]
+pub struct ClaudeAdapter {
+    /// tool_use_id -> (tool name, input), until the matching tool_result arrives.
+    pending_tools: HashMap<String, (String, Value)>,
+    /// Tool calls already reported as blockers, so `permission_denials` does not repeat them.
+    blocked_tools: HashSet<String>,
+    todos: Vec<Todo>,
+    delta: String,
+}
+
+impl Adapter for ClaudeAdapter {
+    fn on_json(&mut self, mut v: Value, out: &mut Vec<Draft>) -> Parsed {
+        let kind = str_of(&v, "type").to_string();
+        if kind != "stream_event" {
+            self.flush_delta(out);
+        }
+        match kind.as_str() {
+            "system" => return self.on_system(v, out),
+            "assistant" => self.on_assistant(v, out),
+            "user" => self.on_user(v, out),
+            "result" => self.on_result(v, out),
+            "stream_event" => self.on_stream_event(&v, out),
+            "tool_progress" => out.push(
+                Draft::new(
+                    EventType::Progress,
+                    format!("{} running", str_of(&v, "tool_name")),
+                )
+                .native("tool_progress")
+                .with("tool", str_of(&v, "tool_name"))
+                .with_some("elapsed_seconds", v.get("elapsed_time_seconds").cloned()),
+            ),
+            "tool_use_summary" => out.push(
+                Draft::new(EventType::Progress, str_of(&v, "summary")).native("tool_use_summary"),
+            ),
+            "rate_limit_event" => {
+                let info = take(&mut v, "rate_limit_info");
+                out.push(
+                    Draft::new(
+                        EventType::Status,
+                        format!("rate limit: {}", str_of(&info, "status")),
+                    )
+                    .native("rate_limit_event")
+                    .with("phase", "rate_limit")
+                    .with("rate_limit", info),
+                );
+            }
+            "auth_status" => {
+                if let Some(error) = v.get("error").and_then(Value::as_str) {
+                    out.push(
+                        Draft::new(EventType::Error, format!("authentication: {error}"))
+                            .native("auth_status")
+                            .with("message", error)
+                            .with("fatal", false),
+                    );
+                }
+            }
+            "conversation_reset" => out.push(
+                Draft::new(EventType::Status, "conversation reset")
+                    .native("conversation_reset")
+                    .with("phase", "reset")
+                    .with_some("session_id", v.get("new_conversation_id").cloned()),
+            ),
+            "keep_alive" | "control_request" | "control_response" | "control_cancel_request" => {}
+            _ => return Parsed::Unknown(kind),
+        }
+        Parsed::Handled
+    }
+
+    fn on_text(&mut self, line: &str, out: &mut Vec<Draft>) {
+        self.flush_delta(out);
+        out.push(text_line(line, &[]));
+    }
+
+    fn finish(&mut self, _exit: Option<&ExitFacts>, out: &mut Vec<Draft>) {
+        self.flush_delta(out);
+    }
+}
+
+impl ClaudeAdapter {
+    fn on_system(&mut self, mut v: Value, out: &mut Vec<Draft>) -> Parsed {
+        let subtype = str_of(&v, "subtype").to_string();
+        let native = format!("system/{subtype}");
+        let status = |text: String, phase: &str| {
+            Draft::new(EventType::Status, text)
+                .native(&native)
+                .with("phase", phase)
+        };
+        match subtype.as_str() {
+            "init" => {
+                let model = str_of(&v, "model").to_string();
+                let servers = take(&mut v, "mcp_servers");
+                out.push(
+                    status(format!("session started ({model})"), "init")
+                        .with_some("session_id", v.get("session_id").cloned())
+                        .with("model", model)
+                        .with_some("cwd", v.get("cwd").cloned())
+                        .with_some("permission_mode", v.get("permissionMode").cloned())
+                        .with_some("version", v.get("claude_code_version").cloned())
+                        .with(
+                            "tools",
+                            v.get("tools").and_then(Value::as_array).map_or(0, Vec::len),
+                        )
+                        .with("mcp_servers", servers.clone()),
+                );
+                for server in servers.as_array().into_iter().flatten() {
+                    let state = str_of(server, "status");
+                    if matches!(state, "failed" | "needs-auth") {
+                        let name = str_of(server, "name");
+                        out.push(
+                            Draft::new(
+                                EventType::Error,
+                                format!("MCP server {name} is {state}"),
+                            )
+                            .native(&native)
+                            .with("message", format!("MCP server {name} is {state}"))
+                            .with("mcp_server", name)
+                            .with("fatal", false),
+                        );
+                    }
+                }
+            }
+            "status" => {
+                let state = v.get("status").and_then(Value::as_str).unwrap_or("idle");
+                out.push(status(format!("status: {state}"), "status"));
+            }
+            "api_retry" => out.push(
+                status(
+                    format!(
+                        "API retry {}/{}: {}",
+                        v["attempt"],
+                        v["max_retries"],
+                        one_line(str_of(&v, "error"))
+                    ),
+                    "retry",
+                )
+                .with_some("attempt", v.get("attempt").cloned())
+                .with_some("retry_delay_ms", v.get("retry_delay_ms").cloned()),
+            ),
+            "compact_boundary" => out.push(status("compacting the conversation".into(), "compacting")),
+            "session_state_changed" => match str_of(&v, "state") {
+                "requires_action" => out.push(
+                    Draft::new(EventType::Blocker, "the agent needs an answer or an approval")
+                        .native(&native)
+                        .with("reason", "requires_action"),
+                ),
+                state => out.push(status(format!("session {state}"), "session_state")),
+            },
+            "permission_denied" => {
+                let tool = str_of(&v, "tool_name").to_string();
+                if let Some(id) = v.get("tool_use_id").and_then(Value::as_str) {
+                    self.blocked_tools.insert(id.to_string());
+                }
+                out.push(
+                    Draft::new(EventType::Blocker, format!("permission denied for {tool}"))
+                        .native(&native)
+                        .with("reason", "permission_denied")
+                        .with("tool", tool)
+                        .with_some("message", v.get("message").cloned()),
+                );
+            }
+            "task_started" | "task_updated" | "task_notification" => {
+                let description = str_of(&v, "description").to_string();
+                let state = match subtype.as_str() {
+                    "task_started" => "started",
+                    "task_updated" => v["patch"]["status"].as_str().unwrap_or("updated"),
+                    _ => v.get("status").and_then(Value::as_str).unwrap_or("finished"),
+                };
+                let summary = str_of(&v, "summary");
+                let what = if description.is_empty() { summary } else { &description };
+                out.push(
+                    Draft::new(EventType::Task, format!("subagent {state}: {what}"))
+                        .native(&native)
+                        .with("subagent", true)
+                        .with_some("task_id", v.get("task_id").cloned())
+                        .with("state", state),
+                );
+            }
+            "task_progress" => out.push(
+                Draft::new(
+                    EventType::Progress,
+                    format!("subagent: {}", str_of(&v, "description")),
+                )
+                .native(&native)
+                .with("subagent", true)
+                .with_some("tool", v.get("last_tool_name").cloned()),
+            ),
+            "informational" => {
+                let content = str_of(&v, "content").to_string();
+                if str_of(&v, "level") == "warning" {
+                    out.push(
+                        Draft::new(EventType::Error, content.clone())
+                            .native(&native)
+                            .with("message", content)
+                            .with("fatal", false)
+                            .with("severity", "warning"),
+                    );
+                } else {
+                    out.push(status(content, "info"));
+                }
+            }
+            "hook_response" => {
+                let hook = str_of(&v, "hook_name").to_string();
+                if str_of(&v, "outcome") == "error" {
+                    out.push(
+                        Draft::new(EventType::Error, format!("hook {hook} failed"))
+                            .native(&native)
+                            .with("message", tail_excerpt(str_of(&v, "stderr")))
+                            .with("fatal", false),
+                    );
+                } else {
+                    out.push(status(format!("hook {hook} ran"), "hook"));
+                }
+            }
+            "notification" => out.push(status(str_of(&v, "text").to_string(), "notification")),
+            "hook_started" | "commands_changed" | "plugin_install" | "elicitation_complete"
+            | "background_tasks_changed" => {}
+            _ => return Parsed::Unknown(native),
+        }
+        Parsed::Handled
+    }
+
+    fn on_assistant(&mut self, mut v: Value, out: &mut Vec<Draft>) {
+        let subagent = v.get("parent_tool_use_id").is_some_and(|p| !p.is_null());
+        let mut message = take(&mut v, "message");
+        if let Some(error) = v.get("error").and_then(Value::as_str) {
+            out.push(
+                Draft::new(EventType::Error, format!("API error: {error}"))
+                    .native("assistant/error")
+                    .with("message", error)
+                    .with("fatal", false),
+            );
+        }
+        let Value::Array(blocks) = take(&mut message, "content") else {
+            return;
+        };
+        for mut block in blocks {
+            let draft = match str_of(&block, "type") {
+                "text" => Draft::new(EventType::Progress, str_of(&block, "text"))
+                    .native("assistant/text")
+                    .with("kind", "message")
+                    .with("message", shorten(str_of(&block, "text"), 2000)),
+                "thinking" => Draft::new(EventType::Progress, str_of(&block, "thinking"))
+                    .native("assistant/thinking")
+                    .with("kind", "thinking"),
+                "tool_use" | "server_tool_use" => {
+                    let id = str_of(&block, "id").to_string();
+                    let name = str_of(&block, "name").to_string();
+                    let input = take(&mut block, "input");
+                    match self.on_tool_use(&id, &name, input) {
+                        Some(draft) => draft,
+                        None => continue,
+                    }
+                }
+                _ => continue,
+            };
+            out.push(if subagent { draft.with("subagent", true) } else { draft });
+        }
+    }
+
+    /// A tool call: todo lists and questions are their own events, report_event waits for its
+    /// result, everything else is progress.
+    fn on_tool_use(&mut self, id: &str, name: &str, input: Value) -> Option<Draft> {
+        if name == "TodoWrite" {
+            let todos: Vec<Todo> = input["todos"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|t| Todo::new(str_of(t, "content"), str_of(t, "status")))
+                .collect();
+            let draft = todo_draft(&self.todos, &todos, "assistant/tool_use");
+            self.todos = todos;
+            return draft;
+        }
+        if name == "AskUserQuestion" {
+            let question = input["questions"][0]["question"]
+                .as_str()
+                .or_else(|| input["question"].as_str())
+                .unwrap_or("the agent asked a question")
+                .to_string();
+            self.blocked_tools.insert(id.to_string());
+            return Some(
+                Draft::new(EventType::Blocker, format!("question: {question}"))
+                    .native("assistant/tool_use")
+                    .with("reason", "question")
+                    .with("tool", name)
+                    .with("question", question),
+            );
+        }
+        let summary = tool_summary(name, &input);
+        if self.pending_tools.len() >= MAX_PENDING_TOOLS {
+            self.pending_tools.clear();
+        }
+        self.pending_tools
+            .insert(id.to_string(), (name.to_string(), input));
+        if is_report_tool(name) {
+            return None;
+        }
+        let text = if summary.is_empty() { name.to_string() } else { format!("{name}: {summary}") };
+        Some(
+            Draft::new(EventType::Progress, text)
+                .native("assistant/tool_use")
+                .with("kind", "tool_call")
+                .with("tool", name)
+                .with("tool_id", id)
+                .with("detail", summary),
+        )
+    }
+
+    fn on_user(&mut self, mut v: Value, out: &mut Vec<Draft>) {
+        let mut message = take(&mut v, "message");
+        let Value::Array(blocks) = take(&mut message, "content") else {
+            return; // A plain string is the prompt echoed back.
+        };
+        for block in blocks {
+            if str_of(&block, "type") != "tool_result" {
+                continue;
+            }
+            let id = str_of(&block, "tool_use_id").to_string();
+            let is_error = block
+                .get("is_error")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            let output = result_text(&block["content"]);
+            let (tool, input) = self
+                .pending_tools
+                .remove(&id)
+                .unwrap_or_else(|| ("tool".to_string(), Value::Null));
+            if is_error && PERMISSION_MARKERS.iter().any(|m| output.contains(m)) {
+                self.blocked_tools.insert(id.clone());
+                out.push(
+                    Draft::new(EventType::Blocker, format!("permission denied: {output}"))
+                        .native("user/tool_result")
+                        .with("reason", "permission_denied")
+                        .with("tool", tool)
+                        .with("tool_id", id)
+                        .with("message", one_line(&output)),
+                );
+                continue;
+            }
+            if is_report_tool(&tool) {
+                if let Some(draft) = reported_event(&input).filter(|_| !is_error) {
+                    out.push(draft.native("mcp__orch__report_event"));
+                }
+                continue;
+            }
+            let verdict = if is_error { "failed" } else { "done" };
+            out.push(
+                Draft::new(EventType::Progress, format!("{tool} {verdict}"))
+                    .native("user/tool_result")
+                    .with("kind", "tool_result")
+                    .with("tool", tool)
+                    .with("tool_id", id)
+                    .with("ok", !is_error)
+                    .with("output", tail_excerpt(&output)),
+            );
+        }
+    }
+
+    fn on_result(&mut self, mut v: Value, out: &mut Vec<Draft>) {
+        let subtype = str_of(&v, "subtype").to_string();
+        // Some versions report API failures as subtype "success" with is_error: true (§1.3).
+        let is_error = v.get("is_error").and_then(Value::as_bool).unwrap_or(subtype != "success");
+        let usage = claude_usage(&v["usage"]);
+        let cost = v.get("total_cost_usd").or_else(|| v.get("cost_usd")).cloned();
+        for denial in v["permission_denials"].as_array().into_iter().flatten() {
+            let id = str_of(denial, "tool_use_id");
+            if self.blocked_tools.contains(id) {
+                continue;
+            }
+            let tool = str_of(denial, "tool_name");
+            out.push(
+                Draft::new(EventType::Blocker, format!("permission denied for {tool}"))
+                    .native("result/permission_denials")
+                    .with("reason", "permission_denied")
+                    .with("tool", tool)
+                    .with("tool_id", id),
+            );
+        }
+        let result_text = str_of(&v, "result").to_string();
+        let errors = take(&mut v, "errors");
+        let common = |draft: Draft| {
+            draft
+                .native(&format!("result/{subtype}"))
+                .with("final", true)
+                .with("subtype", subtype.as_str())
+                .with_some("usage", usage.clone())
+                .with_some("cost_usd", cost.clone())
+                .with_some("num_turns", v.get("num_turns").cloned())
+                .with_some("duration_ms", v.get("duration_ms").cloned())
+                .with_some("session_id", v.get("session_id").cloned())
+        };
+        if is_error {
+            let joined: Vec<&str> = errors.as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+            let message = if !joined.is_empty() {
+                joined.join("; ")
+            } else if !result_text.is_empty() {
+                result_text.clone()
+            } else {
+                format!("run ended with {subtype}")
+            };
+            out.push(
+                common(Draft::new(EventType::Error, message.clone()))
+                    .with("message", message)
+                    .with("fatal", true)
+                    .with("errors", errors)
+                    .with_some("terminal_reason", v.get("terminal_reason").cloned())
+                    .with_some("startup_failure_reason", v.get("startup_failure_reason").cloned()),
+            );
+        } else {
+            let text = if result_text.is_empty() { "run complete".to_string() } else { result_text.clone() };
+            out.push(common(Draft::new(EventType::Milestone, text)).with("result", shorten(&result_text, 2000)));
+        }
+    }
+
+    fn on_stream_event(&mut self, v: &Value, out: &mut Vec<Draft>) {
+        let event = &v["event"];
+        match str_of(event, "type") {
+            "content_block_delta" => {
+                if let Some(text) = event["delta"]["text"].as_str() {
+                    self.delta.push_str(text);
+                    if self.delta.contains('\n') || self.delta.len() >= DELTA_FLUSH_CHARS {
+                        self.flush_delta(out);
+                    }
+                }
+            }
+            "content_block_stop" | "message_stop" => self.flush_delta(out),
+            _ => {}
+        }
+    }
+
+    fn flush_delta(&mut self, out: &mut Vec<Draft>) {
+        if self.delta.trim().is_empty() {
+            self.delta.clear();
+            return;
+        }
+        let text = std::mem::take(&mut self.delta);
+        out.push(
+            Draft::new(EventType::Progress, text.trim())
+                .native("stream_event/text_delta")
+                .with("kind", "message")
+                .with("delta", true),
+        );
+    }
+}
+
+fn is_report_tool(name: &str) -> bool {
+    name == format!("mcp__{ORCH_MCP_SERVER}__{REPORT_TOOL}")
+}
+
+/// The part of a tool's input a person wants to see: the command, the file, the pattern.
+pub(crate) fn tool_summary(name: &str, input: &Value) -> String {
+    let keys: &[&str] = match name {
+        "Bash" => &["command"],
+        "Read" | "Write" | "Edit" | "MultiEdit" | "NotebookEdit" => &["file_path", "notebook_path"],
+        "Grep" | "Glob" => &["pattern"],
+        "WebFetch" => &["url"],
+        "WebSearch" => &["query"],
+        "Task" | "Agent" => &["description"],
+        _ => &["command", "file_path", "path", "pattern", "query", "url", "description"],
+    };
+    keys.iter()
+        .find_map(|k| input.get(*k).and_then(Value::as_str))
+        .map(one_line)
+        .unwrap_or_default()
+}
+
+/// A tool_result's content: a string, or blocks of text.
+fn result_text(content: &Value) -> String {
+    match content {
+        Value::String(s) => s.clone(),
+        Value::Array(blocks) => blocks
+            .iter()
+            .filter_map(|b| b.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agents::McpServer;
+    use std::path::PathBuf;
+
+    fn spec() -> LaunchSpec {
+        LaunchSpec {
+            program: vec!["claude".into()],
+            prompt: "-fix the bug".into(),
+            workdir: PathBuf::from("/w"),
+            extra_dirs: vec![PathBuf::from("/shared")],
+            ..LaunchSpec::default()
+        }
+    }
+
+    #[test]
+    fn argv_follows_every_rule() {
+        let mut s = spec();
+        s.mcp = Some(McpServer {
+            name: "orch".into(),
+            command: "/bin/orch".into(),
+            args: vec!["mcp".into()],
+            env: vec![],
+        });
+        s.resume = Some("-abc".into());
+        let l = launch(&s);
+        let argv = l.argv.join(" ");
+        assert!(argv.starts_with("claude -p --output-format stream-json --verbose"));
+        assert!(argv.contains("--dangerously-skip-permissions"));
+        assert!(argv.contains("--add-dir=/shared"));
+        assert!(argv.contains("--resume=-abc"));
+        assert!(argv.contains("--strict-mcp-config --allowedTools=mcp__orch"));
+        assert!(l.argv.iter().any(|a| a.starts_with("--mcp-config={\"mcpServers\"")));
+        assert_eq!(&l.argv[l.argv.len() - 2..], ["--", "-fix the bug"]);
+        assert_eq!(l.cwd, PathBuf::from("/w"));
+    }
+
+    #[test]
+    fn autonomy_maps_to_permission_modes() {
+        let mut s = spec();
+        s.autonomy = Autonomy::Edit;
+        assert!(launch(&s).argv.join(" ").contains("--permission-mode acceptEdits"));
+        s.autonomy = Autonomy::ReadOnly;
+        assert!(launch(&s).argv.join(" ").contains("--permission-mode plan"));
+    }
+
+    #[test]
+    fn is_error_wins_over_a_success_subtype() {
+        let mut a = ClaudeAdapter::default();
+        let mut out = Vec::new();
+        let line = json!({"type":"result","subtype":"success","is_error":true,
+                          "result":"API Error: Rate limit reached","session_id":"s"});
+        assert_eq!(a.on_json(line, &mut out), Parsed::Handled);
+        assert_eq!(out[0].kind, EventType::Error);
+        assert_eq!(out[0].payload["fatal"], json!(true));
+        assert_eq!(out[0].text(), "API Error: Rate limit reached");
+    }
+}

@@ -1,0 +1,435 @@
+//! Codex (`codex exec --json`): argv and JSONL parser (formats doc §2; mapping table §2.11).
+//! Reads the thread/turn/item format (0.44+), the 0.39–0.43 preview (`item_type`,
+//! `assistant_message`) and the legacy `{"id","msg"}` envelope. A top-level `error` is
+//! tentative until `turn.failed` or a non-zero exit confirms it.
+
+use serde_json::{Value, json};
+
+use super::draft::{Draft, one_line, plain_usage, reported_event, str_of, tail_excerpt, take, text_line};
+use super::todo::{Todo, todo_draft};
+use super::{Adapter, Autonomy, Launch, LaunchSpec, ORCH_MCP_SERVER, Parsed, REPORT_TOOL};
+use crate::event::EventType;
+use crate::worker::state::ExitFacts;
+
+/// stderr text that means exec refused an approval it cannot ask for (§2.6).
+const BLOCKER_MARKERS: [&str; 2] = ["is not supported in exec mode", "request_user_input"];
+
+pub fn launch(spec: &LaunchSpec) -> Launch {
+    let mut l = Launch::new(spec);
+    l.args(["exec", "--json", "--skip-git-repo-check", "-C"]);
+    l.arg(spec.workdir.display().to_string());
+    match spec.autonomy {
+        Autonomy::ReadOnly => l.args(["--sandbox", "read-only"]),
+        Autonomy::Edit => l.args(["--sandbox", "workspace-write"]),
+        Autonomy::Full => l.arg("--dangerously-bypass-approvals-and-sandbox"),
+    };
+    if let Some(model) = &spec.model {
+        l.args(["-m", model]);
+    }
+    for dir in &spec.extra_dirs {
+        l.arg("--add-dir").arg(dir.display().to_string());
+    }
+    if let Some(mcp) = &spec.mcp {
+        // `-c` values are TOML; JSON strings and arrays of strings are valid TOML too.
+        let key = format!("mcp_servers.{}", mcp.name);
+        l.arg("-c").arg(format!("{key}.command={}", json!(mcp.command)));
+        l.arg("-c").arg(format!("{key}.args={}", json!(mcp.args)));
+        if !mcp.env.is_empty() {
+            let pairs: Vec<String> = mcp.env.iter().map(|(k, v)| format!("{}={}", json!(k), json!(v))).collect();
+            l.arg("-c").arg(format!("{key}.env={{{}}}", pairs.join(", ")));
+        }
+    }
+    l.args(spec.extra_args.iter().cloned());
+    if let Some(id) = &spec.resume {
+        l.args(["resume", id]);
+    }
+    l.arg("--").arg(spec.prompt.clone());
+    l
+}
+
+#[derive(Default)]
+pub struct CodexAdapter {
+    last_message: String,
+    /// A stream-level error not yet confirmed by `turn.failed` or the exit code.
+    tentative_error: Option<String>,
+    turn_failed: bool,
+    todos: Vec<Todo>,
+    failed_commands: u32,
+}
+
+impl Adapter for CodexAdapter {
+    fn on_json(&mut self, mut v: Value, out: &mut Vec<Draft>) -> Parsed {
+        if v.get("type").is_none() && v.get("msg").is_some_and(Value::is_object) {
+            let msg = take(&mut v, "msg");
+            return self.on_legacy(msg, out);
+        }
+        let kind = str_of(&v, "type").to_string();
+        let status = |text: &str, phase: &str| {
+            Draft::new(EventType::Status, text)
+                .native(&kind)
+                .with("phase", phase)
+        };
+        match kind.as_str() {
+            "thread.started" | "session.created" => {
+                let id = v.get("thread_id").or_else(|| v.get("session_id")).cloned();
+                out.push(status("session started", "init").with_some("session_id", id));
+            }
+            "turn.started" => out.push(status("turn started", "turn_started")),
+            "turn.completed" => {
+                self.tentative_error = None;
+                let text = if self.last_message.is_empty() { "turn complete".to_string() } else { one_line(&self.last_message) };
+                out.push(
+                    Draft::new(EventType::Milestone, text)
+                        .native(&kind)
+                        .with("final", true)
+                        .with("result", std::mem::take(&mut self.last_message))
+                        .with_some("usage", plain_usage(&v["usage"])),
+                );
+            }
+            "turn.failed" => {
+                self.turn_failed = true;
+                self.tentative_error = None;
+                let message = v["error"]["message"].as_str().unwrap_or("turn failed").to_string();
+                out.push(
+                    Draft::new(EventType::Error, message.clone())
+                        .native(&kind)
+                        .with("message", message)
+                        .with("fatal", true),
+                );
+            }
+            "error" => {
+                let message = str_of(&v, "message").to_string();
+                self.tentative_error = Some(message.clone());
+                out.push(
+                    Draft::new(EventType::Error, message.clone())
+                        .native(&kind)
+                        .with("message", message)
+                        .with("fatal", false)
+                        .with("tentative", true),
+                );
+            }
+            "item.started" | "item.updated" | "item.completed" => {
+                let item = take(&mut v, "item");
+                return self.on_item(&kind, item, out);
+            }
+            "request_user_input" => out.push(
+                Draft::new(EventType::Blocker, "the agent asked for input")
+                    .native(&kind)
+                    .with("reason", "question")
+                    .with("questions", take(&mut v, "questions")),
+            ),
+            "item.plan.delta" => {}
+            _ => return Parsed::Unknown(kind),
+        }
+        Parsed::Handled
+    }
+
+    fn on_text(&mut self, line: &str, out: &mut Vec<Draft>) {
+        out.push(text_line(line, &BLOCKER_MARKERS));
+    }
+
+    fn finish(&mut self, exit: Option<&ExitFacts>, out: &mut Vec<Draft>) {
+        // A stream error stays tentative until the exit code says the run failed (§2.2).
+        let failed = exit.is_some_and(|e| !e.success());
+        if let Some(message) = self.tentative_error.take().filter(|_| failed && !self.turn_failed) {
+            out.push(
+                Draft::new(EventType::Error, message.clone())
+                    .native("error")
+                    .with("message", message)
+                    .with("fatal", true)
+                    .with("confirmed_by", "exit"),
+            );
+        }
+    }
+}
+
+impl CodexAdapter {
+    fn on_item(&mut self, event: &str, mut item: Value, out: &mut Vec<Draft>) -> Parsed {
+        let item_type = item
+            .get("type")
+            .or_else(|| item.get("item_type"))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let native = format!("{event}/{item_type}");
+        let completed = event == "item.completed";
+        let id = item.get("id").cloned();
+        let progress = |text: String| Draft::new(EventType::Progress, text).native(&native).with_some("item_id", id.clone());
+        match item_type.as_str() {
+            "agent_message" | "assistant_message" => {
+                if completed {
+                    let text = str_of(&item, "text").to_string();
+                    out.push(progress(text.clone()).with("kind", "message"));
+                    self.last_message = text;
+                }
+            }
+            "reasoning" => {
+                if completed && !str_of(&item, "text").trim().is_empty() {
+                    out.push(progress(str_of(&item, "text").to_string()).with("kind", "thinking"));
+                }
+            }
+            "command_execution" => self.on_command(event, &item, progress, out),
+            "file_change" => {
+                if event == "item.updated" {
+                    return Parsed::Handled;
+                }
+                let changes = take(&mut item, "changes");
+                let paths: Vec<String> = changes
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|c| format!("{} {}", str_of(c, "kind"), str_of(c, "path")))
+                    .collect();
+                let status = str_of(&item, "status").to_string();
+                out.push(
+                    progress(format!("files: {}", paths.join(", ")))
+                        .with("kind", "file_change")
+                        .with("files", changes)
+                        .with("status", status),
+                );
+            }
+            "mcp_tool_call" => {
+                let server = str_of(&item, "server").to_string();
+                let tool = str_of(&item, "tool").to_string();
+                let status = str_of(&item, "status").to_string();
+                if server == ORCH_MCP_SERVER && tool == REPORT_TOOL {
+                    if completed && status == "completed" {
+                        let arguments = arguments_of(&item);
+                        if let Some(draft) = reported_event(&arguments) {
+                            out.push(draft.native(&native));
+                        }
+                    }
+                    return Parsed::Handled;
+                }
+                if event != "item.updated" {
+                    out.push(
+                        progress(format!("{server}.{tool} {}", if completed { &status } else { "started" }))
+                            .with("kind", "tool_call")
+                            .with("tool", format!("{server}.{tool}"))
+                            .with("status", status)
+                            .with_some("error", item["error"]["message"].as_str()),
+                    );
+                }
+            }
+            "web_search" => {
+                if event != "item.updated" {
+                    out.push(progress(format!("web search: {}", str_of(&item, "query"))).with("kind", "tool_call").with("tool", "web_search"));
+                }
+            }
+            "todo_list" => {
+                let todos: Vec<Todo> = item["items"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|t| {
+                        let done = t.get("completed").and_then(Value::as_bool).unwrap_or(false);
+                        Todo::new(str_of(t, "text"), if done { "completed" } else { "pending" })
+                    })
+                    .collect();
+                if let Some(draft) = todo_draft(&self.todos, &todos, &native) {
+                    out.push(draft);
+                }
+                self.todos = todos;
+            }
+            "collab_tool_call" => {
+                if event != "item.updated" {
+                    out.push(
+                        Draft::new(EventType::Task, format!("subagent {}", str_of(&item, "tool")))
+                            .native(&native)
+                            .with("subagent", true)
+                            .with("status", str_of(&item, "status")),
+                    );
+                }
+            }
+            "error" => {
+                let message = str_of(&item, "message").to_string();
+                out.push(
+                    Draft::new(EventType::Error, message.clone())
+                        .native(&native)
+                        .with("message", message)
+                        .with("fatal", false)
+                        .with("severity", "warning"),
+                );
+            }
+            "plan" => {
+                if completed {
+                    out.push(progress(str_of(&item, "text").to_string()).with("kind", "plan"));
+                }
+            }
+            _ => return Parsed::Unknown(native),
+        }
+        Parsed::Handled
+    }
+
+    fn on_command(&mut self, event: &str, item: &Value, progress: impl Fn(String) -> Draft, out: &mut Vec<Draft>) {
+        let command = str_of(item, "command").to_string();
+        let status = str_of(item, "status");
+        match event {
+            "item.started" => out.push(
+                progress(format!("$ {}", one_line(&command)))
+                    .with("kind", "command")
+                    .with("command", command),
+            ),
+            "item.completed" => {
+                let output = str_of(item, "aggregated_output");
+                let exit_code = item.get("exit_code").and_then(Value::as_i64);
+                let failed = status == "failed" || status == "declined" || exit_code.is_some_and(|c| c != 0);
+                if failed {
+                    self.failed_commands += 1;
+                }
+                // A declined command, or one the sandbox refused, will not succeed by retrying.
+                let sandboxed = output.contains("sandbox") || output.contains("Operation not permitted");
+                if status == "declined" || (failed && sandboxed) {
+                    out.push(
+                        Draft::new(EventType::Blocker, format!("command refused: {}", one_line(&command)))
+                            .native("item.completed/command_execution")
+                            .with("reason", if status == "declined" { "declined" } else { "sandbox" })
+                            .with("command", command)
+                            .with("message", tail_excerpt(output)),
+                    );
+                    return;
+                }
+                let code = exit_code.map_or("?".to_string(), |c| c.to_string());
+                out.push(
+                    progress(format!("$ {} (exit {code})", one_line(&command)))
+                        .with("kind", "command")
+                        .with("command", command)
+                        .with_some("exit_code", exit_code)
+                        .with("ok", !failed)
+                        .with("output", tail_excerpt(output)),
+                );
+            }
+            _ => {}
+        }
+    }
+
+    /// Events of codex ≤ 0.43: `{"id": ..., "msg": {"type": ...}}`.
+    fn on_legacy(&mut self, mut msg: Value, out: &mut Vec<Draft>) -> Parsed {
+        let kind = str_of(&msg, "type").to_string();
+        let native = format!("msg/{kind}");
+        let draft = |t: EventType, text: String| Draft::new(t, text).native(&native);
+        match kind.as_str() {
+            "session_configured" => out.push(
+                draft(EventType::Status, "session started".into())
+                    .with("phase", "init")
+                    .with_some("session_id", msg.get("session_id").cloned())
+                    .with_some("model", msg.get("model").cloned()),
+            ),
+            "task_started" => out.push(draft(EventType::Status, "turn started".into()).with("phase", "turn_started")),
+            "task_complete" => {
+                self.tentative_error = None;
+                let last = msg["last_agent_message"].as_str().unwrap_or(&self.last_message).to_string();
+                let text = if last.is_empty() { "turn complete".to_string() } else { one_line(&last) };
+                out.push(draft(EventType::Milestone, text).with("final", true).with("result", last));
+            }
+            "agent_message" => {
+                let text = str_of(&msg, "message").to_string();
+                self.last_message = text.clone();
+                out.push(draft(EventType::Progress, text).with("kind", "message"));
+            }
+            "agent_reasoning" => out.push(draft(EventType::Progress, str_of(&msg, "text").to_string()).with("kind", "thinking")),
+            "exec_command_begin" => {
+                let command = command_line(&msg["command"]);
+                out.push(draft(EventType::Progress, format!("$ {command}")).with("kind", "command").with("command", command));
+            }
+            "exec_command_end" => {
+                let exit_code = msg.get("exit_code").and_then(Value::as_i64);
+                let output = take(&mut msg, "aggregated_output");
+                let output = output.as_str().map_or_else(|| str_of(&msg, "stdout").to_string(), str::to_string);
+                out.push(
+                    draft(EventType::Progress, format!("command exited {}", exit_code.unwrap_or(-1)))
+                        .with("kind", "command")
+                        .with_some("exit_code", exit_code)
+                        .with("ok", exit_code == Some(0))
+                        .with("output", tail_excerpt(&output)),
+                );
+            }
+            "patch_apply_begin" => out.push(draft(EventType::Progress, "applying a patch".into()).with("kind", "file_change")),
+            "patch_apply_end" => {
+                let ok = msg.get("success").and_then(Value::as_bool).unwrap_or(false);
+                out.push(draft(EventType::Progress, format!("patch {}", if ok { "applied" } else { "failed" })).with("kind", "file_change").with("ok", ok));
+            }
+            "token_count" => out.push(
+                draft(EventType::Status, "token usage".into())
+                    .with("phase", "usage")
+                    .with_some("usage", plain_usage(&msg).filter(|u| u["input_tokens"] != 0 || u["output_tokens"] != 0)),
+            ),
+            "error" => {
+                let message = str_of(&msg, "message").to_string();
+                self.tentative_error = Some(message.clone());
+                out.push(draft(EventType::Error, message.clone()).with("message", message).with("fatal", false).with("tentative", true));
+            }
+            "stream_error" => {
+                let message = str_of(&msg, "message").to_string();
+                out.push(draft(EventType::Error, message.clone()).with("message", message).with("fatal", false));
+            }
+            "agent_message_delta" | "agent_reasoning_delta" | "exec_command_output_delta" | "turn_diff" | "background_event" => {}
+            _ => return Parsed::Unknown(native),
+        }
+        Parsed::Handled
+    }
+}
+
+fn arguments_of(item: &Value) -> Value {
+    match &item["arguments"] {
+        // Some builds carry arguments as a JSON string.
+        Value::String(s) => serde_json::from_str(s).unwrap_or(Value::Null),
+        other => other.clone(),
+    }
+}
+
+fn command_line(command: &Value) -> String {
+    match command {
+        Value::Array(parts) => parts.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" "),
+        Value::String(s) => s.clone(),
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    #[test]
+    fn argv_is_exec_json_with_the_prompt_last() {
+        let spec = LaunchSpec {
+            program: vec!["codex".into()],
+            prompt: "do it".into(),
+            workdir: PathBuf::from("/w"),
+            extra_dirs: vec![PathBuf::from("/x")],
+            autonomy: Autonomy::Edit,
+            resume: Some("thread-1".into()),
+            mcp: Some(super::super::McpServer {
+                name: "orch".into(),
+                command: "/o".into(),
+                args: vec!["mcp".into()],
+                env: vec![("T".into(), "v".into())],
+            }),
+            ..LaunchSpec::default()
+        };
+        let argv = launch(&spec).argv.join(" ");
+        assert_eq!(
+            argv,
+            "codex exec --json --skip-git-repo-check -C /w --sandbox workspace-write --add-dir /x \
+             -c mcp_servers.orch.command=\"/o\" -c mcp_servers.orch.args=[\"mcp\"] \
+             -c mcp_servers.orch.env={\"T\"=\"v\"} resume thread-1 -- do it"
+        );
+    }
+
+    #[test]
+    fn a_stream_error_is_tentative_until_the_exit_confirms_it() {
+        let mut a = CodexAdapter::default();
+        let mut out = Vec::new();
+        a.on_json(json!({"type":"error","message":"Reconnecting... 1/5"}), &mut out);
+        assert_eq!(out[0].payload["tentative"], json!(true));
+        a.finish(Some(&ExitFacts { code: Some(0), signal: None }), &mut out);
+        assert_eq!(out.len(), 1, "a successful exit clears it");
+
+        let mut a = CodexAdapter::default();
+        a.on_json(json!({"type":"error","message":"stream disconnected"}), &mut out);
+        a.finish(Some(&ExitFacts { code: Some(1), signal: None }), &mut out);
+        let last = out.last().unwrap();
+        assert_eq!((last.kind, last.payload["fatal"].clone()), (EventType::Error, json!(true)));
+    }
+}

@@ -1,0 +1,379 @@
+//! Bytes of one worker's stream -> stamped `AgentEvent`s. Frames lines, cleans them (CRLF,
+//! invalid UTF-8, terminal escapes), parses JSON once, hands it to the CLI's adapter and stamps
+//! agent, worker, task, sequence number and time on what comes back. No input can make it
+//! panic; what it cannot read becomes a `LineIssue` and, where useful, an event.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde_json::Value;
+
+use super::draft::Draft;
+use super::framing::{Frame, LineFramer, MAX_LINE_BYTES};
+use super::{Adapter, AgentKind, Parsed};
+use crate::event::{AgentEvent, EventType, trim_line_end};
+use crate::timestamp::Timestamp;
+use crate::worker::state::ExitFacts;
+
+/// Something about one input line worth telling the person who fed it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LineIssue {
+    pub line_number: usize,
+    pub problem: Problem,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Problem {
+    /// Plain text; kept as a log line.
+    NotJson,
+    /// Looked like JSON but did not parse; kept as a log line.
+    Malformed(String),
+    /// Longer than the line limit; dropped, reported as an `error` event.
+    Oversize { bytes: usize },
+    /// Bytes that are not UTF-8 were replaced with U+FFFD.
+    InvalidUtf8,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::NotJson => write!(f, "not JSON, kept as a log line"),
+            Problem::Malformed(why) => write!(f, "malformed JSON ({why}), kept as a log line"),
+            Problem::Oversize { bytes } => write!(
+                f,
+                "line of {bytes} bytes is over the {MAX_LINE_BYTES}-byte limit, dropped"
+            ),
+            Problem::InvalidUtf8 => write!(f, "invalid UTF-8 replaced with U+FFFD"),
+        }
+    }
+}
+
+impl fmt::Display for LineIssue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: {}", self.line_number, self.problem)
+    }
+}
+
+/// Counts for a summary line.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NormalizeStats {
+    pub lines: u64,
+    pub events: u64,
+    pub blank: u64,
+    pub not_json: u64,
+    pub malformed: u64,
+    pub oversize: u64,
+    /// Native message types the adapter does not know, ignored, by name.
+    pub unknown: BTreeMap<String, u64>,
+}
+
+impl NormalizeStats {
+    pub fn unknown_total(&self) -> u64 {
+        self.unknown.values().sum()
+    }
+}
+
+pub struct Normalizer {
+    framer: LineFramer,
+    lines: LineHandler,
+}
+
+struct LineHandler {
+    adapter: Box<dyn Adapter>,
+    agent: String,
+    worker: String,
+    task: Option<String>,
+    next_seq: u64,
+    line_number: usize,
+    stats: NormalizeStats,
+    drafts: Vec<Draft>,
+}
+
+impl Normalizer {
+    pub fn new(kind: AgentKind, worker: &str, task: Option<&str>) -> Self {
+        Normalizer::with_limit(kind, worker, task, MAX_LINE_BYTES)
+    }
+
+    pub fn with_limit(kind: AgentKind, worker: &str, task: Option<&str>, max_line: usize) -> Self {
+        Normalizer {
+            framer: LineFramer::new(max_line),
+            lines: LineHandler {
+                adapter: kind.adapter(),
+                agent: kind.name().to_string(),
+                worker: worker.to_string(),
+                task: task.map(str::to_string),
+                next_seq: 0,
+                line_number: 0,
+                stats: NormalizeStats::default(),
+                drafts: Vec::new(),
+            },
+        }
+    }
+
+    /// Continue numbering after events already in a journal.
+    pub fn starting_at(mut self, seq: u64) -> Self {
+        self.lines.next_seq = seq;
+        self
+    }
+
+    pub fn next_seq(&self) -> u64 {
+        self.lines.next_seq
+    }
+
+    pub fn stats(&self) -> &NormalizeStats {
+        &self.lines.stats
+    }
+
+    /// Feeds raw bytes; completed lines become events in `events`.
+    pub fn push(
+        &mut self,
+        chunk: &[u8],
+        now: Timestamp,
+        events: &mut Vec<AgentEvent>,
+        issues: &mut Vec<LineIssue>,
+    ) {
+        let lines = &mut self.lines;
+        self.framer
+            .push(chunk, |frame| lines.handle(frame, now, events, issues));
+    }
+
+    /// The stream ended: flushes a last line without newline and lets the adapter conclude.
+    pub fn finish(
+        &mut self,
+        exit: Option<&ExitFacts>,
+        now: Timestamp,
+        events: &mut Vec<AgentEvent>,
+        issues: &mut Vec<LineIssue>,
+    ) {
+        let lines = &mut self.lines;
+        self.framer
+            .finish(|frame| lines.handle(frame, now, events, issues));
+        lines.adapter.finish(exit, &mut lines.drafts);
+        lines.flush(now, events);
+    }
+
+    /// Stamps an event that did not come from the stream (the supervisor's lifecycle events),
+    /// so one journal has one sequence.
+    pub fn stamp(&mut self, draft: Draft, now: Timestamp) -> AgentEvent {
+        self.lines.stamp(draft, now)
+    }
+}
+
+impl LineHandler {
+    fn handle(
+        &mut self,
+        frame: Frame<'_>,
+        now: Timestamp,
+        events: &mut Vec<AgentEvent>,
+        issues: &mut Vec<LineIssue>,
+    ) {
+        self.line_number += 1;
+        self.stats.lines += 1;
+        let line_number = self.line_number;
+        let mut report = |problem| {
+            issues.push(LineIssue {
+                line_number,
+                problem,
+            })
+        };
+        match frame {
+            Frame::Oversize { bytes } => {
+                self.stats.oversize += 1;
+                let problem = Problem::Oversize { bytes };
+                self.drafts.push(
+                    Draft::new(EventType::Error, format!("output {problem}"))
+                        .with("message", problem.to_string())
+                        .with("fatal", false)
+                        .with("bytes", bytes),
+                );
+                report(problem);
+            }
+            Frame::Line(raw) => {
+                let raw = trim_line_end(raw);
+                let decoded = String::from_utf8_lossy(raw);
+                if matches!(decoded, std::borrow::Cow::Owned(_)) {
+                    report(Problem::InvalidUtf8);
+                }
+                let cleaned = if decoded.contains('\u{1b}') {
+                    std::borrow::Cow::Owned(strip_terminal_escapes(&decoded))
+                } else {
+                    decoded
+                };
+                let line = cleaned.trim();
+                if line.is_empty() {
+                    self.stats.blank += 1;
+                    return;
+                }
+                if let Some(problem) = self.dispatch(line) {
+                    report(problem);
+                }
+            }
+        }
+        self.flush(now, events);
+    }
+
+    /// Parses a line and hands it to the adapter; returns what was wrong with it, if anything.
+    fn dispatch(&mut self, line: &str) -> Option<Problem> {
+        if !(line.starts_with('{') || line.starts_with('[')) {
+            self.stats.not_json += 1;
+            self.adapter.on_text(line, &mut self.drafts);
+            return Some(Problem::NotJson);
+        }
+        match serde_json::from_str::<Value>(line) {
+            Ok(Value::Array(items)) => {
+                // Claude `--output-format json` with verbose on: every message in one array.
+                for item in items {
+                    self.on_json(item);
+                }
+                None
+            }
+            Ok(value @ Value::Object(_)) => {
+                self.on_json(value);
+                None
+            }
+            Ok(_) => {
+                self.stats.not_json += 1;
+                self.adapter.on_text(line, &mut self.drafts);
+                Some(Problem::NotJson)
+            }
+            Err(err) => {
+                self.stats.malformed += 1;
+                self.adapter.on_text(line, &mut self.drafts);
+                Some(Problem::Malformed(err.to_string()))
+            }
+        }
+    }
+
+    fn on_json(&mut self, value: Value) {
+        if let Parsed::Unknown(kind) = self.adapter.on_json(value, &mut self.drafts) {
+            *self.stats.unknown.entry(kind).or_default() += 1;
+        }
+    }
+
+    fn flush(&mut self, now: Timestamp, events: &mut Vec<AgentEvent>) {
+        let drafts = std::mem::take(&mut self.drafts);
+        for draft in drafts {
+            let event = self.stamp(draft, now);
+            events.push(event);
+        }
+    }
+
+    fn stamp(&mut self, draft: Draft, now: Timestamp) -> AgentEvent {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.stats.events += 1;
+        AgentEvent {
+            kind: draft.kind,
+            agent: self.agent.clone(),
+            worker: self.worker.clone(),
+            task: self.task.clone(),
+            seq,
+            timestamp: draft.timestamp.unwrap_or(now),
+            payload: draft.payload,
+        }
+    }
+}
+
+/// Removes ANSI/VT escape sequences (CSI, OSC, two-byte escapes) that a CLI writing to a
+/// terminal may put around its JSON lines.
+pub fn strip_terminal_escapes(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\u{1b}' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('[') => {
+                // CSI: parameters and intermediates, then one final byte in @..~.
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+            Some(']') => {
+                // OSC: ends at BEL or ESC \.
+                while let Some(c) = chars.next() {
+                    if c == '\u{7}' {
+                        break;
+                    }
+                    if c == '\u{1b}' && chars.peek() == Some(&'\\') {
+                        chars.next();
+                        break;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(kind: AgentKind, input: &[u8]) -> (Vec<AgentEvent>, Vec<LineIssue>, NormalizeStats) {
+        let mut n = Normalizer::with_limit(kind, "w1", Some("t1"), 64);
+        let (mut events, mut issues) = (Vec::new(), Vec::new());
+        n.push(input, Timestamp(5), &mut events, &mut issues);
+        n.finish(None, Timestamp(6), &mut events, &mut issues);
+        (events, issues, n.stats().clone())
+    }
+
+    #[test]
+    fn stamps_identity_and_sequence() {
+        let (events, issues, _) = run(
+            AgentKind::Gemini,
+            b"{\"type\":\"init\",\"session_id\":\"s\",\"model\":\"m\"}\r\n\r\nhello\n",
+        );
+        assert_eq!(events.len(), 2);
+        assert_eq!(
+            (events[0].seq, events[1].seq, events[0].timestamp),
+            (0, 1, Timestamp(5))
+        );
+        assert_eq!(events[0].worker, "w1");
+        assert_eq!(events[0].task.as_deref(), Some("t1"));
+        assert_eq!(events[0].agent, "gemini");
+        assert_eq!(
+            issues,
+            vec![LineIssue {
+                line_number: 3,
+                problem: Problem::NotJson
+            }]
+        );
+    }
+
+    #[test]
+    fn bad_lines_are_reported_and_kept() {
+        let (events, issues, stats) = run(
+            AgentKind::Codex,
+            b"{\"type\":\"turn.started\"\n\xff\xfeplain\n{\"type\":\"brand.new\"}\n",
+        );
+        assert!(matches!(issues[0].problem, Problem::Malformed(_)));
+        assert_eq!(issues[1].problem, Problem::InvalidUtf8);
+        assert_eq!(stats.unknown.get("brand.new"), Some(&1));
+        assert_eq!(events.len(), 2, "malformed and non-JSON lines are kept as log lines");
+    }
+
+    #[test]
+    fn oversize_lines_become_one_error_event() {
+        let mut long = vec![b'{'; 200];
+        long.push(b'\n');
+        let (events, issues, stats) = run(AgentKind::Claude, &long);
+        assert_eq!(stats.oversize, 1);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].kind, EventType::Error);
+        assert_eq!(issues[0].problem, Problem::Oversize { bytes: 200 });
+    }
+
+    #[test]
+    fn terminal_escapes_around_json_are_removed() {
+        assert_eq!(
+            strip_terminal_escapes("\u{1b}[?25l{\"a\":1}\u{1b}]0;title\u{7}\u{1b}[0m"),
+            "{\"a\":1}"
+        );
+    }
+}

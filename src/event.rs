@@ -1,0 +1,278 @@
+//! The one event model every surface speaks: `AgentEvent`, its types, and JSONL read/write.
+//!
+//! Payload conventions (what readers may rely on; adapters fill them):
+//! - `text`: a one-line human summary, present on every event.
+//! - `native`: the native message type the event came from (`system/init`, `item.completed`).
+//! - `phase`: for `status` events, which lifecycle step (`spawned`, `init`, `exited`, ...).
+//! - `session_id`, `model`: the agent's own conversation id and model, when known.
+//! - `usage {input_tokens, output_tokens, cached_input_tokens}`, `cost_usd`: totals so far.
+//! - `fatal`, `tentative`: on `error` events; a fatal error means the run failed.
+//! - `final`: on the `milestone` that closes a run.
+
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Write};
+use std::path::Path;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::timestamp::Timestamp;
+
+/// What an event means. Workers produce the first eight; the coordinator adds the last three.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum EventType {
+    Status,
+    Progress,
+    Finding,
+    Task,
+    Blocker,
+    Milestone,
+    Review,
+    Error,
+    Decision,
+    Recovery,
+    Control,
+}
+
+impl EventType {
+    pub const ALL: [EventType; 11] = [
+        EventType::Status,
+        EventType::Progress,
+        EventType::Finding,
+        EventType::Task,
+        EventType::Blocker,
+        EventType::Milestone,
+        EventType::Review,
+        EventType::Error,
+        EventType::Decision,
+        EventType::Recovery,
+        EventType::Control,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Status => "status",
+            EventType::Progress => "progress",
+            EventType::Finding => "finding",
+            EventType::Task => "task",
+            EventType::Blocker => "blocker",
+            EventType::Milestone => "milestone",
+            EventType::Review => "review",
+            EventType::Error => "error",
+            EventType::Decision => "decision",
+            EventType::Recovery => "recovery",
+            EventType::Control => "control",
+        }
+    }
+
+    /// Types a worker may report about itself (the coordinator owns the others).
+    pub fn is_worker_type(self) -> bool {
+        !matches!(
+            self,
+            EventType::Decision | EventType::Recovery | EventType::Control
+        )
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for EventType {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        EventType::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| format!("unknown event type {s:?}"))
+    }
+}
+
+/// One normalised event, one JSON object per line in a journal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentEvent {
+    #[serde(rename = "type")]
+    pub kind: EventType,
+    pub agent: String,
+    pub worker: String,
+    pub task: Option<String>,
+    pub seq: u64,
+    pub timestamp: Timestamp,
+    pub payload: Map<String, Value>,
+}
+
+impl AgentEvent {
+    pub fn text(&self) -> &str {
+        self.str_field("text").unwrap_or("")
+    }
+
+    pub fn str_field(&self, key: &str) -> Option<&str> {
+        self.payload.get(key).and_then(Value::as_str)
+    }
+
+    pub fn bool_field(&self, key: &str) -> bool {
+        self.payload
+            .get(key)
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    }
+
+    pub fn i64_field(&self, key: &str) -> Option<i64> {
+        self.payload.get(key).and_then(Value::as_i64)
+    }
+
+    pub fn phase(&self) -> Option<&str> {
+        self.str_field("phase")
+    }
+
+    /// One JSON line, newline included.
+    pub fn to_line(&self) -> Vec<u8> {
+        let mut line = serde_json::to_vec(self).expect("AgentEvent always serialises");
+        line.push(b'\n');
+        line
+    }
+}
+
+/// Appends events to a JSONL file, one `write` per line so readers never see a torn
+/// line from a healthy writer.
+pub struct JournalWriter {
+    file: File,
+}
+
+impl JournalWriter {
+    pub fn open(path: &Path) -> io::Result<Self> {
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(JournalWriter { file })
+    }
+
+    pub fn append(&mut self, event: &AgentEvent) -> io::Result<()> {
+        self.file.write_all(&event.to_line())
+    }
+
+    pub fn sync(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+}
+
+/// A line of a journal that could not be read as an event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BadLine {
+    pub line_number: usize,
+    pub reason: String,
+}
+
+/// Reads a whole journal. A line that is not an event is reported, not fatal; a last line
+/// with no newline (a torn write) is reported as such.
+pub fn read_journal(path: &Path) -> io::Result<(Vec<AgentEvent>, Vec<BadLine>)> {
+    let mut reader = BufReader::new(File::open(path)?);
+    let mut events = Vec::new();
+    let mut bad = Vec::new();
+    let mut buf = Vec::new();
+    let mut line_number = 0;
+    loop {
+        buf.clear();
+        if reader.read_until(b'\n', &mut buf)? == 0 {
+            break;
+        }
+        line_number += 1;
+        let complete = buf.last() == Some(&b'\n');
+        let body = trim_line_end(&buf);
+        if body.is_empty() {
+            continue;
+        }
+        if !complete {
+            bad.push(BadLine {
+                line_number,
+                reason: "torn last line (no newline)".into(),
+            });
+            continue;
+        }
+        match serde_json::from_slice::<AgentEvent>(body) {
+            Ok(event) => events.push(event),
+            Err(err) => bad.push(BadLine {
+                line_number,
+                reason: err.to_string(),
+            }),
+        }
+    }
+    Ok((events, bad))
+}
+
+/// Strips a trailing `\n` and any `\r` before it (PTYs turn `\n` into `\r\n`).
+pub fn trim_line_end(line: &[u8]) -> &[u8] {
+    let mut end = line.len();
+    while end > 0 && matches!(line[end - 1], b'\n' | b'\r') {
+        end -= 1;
+    }
+    &line[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn sample() -> AgentEvent {
+        AgentEvent {
+            kind: EventType::Progress,
+            agent: "claude".into(),
+            worker: "claude-1".into(),
+            task: Some("t2".into()),
+            seq: 17,
+            timestamp: Timestamp::parse("2026-11-21T18:00:00Z").unwrap(),
+            payload: json!({"text": "Editing src/auth.rs", "progress": 45})
+                .as_object()
+                .unwrap()
+                .clone(),
+        }
+    }
+
+    #[test]
+    fn matches_the_design_shape_and_round_trips() {
+        let event = sample();
+        let line = String::from_utf8(event.to_line()).unwrap();
+        assert!(line.starts_with(r#"{"type":"progress","agent":"claude","worker":"claude-1","task":"t2","seq":17,"timestamp":"2026-11-21T18:00:00.000Z","payload":{"#));
+        let back: AgentEvent = serde_json::from_str(&line).unwrap();
+        assert_eq!(back, event);
+    }
+
+    #[test]
+    fn reads_the_design_example_verbatim() {
+        let text = r#"{"type":"progress","agent":"claude","worker":"claude-1","task":"t2","seq":17,
+ "timestamp":"2026-11-21T18:00:00Z","payload":{"text":"Editing src/auth.rs","progress":45}}"#;
+        let event: AgentEvent = serde_json::from_str(text).unwrap();
+        assert_eq!(event, sample());
+    }
+
+    #[test]
+    fn every_type_round_trips_by_name() {
+        for t in EventType::ALL {
+            assert_eq!(t.as_str().parse::<EventType>(), Ok(t));
+            assert_eq!(serde_json::to_value(t).unwrap(), json!(t.as_str()));
+        }
+        assert!("nonsense".parse::<EventType>().is_err());
+    }
+
+    #[test]
+    fn journal_reports_bad_and_torn_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.jsonl");
+        let mut writer = JournalWriter::open(&path).unwrap();
+        writer.append(&sample()).unwrap();
+        drop(writer);
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(b"not json\r\n\n").unwrap();
+        file.write_all(&sample().to_line()[..40]).unwrap();
+        let (events, bad) = read_journal(&path).unwrap();
+        assert_eq!(events, vec![sample()]);
+        assert_eq!(bad.len(), 2);
+        assert_eq!(bad[0].line_number, 2);
+        assert_eq!(bad[1].line_number, 4);
+        assert!(bad[1].reason.contains("torn"));
+    }
+}

@@ -1,0 +1,9 @@
+//! orchestrate: a terminal meta-orchestrator for AI coding agents.
+//!
+//! Data flows one way: worker bytes -> adapter (`agents`) -> `AgentEvent` (`event`) ->
+//! journal files (`session`) -> readers. See `shared/DESIGN.md` for the whole map.
+
+pub mod agents;
+pub mod event;
+pub mod timestamp;
+pub mod worker;

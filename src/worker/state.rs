@@ -1,0 +1,276 @@
+//! Worker state derived from a worker's events: the single definition every surface uses.
+//!
+//! The supervisor journals lifecycle facts as `status` events with a `phase` (`spawned`,
+//! `paused`, `resumed`, `stopping`, `exited`, `spawn_failed`); the adapter journals what the
+//! agent said. Folding both in order gives the state, so the dashboard, `status` and any later
+//! API agree by construction.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::event::{AgentEvent, EventType};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkerState {
+    /// Nothing has happened yet.
+    Pending,
+    Running,
+    /// The agent reported a blocker (a denied permission, a question) and has not moved on.
+    Waiting,
+    Paused,
+    Done,
+    Failed,
+    Stopped,
+}
+
+impl WorkerState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkerState::Pending => "pending",
+            WorkerState::Running => "running",
+            WorkerState::Waiting => "waiting",
+            WorkerState::Paused => "paused",
+            WorkerState::Done => "done",
+            WorkerState::Failed => "failed",
+            WorkerState::Stopped => "stopped",
+        }
+    }
+
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            WorkerState::Done | WorkerState::Failed | WorkerState::Stopped
+        )
+    }
+}
+
+impl fmt::Display for WorkerState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How the worker's process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ExitFacts {
+    pub code: Option<i64>,
+    pub signal: Option<i64>,
+}
+
+impl ExitFacts {
+    pub fn success(&self) -> bool {
+        self.code == Some(0) && self.signal.is_none()
+    }
+}
+
+/// Everything the fold keeps; `state()` reads it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WorkerStatus {
+    seen_any: bool,
+    spawns: u32,
+    blocked: bool,
+    paused: bool,
+    stop_requested: bool,
+    fatal_error: bool,
+    spawn_failed: bool,
+    finished_run: bool,
+    pub pid: Option<i64>,
+    pub exit: Option<ExitFacts>,
+}
+
+impl WorkerStatus {
+    pub fn observe(&mut self, event: &AgentEvent) {
+        self.seen_any = true;
+        match (event.kind, event.phase()) {
+            (_, Some("spawned")) => {
+                // A relaunch (retry, recovery, resume) starts a fresh run in the same journal.
+                *self = WorkerStatus {
+                    seen_any: true,
+                    spawns: self.spawns + 1,
+                    pid: event.i64_field("pid"),
+                    ..WorkerStatus::default()
+                };
+            }
+            (_, Some("spawn_failed")) => self.spawn_failed = true,
+            (_, Some("paused")) => self.paused = true,
+            (_, Some("resumed")) => self.paused = false,
+            (_, Some("stopping")) => self.stop_requested = true,
+            (_, Some("exited")) => {
+                self.paused = false;
+                self.exit = Some(ExitFacts {
+                    code: event.i64_field("exit_code"),
+                    signal: event.i64_field("signal"),
+                });
+            }
+            (EventType::Blocker, _) => self.blocked = true,
+            (EventType::Error, _) if event.bool_field("fatal") => self.fatal_error = true,
+            (EventType::Milestone, _) => {
+                self.blocked = false;
+                if event.bool_field("final") {
+                    self.finished_run = true;
+                }
+            }
+            (EventType::Progress | EventType::Task | EventType::Finding, _) => {
+                self.blocked = false
+            }
+            _ => {}
+        }
+    }
+
+    pub fn state(&self) -> WorkerState {
+        if self.spawn_failed {
+            return WorkerState::Failed;
+        }
+        if let Some(exit) = self.exit {
+            let succeeded = exit.success() && !self.fatal_error;
+            return if self.stop_requested && !(succeeded && self.finished_run) {
+                WorkerState::Stopped
+            } else if succeeded {
+                WorkerState::Done
+            } else {
+                WorkerState::Failed
+            };
+        }
+        if !self.seen_any {
+            WorkerState::Pending
+        } else if self.paused {
+            WorkerState::Paused
+        } else if self.blocked {
+            WorkerState::Waiting
+        } else {
+            WorkerState::Running
+        }
+    }
+
+    /// Relaunches after the first spawn.
+    pub fn retries(&self) -> u32 {
+        self.spawns.saturating_sub(1)
+    }
+}
+
+/// The state after all of `events`, in journal order.
+pub fn derive_state<'a>(events: impl IntoIterator<Item = &'a AgentEvent>) -> WorkerState {
+    let mut status = WorkerStatus::default();
+    for event in events {
+        status.observe(event);
+    }
+    status.state()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::timestamp::Timestamp;
+    use serde_json::{Value, json};
+
+    fn ev(kind: EventType, payload: Value) -> AgentEvent {
+        AgentEvent {
+            kind,
+            agent: "claude".into(),
+            worker: "w".into(),
+            task: None,
+            seq: 0,
+            timestamp: Timestamp(0),
+            payload: payload.as_object().unwrap().clone(),
+        }
+    }
+    fn phase(p: &str) -> AgentEvent {
+        ev(EventType::Status, json!({"phase": p, "pid": 42}))
+    }
+    fn exited(code: i64) -> AgentEvent {
+        ev(EventType::Status, json!({"phase": "exited", "exit_code": code}))
+    }
+    fn killed(signal: i64) -> AgentEvent {
+        ev(EventType::Error, json!({"phase": "exited", "signal": signal}))
+    }
+    fn progress() -> AgentEvent {
+        ev(EventType::Progress, json!({"text": "x"}))
+    }
+    fn blocker() -> AgentEvent {
+        ev(EventType::Blocker, json!({"text": "denied"}))
+    }
+    fn fatal() -> AgentEvent {
+        ev(EventType::Error, json!({"fatal": true}))
+    }
+    fn final_milestone() -> AgentEvent {
+        ev(EventType::Milestone, json!({"final": true}))
+    }
+
+    #[test]
+    fn no_events_is_pending() {
+        assert_eq!(derive_state([]), WorkerState::Pending);
+    }
+
+    #[test]
+    fn a_clean_run_is_done() {
+        let run = [phase("spawned"), progress(), final_milestone(), exited(0)];
+        assert_eq!(derive_state(&run[..2]), WorkerState::Running);
+        assert_eq!(derive_state(&run), WorkerState::Done);
+    }
+
+    #[test]
+    fn a_blocker_waits_until_the_agent_moves_on() {
+        let run = [phase("spawned"), blocker()];
+        assert_eq!(derive_state(&run), WorkerState::Waiting);
+        let run = [phase("spawned"), blocker(), progress()];
+        assert_eq!(derive_state(&run), WorkerState::Running);
+        // A status line (say a rate-limit notice) is not the agent moving on.
+        let run = [phase("spawned"), blocker(), phase("init")];
+        assert_eq!(derive_state(&run), WorkerState::Waiting);
+    }
+
+    #[test]
+    fn pause_wins_over_waiting_and_resume_restores_it() {
+        let run = [phase("spawned"), blocker(), phase("paused")];
+        assert_eq!(derive_state(&run), WorkerState::Paused);
+        let run = [phase("spawned"), blocker(), phase("paused"), phase("resumed")];
+        assert_eq!(derive_state(&run), WorkerState::Waiting);
+    }
+
+    #[test]
+    fn failures_come_from_exit_codes_signals_and_fatal_errors() {
+        assert_eq!(
+            derive_state(&[phase("spawned"), exited(1)]),
+            WorkerState::Failed
+        );
+        assert_eq!(
+            derive_state(&[phase("spawned"), killed(6)]),
+            WorkerState::Failed
+        );
+        // Claude can report an API error with exit code 0: the error decides.
+        assert_eq!(
+            derive_state(&[phase("spawned"), fatal(), exited(0)]),
+            WorkerState::Failed
+        );
+        assert_eq!(
+            derive_state(&[ev(EventType::Error, json!({"phase": "spawn_failed"}))]),
+            WorkerState::Failed
+        );
+    }
+
+    #[test]
+    fn a_requested_stop_is_stopped_unless_the_run_had_already_finished() {
+        let run = [phase("spawned"), phase("stopping"), killed(15)];
+        assert_eq!(derive_state(&run), WorkerState::Stopped);
+        let run = [
+            phase("spawned"),
+            final_milestone(),
+            phase("stopping"),
+            exited(0),
+        ];
+        assert_eq!(derive_state(&run), WorkerState::Done);
+    }
+
+    #[test]
+    fn a_relaunch_starts_over_and_counts_as_a_retry() {
+        let mut status = WorkerStatus::default();
+        for e in [phase("spawned"), exited(1), phase("spawned"), progress()] {
+            status.observe(&e);
+        }
+        assert_eq!(status.state(), WorkerState::Running);
+        assert_eq!(status.retries(), 1);
+        assert_eq!(status.pid, Some(42));
+    }
+}
