@@ -7,3 +7,5 @@ pub mod agents;
 pub mod event;
 pub mod timestamp;
 pub mod worker;
+pub mod cli;
+pub mod sim;

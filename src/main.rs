@@ -1,1 +1,82 @@
-fn main() {}
+//! The `orchestrate` command line: parses arguments, then calls one function per subcommand
+//! in `orchestrate::cli`. Errors are printed as one line; nothing here panics on bad input.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use orchestrate::cli;
+use orchestrate::sim::SimCli;
+
+/// A terminal meta-orchestrator for AI coding agents (Claude Code, Codex, Gemini CLI).
+#[derive(Parser)]
+#[command(name = "orchestrate", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Work with agent event streams (normalise a CLI's native output into AgentEvents).
+    Events {
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
+    /// Stand in for an agent CLI: `orchestrate sim claude -p --output-format stream-json
+    /// --verbose "prompt"`. Checks argv like the real CLI and plays a scenario in its wire
+    /// format. Environment: ORCHESTRATE_SIM_SCENARIO (success, blocker, fail, chatty, hang,
+    /// crash) and ORCHESTRATE_SIM_SPEED (1 human-like, 0 instant).
+    #[command(disable_help_flag = true)]
+    Sim {
+        /// Which CLI to simulate.
+        #[arg(value_enum)]
+        cli: SimCli,
+        /// The arguments the real CLI would get.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum EventsCommand {
+    /// Print a CLI's native stream as AgentEvent JSON lines. Lines that cannot be read are
+    /// reported on stderr with their number; processing goes on.
+    Normalize {
+        /// The native format of the input.
+        #[arg(long, value_enum)]
+        format: cli::events::Format,
+        /// The file to read; `-` or nothing reads standard input.
+        file: Option<PathBuf>,
+        /// Worker name stamped on the events.
+        #[arg(long, default_value = "worker")]
+        worker: String,
+        /// Task id stamped on the events.
+        #[arg(long)]
+        task: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Events {
+            command:
+                EventsCommand::Normalize {
+                    format,
+                    file,
+                    worker,
+                    task,
+                },
+        } => cli::events::normalize(format, file.as_deref(), &worker, task.as_deref()),
+        Command::Sim { cli, args } => Ok(cli::sim::run(cli, &args)),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            eprintln!("orchestrate: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

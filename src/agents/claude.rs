@@ -323,7 +323,13 @@ impl ClaudeAdapter {
     /// A tool call: todo lists and questions are their own events, report_event waits for its
     /// result, everything else is progress.
     fn on_tool_use(&mut self, id: &str, name: &str, input: Value) -> Option<Draft> {
+        if self.pending_tools.len() >= MAX_PENDING_TOOLS {
+            self.pending_tools.clear();
+        }
         if name == "TodoWrite" {
+            // Its result only acknowledges the list; the task event says everything.
+            self.pending_tools
+                .insert(id.to_string(), (name.to_string(), Value::Null));
             let todos: Vec<Todo> = input["todos"]
                 .as_array()
                 .into_iter()
@@ -350,9 +356,6 @@ impl ClaudeAdapter {
             );
         }
         let summary = tool_summary(name, &input);
-        if self.pending_tools.len() >= MAX_PENDING_TOOLS {
-            self.pending_tools.clear();
-        }
         self.pending_tools
             .insert(id.to_string(), (name.to_string(), input));
         if is_report_tool(name) {
@@ -398,6 +401,9 @@ impl ClaudeAdapter {
                         .with("tool_id", id)
                         .with("message", one_line(&output)),
                 );
+                continue;
+            }
+            if tool == "TodoWrite" && !is_error {
                 continue;
             }
             if is_report_tool(&tool) {

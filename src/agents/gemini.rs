@@ -169,7 +169,12 @@ impl Adapter for GeminiAdapter {
 
 impl GeminiAdapter {
     fn on_tool_use(&mut self, id: &str, name: &str, params: Value) -> Option<Draft> {
+        if self.pending_tools.len() >= MAX_PENDING_TOOLS {
+            self.pending_tools.clear();
+        }
         if name == "write_todos" {
+            // Its result only acknowledges the list; the task event says everything.
+            self.pending_tools.insert(id.to_string(), (name.to_string(), Value::Null));
             let todos: Vec<Todo> = params["todos"]
                 .as_array()
                 .into_iter()
@@ -192,9 +197,6 @@ impl GeminiAdapter {
                     .with("subagent", name == "invoke_agent")
                     .with("tool", name),
             );
-        }
-        if self.pending_tools.len() >= MAX_PENDING_TOOLS {
-            self.pending_tools.clear();
         }
         let detail = ["command", "file_path", "absolute_path", "path", "dir_path", "pattern", "query", "url"]
             .iter()
@@ -221,6 +223,9 @@ impl GeminiAdapter {
         let (tool, params) = self.pending_tools.remove(&id).unwrap_or_else(|| ("tool".into(), Value::Null));
         let ok = str_of(v, "status") == "success";
         if ok {
+            if tool == "write_todos" {
+                return;
+            }
             if is_report_tool(&tool) {
                 if let Some(draft) = reported_event(&params) {
                     out.push(draft.native("tool_result/report_event"));

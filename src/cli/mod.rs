@@ -1,0 +1,5 @@
+//! One file per subcommand. Each takes parsed arguments and returns the exit code; errors
+//! carry context for a one-line message.
+
+pub mod events;
+pub mod sim;

@@ -1,0 +1,427 @@
+//! Simulated `claude`: Commander-style argv (variadic flags swallow what follows unless written
+//! `--flag=value`), the real refusals, and stream-json / json / text output.
+
+use serde_json::{Value, json};
+
+use super::{
+    ArgError, CheckedArgs, Dialect, Emitter, Host, Invocation, Refusal, RunEnd, ToolCall,
+    ToolResult, absolute, print_document, session_uuid,
+};
+
+pub const VERSION: &str = "2.1.240 (Claude Code)";
+const MODEL: &str = "claude-sonnet-4-5";
+
+const BOOLEAN_FLAGS: [&str; 9] = [
+    "--strict-mcp-config",
+    "--include-partial-messages",
+    "--replay-user-messages",
+    "-c",
+    "--continue",
+    "--fork-session",
+    "--debug",
+    "--include-hook-events",
+    "--no-session-persistence",
+];
+const VALUE_FLAGS: [&str; 21] = [
+    "--output-format",
+    "--input-format",
+    "--permission-mode",
+    "--model",
+    "--fallback-model",
+    "--max-turns",
+    "--max-budget-usd",
+    "--system-prompt",
+    "--system-prompt-file",
+    "--append-system-prompt",
+    "--session-id",
+    "-r",
+    "--resume",
+    "--settings",
+    "--setting-sources",
+    "--permission-prompt-tool",
+    "--effort",
+    "--json-schema",
+    "--tools",
+    "--agents",
+    "--max-thinking-tokens",
+];
+const VARIADIC_FLAGS: [&str; 6] = [
+    "--allowedTools",
+    "--allowed-tools",
+    "--disallowedTools",
+    "--disallowed-tools",
+    "--mcp-config",
+    "--add-dir",
+];
+
+pub fn check_args(args: &[String], host: &Host) -> Result<CheckedArgs, ArgError> {
+    let mut print = false;
+    let mut verbose = false;
+    let mut bypass = false;
+    let mut values: Vec<(String, String)> = Vec::new();
+    let mut positional: Vec<String> = Vec::new();
+    let mut variadic: Option<String> = None;
+    let mut i = 0;
+    while i < args.len() {
+        let arg = &args[i];
+        i += 1;
+        let looks_like_option = arg.starts_with('-') && arg != "-";
+        if let Some(flag) = &variadic {
+            if !looks_like_option {
+                values.push((flag.clone(), arg.clone()));
+                continue;
+            }
+        }
+        variadic = None;
+        if !looks_like_option {
+            positional.push(arg.clone());
+            continue;
+        }
+        if arg == "--" {
+            positional.extend(args[i..].iter().cloned());
+            break;
+        }
+        let (name, inline) = match arg.split_once('=') {
+            Some((n, v)) if arg.starts_with("--") => (n, Some(v.to_string())),
+            _ => (arg.as_str(), None),
+        };
+        match name {
+            "-p" | "--print" => print = true,
+            "--verbose" => verbose = true,
+            "-v" | "--version" => return Ok(CheckedArgs::Version(VERSION.into())),
+            "-h" | "--help" => {
+                return Ok(CheckedArgs::Version(
+                    "Usage: claude [options] [command] [prompt]\n\n(simulated by orchestrate sim)".into(),
+                ));
+            }
+            "--dangerously-skip-permissions" | "--allow-dangerously-skip-permissions" => {
+                bypass = true
+            }
+            _ if BOOLEAN_FLAGS.contains(&name) => {}
+            _ if VALUE_FLAGS.contains(&name) => {
+                let value = match inline {
+                    Some(v) => v,
+                    None if i < args.len() => {
+                        i += 1;
+                        args[i - 1].clone()
+                    }
+                    None => {
+                        return Err(ArgError::new(
+                            format!("error: option '{name} <value>' argument missing"),
+                            1,
+                        ));
+                    }
+                };
+                values.push((name.to_string(), value));
+            }
+            // Commander: `--flag=value` takes one value; `--flag a b c` takes every following
+            // non-option argument, the prompt included.
+            _ if VARIADIC_FLAGS.contains(&name) => match inline {
+                Some(v) => values.push((name.to_string(), v)),
+                None => variadic = Some(name.to_string()),
+            },
+            _ => return Err(ArgError::new(format!("error: unknown option '{arg}'"), 1)),
+        }
+    }
+    let value = |flag: &str| {
+        values
+            .iter()
+            .rev()
+            .find(|(f, _)| f == flag)
+            .map(|(_, v)| v.as_str())
+    };
+    let output_format = value("--output-format").unwrap_or("text").to_string();
+    if !matches!(output_format.as_str(), "text" | "json" | "stream-json") {
+        return Err(ArgError::new(
+            format!("error: option '--output-format <format>' argument '{output_format}' is invalid. Allowed choices are text, json, stream-json."),
+            1,
+        ));
+    }
+    if print && output_format == "stream-json" && !verbose {
+        return Err(ArgError::new(
+            "Error: When using --print, --output-format=stream-json requires --verbose",
+            1,
+        ));
+    }
+    if value("--permission-mode") == Some("bypassPermissions") {
+        bypass = true;
+    }
+    if bypass && host.is_root && host.env("IS_SANDBOX") != Some("1") {
+        return Err(ArgError::new(
+            "--dangerously-skip-permissions cannot be used with root/sudo privileges for security reasons",
+            1,
+        ));
+    }
+    let resume = value("--resume").or(value("-r")).map(str::to_string);
+    if value("--session-id").is_some() && resume.is_some() && !args.iter().any(|a| a == "--fork-session") {
+        return Err(ArgError::new(
+            "Error: --session-id can only be used with --continue or --resume if --fork-session is also specified.",
+            1,
+        ));
+    }
+    if !print {
+        return Err(ArgError::new(
+            "orchestrate sim claude: only headless runs (-p) are simulated",
+            1,
+        ));
+    }
+    let prompt = positional.join(" ");
+    let no_input = ArgError::new(
+        "Error: Input must be provided either through stdin or as a prompt argument when using --print",
+        1,
+    );
+    if prompt.trim().is_empty() && host.stdin_is_tty {
+        return Err(no_input);
+    }
+    let extra_dirs = values
+        .iter()
+        .filter(|(f, _)| f == "--add-dir")
+        .map(|(_, d)| absolute(&host.cwd, d))
+        .collect();
+    let model = value("--model").unwrap_or(MODEL).to_string();
+    let session_id = resume
+        .clone()
+        .or_else(|| value("--session-id").map(str::to_string))
+        .unwrap_or_else(|| session_uuid("claude"));
+    let invocation = Invocation {
+        prompt,
+        workdir: host.cwd.clone(),
+        extra_dirs,
+        resume,
+        streaming: output_format == "stream-json",
+        model: model.clone(),
+        no_input,
+    };
+    let dialect = ClaudeDialect {
+        session_id,
+        model,
+        cwd: host.cwd.display().to_string(),
+        output_format,
+        verbose,
+        permission_mode: if bypass { "bypassPermissions" } else { "default" }.to_string(),
+    };
+    Ok(CheckedArgs::Run(invocation, Box::new(dialect)))
+}
+
+pub struct ClaudeDialect {
+    session_id: String,
+    model: String,
+    cwd: String,
+    output_format: String,
+    verbose: bool,
+    permission_mode: String,
+}
+
+impl ClaudeDialect {
+    fn assistant(&self, out: &mut Emitter, block: Value) {
+        out.emit(json!({
+            "type": "assistant",
+            "message": {"id": format!("msg_{}", &self.session_id[..8]), "type": "message",
+                        "role": "assistant", "model": self.model, "content": [block],
+                        "stop_reason": null, "usage": {"input_tokens": 3, "output_tokens": 12}},
+            "parent_tool_use_id": null,
+            "session_id": self.session_id,
+            "uuid": session_uuid("assistant"),
+        }));
+    }
+
+    fn tool_result(&self, out: &mut Emitter, id: &str, content: &str, is_error: bool) {
+        out.emit(json!({
+            "type": "user",
+            "message": {"role": "user", "content": [{"type": "tool_result", "tool_use_id": tool_use_id(id),
+                                                      "content": content, "is_error": is_error}]},
+            "parent_tool_use_id": null,
+            "session_id": self.session_id,
+            "uuid": session_uuid("user"),
+        }));
+    }
+}
+
+fn tool_use_id(id: &str) -> String {
+    format!("toolu_01{id}")
+}
+
+fn tool_name_and_input(call: &ToolCall) -> (&'static str, Value) {
+    match call {
+        ToolCall::Command { argv } => (
+            "Bash",
+            json!({"command": argv.join(" "), "description": "Run a command"}),
+        ),
+        ToolCall::Write { path, content } => (
+            "Write",
+            json!({"file_path": path.display().to_string(), "content": content}),
+        ),
+        ToolCall::Edit { path, appended } => (
+            "Edit",
+            json!({"file_path": path.display().to_string(), "old_string": "", "new_string": appended}),
+        ),
+        ToolCall::Read { path } => ("Read", json!({"file_path": path.display().to_string()})),
+    }
+}
+
+impl Dialect for ClaudeDialect {
+    fn name(&self) -> &'static str {
+        "claude"
+    }
+
+    fn start(&mut self, out: &mut Emitter) {
+        out.emit(json!({
+            "type": "system", "subtype": "init",
+            "cwd": self.cwd, "session_id": self.session_id,
+            "tools": ["Task", "Bash", "Glob", "Grep", "Read", "Edit", "Write", "TodoWrite", "WebFetch"],
+            "mcp_servers": [], "model": self.model, "permissionMode": self.permission_mode,
+            "apiKeySource": "none", "claude_code_version": VERSION.split(' ').next(),
+            "output_style": "default", "slash_commands": [], "uuid": session_uuid("init"),
+        }));
+    }
+
+    fn thinking(&mut self, out: &mut Emitter, text: &str) {
+        self.assistant(out, json!({"type": "thinking", "thinking": text, "signature": ""}));
+    }
+
+    fn message(&mut self, out: &mut Emitter, text: &str) {
+        self.assistant(out, json!({"type": "text", "text": text}));
+    }
+
+    fn todos(&mut self, out: &mut Emitter, todos: &[(&str, &str)]) {
+        let list: Vec<Value> = todos
+            .iter()
+            .map(|(content, status)| json!({"content": content, "status": status, "activeForm": content}))
+            .collect();
+        let id = session_uuid("todo")[..6].to_string();
+        self.assistant(out, json!({"type": "tool_use", "id": tool_use_id(&id), "name": "TodoWrite", "input": {"todos": list}}));
+        self.tool_result(out, &id, "Todos have been modified successfully.", false);
+    }
+
+    fn tool_started(&mut self, out: &mut Emitter, id: &str, call: &ToolCall) {
+        let (name, input) = tool_name_and_input(call);
+        self.assistant(out, json!({"type": "tool_use", "id": tool_use_id(id), "name": name, "input": input}));
+    }
+
+    fn tool_finished(&mut self, out: &mut Emitter, id: &str, _call: &ToolCall, result: &ToolResult) {
+        let content = match result.exit_code {
+            Some(code) if !result.ok => format!("Exit code {code}\n{}", result.output),
+            _ => result.output.clone(),
+        };
+        self.tool_result(out, id, &content, !result.ok);
+    }
+
+    fn tool_refused(&mut self, out: &mut Emitter, id: &str, call: &ToolCall, _why: &Refusal) {
+        let what = match call {
+            ToolCall::Write { path, .. } | ToolCall::Edit { path, .. } => {
+                format!("write to {}", path.display())
+            }
+            ToolCall::Read { path } => format!("read {}", path.display()),
+            ToolCall::Command { .. } => "use Bash".to_string(),
+        };
+        let text = format!("Claude requested permissions to {what}, but you haven't granted it yet.");
+        self.tool_result(out, id, &text, true);
+    }
+
+    fn finish(&mut self, out: &mut Emitter, end: &RunEnd) -> i32 {
+        let denials: Vec<Value> = end
+            .denials
+            .iter()
+            .map(|(id, call)| {
+                let (name, input) = tool_name_and_input(call);
+                json!({"tool_name": name, "tool_use_id": tool_use_id(id), "tool_input": input})
+            })
+            .collect();
+        let mut result = json!({
+            "type": "result",
+            "subtype": if end.ok { "success" } else { "error_during_execution" },
+            "is_error": !end.ok,
+            "duration_ms": end.duration_ms, "duration_api_ms": end.duration_ms * 2 / 3,
+            "num_turns": end.turns,
+            "session_id": self.session_id,
+            "total_cost_usd": end.cost_usd,
+            "usage": {"input_tokens": end.input_tokens - end.cached_tokens, "cache_creation_input_tokens": 0,
+                      "cache_read_input_tokens": end.cached_tokens, "output_tokens": end.output_tokens},
+            "permission_denials": denials,
+            "terminal_reason": if end.ok { "completed" } else { "aborted_tools" },
+            "uuid": session_uuid("result"),
+        });
+        if end.ok {
+            result["result"] = json!(end.summary);
+        } else {
+            result["errors"] = json!([end.summary]);
+        }
+        match self.output_format.as_str() {
+            "stream-json" => out.emit(result),
+            "json" if self.verbose => {
+                let mut all = out.kept().to_vec();
+                all.push(result);
+                print_document(&Value::Array(all).to_string());
+            }
+            "json" => print_document(&result.to_string()),
+            _ if end.ok => print_document(&end.summary),
+            _ => eprintln!("Error: {}", end.summary),
+        }
+        if end.ok { 0 } else { 1 }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn host(root: bool, tty: bool) -> Host {
+        Host {
+            cwd: PathBuf::from("/w"),
+            is_root: root,
+            stdin_is_tty: tty,
+            env: vec![],
+        }
+    }
+    fn args(s: &str) -> Vec<String> {
+        s.split(' ').map(String::from).collect()
+    }
+    fn refused(s: &str, host: &Host) -> ArgError {
+        match check_args(&args(s), host) {
+            Err(e) => e,
+            Ok(_) => panic!("{s} should be refused"),
+        }
+    }
+    fn invocation(s: &str, host: &Host) -> Invocation {
+        match check_args(&args(s), host) {
+            Ok(CheckedArgs::Run(inv, _)) => inv,
+            Ok(CheckedArgs::Version(v)) => panic!("version {v}"),
+            Err(e) => panic!("{s}: {}", e.message),
+        }
+    }
+
+    #[test]
+    fn stream_json_without_verbose_is_refused() {
+        let e = refused("-p --output-format stream-json hi", &host(false, true));
+        assert_eq!(e.message, "Error: When using --print, --output-format=stream-json requires --verbose");
+        assert_eq!(e.code, 1);
+    }
+
+    #[test]
+    fn bypass_as_root_needs_is_sandbox() {
+        let e = refused("-p --dangerously-skip-permissions hi", &host(true, true));
+        assert!(e.message.contains("cannot be used with root/sudo privileges"));
+        let e = refused("-p --permission-mode bypassPermissions hi", &host(true, true));
+        assert_eq!(e.code, 1);
+        let mut sandboxed = host(true, true);
+        sandboxed.env.push(("IS_SANDBOX".into(), "1".into()));
+        assert_eq!(invocation("-p --dangerously-skip-permissions hi", &sandboxed).prompt, "hi");
+        assert_eq!(invocation("-p --dangerously-skip-permissions hi", &host(false, true)).prompt, "hi");
+    }
+
+    #[test]
+    fn a_variadic_flag_swallows_the_prompt_unless_written_with_equals() {
+        let e = refused("-p --add-dir /a fix-it", &host(false, true));
+        assert!(e.message.starts_with("Error: Input must be provided"));
+        let inv = invocation("-p --add-dir=/a fix-it", &host(false, true));
+        assert_eq!((inv.prompt.as_str(), inv.extra_dirs.clone()), ("fix-it", vec![PathBuf::from("/a")]));
+        assert_eq!(invocation("-p --add-dir /a -- fix-it", &host(false, true)).prompt, "fix-it");
+    }
+
+    #[test]
+    fn unknown_options_are_refused_like_commander() {
+        let e = refused("-p --frobnicate hi", &host(false, true));
+        assert_eq!(e.message, "error: unknown option '--frobnicate'");
+    }
+}

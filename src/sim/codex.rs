@@ -1,0 +1,311 @@
+//! Simulated `codex exec`: clap-style argv (usage errors exit 2), the git-repository check,
+//! removed flags, and the `--json` thread/turn/item stream.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use super::{
+    ArgError, CheckedArgs, Dialect, Emitter, Host, Invocation, Refusal, RunEnd, ToolCall,
+    ToolResult, absolute, print_document, session_uuid,
+};
+
+pub const VERSION: &str = "codex-cli 0.163.0";
+const MODEL: &str = "gpt-5-codex";
+const USAGE: &str = "Usage: codex exec [OPTIONS] [PROMPT]";
+
+fn unexpected(arg: &str) -> ArgError {
+    ArgError::new(
+        format!("error: unexpected argument '{arg}' found\n\n{USAGE}\n\nFor more information, try '--help'."),
+        2,
+    )
+}
+
+pub fn check_args(args: &[String], host: &Host) -> Result<CheckedArgs, ArgError> {
+    let Some(first) = args.first() else {
+        return Err(ArgError::new(
+            "orchestrate sim codex: only `codex exec` is simulated",
+            2,
+        ));
+    };
+    match first.as_str() {
+        "--version" | "-V" => return Ok(CheckedArgs::Version(VERSION.into())),
+        "exec" | "e" => {}
+        other => return Err(ArgError::new(format!("orchestrate sim codex: only `codex exec` is simulated, not {other:?}"), 2)),
+    }
+    let mut json_output = false;
+    let mut skip_git_check = false;
+    let mut bypass = false;
+    let mut cd: Option<String> = None;
+    let mut add_dirs = Vec::new();
+    let mut model = MODEL.to_string();
+    let mut positional: Vec<String> = Vec::new();
+    let mut i = 1;
+    while i < args.len() {
+        let arg = &args[i];
+        i += 1;
+        if arg == "--" {
+            positional.extend(args[i..].iter().cloned());
+            break;
+        }
+        if !arg.starts_with('-') || arg == "-" {
+            positional.push(arg.clone());
+            continue;
+        }
+        let (name, inline) = match arg.split_once('=') {
+            Some((n, v)) if arg.starts_with("--") => (n, Some(v.to_string())),
+            _ => (arg.as_str(), None),
+        };
+        let mut take_value = |label: &str| -> Result<String, ArgError> {
+            if let Some(v) = inline.clone() {
+                return Ok(v);
+            }
+            if i < args.len() {
+                i += 1;
+                return Ok(args[i - 1].clone());
+            }
+            Err(ArgError::new(
+                format!("error: a value is required for '{name} <{label}>' but none was supplied\n\nFor more information, try '--help'."),
+                2,
+            ))
+        };
+        match name {
+            "--json" | "--experimental-json" => json_output = true,
+            "--skip-git-repo-check" => skip_git_check = true,
+            "--dangerously-bypass-approvals-and-sandbox" | "--yolo" => bypass = true,
+            "--ephemeral" | "--oss" | "--ignore-user-config" | "--ignore-rules" | "--last" | "--all" => {}
+            "-h" | "--help" => return Ok(CheckedArgs::Version(format!("Run Codex non-interactively\n\n{USAGE}\n\n(simulated by orchestrate sim)"))),
+            "-V" | "--version" => return Ok(CheckedArgs::Version(VERSION.into())),
+            "-C" | "--cd" => cd = Some(take_value("DIR")?),
+            "--add-dir" => add_dirs.push(take_value("DIR")?),
+            "-m" | "--model" => model = take_value("MODEL")?,
+            "-s" | "--sandbox" => {
+                let mode = take_value("SANDBOX_MODE")?;
+                if !matches!(mode.as_str(), "read-only" | "workspace-write" | "danger-full-access") {
+                    return Err(ArgError::new(
+                        format!("error: invalid value '{mode}' for '--sandbox <SANDBOX_MODE>'\n  [possible values: read-only, workspace-write, danger-full-access]\n\nFor more information, try '--help'."),
+                        2,
+                    ));
+                }
+            }
+            "-c" | "--config" => {
+                let kv = take_value("key=value")?;
+                if !kv.contains('=') {
+                    return Err(ArgError::new(format!("Error parsing -c overrides: Invalid override (missing '='): {kv}"), 1));
+                }
+            }
+            "-p" | "--profile" | "-i" | "--image" | "-o" | "--output-last-message" | "--output-schema" | "--color"
+            | "--local-provider" => {
+                take_value("VALUE")?;
+            }
+            // Removed in 0.147.0; `-a` was never an exec flag.
+            _ => return Err(unexpected(arg)),
+        }
+    }
+    let mut resume = None;
+    if positional.first().map(String::as_str) == Some("resume") {
+        positional.remove(0);
+        if positional.is_empty() {
+            return Err(ArgError::new("error: the following required arguments were not provided:\n  <SESSION_ID>\n\nUsage: codex exec resume <SESSION_ID> [PROMPT]", 2));
+        }
+        resume = Some(positional.remove(0));
+    }
+    if positional.len() > 1 {
+        return Err(unexpected(&positional[1]));
+    }
+    let workdir = cd.map_or_else(|| host.cwd.clone(), |d| absolute(&host.cwd, &d));
+    if !skip_git_check && !bypass && !inside_git_repo(&workdir) {
+        return Err(ArgError::new(
+            "Not inside a trusted directory and --skip-git-repo-check was not specified.",
+            1,
+        ));
+    }
+    let prompt = positional.pop().filter(|p| p != "-").unwrap_or_default();
+    let no_input = ArgError::new(
+        "No prompt provided. Either specify one as an argument or pipe the prompt into stdin.",
+        1,
+    );
+    if prompt.is_empty() && host.stdin_is_tty {
+        return Err(no_input);
+    }
+    let thread_id = resume.clone().unwrap_or_else(|| session_uuid("codex"));
+    let invocation = Invocation {
+        prompt,
+        workdir: workdir.clone(),
+        extra_dirs: add_dirs.iter().map(|d| absolute(&host.cwd, d)).collect(),
+        resume,
+        streaming: json_output,
+        model,
+        no_input,
+    };
+    let dialect = CodexDialect {
+        thread_id,
+        json_output,
+        last_message: String::new(),
+    };
+    Ok(CheckedArgs::Run(invocation, Box::new(dialect)))
+}
+
+fn inside_git_repo(dir: &Path) -> bool {
+    let start: PathBuf = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    start.ancestors().any(|d| d.join(".git").exists())
+}
+
+pub struct CodexDialect {
+    thread_id: String,
+    json_output: bool,
+    last_message: String,
+}
+
+fn item_id(id: &str) -> String {
+    format!("item_{}", id.trim_start_matches('0'))
+}
+
+fn command_item(id: &str, call: &ToolCall) -> Value {
+    let command = match call {
+        ToolCall::Command { argv } => argv.join(" "),
+        ToolCall::Read { path } => format!("cat {}", path.display()),
+        _ => String::new(),
+    };
+    json!({"id": item_id(id), "type": "command_execution", "command": format!("bash -lc '{command}'"),
+           "aggregated_output": "", "status": "in_progress"})
+}
+
+impl Dialect for CodexDialect {
+    fn name(&self) -> &'static str {
+        "codex"
+    }
+
+    fn start(&mut self, out: &mut Emitter) {
+        out.emit(json!({"type": "thread.started", "thread_id": self.thread_id}));
+        out.emit(json!({"type": "turn.started"}));
+    }
+
+    fn thinking(&mut self, out: &mut Emitter, text: &str) {
+        out.emit(json!({"type": "item.completed", "item": {"id": "item_r", "type": "reasoning", "text": format!("**Planning**\n\n{text}")}}));
+    }
+
+    fn message(&mut self, out: &mut Emitter, text: &str) {
+        self.last_message = text.to_string();
+        out.emit(json!({"type": "item.completed", "item": {"id": "item_m", "type": "agent_message", "text": text}}));
+    }
+
+    fn todos(&mut self, out: &mut Emitter, todos: &[(&str, &str)]) {
+        let items: Vec<Value> = todos
+            .iter()
+            .map(|(text, status)| json!({"text": text, "completed": *status == "completed"}))
+            .collect();
+        let event = if todos.iter().all(|(_, s)| *s == "pending" || *s == "in_progress") && todos.first().is_some_and(|(_, s)| *s == "in_progress") {
+            "item.started"
+        } else {
+            "item.updated"
+        };
+        out.emit(json!({"type": event, "item": {"id": "item_todo", "type": "todo_list", "items": items}}));
+    }
+
+    fn tool_started(&mut self, out: &mut Emitter, id: &str, call: &ToolCall) {
+        if matches!(call, ToolCall::Command { .. } | ToolCall::Read { .. }) {
+            out.emit(json!({"type": "item.started", "item": command_item(id, call)}));
+        }
+    }
+
+    fn tool_finished(&mut self, out: &mut Emitter, id: &str, call: &ToolCall, result: &ToolResult) {
+        match call {
+            ToolCall::Command { .. } | ToolCall::Read { .. } => {
+                let mut item = command_item(id, call);
+                item["aggregated_output"] = json!(result.output);
+                item["exit_code"] = json!(result.exit_code.unwrap_or(if result.ok { 0 } else { 1 }));
+                item["status"] = json!(if result.ok { "completed" } else { "failed" });
+                out.emit(json!({"type": "item.completed", "item": item}));
+            }
+            ToolCall::Write { path, .. } | ToolCall::Edit { path, .. } => {
+                let kind = if matches!(call, ToolCall::Write { .. }) { "add" } else { "update" };
+                out.emit(json!({"type": "item.completed", "item": {"id": item_id(id), "type": "file_change",
+                    "changes": [{"path": path.display().to_string(), "kind": kind}],
+                    "status": if result.ok { "completed" } else { "failed" }}}));
+            }
+        }
+    }
+
+    fn tool_refused(&mut self, out: &mut Emitter, id: &str, call: &ToolCall, _why: &Refusal) {
+        let mut item = command_item(id, call);
+        item["status"] = json!("declined");
+        item["exit_code"] = json!(1);
+        item["aggregated_output"] = json!(format!(
+            "command execution approval is not supported in exec mode for thread `{}`",
+            self.thread_id
+        ));
+        out.emit(json!({"type": "item.completed", "item": item}));
+    }
+
+    fn finish(&mut self, out: &mut Emitter, end: &RunEnd) -> i32 {
+        if end.ok {
+            out.emit(json!({"type": "turn.completed", "usage": {
+                "input_tokens": end.input_tokens, "cached_input_tokens": end.cached_tokens,
+                "output_tokens": end.output_tokens}}));
+            if !self.json_output {
+                print_document(&self.last_message);
+            }
+            0
+        } else {
+            out.emit(json!({"type": "error", "message": end.summary}));
+            out.emit(json!({"type": "turn.failed", "error": {"message": end.summary}}));
+            if !self.json_output {
+                eprintln!("ERROR: {}", end.summary);
+            }
+            1
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(cwd: &Path) -> Host {
+        Host {
+            cwd: cwd.to_path_buf(),
+            is_root: false,
+            stdin_is_tty: true,
+            env: vec![],
+        }
+    }
+    fn check(s: &str, host: &Host) -> Result<CheckedArgs, ArgError> {
+        check_args(&s.split(' ').map(String::from).collect::<Vec<_>>(), host)
+    }
+
+    #[test]
+    fn outside_git_needs_the_skip_flag_unless_bypassing() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = host(dir.path());
+        let Err(e) = check("exec --json hi", &h) else { panic!("should refuse") };
+        assert_eq!(e.message, "Not inside a trusted directory and --skip-git-repo-check was not specified.");
+        assert_eq!(e.code, 1);
+        assert!(check("exec --json --skip-git-repo-check hi", &h).is_ok());
+        assert!(check("exec --json --dangerously-bypass-approvals-and-sandbox hi", &h).is_ok());
+        std::fs::create_dir(dir.path().join(".git")).unwrap();
+        assert!(check("exec --json hi", &h).is_ok());
+    }
+
+    #[test]
+    fn removed_flags_are_clap_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        for flag in ["--full-auto", "--ask-for-approval", "-a"] {
+            let Err(e) = check(&format!("exec --skip-git-repo-check {flag} hi"), &host(dir.path())) else { panic!() };
+            assert!(e.message.starts_with(&format!("error: unexpected argument '{flag}' found")), "{}", e.message);
+            assert!(e.message.contains(USAGE));
+            assert_eq!(e.code, 2);
+        }
+    }
+
+    #[test]
+    fn resume_takes_a_thread_id_and_a_prompt() {
+        let dir = tempfile::tempdir().unwrap();
+        let argv: Vec<String> = ["exec", "--json", "--skip-git-repo-check", "resume", "t-1", "--", "go on"]
+            .map(String::from)
+            .to_vec();
+        let Ok(CheckedArgs::Run(inv, _)) = check_args(&argv, &host(dir.path())) else { panic!() };
+        assert_eq!(inv.resume.as_deref(), Some("t-1"));
+        assert_eq!(inv.prompt, "go on");
+    }
+}

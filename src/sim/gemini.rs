@@ -1,0 +1,316 @@
+//! Simulated `gemini`: yargs-style argv, headless folder trust, the workspace-path check that
+//! refuses reads outside cwd and `--include-directories`, and the stream-json event stream.
+
+use std::path::PathBuf;
+
+use serde_json::{Value, json};
+
+use super::{
+    ArgError, CheckedArgs, Dialect, Emitter, Host, Invocation, Refusal, RunEnd, ToolCall,
+    ToolResult, absolute, print_document, session_uuid,
+};
+use crate::timestamp::Timestamp;
+
+pub const VERSION: &str = "0.56.0";
+const MODEL: &str = "gemini-2.5-pro";
+
+pub fn check_args(args: &[String], host: &Host) -> Result<CheckedArgs, ArgError> {
+    let mut prompt: Option<String> = None;
+    let mut query: Vec<String> = Vec::new();
+    let mut output_format = "text".to_string();
+    let mut model = MODEL.to_string();
+    let mut yolo = false;
+    let mut approval_mode: Option<String> = None;
+    let mut include: Vec<PathBuf> = Vec::new();
+    let mut skip_trust = false;
+    let mut resume: Option<String> = None;
+    let mut i = 0;
+    while i < args.len() {
+        let arg = &args[i];
+        i += 1;
+        if arg == "--" {
+            query.extend(args[i..].iter().cloned());
+            break;
+        }
+        if !arg.starts_with('-') || arg == "-" {
+            query.push(arg.clone());
+            continue;
+        }
+        let (name, inline) = match arg.split_once('=') {
+            Some((n, v)) if arg.starts_with("--") => (n, Some(v.to_string())),
+            _ => (arg.as_str(), None),
+        };
+        let mut value = || next_value(args, &mut i, &inline, name);
+        match name {
+            "-p" | "--prompt" => prompt = Some(value()?),
+            "-o" | "--output-format" => output_format = value()?,
+            "-m" | "--model" => model = value()?,
+            "-y" | "--yolo" => yolo = true,
+            "--approval-mode" => approval_mode = Some(value()?),
+            "--include-directories" => {
+                for dir in value()?.split(',').filter(|d| !d.trim().is_empty()) {
+                    include.push(absolute(&host.cwd, dir.trim()));
+                }
+            }
+            "--skip-trust" => skip_trust = true,
+            "-s" | "--sandbox" | "-d" | "--debug" | "--raw-output" | "--accept-raw-output-risk" => {}
+            "-r" | "--resume" => {
+                // yargs: the value is optional; a bare --resume means the latest session.
+                let next_is_value = inline.is_some() || args.get(i).is_some_and(|a| !a.starts_with('-'));
+                resume = Some(if next_is_value { next_value(args, &mut i, &inline, name)? } else { "latest".into() });
+            }
+            "--session-id" | "--allowed-mcp-server-names" | "-e" | "--extensions" | "--policy" => {
+                value()?;
+            }
+            "-v" | "--version" => return Ok(CheckedArgs::Version(VERSION.into())),
+            "-h" | "--help" => return Ok(CheckedArgs::Version("Usage: gemini [options] [query..]\n\n(simulated by orchestrate sim)".into())),
+            _ => {
+                return Err(ArgError::new(format!("Unknown argument: {}", name.trim_start_matches('-')), 1));
+            }
+        }
+    }
+    if yolo && approval_mode.is_some() {
+        return Err(ArgError::new(
+            "Cannot use both --yolo (-y) and --approval-mode together. Use --approval-mode=yolo instead.",
+            1,
+        ));
+    }
+    if let Some(mode) = &approval_mode {
+        if !matches!(mode.as_str(), "default" | "auto_edit" | "yolo" | "plan") {
+            return Err(ArgError::new(
+                format!("Invalid values:\n  Argument: approval-mode, Given: \"{mode}\", Choices: \"default\", \"auto_edit\", \"yolo\", \"plan\""),
+                1,
+            ));
+        }
+    }
+    if !matches!(output_format.as_str(), "text" | "json" | "stream-json") {
+        return Err(ArgError::new(
+            format!("Invalid values:\n  Argument: output-format, Given: \"{output_format}\", Choices: \"text\", \"json\", \"stream-json\""),
+            1,
+        ));
+    }
+    if !skip_trust && host.env("GEMINI_CLI_TRUST_WORKSPACE") != Some("true") {
+        return Err(ArgError::new(
+            "Gemini CLI is not running in a trusted directory. To proceed, either use `--skip-trust`, set the `GEMINI_CLI_TRUST_WORKSPACE=true` environment variable, or trust this directory in interactive mode. For more details, see https://geminicli.com/docs/cli/trusted-folders/#headless-and-automated-environments",
+            55,
+        ));
+    }
+    let prompt = match (prompt, query.is_empty()) {
+        (Some(p), true) => p,
+        (Some(p), false) => format!("{} {p}", query.join(" ")),
+        (None, _) => query.join(" "),
+    };
+    let no_input = ArgError::new(
+        "No input provided via stdin. Input can be provided by piping data into gemini or using the --prompt option.",
+        42,
+    );
+    if prompt.trim().is_empty() && host.stdin_is_tty {
+        return Err(no_input);
+    }
+    let mut workspace = vec![host.cwd.clone()];
+    workspace.extend(include.iter().cloned());
+    let session_id = resume.clone().filter(|r| r != "latest").unwrap_or_else(|| session_uuid("gemini"));
+    let invocation = Invocation {
+        prompt: prompt.clone(),
+        workdir: host.cwd.clone(),
+        extra_dirs: include,
+        resume,
+        streaming: output_format == "stream-json",
+        model: model.clone(),
+        no_input,
+    };
+    let dialect = GeminiDialect {
+        session_id,
+        model,
+        prompt,
+        output_format,
+        workspace,
+        response: String::new(),
+        tool_calls: 0,
+    };
+    Ok(CheckedArgs::Run(invocation, Box::new(dialect)))
+}
+
+/// The value of `name`: inline (`--flag=value`) or the next argument.
+fn next_value(args: &[String], i: &mut usize, inline: &Option<String>, name: &str) -> Result<String, ArgError> {
+    if let Some(v) = inline {
+        return Ok(v.clone());
+    }
+    if let Some(v) = args.get(*i) {
+        *i += 1;
+        return Ok(v.clone());
+    }
+    Err(ArgError::new(format!("Not enough arguments following: {}", name.trim_start_matches('-')), 1))
+}
+
+pub struct GeminiDialect {
+    session_id: String,
+    model: String,
+    prompt: String,
+    output_format: String,
+    workspace: Vec<PathBuf>,
+    response: String,
+    tool_calls: u64,
+}
+
+fn now() -> String {
+    Timestamp::now().to_string()
+}
+
+fn tool_id(name: &str, id: &str) -> String {
+    format!("{name}-{id}")
+}
+
+fn tool_name_and_params(call: &ToolCall) -> (&'static str, Value) {
+    match call {
+        ToolCall::Command { argv } => ("run_shell_command", json!({"command": argv.join(" "), "description": "Run a command"})),
+        ToolCall::Write { path, content } => ("write_file", json!({"file_path": path.display().to_string(), "content": content})),
+        ToolCall::Edit { path, appended } => ("replace", json!({"file_path": path.display().to_string(), "old_string": "", "new_string": appended})),
+        ToolCall::Read { path } => ("read_file", json!({"absolute_path": path.display().to_string()})),
+    }
+}
+
+impl GeminiDialect {
+    fn assistant_text(&mut self, out: &mut Emitter, text: &str) {
+        self.response.push_str(text);
+        self.response.push('\n');
+        // Gemini streams assistant text as deltas; split it as the model would.
+        let middle = text.char_indices().nth(text.chars().count() / 2).map_or(text.len(), |(i, _)| i);
+        for part in [&text[..middle], &text[middle..]] {
+            if !part.is_empty() {
+                out.emit(json!({"type": "message", "timestamp": now(), "role": "assistant", "content": part, "delta": true}));
+            }
+        }
+        out.emit(json!({"type": "message", "timestamp": now(), "role": "assistant", "content": "\n", "delta": true}));
+    }
+
+    fn stats(&self, end: &RunEnd) -> Value {
+        json!({"total_tokens": end.input_tokens + end.output_tokens, "input_tokens": end.input_tokens,
+               "output_tokens": end.output_tokens, "cached": end.cached_tokens,
+               "input": end.input_tokens - end.cached_tokens, "duration_ms": end.duration_ms,
+               "tool_calls": self.tool_calls})
+    }
+}
+
+impl Dialect for GeminiDialect {
+    fn name(&self) -> &'static str {
+        "gemini"
+    }
+
+    fn workspace(&self) -> Option<Vec<PathBuf>> {
+        Some(self.workspace.clone())
+    }
+
+    fn start(&mut self, out: &mut Emitter) {
+        out.emit(json!({"type": "init", "timestamp": now(), "session_id": self.session_id, "model": self.model}));
+        out.emit(json!({"type": "message", "timestamp": now(), "role": "user", "content": self.prompt}));
+    }
+
+    fn thinking(&mut self, out: &mut Emitter, text: &str) {
+        self.assistant_text(out, text);
+    }
+
+    fn message(&mut self, out: &mut Emitter, text: &str) {
+        self.assistant_text(out, text);
+    }
+
+    fn todos(&mut self, out: &mut Emitter, todos: &[(&str, &str)]) {
+        self.tool_calls += 1;
+        let list: Vec<Value> = todos.iter().map(|(d, s)| json!({"description": d, "status": s})).collect();
+        let id = tool_id("write_todos", &self.tool_calls.to_string());
+        out.emit(json!({"type": "tool_use", "timestamp": now(), "tool_name": "write_todos", "tool_id": id, "parameters": {"todos": list}}));
+        out.emit(json!({"type": "tool_result", "timestamp": now(), "tool_id": id, "status": "success", "output": "Successfully updated the todo list."}));
+    }
+
+    fn tool_started(&mut self, out: &mut Emitter, id: &str, call: &ToolCall) {
+        self.tool_calls += 1;
+        let (name, params) = tool_name_and_params(call);
+        out.emit(json!({"type": "tool_use", "timestamp": now(), "tool_name": name, "tool_id": tool_id(name, id), "parameters": params}));
+    }
+
+    fn tool_finished(&mut self, out: &mut Emitter, id: &str, call: &ToolCall, result: &ToolResult) {
+        let (name, _) = tool_name_and_params(call);
+        let mut event = json!({"type": "tool_result", "timestamp": now(), "tool_id": tool_id(name, id),
+                               "status": if result.ok { "success" } else { "error" }, "output": result.output});
+        if !result.ok {
+            event["error"] = json!({"type": "execution_failed", "message": result.output});
+        }
+        out.emit(event);
+    }
+
+    fn tool_refused(&mut self, out: &mut Emitter, id: &str, call: &ToolCall, why: &Refusal) {
+        let (name, _) = tool_name_and_params(call);
+        let error = match (why, call) {
+            (Refusal::OutsideWorkspace { workspace }, ToolCall::Read { path }) => {
+                let dirs: Vec<String> = workspace.iter().map(|d| d.display().to_string()).collect();
+                json!({"type": "path_not_in_workspace", "message": format!(
+                    "Path not in workspace: Attempted path \"{}\" resolves outside the allowed workspace directories: {} or the project temp directory: /tmp/gemini/{}",
+                    path.display(), dirs.join(", "), &self.session_id[..8])})
+            }
+            _ => json!({"type": "policy_violation", "message": format!(
+                "Tool execution for \"{name}\" requires user confirmation, which is not supported in non-interactive mode.")}),
+        };
+        out.emit(json!({"type": "tool_result", "timestamp": now(), "tool_id": tool_id(name, id), "status": "error",
+                        "output": "Error: Path not in workspace.", "error": error}));
+    }
+
+    fn finish(&mut self, out: &mut Emitter, end: &RunEnd) -> i32 {
+        let stats = self.stats(end);
+        let mut result = json!({"type": "result", "timestamp": now(), "status": if end.ok { "success" } else { "error" }, "stats": stats});
+        if !end.ok {
+            result["error"] = json!({"type": "FatalToolExecutionError", "message": end.summary});
+        }
+        match self.output_format.as_str() {
+            "stream-json" => out.emit(result),
+            "json" => {
+                let mut doc = json!({"session_id": self.session_id, "response": self.response.trim(), "stats": stats});
+                if !end.ok {
+                    doc["error"] = json!({"type": "FatalToolExecutionError", "message": end.summary, "code": 1});
+                }
+                print_document(&format!("{doc:#}"));
+            }
+            _ if end.ok => print_document(self.response.trim()),
+            _ => eprintln!("[ERROR] {}", end.summary),
+        }
+        if end.ok { 0 } else { 1 }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(trusted: bool) -> Host {
+        Host {
+            cwd: PathBuf::from("/w"),
+            is_root: false,
+            stdin_is_tty: true,
+            env: if trusted { vec![("GEMINI_CLI_TRUST_WORKSPACE".into(), "true".into())] } else { vec![] },
+        }
+    }
+    fn check(args: &[&str], host: &Host) -> Result<CheckedArgs, ArgError> {
+        check_args(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>(), host)
+    }
+
+    #[test]
+    fn an_untrusted_folder_exits_55() {
+        let Err(e) = check(&["-p", "hi"], &host(false)) else { panic!() };
+        assert_eq!(e.code, 55);
+        assert!(e.message.starts_with("Gemini CLI is not running in a trusted directory."));
+        assert!(check(&["-p", "hi", "--skip-trust"], &host(false)).is_ok());
+    }
+
+    #[test]
+    fn yolo_and_approval_mode_conflict() {
+        let Err(e) = check(&["-p", "hi", "-y", "--approval-mode=yolo"], &host(true)) else { panic!() };
+        assert!(e.message.starts_with("Cannot use both --yolo (-y) and --approval-mode together."));
+    }
+
+    #[test]
+    fn include_directories_join_the_workspace() {
+        let Ok(CheckedArgs::Run(_, dialect)) = check(&["--prompt=hi", "--include-directories=/a,b"], &host(true)) else { panic!() };
+        assert_eq!(dialect.workspace().unwrap(), [PathBuf::from("/w"), PathBuf::from("/a"), PathBuf::from("/w/b")]);
+        let Err(e) = check(&[], &host(true)) else { panic!() };
+        assert_eq!(e.code, 42);
+    }
+}
