@@ -1,4 +1,10 @@
-//! Workers: agent CLIs running in PTYs, their signals and exit, and the state derived from
-//! their events.
+//! Workers: agent CLIs running in PTYs, their process groups and exit, and the state derived
+//! from their events.
 
+pub mod process;
+mod run;
+pub mod spawn;
 pub mod state;
+
+pub use run::{Worker, WorkerError, WorkerSpec};
+pub use state::{ExitFacts, WorkerState, WorkerStatus, derive_state};

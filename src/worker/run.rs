@@ -1,0 +1,366 @@
+//! A running worker: one PTY, a reader thread that never stops draining it (raw bytes to
+//! `raw/<worker>.log`, lines through the adapter to `events/<worker>.jsonl`), a waiter thread
+//! that reaps the process and journals how it ended, and the controls (pause, resume, stop,
+//! input, resize). Lifecycle facts go into the same journal as the agent's events, in order.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::PathBuf;
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread;
+use std::time::Duration;
+
+use portable_pty::{MasterPty, PtySize};
+
+use super::process::{self, signal_name};
+use super::spawn::{SpawnError, spawn_in_pty};
+use super::state::ExitFacts;
+use crate::agents::{AgentKind, Draft, Launch, LineIssue, Normalizer};
+use crate::event::{AgentEvent, EventType, JournalWriter};
+use crate::timestamp::Timestamp;
+
+/// How long after the process exits the reader may take to drain what is left in the PTY.
+const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
+
+/// Everything needed to start one worker.
+#[derive(Debug, Clone)]
+pub struct WorkerSpec {
+    /// The worker's name (`claude-1`); also its journal file names.
+    pub name: String,
+    pub agent: AgentKind,
+    pub task: Option<String>,
+    pub launch: Launch,
+    pub events_path: PathBuf,
+    pub raw_path: PathBuf,
+    pub rows: u16,
+    pub cols: u16,
+    /// Sequence number of the first event, to continue an existing journal.
+    pub first_seq: u64,
+    /// Time between SIGTERM and SIGKILL when stopping.
+    pub stop_grace: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("worker {worker}: {source}")]
+    Spawn {
+        worker: String,
+        #[source]
+        source: SpawnError,
+    },
+    #[error("worker {worker}: cannot open {}: {source}", path.display())]
+    Journal {
+        worker: String,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// The journal files of one worker and the normaliser that feeds them.
+struct Journal {
+    normalizer: Normalizer,
+    events: JournalWriter,
+    raw: File,
+    observer: Option<Sender<AgentEvent>>,
+    /// The first write failure (a full disk): reading goes on so the worker never blocks.
+    write_error: Option<String>,
+    pending: Vec<AgentEvent>,
+    issues: Vec<LineIssue>,
+}
+
+impl Journal {
+    fn ingest(&mut self, bytes: &[u8]) {
+        if let Err(e) = self.raw.write_all(bytes) {
+            self.note_error("raw log", e);
+        }
+        self.normalizer
+            .push(bytes, Timestamp::now(), &mut self.pending, &mut self.issues);
+        self.issues.clear();
+        self.append_pending();
+    }
+
+    fn record(&mut self, draft: Draft) -> AgentEvent {
+        let event = self.normalizer.stamp(draft, Timestamp::now());
+        self.pending.push(event.clone());
+        self.append_pending();
+        event
+    }
+
+    fn finish(&mut self, exit: &ExitFacts) {
+        self.normalizer
+            .finish(Some(exit), Timestamp::now(), &mut self.pending, &mut self.issues);
+        self.issues.clear();
+        self.append_pending();
+    }
+
+    fn append_pending(&mut self) {
+        for event in self.pending.drain(..) {
+            if let Err(e) = self.events.append(&event) {
+                let message = format!("cannot write the event journal: {e}");
+                self.write_error.get_or_insert(message);
+            }
+            if let Some(observer) = &self.observer {
+                let _ = observer.send(event);
+            }
+        }
+    }
+
+    fn note_error(&mut self, what: &str, e: io::Error) {
+        self.write_error
+            .get_or_insert_with(|| format!("cannot write the {what}: {e}"));
+    }
+}
+
+/// Shared state between the handle and the waiter thread.
+struct ExitCell {
+    exit: Mutex<Option<ExitFacts>>,
+    changed: Condvar,
+}
+
+pub struct Worker {
+    name: String,
+    pid: i32,
+    stop_grace: Duration,
+    journal: Arc<Mutex<Journal>>,
+    master: Mutex<Box<dyn MasterPty + Send>>,
+    input: Mutex<Box<dyn Write + Send>>,
+    exit: Arc<ExitCell>,
+}
+
+/// Locks a mutex even if a thread panicked while holding it: the journal stays usable.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Worker {
+    /// Starts the worker. A launch that cannot start is journaled as a `spawn_failed` error
+    /// (so every reader sees a failed worker) and returned as an error.
+    pub fn spawn(spec: WorkerSpec, observer: Option<Sender<AgentEvent>>) -> Result<Worker, WorkerError> {
+        let journal_error = |path: &PathBuf, source| WorkerError::Journal {
+            worker: spec.name.clone(),
+            path: path.clone(),
+            source,
+        };
+        for path in [&spec.events_path, &spec.raw_path] {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| journal_error(path, e))?;
+            }
+        }
+        let events = JournalWriter::open(&spec.events_path).map_err(|e| journal_error(&spec.events_path, e))?;
+        let raw = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&spec.raw_path)
+            .map_err(|e| journal_error(&spec.raw_path, e))?;
+        let normalizer = Normalizer::new(spec.agent, &spec.name, spec.task.as_deref()).starting_at(spec.first_seq);
+        let mut journal = Journal {
+            normalizer,
+            events,
+            raw,
+            observer,
+            write_error: None,
+            pending: Vec::new(),
+            issues: Vec::new(),
+        };
+
+        let pty = match spawn_in_pty(&spec.launch, spec.rows, spec.cols) {
+            Ok(pty) => pty,
+            Err(source) => {
+                let message = source.to_string();
+                journal.record(
+                    Draft::new(EventType::Error, format!("could not start: {message}"))
+                        .with("phase", "spawn_failed")
+                        .with("message", message)
+                        .with("fatal", true),
+                );
+                return Err(WorkerError::Spawn { worker: spec.name, source });
+            }
+        };
+        journal.record(
+            Draft::new(EventType::Status, format!("started {} (pid {})", spec.agent, pty.pid))
+                .with("phase", "spawned")
+                .with("pid", pty.pid)
+                .with("argv", spec.launch.argv.clone())
+                .with("cwd", spec.launch.cwd.display().to_string()),
+        );
+
+        let spawn_error = |reason: String| WorkerError::Spawn {
+            worker: spec.name.clone(),
+            source: SpawnError::Pty { program: spec.launch.argv[0].clone(), reason },
+        };
+        let reader = pty.master.try_clone_reader().map_err(|e| spawn_error(format!("{e:#}")))?;
+        let input = pty.master.take_writer().map_err(|e| spawn_error(format!("{e:#}")))?;
+        let journal = Arc::new(Mutex::new(journal));
+        let exit = Arc::new(ExitCell { exit: Mutex::new(None), changed: Condvar::new() });
+
+        let (drained_tx, drained_rx) = mpsc::channel::<()>();
+        let reader_journal = Arc::clone(&journal);
+        thread::Builder::new()
+            .name(format!("pty-read-{}", spec.name))
+            .spawn(move || drain_pty(reader, &reader_journal, drained_tx))
+            .map_err(|e| spawn_error(format!("cannot start the reader thread: {e}")))?;
+
+        let waiter_journal = Arc::clone(&journal);
+        let waiter_exit = Arc::clone(&exit);
+        let pid = pty.pid;
+        thread::Builder::new()
+            .name(format!("pty-wait-{}", spec.name))
+            .spawn(move || {
+                let facts = process::wait_exit(pid).unwrap_or(ExitFacts { code: None, signal: None });
+                // Let the reader take what the process wrote last (a grandchild holding the
+                // PTY open must not hold up the exit event for ever).
+                let _ = drained_rx.recv_timeout(DRAIN_AFTER_EXIT);
+                let mut journal = lock(&waiter_journal);
+                journal.finish(&facts);
+                let write_error = journal.write_error.clone();
+                journal.record(exit_draft(&facts, write_error));
+                drop(journal);
+                *lock(&waiter_exit.exit) = Some(facts);
+                waiter_exit.changed.notify_all();
+            })
+            .map_err(|e| spawn_error(format!("cannot start the waiter thread: {e}")))?;
+
+        Ok(Worker {
+            name: spec.name,
+            pid,
+            stop_grace: spec.stop_grace,
+            journal,
+            master: Mutex::new(pty.master),
+            input: Mutex::new(input),
+            exit,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The process id, which is also the process group id.
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// SIGSTOP to the whole group.
+    pub fn pause(&self) -> io::Result<()> {
+        self.ensure_running()?;
+        process::signal_group(self.pid, libc::SIGSTOP)?;
+        self.journal_lifecycle("paused", "paused (SIGSTOP to the process group)");
+        Ok(())
+    }
+
+    /// SIGCONT to the whole group.
+    pub fn resume(&self) -> io::Result<()> {
+        self.ensure_running()?;
+        process::signal_group(self.pid, libc::SIGCONT)?;
+        self.journal_lifecycle("resumed", "resumed (SIGCONT to the process group)");
+        Ok(())
+    }
+
+    /// SIGTERM to the group, the grace period, then SIGKILL; waits until the exit is journaled.
+    pub fn stop(&self) -> ExitFacts {
+        if let Some(exit) = self.try_exit() {
+            // The leader is gone; make sure nothing it left in the group survives.
+            process::terminate_group(self.pid, Duration::ZERO);
+            return exit;
+        }
+        self.journal_lifecycle("stopping", "stopping (SIGTERM, then SIGKILL after the grace period)");
+        process::terminate_group(self.pid, self.stop_grace);
+        self.wait()
+    }
+
+    /// SIGKILL to the group at once.
+    pub fn kill(&self) -> ExitFacts {
+        if self.try_exit().is_none() {
+            self.journal_lifecycle("stopping", "killing (SIGKILL to the process group)");
+        }
+        let _ = process::signal_group(self.pid, libc::SIGKILL);
+        self.wait()
+    }
+
+    /// Bytes for the worker's terminal, as if typed.
+    pub fn write_input(&self, bytes: &[u8]) -> io::Result<()> {
+        let mut input = lock(&self.input);
+        input.write_all(bytes)?;
+        input.flush()
+    }
+
+    pub fn resize(&self, rows: u16, cols: u16) -> io::Result<()> {
+        let size = PtySize { rows: rows.max(1), cols: cols.max(1), pixel_width: 0, pixel_height: 0 };
+        lock(&self.master)
+            .resize(size)
+            .map_err(|e| io::Error::other(format!("{e:#}")))
+    }
+
+    pub fn try_exit(&self) -> Option<ExitFacts> {
+        *lock(&self.exit.exit)
+    }
+
+    /// Blocks until the process has exited and its end is journaled.
+    pub fn wait(&self) -> ExitFacts {
+        let mut exit = lock(&self.exit.exit);
+        loop {
+            if let Some(facts) = *exit {
+                return facts;
+            }
+            exit = self.exit.changed.wait(exit).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    pub fn wait_timeout(&self, timeout: Duration) -> Option<ExitFacts> {
+        let exit = lock(&self.exit.exit);
+        let (exit, _) = self
+            .exit
+            .changed
+            .wait_timeout_while(exit, timeout, |e| e.is_none())
+            .unwrap_or_else(|p| p.into_inner());
+        *exit
+    }
+
+    /// The next sequence number in this worker's journal.
+    pub fn next_seq(&self) -> u64 {
+        lock(&self.journal).normalizer.next_seq()
+    }
+
+    fn ensure_running(&self) -> io::Result<()> {
+        if self.try_exit().is_some() {
+            return Err(io::Error::other(format!("worker {} has already exited", self.name)));
+        }
+        Ok(())
+    }
+
+    fn journal_lifecycle(&self, phase: &str, text: &str) {
+        lock(&self.journal).record(Draft::new(EventType::Status, text).with("phase", phase));
+    }
+}
+
+/// Reads the PTY until EOF. Never stops early: a PTY nobody drains blocks its writer.
+fn drain_pty(mut reader: Box<dyn Read + Send>, journal: &Mutex<Journal>, drained: Sender<()>) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => lock(journal).ingest(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            // EIO once the last slave fd closes is how a PTY says EOF.
+            Err(_) => break,
+        }
+    }
+    let _ = drained.send(());
+}
+
+fn exit_draft(exit: &ExitFacts, write_error: Option<String>) -> Draft {
+    let text = match (exit.code, exit.signal) {
+        (Some(code), _) => format!("exited with code {code}"),
+        (None, Some(sig)) => format!("killed by {} (signal {sig})", signal_name(sig)),
+        (None, None) => "exited (status unknown)".to_string(),
+    };
+    let kind = if exit.success() { EventType::Status } else { EventType::Error };
+    Draft::new(kind, text)
+        .with("phase", "exited")
+        .with_some("exit_code", exit.code)
+        .with_some("signal", exit.signal)
+        .with("fatal", !exit.success())
+        .with_some("journal_error", write_error)
+}
