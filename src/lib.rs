@@ -4,8 +4,9 @@
 //! journal files (`session`) -> readers. See `shared/DESIGN.md` for the whole map.
 
 pub mod agents;
+pub mod cli;
 pub mod event;
+pub mod session;
+pub mod sim;
 pub mod timestamp;
 pub mod worker;
-pub mod cli;
-pub mod sim;

@@ -223,7 +223,14 @@ mod tests {
 
     #[test]
     fn round_trips_across_eras() {
-        for ms in [0, 1, -1, 951_782_400_000, 4_102_444_800_123, -62_135_596_800_000] {
+        for ms in [
+            0,
+            1,
+            -1,
+            951_782_400_000,
+            4_102_444_800_123,
+            -62_135_596_800_000,
+        ] {
             let t = Timestamp(ms);
             assert_eq!(Timestamp::parse(&t.to_string()), Some(t), "{t}");
         }

@@ -18,28 +18,63 @@ fn a_successful_claude_run_journals_its_events_and_ends_done() {
     let dir = tempfile::tempdir().unwrap();
     let work = dir.path().join("work");
     std::fs::create_dir(&work).unwrap();
-    let launch = sim_launch(AgentKind::Claude, &work, "add a health endpoint", "success", "0");
+    let launch = sim_launch(
+        AgentKind::Claude,
+        &work,
+        "add a health endpoint",
+        "success",
+        "0",
+    );
     let spec = worker_spec(dir.path(), "claude-1", AgentKind::Claude, launch);
     let events_path = spec.events_path.clone();
     let raw_path = spec.raw_path.clone();
     let worker = Worker::spawn(spec, None).unwrap();
-    assert_eq!(worker.wait(), ExitFacts { code: Some(0), signal: None });
+    assert_eq!(
+        worker.wait(),
+        ExitFacts {
+            code: Some(0),
+            signal: None
+        }
+    );
 
     let events = journal(&events_path);
     assert_eq!(phases(&events).first().map(String::as_str), Some("spawned"));
     assert_eq!(phases(&events).last().map(String::as_str), Some("exited"));
     let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
-    assert_eq!(seqs, (0..events.len() as u64).collect::<Vec<_>>(), "one journal, one sequence");
-    assert!(events.iter().all(|e| e.worker == "claude-1" && e.agent == "claude" && e.task.as_deref() == Some("t1")));
+    assert_eq!(
+        seqs,
+        (0..events.len() as u64).collect::<Vec<_>>(),
+        "one journal, one sequence"
+    );
+    assert!(
+        events.iter().all(|e| e.worker == "claude-1"
+            && e.agent == "claude"
+            && e.task.as_deref() == Some("t1"))
+    );
     let kinds = types(&events);
-    for expected in [EventType::Status, EventType::Progress, EventType::Task, EventType::Milestone] {
-        assert!(kinds.contains(&expected), "no {expected} event in {kinds:?}");
+    for expected in [
+        EventType::Status,
+        EventType::Progress,
+        EventType::Task,
+        EventType::Milestone,
+    ] {
+        assert!(
+            kinds.contains(&expected),
+            "no {expected} event in {kinds:?}"
+        );
     }
     let init = events.iter().find(|e| e.phase() == Some("init")).unwrap();
     assert!(init.str_field("session_id").is_some_and(|s| s.len() == 36));
-    let last_task = events.iter().rev().find(|e| e.kind == EventType::Task).unwrap();
+    let last_task = events
+        .iter()
+        .rev()
+        .find(|e| e.kind == EventType::Task)
+        .unwrap();
     assert_eq!(last_task.i64_field("progress"), Some(100));
-    let done = events.iter().find(|e| e.kind == EventType::Milestone).unwrap();
+    let done = events
+        .iter()
+        .find(|e| e.kind == EventType::Milestone)
+        .unwrap();
     assert!(done.bool_field("final"));
     assert!(done.payload["usage"]["output_tokens"].as_u64().unwrap() > 0);
     assert!(done.payload["cost_usd"].as_f64().unwrap() > 0.0);
@@ -50,7 +85,10 @@ fn a_successful_claude_run_journals_its_events_and_ends_done() {
     assert_eq!(notes, 1);
     let raw = std::fs::read_to_string(&raw_path).unwrap();
     assert!(raw.contains("\"type\":\"result\""));
-    assert!(raw.contains("\r\n"), "a PTY turns \\n into \\r\\n; the adapter must cope");
+    assert!(
+        raw.contains("\r\n"),
+        "a PTY turns \\n into \\r\\n; the adapter must cope"
+    );
 }
 
 #[test]
@@ -63,7 +101,11 @@ fn every_cli_simulation_runs_to_done_through_its_adapter() {
         let worker = Worker::spawn(spec, None).unwrap();
         assert_eq!(worker.wait().code, Some(0), "{agent}");
         let events = journal(&path);
-        assert_eq!(derive_state(&events), WorkerState::Done, "{agent}: {events:#?}");
+        assert_eq!(
+            derive_state(&events),
+            WorkerState::Done,
+            "{agent}: {events:#?}"
+        );
         assert!(types(&events).contains(&EventType::Milestone), "{agent}");
     }
 }
@@ -77,16 +119,22 @@ fn pause_stops_every_process_of_the_group_and_resume_continues_it() {
     let worker = Worker::spawn(spec, None).unwrap();
     let pgid = worker.pid();
     // The hang scenario runs `sleep` as a child of the agent: a grandchild of ours.
-    wait_for("the agent's child process", LIMIT, || group_members(pgid).iter().any(|p| p.name == "sleep"));
+    wait_for("the agent's child process", LIMIT, || {
+        group_members(pgid).iter().any(|p| p.name == "sleep")
+    });
 
     worker.pause().unwrap();
-    wait_for("every process stopped", LIMIT, || group_members(pgid).iter().all(|p| p.state == 'T'));
+    wait_for("every process stopped", LIMIT, || {
+        group_members(pgid).iter().all(|p| p.state == 'T')
+    });
     let members = group_members(pgid);
     assert!(members.len() >= 2, "{members:?}");
     assert_eq!(derive_state(&journal(&path)), WorkerState::Paused);
 
     worker.resume().unwrap();
-    wait_for("every process running again", LIMIT, || group_members(pgid).iter().all(|p| p.state != 'T'));
+    wait_for("every process running again", LIMIT, || {
+        group_members(pgid).iter().all(|p| p.state != 'T')
+    });
     assert_eq!(derive_state(&journal(&path)), WorkerState::Running);
 
     let exit = worker.stop();
@@ -108,7 +156,11 @@ fn stop_escalates_to_kill_and_takes_grandchildren_with_it() {
     let pgid = worker.pid();
     wait_for("both children", LIMIT, || {
         std::fs::read_to_string(&raw).is_ok_and(|r| r.contains("ready"))
-            && group_members(pgid).iter().filter(|p| p.name == "sleep").count() == 2
+            && group_members(pgid)
+                .iter()
+                .filter(|p| p.name == "sleep")
+                .count()
+                == 2
     });
     let exit = worker.stop();
     assert_eq!(exit.signal, Some(i64::from(libc::SIGKILL)));
@@ -121,10 +173,19 @@ fn exit_codes_and_signals_are_reported() {
     let launch = command_launch(dir.path(), &["sh", "-c", "exit 3"]);
     let spec = worker_spec(dir.path(), "exit3", AgentKind::Events, launch);
     let path = spec.events_path.clone();
-    assert_eq!(Worker::spawn(spec, None).unwrap().wait(), ExitFacts { code: Some(3), signal: None });
+    assert_eq!(
+        Worker::spawn(spec, None).unwrap().wait(),
+        ExitFacts {
+            code: Some(3),
+            signal: None
+        }
+    );
     let events = journal(&path);
     let last = events.last().unwrap();
-    assert_eq!((last.kind, last.phase(), last.i64_field("exit_code")), (EventType::Error, Some("exited"), Some(3)));
+    assert_eq!(
+        (last.kind, last.phase(), last.i64_field("exit_code")),
+        (EventType::Error, Some("exited"), Some(3))
+    );
     assert_eq!(last.text(), "exited with code 3");
     assert_eq!(derive_state(&events), WorkerState::Failed);
 
@@ -133,10 +194,22 @@ fn exit_codes_and_signals_are_reported() {
     let spec = worker_spec(dir.path(), "crasher", AgentKind::Claude, launch);
     let path = spec.events_path.clone();
     let exit = Worker::spawn(spec, None).unwrap().wait();
-    assert_eq!(exit, ExitFacts { code: None, signal: Some(i64::from(libc::SIGABRT)) });
+    assert_eq!(
+        exit,
+        ExitFacts {
+            code: None,
+            signal: Some(i64::from(libc::SIGABRT))
+        }
+    );
     let events = journal(&path);
-    assert_eq!(events.last().unwrap().text(), "killed by SIGABRT (signal 6)");
-    assert!(events.iter().any(|e| e.text().contains("half a li")), "the torn line is kept as a log line");
+    assert_eq!(
+        events.last().unwrap().text(),
+        "killed by SIGABRT (signal 6)"
+    );
+    assert!(
+        events.iter().any(|e| e.text().contains("half a li")),
+        "the torn line is kept as a log line"
+    );
     assert_eq!(derive_state(&events), WorkerState::Failed);
 }
 
@@ -149,8 +222,15 @@ fn the_sims_failure_scenario_is_a_failed_worker_with_a_reason() {
     let path = spec.events_path.clone();
     assert_eq!(Worker::spawn(spec, None).unwrap().wait().code, Some(1));
     let events = journal(&path);
-    let fatal = events.iter().find(|e| e.kind == EventType::Error && e.bool_field("fatal") && e.phase().is_none()).unwrap();
-    assert!(fatal.text().contains("build script is missing"), "{}", fatal.text());
+    let fatal = events
+        .iter()
+        .find(|e| e.kind == EventType::Error && e.bool_field("fatal") && e.phase().is_none())
+        .unwrap();
+    assert!(
+        fatal.text().contains("build script is missing"),
+        "{}",
+        fatal.text()
+    );
     assert_eq!(derive_state(&events), WorkerState::Failed);
 }
 
@@ -162,9 +242,14 @@ fn a_blocked_agent_shows_as_waiting_until_it_moves_on() {
     let spec = worker_spec(dir.path(), "gemini-b", AgentKind::Gemini, launch);
     let path = spec.events_path.clone();
     let worker = Worker::spawn(spec, None).unwrap();
-    wait_for("the blocker", LIMIT, || journal(&path).iter().any(|e| e.kind == EventType::Blocker));
+    wait_for("the blocker", LIMIT, || {
+        journal(&path).iter().any(|e| e.kind == EventType::Blocker)
+    });
     let events = journal(&path);
-    let blocker = events.iter().find(|e| e.kind == EventType::Blocker).unwrap();
+    let blocker = events
+        .iter()
+        .find(|e| e.kind == EventType::Blocker)
+        .unwrap();
     assert_eq!(blocker.str_field("reason"), Some("policy_violation"));
     assert_eq!(derive_state(&events), WorkerState::Waiting);
     assert_eq!(worker.wait().code, Some(0));
@@ -185,7 +270,10 @@ fn a_missing_binary_fails_cleanly_with_an_error_event() {
     );
     let events = journal(&path);
     assert_eq!(events.len(), 1);
-    assert_eq!((events[0].kind, events[0].phase()), (EventType::Error, Some("spawn_failed")));
+    assert_eq!(
+        (events[0].kind, events[0].phase()),
+        (EventType::Error, Some("spawn_failed"))
+    );
     assert_eq!(derive_state(&events), WorkerState::Failed);
 }
 
@@ -198,7 +286,9 @@ fn input_reaches_the_worker_and_resize_reaches_its_terminal() {
     let (path, raw) = (spec.events_path.clone(), spec.raw_path.clone());
     let worker = Worker::spawn(spec, None).unwrap();
     worker.write_input(b"hello\n").unwrap();
-    wait_for("the echoed event", LIMIT, || journal(&path).iter().any(|e| e.text() == "got hello"));
+    wait_for("the echoed event", LIMIT, || {
+        journal(&path).iter().any(|e| e.text() == "got hello")
+    });
     worker.resize(50, 132).unwrap();
     worker.write_input(b"\n").unwrap();
     assert_eq!(worker.wait().code, Some(0));

@@ -170,14 +170,11 @@ impl ClaudeAdapter {
                     if matches!(state, "failed" | "needs-auth") {
                         let name = str_of(server, "name");
                         out.push(
-                            Draft::new(
-                                EventType::Error,
-                                format!("MCP server {name} is {state}"),
-                            )
-                            .native(&native)
-                            .with("message", format!("MCP server {name} is {state}"))
-                            .with("mcp_server", name)
-                            .with("fatal", false),
+                            Draft::new(EventType::Error, format!("MCP server {name} is {state}"))
+                                .native(&native)
+                                .with("message", format!("MCP server {name} is {state}"))
+                                .with("mcp_server", name)
+                                .with("fatal", false),
                         );
                     }
                 }
@@ -199,12 +196,17 @@ impl ClaudeAdapter {
                 .with_some("attempt", v.get("attempt").cloned())
                 .with_some("retry_delay_ms", v.get("retry_delay_ms").cloned()),
             ),
-            "compact_boundary" => out.push(status("compacting the conversation".into(), "compacting")),
+            "compact_boundary" => {
+                out.push(status("compacting the conversation".into(), "compacting"))
+            }
             "session_state_changed" => match str_of(&v, "state") {
                 "requires_action" => out.push(
-                    Draft::new(EventType::Blocker, "the agent needs an answer or an approval")
-                        .native(&native)
-                        .with("reason", "requires_action"),
+                    Draft::new(
+                        EventType::Blocker,
+                        "the agent needs an answer or an approval",
+                    )
+                    .native(&native)
+                    .with("reason", "requires_action"),
                 ),
                 state => out.push(status(format!("session {state}"), "session_state")),
             },
@@ -226,10 +228,17 @@ impl ClaudeAdapter {
                 let state = match subtype.as_str() {
                     "task_started" => "started",
                     "task_updated" => v["patch"]["status"].as_str().unwrap_or("updated"),
-                    _ => v.get("status").and_then(Value::as_str).unwrap_or("finished"),
+                    _ => v
+                        .get("status")
+                        .and_then(Value::as_str)
+                        .unwrap_or("finished"),
                 };
                 let summary = str_of(&v, "summary");
-                let what = if description.is_empty() { summary } else { &description };
+                let what = if description.is_empty() {
+                    summary
+                } else {
+                    &description
+                };
                 out.push(
                     Draft::new(EventType::Task, format!("subagent {state}: {what}"))
                         .native(&native)
@@ -275,7 +284,10 @@ impl ClaudeAdapter {
                 }
             }
             "notification" => out.push(status(str_of(&v, "text").to_string(), "notification")),
-            "hook_started" | "commands_changed" | "plugin_install" | "elicitation_complete"
+            "hook_started"
+            | "commands_changed"
+            | "plugin_install"
+            | "elicitation_complete"
             | "background_tasks_changed" => {}
             _ => return Parsed::Unknown(native),
         }
@@ -316,7 +328,11 @@ impl ClaudeAdapter {
                 }
                 _ => continue,
             };
-            out.push(if subagent { draft.with("subagent", true) } else { draft });
+            out.push(if subagent {
+                draft.with("subagent", true)
+            } else {
+                draft
+            });
         }
     }
 
@@ -361,7 +377,11 @@ impl ClaudeAdapter {
         if is_report_tool(name) {
             return None;
         }
-        let text = if summary.is_empty() { name.to_string() } else { format!("{name}: {summary}") };
+        let text = if summary.is_empty() {
+            name.to_string()
+        } else {
+            format!("{name}: {summary}")
+        };
         Some(
             Draft::new(EventType::Progress, text)
                 .native("assistant/tool_use")
@@ -428,9 +448,15 @@ impl ClaudeAdapter {
     fn on_result(&mut self, mut v: Value, out: &mut Vec<Draft>) {
         let subtype = str_of(&v, "subtype").to_string();
         // Some versions report API failures as subtype "success" with is_error: true (§1.3).
-        let is_error = v.get("is_error").and_then(Value::as_bool).unwrap_or(subtype != "success");
+        let is_error = v
+            .get("is_error")
+            .and_then(Value::as_bool)
+            .unwrap_or(subtype != "success");
         let usage = claude_usage(&v["usage"]);
-        let cost = v.get("total_cost_usd").or_else(|| v.get("cost_usd")).cloned();
+        let cost = v
+            .get("total_cost_usd")
+            .or_else(|| v.get("cost_usd"))
+            .cloned();
         for denial in v["permission_denials"].as_array().into_iter().flatten() {
             let id = str_of(denial, "tool_use_id");
             if self.blocked_tools.contains(id) {
@@ -459,7 +485,12 @@ impl ClaudeAdapter {
                 .with_some("session_id", v.get("session_id").cloned())
         };
         if is_error {
-            let joined: Vec<&str> = errors.as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+            let joined: Vec<&str> = errors
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
             let message = if !joined.is_empty() {
                 joined.join("; ")
             } else if !result_text.is_empty() {
@@ -473,11 +504,21 @@ impl ClaudeAdapter {
                     .with("fatal", true)
                     .with("errors", errors)
                     .with_some("terminal_reason", v.get("terminal_reason").cloned())
-                    .with_some("startup_failure_reason", v.get("startup_failure_reason").cloned()),
+                    .with_some(
+                        "startup_failure_reason",
+                        v.get("startup_failure_reason").cloned(),
+                    ),
             );
         } else {
-            let text = if result_text.is_empty() { "run complete".to_string() } else { result_text.clone() };
-            out.push(common(Draft::new(EventType::Milestone, text)).with("result", shorten(&result_text, 2000)));
+            let text = if result_text.is_empty() {
+                "run complete".to_string()
+            } else {
+                result_text.clone()
+            };
+            out.push(
+                common(Draft::new(EventType::Milestone, text))
+                    .with("result", shorten(&result_text, 2000)),
+            );
         }
     }
 
@@ -525,7 +566,15 @@ pub(crate) fn tool_summary(name: &str, input: &Value) -> String {
         "WebFetch" => &["url"],
         "WebSearch" => &["query"],
         "Task" | "Agent" => &["description"],
-        _ => &["command", "file_path", "path", "pattern", "query", "url", "description"],
+        _ => &[
+            "command",
+            "file_path",
+            "path",
+            "pattern",
+            "query",
+            "url",
+            "description",
+        ],
     };
     keys.iter()
         .find_map(|k| input.get(*k).and_then(Value::as_str))
@@ -579,7 +628,11 @@ mod tests {
         assert!(argv.contains("--add-dir=/shared"));
         assert!(argv.contains("--resume=-abc"));
         assert!(argv.contains("--strict-mcp-config --allowedTools=mcp__orch"));
-        assert!(l.argv.iter().any(|a| a.starts_with("--mcp-config={\"mcpServers\"")));
+        assert!(
+            l.argv
+                .iter()
+                .any(|a| a.starts_with("--mcp-config={\"mcpServers\""))
+        );
         assert_eq!(&l.argv[l.argv.len() - 2..], ["--", "-fix the bug"]);
         assert_eq!(l.cwd, PathBuf::from("/w"));
     }
@@ -588,7 +641,12 @@ mod tests {
     fn autonomy_maps_to_permission_modes() {
         let mut s = spec();
         s.autonomy = Autonomy::Edit;
-        assert!(launch(&s).argv.join(" ").contains("--permission-mode acceptEdits"));
+        assert!(
+            launch(&s)
+                .argv
+                .join(" ")
+                .contains("--permission-mode acceptEdits")
+        );
         s.autonomy = Autonomy::ReadOnly;
         assert!(launch(&s).argv.join(" ").contains("--permission-mode plan"));
     }

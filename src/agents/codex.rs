@@ -5,7 +5,9 @@
 
 use serde_json::{Value, json};
 
-use super::draft::{Draft, one_line, plain_usage, reported_event, str_of, tail_excerpt, take, text_line};
+use super::draft::{
+    Draft, one_line, plain_usage, reported_event, str_of, tail_excerpt, take, text_line,
+};
 use super::todo::{Todo, todo_draft};
 use super::{Adapter, Autonomy, Launch, LaunchSpec, ORCH_MCP_SERVER, Parsed, REPORT_TOOL};
 use crate::event::EventType;
@@ -32,11 +34,17 @@ pub fn launch(spec: &LaunchSpec) -> Launch {
     if let Some(mcp) = &spec.mcp {
         // `-c` values are TOML; JSON strings and arrays of strings are valid TOML too.
         let key = format!("mcp_servers.{}", mcp.name);
-        l.arg("-c").arg(format!("{key}.command={}", json!(mcp.command)));
+        l.arg("-c")
+            .arg(format!("{key}.command={}", json!(mcp.command)));
         l.arg("-c").arg(format!("{key}.args={}", json!(mcp.args)));
         if !mcp.env.is_empty() {
-            let pairs: Vec<String> = mcp.env.iter().map(|(k, v)| format!("{}={}", json!(k), json!(v))).collect();
-            l.arg("-c").arg(format!("{key}.env={{{}}}", pairs.join(", ")));
+            let pairs: Vec<String> = mcp
+                .env
+                .iter()
+                .map(|(k, v)| format!("{}={}", json!(k), json!(v)))
+                .collect();
+            l.arg("-c")
+                .arg(format!("{key}.env={{{}}}", pairs.join(", ")));
         }
     }
     l.args(spec.extra_args.iter().cloned());
@@ -77,7 +85,11 @@ impl Adapter for CodexAdapter {
             "turn.started" => out.push(status("turn started", "turn_started")),
             "turn.completed" => {
                 self.tentative_error = None;
-                let text = if self.last_message.is_empty() { "turn complete".to_string() } else { one_line(&self.last_message) };
+                let text = if self.last_message.is_empty() {
+                    "turn complete".to_string()
+                } else {
+                    one_line(&self.last_message)
+                };
                 out.push(
                     Draft::new(EventType::Milestone, text)
                         .native(&kind)
@@ -89,7 +101,10 @@ impl Adapter for CodexAdapter {
             "turn.failed" => {
                 self.turn_failed = true;
                 self.tentative_error = None;
-                let message = v["error"]["message"].as_str().unwrap_or("turn failed").to_string();
+                let message = v["error"]["message"]
+                    .as_str()
+                    .unwrap_or("turn failed")
+                    .to_string();
                 out.push(
                     Draft::new(EventType::Error, message.clone())
                         .native(&kind)
@@ -131,7 +146,11 @@ impl Adapter for CodexAdapter {
     fn finish(&mut self, exit: Option<&ExitFacts>, out: &mut Vec<Draft>) {
         // A stream error stays tentative until the exit code says the run failed (§2.2).
         let failed = exit.is_some_and(|e| !e.success());
-        if let Some(message) = self.tentative_error.take().filter(|_| failed && !self.turn_failed) {
+        if let Some(message) = self
+            .tentative_error
+            .take()
+            .filter(|_| failed && !self.turn_failed)
+        {
             out.push(
                 Draft::new(EventType::Error, message.clone())
                     .native("error")
@@ -154,7 +173,11 @@ impl CodexAdapter {
         let native = format!("{event}/{item_type}");
         let completed = event == "item.completed";
         let id = item.get("id").cloned();
-        let progress = |text: String| Draft::new(EventType::Progress, text).native(&native).with_some("item_id", id.clone());
+        let progress = |text: String| {
+            Draft::new(EventType::Progress, text)
+                .native(&native)
+                .with_some("item_id", id.clone())
+        };
         match item_type.as_str() {
             "agent_message" | "assistant_message" => {
                 if completed {
@@ -203,17 +226,24 @@ impl CodexAdapter {
                 }
                 if event != "item.updated" {
                     out.push(
-                        progress(format!("{server}.{tool} {}", if completed { &status } else { "started" }))
-                            .with("kind", "tool_call")
-                            .with("tool", format!("{server}.{tool}"))
-                            .with("status", status)
-                            .with_some("error", item["error"]["message"].as_str()),
+                        progress(format!(
+                            "{server}.{tool} {}",
+                            if completed { &status } else { "started" }
+                        ))
+                        .with("kind", "tool_call")
+                        .with("tool", format!("{server}.{tool}"))
+                        .with("status", status)
+                        .with_some("error", item["error"]["message"].as_str()),
                     );
                 }
             }
             "web_search" => {
                 if event != "item.updated" {
-                    out.push(progress(format!("web search: {}", str_of(&item, "query"))).with("kind", "tool_call").with("tool", "web_search"));
+                    out.push(
+                        progress(format!("web search: {}", str_of(&item, "query")))
+                            .with("kind", "tool_call")
+                            .with("tool", "web_search"),
+                    );
                 }
             }
             "todo_list" => {
@@ -223,7 +253,10 @@ impl CodexAdapter {
                     .flatten()
                     .map(|t| {
                         let done = t.get("completed").and_then(Value::as_bool).unwrap_or(false);
-                        Todo::new(str_of(t, "text"), if done { "completed" } else { "pending" })
+                        Todo::new(
+                            str_of(t, "text"),
+                            if done { "completed" } else { "pending" },
+                        )
                     })
                     .collect();
                 if let Some(draft) = todo_draft(&self.todos, &todos, &native) {
@@ -234,10 +267,13 @@ impl CodexAdapter {
             "collab_tool_call" => {
                 if event != "item.updated" {
                     out.push(
-                        Draft::new(EventType::Task, format!("subagent {}", str_of(&item, "tool")))
-                            .native(&native)
-                            .with("subagent", true)
-                            .with("status", str_of(&item, "status")),
+                        Draft::new(
+                            EventType::Task,
+                            format!("subagent {}", str_of(&item, "tool")),
+                        )
+                        .native(&native)
+                        .with("subagent", true)
+                        .with("status", str_of(&item, "status")),
                     );
                 }
             }
@@ -261,7 +297,13 @@ impl CodexAdapter {
         Parsed::Handled
     }
 
-    fn on_command(&mut self, event: &str, item: &Value, progress: impl Fn(String) -> Draft, out: &mut Vec<Draft>) {
+    fn on_command(
+        &mut self,
+        event: &str,
+        item: &Value,
+        progress: impl Fn(String) -> Draft,
+        out: &mut Vec<Draft>,
+    ) {
         let command = str_of(item, "command").to_string();
         let status = str_of(item, "status");
         match event {
@@ -273,19 +315,31 @@ impl CodexAdapter {
             "item.completed" => {
                 let output = str_of(item, "aggregated_output");
                 let exit_code = item.get("exit_code").and_then(Value::as_i64);
-                let failed = status == "failed" || status == "declined" || exit_code.is_some_and(|c| c != 0);
+                let failed =
+                    status == "failed" || status == "declined" || exit_code.is_some_and(|c| c != 0);
                 if failed {
                     self.failed_commands += 1;
                 }
                 // A declined command, or one the sandbox refused, will not succeed by retrying.
-                let sandboxed = output.contains("sandbox") || output.contains("Operation not permitted");
+                let sandboxed =
+                    output.contains("sandbox") || output.contains("Operation not permitted");
                 if status == "declined" || (failed && sandboxed) {
                     out.push(
-                        Draft::new(EventType::Blocker, format!("command refused: {}", one_line(&command)))
-                            .native("item.completed/command_execution")
-                            .with("reason", if status == "declined" { "declined" } else { "sandbox" })
-                            .with("command", command)
-                            .with("message", tail_excerpt(output)),
+                        Draft::new(
+                            EventType::Blocker,
+                            format!("command refused: {}", one_line(&command)),
+                        )
+                        .native("item.completed/command_execution")
+                        .with(
+                            "reason",
+                            if status == "declined" {
+                                "declined"
+                            } else {
+                                "sandbox"
+                            },
+                        )
+                        .with("command", command)
+                        .with("message", tail_excerpt(output)),
                     );
                     return;
                 }
@@ -315,55 +369,106 @@ impl CodexAdapter {
                     .with_some("session_id", msg.get("session_id").cloned())
                     .with_some("model", msg.get("model").cloned()),
             ),
-            "task_started" => out.push(draft(EventType::Status, "turn started".into()).with("phase", "turn_started")),
+            "task_started" => out.push(
+                draft(EventType::Status, "turn started".into()).with("phase", "turn_started"),
+            ),
             "task_complete" => {
                 self.tentative_error = None;
-                let last = msg["last_agent_message"].as_str().unwrap_or(&self.last_message).to_string();
-                let text = if last.is_empty() { "turn complete".to_string() } else { one_line(&last) };
-                out.push(draft(EventType::Milestone, text).with("final", true).with("result", last));
+                let last = msg["last_agent_message"]
+                    .as_str()
+                    .unwrap_or(&self.last_message)
+                    .to_string();
+                let text = if last.is_empty() {
+                    "turn complete".to_string()
+                } else {
+                    one_line(&last)
+                };
+                out.push(
+                    draft(EventType::Milestone, text)
+                        .with("final", true)
+                        .with("result", last),
+                );
             }
             "agent_message" => {
                 let text = str_of(&msg, "message").to_string();
                 self.last_message = text.clone();
                 out.push(draft(EventType::Progress, text).with("kind", "message"));
             }
-            "agent_reasoning" => out.push(draft(EventType::Progress, str_of(&msg, "text").to_string()).with("kind", "thinking")),
+            "agent_reasoning" => out.push(
+                draft(EventType::Progress, str_of(&msg, "text").to_string())
+                    .with("kind", "thinking"),
+            ),
             "exec_command_begin" => {
                 let command = command_line(&msg["command"]);
-                out.push(draft(EventType::Progress, format!("$ {command}")).with("kind", "command").with("command", command));
+                out.push(
+                    draft(EventType::Progress, format!("$ {command}"))
+                        .with("kind", "command")
+                        .with("command", command),
+                );
             }
             "exec_command_end" => {
                 let exit_code = msg.get("exit_code").and_then(Value::as_i64);
                 let output = take(&mut msg, "aggregated_output");
-                let output = output.as_str().map_or_else(|| str_of(&msg, "stdout").to_string(), str::to_string);
+                let output = output
+                    .as_str()
+                    .map_or_else(|| str_of(&msg, "stdout").to_string(), str::to_string);
                 out.push(
-                    draft(EventType::Progress, format!("command exited {}", exit_code.unwrap_or(-1)))
-                        .with("kind", "command")
-                        .with_some("exit_code", exit_code)
-                        .with("ok", exit_code == Some(0))
-                        .with("output", tail_excerpt(&output)),
+                    draft(
+                        EventType::Progress,
+                        format!("command exited {}", exit_code.unwrap_or(-1)),
+                    )
+                    .with("kind", "command")
+                    .with_some("exit_code", exit_code)
+                    .with("ok", exit_code == Some(0))
+                    .with("output", tail_excerpt(&output)),
                 );
             }
-            "patch_apply_begin" => out.push(draft(EventType::Progress, "applying a patch".into()).with("kind", "file_change")),
+            "patch_apply_begin" => out.push(
+                draft(EventType::Progress, "applying a patch".into()).with("kind", "file_change"),
+            ),
             "patch_apply_end" => {
                 let ok = msg.get("success").and_then(Value::as_bool).unwrap_or(false);
-                out.push(draft(EventType::Progress, format!("patch {}", if ok { "applied" } else { "failed" })).with("kind", "file_change").with("ok", ok));
+                out.push(
+                    draft(
+                        EventType::Progress,
+                        format!("patch {}", if ok { "applied" } else { "failed" }),
+                    )
+                    .with("kind", "file_change")
+                    .with("ok", ok),
+                );
             }
             "token_count" => out.push(
                 draft(EventType::Status, "token usage".into())
                     .with("phase", "usage")
-                    .with_some("usage", plain_usage(&msg).filter(|u| u["input_tokens"] != 0 || u["output_tokens"] != 0)),
+                    .with_some(
+                        "usage",
+                        plain_usage(&msg)
+                            .filter(|u| u["input_tokens"] != 0 || u["output_tokens"] != 0),
+                    ),
             ),
             "error" => {
                 let message = str_of(&msg, "message").to_string();
                 self.tentative_error = Some(message.clone());
-                out.push(draft(EventType::Error, message.clone()).with("message", message).with("fatal", false).with("tentative", true));
+                out.push(
+                    draft(EventType::Error, message.clone())
+                        .with("message", message)
+                        .with("fatal", false)
+                        .with("tentative", true),
+                );
             }
             "stream_error" => {
                 let message = str_of(&msg, "message").to_string();
-                out.push(draft(EventType::Error, message.clone()).with("message", message).with("fatal", false));
+                out.push(
+                    draft(EventType::Error, message.clone())
+                        .with("message", message)
+                        .with("fatal", false),
+                );
             }
-            "agent_message_delta" | "agent_reasoning_delta" | "exec_command_output_delta" | "turn_diff" | "background_event" => {}
+            "agent_message_delta"
+            | "agent_reasoning_delta"
+            | "exec_command_output_delta"
+            | "turn_diff"
+            | "background_event" => {}
             _ => return Parsed::Unknown(native),
         }
         Parsed::Handled
@@ -380,7 +485,11 @@ fn arguments_of(item: &Value) -> Value {
 
 fn command_line(command: &Value) -> String {
     match command {
-        Value::Array(parts) => parts.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" "),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join(" "),
         Value::String(s) => s.clone(),
         _ => String::new(),
     }
@@ -421,15 +530,36 @@ mod tests {
     fn a_stream_error_is_tentative_until_the_exit_confirms_it() {
         let mut a = CodexAdapter::default();
         let mut out = Vec::new();
-        a.on_json(json!({"type":"error","message":"Reconnecting... 1/5"}), &mut out);
+        a.on_json(
+            json!({"type":"error","message":"Reconnecting... 1/5"}),
+            &mut out,
+        );
         assert_eq!(out[0].payload["tentative"], json!(true));
-        a.finish(Some(&ExitFacts { code: Some(0), signal: None }), &mut out);
+        a.finish(
+            Some(&ExitFacts {
+                code: Some(0),
+                signal: None,
+            }),
+            &mut out,
+        );
         assert_eq!(out.len(), 1, "a successful exit clears it");
 
         let mut a = CodexAdapter::default();
-        a.on_json(json!({"type":"error","message":"stream disconnected"}), &mut out);
-        a.finish(Some(&ExitFacts { code: Some(1), signal: None }), &mut out);
+        a.on_json(
+            json!({"type":"error","message":"stream disconnected"}),
+            &mut out,
+        );
+        a.finish(
+            Some(&ExitFacts {
+                code: Some(1),
+                signal: None,
+            }),
+            &mut out,
+        );
         let last = out.last().unwrap();
-        assert_eq!((last.kind, last.payload["fatal"].clone()), (EventType::Error, json!(true)));
+        assert_eq!(
+            (last.kind, last.payload["fatal"].clone()),
+            (EventType::Error, json!(true))
+        );
     }
 }

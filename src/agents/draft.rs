@@ -96,7 +96,8 @@ pub fn str_of<'a>(value: &'a Value, key: &str) -> &'a str {
 
 /// A token count from any of `keys` that is present.
 fn count(value: &Value, keys: &[&str]) -> Option<u64> {
-    keys.iter().find_map(|k| value.get(*k).and_then(Value::as_u64))
+    keys.iter()
+        .find_map(|k| value.get(*k).and_then(Value::as_u64))
 }
 
 /// Token usage in the one shape readers use: `{input_tokens, output_tokens, cached_input_tokens}`.
@@ -226,7 +227,10 @@ mod tests {
         let s = text_line("[SandboxDebug] hello", &[]);
         assert_eq!(s.kind, EventType::Status);
         assert_eq!(s.payload["phase"], json!("output"));
-        let b = text_line("x approval is not supported in exec mode", &["not supported in exec mode"]);
+        let b = text_line(
+            "x approval is not supported in exec mode",
+            &["not supported in exec mode"],
+        );
         assert_eq!(b.kind, EventType::Blocker);
     }
 
@@ -235,7 +239,8 @@ mod tests {
         let claude = json!({"input_tokens": 10, "cache_creation_input_tokens": 5,
                             "cache_read_input_tokens": 100, "output_tokens": 7});
         assert_eq!(claude_usage(&claude).unwrap(), usage(115, 7, 100));
-        let codex = json!({"input_tokens": 24763, "cached_input_tokens": 24448, "output_tokens": 122});
+        let codex =
+            json!({"input_tokens": 24763, "cached_input_tokens": 24448, "output_tokens": 122});
         assert_eq!(plain_usage(&codex).unwrap(), usage(24763, 122, 24448));
     }
 }

@@ -13,9 +13,17 @@ pub const PROMPT_PLACEHOLDER: &str = "{prompt}";
 
 pub fn launch(spec: &LaunchSpec) -> Launch {
     let mut l = Launch::new(spec);
-    l.args(spec.extra_args.iter().map(|a| a.replace(PROMPT_PLACEHOLDER, &spec.prompt)));
-    l.env.push(("ORCHESTRATE_PROMPT".into(), spec.prompt.clone()));
-    l.env.push(("ORCHESTRATE_WORKDIR".into(), spec.workdir.display().to_string()));
+    l.args(
+        spec.extra_args
+            .iter()
+            .map(|a| a.replace(PROMPT_PLACEHOLDER, &spec.prompt)),
+    );
+    l.env
+        .push(("ORCHESTRATE_PROMPT".into(), spec.prompt.clone()));
+    l.env.push((
+        "ORCHESTRATE_WORKDIR".into(),
+        spec.workdir.display().to_string(),
+    ));
     l
 }
 
@@ -43,7 +51,10 @@ impl Adapter for EventsAdapter {
         out.push(Draft {
             kind,
             payload,
-            timestamp: v.get("timestamp").and_then(Value::as_str).and_then(Timestamp::parse),
+            timestamp: v
+                .get("timestamp")
+                .and_then(Value::as_str)
+                .and_then(Timestamp::parse),
         });
         Parsed::Handled
     }
@@ -63,7 +74,10 @@ mod tests {
         assert_eq!(out[0].kind, EventType::Finding);
         assert_eq!(out[0].payload["severity"], json!("high"));
         assert_eq!(out[0].timestamp, Timestamp::parse("2026-11-21T18:00:00Z"));
-        assert_eq!(EventsAdapter.on_json(json!({"type":"weird"}), &mut out), Parsed::Unknown("weird".into()));
+        assert_eq!(
+            EventsAdapter.on_json(json!({"type":"weird"}), &mut out),
+            Parsed::Unknown("weird".into())
+        );
     }
 
     #[test]

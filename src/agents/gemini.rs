@@ -6,7 +6,9 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
-use super::draft::{Draft, one_line, plain_usage, reported_event, str_of, tail_excerpt, take, text_line};
+use super::draft::{
+    Draft, one_line, plain_usage, reported_event, str_of, tail_excerpt, take, text_line,
+};
 use super::todo::{Todo, todo_draft};
 use super::{Adapter, Autonomy, Launch, LaunchSpec, ORCH_MCP_SERVER, Parsed, REPORT_TOOL};
 use crate::event::EventType;
@@ -36,24 +38,35 @@ pub fn launch(spec: &LaunchSpec) -> Launch {
         l.args(["-m", model]);
     }
     if !spec.extra_dirs.is_empty() {
-        let dirs: Vec<String> = spec.extra_dirs.iter().map(|d| d.display().to_string()).collect();
+        let dirs: Vec<String> = spec
+            .extra_dirs
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect();
         l.arg(format!("--include-directories={}", dirs.join(",")));
     }
     if let Some(id) = &spec.resume {
         l.args(["--resume", id]);
     }
     // Headless Gemini refuses an untrusted folder (exit 55); the worker's folder is ours (§3.9).
-    l.env.push(("GEMINI_CLI_TRUST_WORKSPACE".into(), "true".into()));
+    l.env
+        .push(("GEMINI_CLI_TRUST_WORKSPACE".into(), "true".into()));
     if let Some(mcp) = &spec.mcp {
         // Gemini takes MCP servers only from settings files. A system settings file of our own
         // merges with the user's settings, so their auth keeps working.
-        let env: serde_json::Map<String, Value> =
-            mcp.env.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+        let env: serde_json::Map<String, Value> = mcp
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
         let settings = json!({"mcpServers": {mcp.name.clone(): {
             "command": mcp.command, "args": mcp.args, "env": env, "trust": true,
         }}});
         let path = spec.state_dir.join("gemini-system-settings.json");
-        l.env.push(("GEMINI_CLI_SYSTEM_SETTINGS_PATH".into(), path.display().to_string()));
+        l.env.push((
+            "GEMINI_CLI_SYSTEM_SETTINGS_PATH".into(),
+            path.display().to_string(),
+        ));
         l.files.push((path, format!("{settings:#}\n")));
     }
     l.args(spec.extra_args.iter().cloned());
@@ -77,11 +90,14 @@ impl Adapter for GeminiAdapter {
         }
         match kind.as_str() {
             "init" => out.push(
-                Draft::new(EventType::Status, format!("session started ({})", str_of(&v, "model")))
-                    .native("init")
-                    .with("phase", "init")
-                    .with_some("session_id", v.get("session_id").cloned())
-                    .with_some("model", v.get("model").cloned()),
+                Draft::new(
+                    EventType::Status,
+                    format!("session started ({})", str_of(&v, "model")),
+                )
+                .native("init")
+                .with("phase", "init")
+                .with_some("session_id", v.get("session_id").cloned())
+                .with_some("model", v.get("model").cloned()),
             ),
             "message" if is_delta => {
                 let content = str_of(&v, "content");
@@ -92,13 +108,20 @@ impl Adapter for GeminiAdapter {
                     }
                 } else {
                     self.flush_delta(out);
-                    out.push(Draft::new(EventType::Progress, content).native("message").with("kind", "message"));
+                    out.push(
+                        Draft::new(EventType::Progress, content)
+                            .native("message")
+                            .with("kind", "message"),
+                    );
                 }
             }
             "message" => out.push(
-                Draft::new(EventType::Status, format!("prompt: {}", one_line(str_of(&v, "content"))))
-                    .native("message/user")
-                    .with("phase", "prompt"),
+                Draft::new(
+                    EventType::Status,
+                    format!("prompt: {}", one_line(str_of(&v, "content"))),
+                )
+                .native("message/user")
+                .with("phase", "prompt"),
             ),
             "tool_use" => {
                 let name = str_of(&v, "tool_name").to_string();
@@ -140,7 +163,10 @@ impl Adapter for GeminiAdapter {
                             .with("stats", stats),
                     );
                 } else {
-                    let message = v["error"]["message"].as_str().unwrap_or("run failed").to_string();
+                    let message = v["error"]["message"]
+                        .as_str()
+                        .unwrap_or("run failed")
+                        .to_string();
                     out.push(
                         Draft::new(EventType::Error, message.clone())
                             .native("result/error")
@@ -174,7 +200,8 @@ impl GeminiAdapter {
         }
         if name == "write_todos" {
             // Its result only acknowledges the list; the task event says everything.
-            self.pending_tools.insert(id.to_string(), (name.to_string(), Value::Null));
+            self.pending_tools
+                .insert(id.to_string(), (name.to_string(), Value::Null));
             let todos: Vec<Todo> = params["todos"]
                 .as_array()
                 .into_iter()
@@ -198,16 +225,30 @@ impl GeminiAdapter {
                     .with("tool", name),
             );
         }
-        let detail = ["command", "file_path", "absolute_path", "path", "dir_path", "pattern", "query", "url"]
-            .iter()
-            .find_map(|k| params.get(*k).and_then(Value::as_str))
-            .map(one_line)
-            .unwrap_or_default();
-        self.pending_tools.insert(id.to_string(), (name.to_string(), params));
+        let detail = [
+            "command",
+            "file_path",
+            "absolute_path",
+            "path",
+            "dir_path",
+            "pattern",
+            "query",
+            "url",
+        ]
+        .iter()
+        .find_map(|k| params.get(*k).and_then(Value::as_str))
+        .map(one_line)
+        .unwrap_or_default();
+        self.pending_tools
+            .insert(id.to_string(), (name.to_string(), params));
         if is_report_tool(name) {
             return None;
         }
-        let text = if detail.is_empty() { name.to_string() } else { format!("{name}: {detail}") };
+        let text = if detail.is_empty() {
+            name.to_string()
+        } else {
+            format!("{name}: {detail}")
+        };
         Some(
             Draft::new(EventType::Progress, text)
                 .native("tool_use")
@@ -220,7 +261,10 @@ impl GeminiAdapter {
 
     fn on_tool_result(&mut self, v: &Value, out: &mut Vec<Draft>) {
         let id = str_of(v, "tool_id").to_string();
-        let (tool, params) = self.pending_tools.remove(&id).unwrap_or_else(|| ("tool".into(), Value::Null));
+        let (tool, params) = self
+            .pending_tools
+            .remove(&id)
+            .unwrap_or_else(|| ("tool".into(), Value::Null));
         let ok = str_of(v, "status") == "success";
         if ok {
             if tool == "write_todos" {
@@ -250,36 +294,49 @@ impl GeminiAdapter {
             .unwrap_or("")
             .to_string();
         let outside_workspace = error_type == "path_not_in_workspace"
-            || PATH_NOT_IN_WORKSPACE_MARKERS.iter().any(|m| message.contains(m));
-        let denied = error_type == "policy_violation" || message.contains("requires user confirmation");
+            || PATH_NOT_IN_WORKSPACE_MARKERS
+                .iter()
+                .any(|m| message.contains(m));
+        let denied =
+            error_type == "policy_violation" || message.contains("requires user confirmation");
         if outside_workspace || denied {
-            let reason = if outside_workspace { "path_not_in_workspace" } else { "policy_violation" };
+            let reason = if outside_workspace {
+                "path_not_in_workspace"
+            } else {
+                "policy_violation"
+            };
             let path = attempted_path(&message).or_else(|| {
                 ["absolute_path", "file_path", "path", "dir_path"]
                     .iter()
                     .find_map(|k| params.get(*k).and_then(Value::as_str).map(str::to_string))
             });
             out.push(
-                Draft::new(EventType::Blocker, format!("{tool} refused: {}", one_line(&message)))
-                    .native("tool_result/error")
-                    .with("reason", reason)
-                    .with("tool", tool)
-                    .with("tool_id", id)
-                    .with("error_type", error_type)
-                    .with("message", message)
-                    .with_some("path", path),
+                Draft::new(
+                    EventType::Blocker,
+                    format!("{tool} refused: {}", one_line(&message)),
+                )
+                .native("tool_result/error")
+                .with("reason", reason)
+                .with("tool", tool)
+                .with("tool_id", id)
+                .with("error_type", error_type)
+                .with("message", message)
+                .with_some("path", path),
             );
             return;
         }
         out.push(
-            Draft::new(EventType::Progress, format!("{tool} failed: {}", one_line(&message)))
-                .native("tool_result/error")
-                .with("kind", "tool_result")
-                .with("tool", tool)
-                .with("tool_id", id)
-                .with("ok", false)
-                .with("error_type", error_type)
-                .with("output", tail_excerpt(&message)),
+            Draft::new(
+                EventType::Progress,
+                format!("{tool} failed: {}", one_line(&message)),
+            )
+            .native("tool_result/error")
+            .with("kind", "tool_result")
+            .with("tool", tool)
+            .with("tool_id", id)
+            .with("ok", false)
+            .with("error_type", error_type)
+            .with("output", tail_excerpt(&message)),
         );
     }
 
@@ -337,7 +394,10 @@ mod tests {
              --include-directories=/a,/b --prompt=-design it"
         );
         assert_eq!(l.env_value("GEMINI_CLI_TRUST_WORKSPACE"), Some("true"));
-        assert_eq!(l.files[0].0, PathBuf::from("/state/gemini-system-settings.json"));
+        assert_eq!(
+            l.files[0].0,
+            PathBuf::from("/state/gemini-system-settings.json")
+        );
         assert!(l.files[0].1.contains("\"trust\": true"));
     }
 

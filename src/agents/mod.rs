@@ -90,7 +90,9 @@ impl FromStr for AgentKind {
         AgentKind::ALL
             .into_iter()
             .find(|k| k.name() == s)
-            .ok_or_else(|| format!("unknown agent {s:?} (expected claude, codex, gemini or events)"))
+            .ok_or_else(|| {
+                format!("unknown agent {s:?} (expected claude, codex, gemini or events)")
+            })
     }
 }
 
@@ -161,7 +163,10 @@ impl Launch {
         self
     }
 
-    pub(crate) fn args<I: IntoIterator<Item = S>, S: Into<String>>(&mut self, args: I) -> &mut Self {
+    pub(crate) fn args<I: IntoIterator<Item = S>, S: Into<String>>(
+        &mut self,
+        args: I,
+    ) -> &mut Self {
         self.argv.extend(args.into_iter().map(Into::into));
         self
     }

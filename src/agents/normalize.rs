@@ -355,7 +355,11 @@ mod tests {
         assert!(matches!(issues[0].problem, Problem::Malformed(_)));
         assert_eq!(issues[1].problem, Problem::InvalidUtf8);
         assert_eq!(stats.unknown.get("brand.new"), Some(&1));
-        assert_eq!(events.len(), 2, "malformed and non-JSON lines are kept as log lines");
+        assert_eq!(
+            events.len(),
+            2,
+            "malformed and non-JSON lines are kept as log lines"
+        );
     }
 
     #[test]

@@ -40,7 +40,7 @@ pub fn todo_draft(previous: &[Todo], current: &[Todo], native: &str) -> Option<D
         .collect();
     let total = current.len();
     let done = current.iter().filter(|t| t.status == "completed").count();
-    let progress = if total == 0 { 0 } else { done * 100 / total };
+    let progress = (done * 100).checked_div(total).unwrap_or(0);
     let active = current.iter().find(|t| t.status == "in_progress");
     let text = match active {
         Some(t) => format!("todo {done}/{total}: {}", t.text),

@@ -28,7 +28,12 @@ impl From<Format> for AgentKind {
     }
 }
 
-pub fn normalize(format: Format, file: Option<&Path>, worker: &str, task: Option<&str>) -> Result<u8> {
+pub fn normalize(
+    format: Format,
+    file: Option<&Path>,
+    worker: &str,
+    task: Option<&str>,
+) -> Result<u8> {
     let (mut input, name): (Box<dyn Read>, String) = match file {
         None => (Box::new(io::stdin().lock()), "<stdin>".into()),
         Some(p) if p == Path::new("-") => (Box::new(io::stdin().lock()), "<stdin>".into()),
@@ -62,8 +67,16 @@ pub fn normalize(format: Format, file: Option<&Path>, worker: &str, task: Option
     let stats = normalizer.stats();
     let mut summary = format!("{name}: {} lines, {} events", stats.lines, stats.events);
     if !stats.unknown.is_empty() {
-        let kinds: Vec<String> = stats.unknown.iter().map(|(k, n)| format!("{k} x{n}")).collect();
-        summary.push_str(&format!(", {} of unknown type ignored ({})", stats.unknown_total(), kinds.join(", ")));
+        let kinds: Vec<String> = stats
+            .unknown
+            .iter()
+            .map(|(k, n)| format!("{k} x{n}"))
+            .collect();
+        summary.push_str(&format!(
+            ", {} of unknown type ignored ({})",
+            stats.unknown_total(),
+            kinds.join(", ")
+        ));
     }
     let unreadable = stats.not_json + stats.malformed + stats.oversize;
     if unreadable > 0 {

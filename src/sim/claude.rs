@@ -66,11 +66,9 @@ pub fn check_args(args: &[String], host: &Host) -> Result<CheckedArgs, ArgError>
         let arg = &args[i];
         i += 1;
         let looks_like_option = arg.starts_with('-') && arg != "-";
-        if let Some(flag) = &variadic {
-            if !looks_like_option {
-                values.push((flag.clone(), arg.clone()));
-                continue;
-            }
+        if let Some(flag) = variadic.as_ref().filter(|_| !looks_like_option) {
+            values.push((flag.clone(), arg.clone()));
+            continue;
         }
         variadic = None;
         if !looks_like_option {
@@ -91,7 +89,8 @@ pub fn check_args(args: &[String], host: &Host) -> Result<CheckedArgs, ArgError>
             "-v" | "--version" => return Ok(CheckedArgs::Version(VERSION.into())),
             "-h" | "--help" => {
                 return Ok(CheckedArgs::Version(
-                    "Usage: claude [options] [command] [prompt]\n\n(simulated by orchestrate sim)".into(),
+                    "Usage: claude [options] [command] [prompt]\n\n(simulated by orchestrate sim)"
+                        .into(),
                 ));
             }
             "--dangerously-skip-permissions" | "--allow-dangerously-skip-permissions" => {
@@ -133,7 +132,9 @@ pub fn check_args(args: &[String], host: &Host) -> Result<CheckedArgs, ArgError>
     let output_format = value("--output-format").unwrap_or("text").to_string();
     if !matches!(output_format.as_str(), "text" | "json" | "stream-json") {
         return Err(ArgError::new(
-            format!("error: option '--output-format <format>' argument '{output_format}' is invalid. Allowed choices are text, json, stream-json."),
+            format!(
+                "error: option '--output-format <format>' argument '{output_format}' is invalid. Allowed choices are text, json, stream-json."
+            ),
             1,
         ));
     }
@@ -153,7 +154,10 @@ pub fn check_args(args: &[String], host: &Host) -> Result<CheckedArgs, ArgError>
         ));
     }
     let resume = value("--resume").or(value("-r")).map(str::to_string);
-    if value("--session-id").is_some() && resume.is_some() && !args.iter().any(|a| a == "--fork-session") {
+    if value("--session-id").is_some()
+        && resume.is_some()
+        && !args.iter().any(|a| a == "--fork-session")
+    {
         return Err(ArgError::new(
             "Error: --session-id can only be used with --continue or --resume if --fork-session is also specified.",
             1,
@@ -198,7 +202,12 @@ pub fn check_args(args: &[String], host: &Host) -> Result<CheckedArgs, ArgError>
         cwd: host.cwd.display().to_string(),
         output_format,
         verbose,
-        permission_mode: if bypass { "bypassPermissions" } else { "default" }.to_string(),
+        permission_mode: if bypass {
+            "bypassPermissions"
+        } else {
+            "default"
+        }
+        .to_string(),
     };
     Ok(CheckedArgs::Run(invocation, Box::new(dialect)))
 }
@@ -276,7 +285,10 @@ impl Dialect for ClaudeDialect {
     }
 
     fn thinking(&mut self, out: &mut Emitter, text: &str) {
-        self.assistant(out, json!({"type": "thinking", "thinking": text, "signature": ""}));
+        self.assistant(
+            out,
+            json!({"type": "thinking", "thinking": text, "signature": ""}),
+        );
     }
 
     fn message(&mut self, out: &mut Emitter, text: &str) {
@@ -295,10 +307,19 @@ impl Dialect for ClaudeDialect {
 
     fn tool_started(&mut self, out: &mut Emitter, id: &str, call: &ToolCall) {
         let (name, input) = tool_name_and_input(call);
-        self.assistant(out, json!({"type": "tool_use", "id": tool_use_id(id), "name": name, "input": input}));
+        self.assistant(
+            out,
+            json!({"type": "tool_use", "id": tool_use_id(id), "name": name, "input": input}),
+        );
     }
 
-    fn tool_finished(&mut self, out: &mut Emitter, id: &str, _call: &ToolCall, result: &ToolResult) {
+    fn tool_finished(
+        &mut self,
+        out: &mut Emitter,
+        id: &str,
+        _call: &ToolCall,
+        result: &ToolResult,
+    ) {
         let content = match result.exit_code {
             Some(code) if !result.ok => format!("Exit code {code}\n{}", result.output),
             _ => result.output.clone(),
@@ -314,7 +335,8 @@ impl Dialect for ClaudeDialect {
             ToolCall::Read { path } => format!("read {}", path.display()),
             ToolCall::Command { .. } => "use Bash".to_string(),
         };
-        let text = format!("Claude requested permissions to {what}, but you haven't granted it yet.");
+        let text =
+            format!("Claude requested permissions to {what}, but you haven't granted it yet.");
         self.tool_result(out, id, &text, true);
     }
 
@@ -394,20 +416,35 @@ mod tests {
     #[test]
     fn stream_json_without_verbose_is_refused() {
         let e = refused("-p --output-format stream-json hi", &host(false, true));
-        assert_eq!(e.message, "Error: When using --print, --output-format=stream-json requires --verbose");
+        assert_eq!(
+            e.message,
+            "Error: When using --print, --output-format=stream-json requires --verbose"
+        );
         assert_eq!(e.code, 1);
     }
 
     #[test]
     fn bypass_as_root_needs_is_sandbox() {
         let e = refused("-p --dangerously-skip-permissions hi", &host(true, true));
-        assert!(e.message.contains("cannot be used with root/sudo privileges"));
-        let e = refused("-p --permission-mode bypassPermissions hi", &host(true, true));
+        assert!(
+            e.message
+                .contains("cannot be used with root/sudo privileges")
+        );
+        let e = refused(
+            "-p --permission-mode bypassPermissions hi",
+            &host(true, true),
+        );
         assert_eq!(e.code, 1);
         let mut sandboxed = host(true, true);
         sandboxed.env.push(("IS_SANDBOX".into(), "1".into()));
-        assert_eq!(invocation("-p --dangerously-skip-permissions hi", &sandboxed).prompt, "hi");
-        assert_eq!(invocation("-p --dangerously-skip-permissions hi", &host(false, true)).prompt, "hi");
+        assert_eq!(
+            invocation("-p --dangerously-skip-permissions hi", &sandboxed).prompt,
+            "hi"
+        );
+        assert_eq!(
+            invocation("-p --dangerously-skip-permissions hi", &host(false, true)).prompt,
+            "hi"
+        );
     }
 
     #[test]
@@ -415,8 +452,14 @@ mod tests {
         let e = refused("-p --add-dir /a fix-it", &host(false, true));
         assert!(e.message.starts_with("Error: Input must be provided"));
         let inv = invocation("-p --add-dir=/a fix-it", &host(false, true));
-        assert_eq!((inv.prompt.as_str(), inv.extra_dirs.clone()), ("fix-it", vec![PathBuf::from("/a")]));
-        assert_eq!(invocation("-p --add-dir /a -- fix-it", &host(false, true)).prompt, "fix-it");
+        assert_eq!(
+            (inv.prompt.as_str(), inv.extra_dirs.clone()),
+            ("fix-it", vec![PathBuf::from("/a")])
+        );
+        assert_eq!(
+            invocation("-p --add-dir /a -- fix-it", &host(false, true)).prompt,
+            "fix-it"
+        );
     }
 
     #[test]

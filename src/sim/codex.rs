@@ -16,7 +16,9 @@ const USAGE: &str = "Usage: codex exec [OPTIONS] [PROMPT]";
 
 fn unexpected(arg: &str) -> ArgError {
     ArgError::new(
-        format!("error: unexpected argument '{arg}' found\n\n{USAGE}\n\nFor more information, try '--help'."),
+        format!(
+            "error: unexpected argument '{arg}' found\n\n{USAGE}\n\nFor more information, try '--help'."
+        ),
         2,
     )
 }
@@ -31,7 +33,12 @@ pub fn check_args(args: &[String], host: &Host) -> Result<CheckedArgs, ArgError>
     match first.as_str() {
         "--version" | "-V" => return Ok(CheckedArgs::Version(VERSION.into())),
         "exec" | "e" => {}
-        other => return Err(ArgError::new(format!("orchestrate sim codex: only `codex exec` is simulated, not {other:?}"), 2)),
+        other => {
+            return Err(ArgError::new(
+                format!("orchestrate sim codex: only `codex exec` is simulated, not {other:?}"),
+                2,
+            ));
+        }
     }
     let mut json_output = false;
     let mut skip_git_check = false;
@@ -65,7 +72,9 @@ pub fn check_args(args: &[String], host: &Host) -> Result<CheckedArgs, ArgError>
                 return Ok(args[i - 1].clone());
             }
             Err(ArgError::new(
-                format!("error: a value is required for '{name} <{label}>' but none was supplied\n\nFor more information, try '--help'."),
+                format!(
+                    "error: a value is required for '{name} <{label}>' but none was supplied\n\nFor more information, try '--help'."
+                ),
                 2,
             ))
         };
@@ -73,17 +82,31 @@ pub fn check_args(args: &[String], host: &Host) -> Result<CheckedArgs, ArgError>
             "--json" | "--experimental-json" => json_output = true,
             "--skip-git-repo-check" => skip_git_check = true,
             "--dangerously-bypass-approvals-and-sandbox" | "--yolo" => bypass = true,
-            "--ephemeral" | "--oss" | "--ignore-user-config" | "--ignore-rules" | "--last" | "--all" => {}
-            "-h" | "--help" => return Ok(CheckedArgs::Version(format!("Run Codex non-interactively\n\n{USAGE}\n\n(simulated by orchestrate sim)"))),
+            "--ephemeral"
+            | "--oss"
+            | "--ignore-user-config"
+            | "--ignore-rules"
+            | "--last"
+            | "--all" => {}
+            "-h" | "--help" => {
+                return Ok(CheckedArgs::Version(format!(
+                    "Run Codex non-interactively\n\n{USAGE}\n\n(simulated by orchestrate sim)"
+                )));
+            }
             "-V" | "--version" => return Ok(CheckedArgs::Version(VERSION.into())),
             "-C" | "--cd" => cd = Some(take_value("DIR")?),
             "--add-dir" => add_dirs.push(take_value("DIR")?),
             "-m" | "--model" => model = take_value("MODEL")?,
             "-s" | "--sandbox" => {
                 let mode = take_value("SANDBOX_MODE")?;
-                if !matches!(mode.as_str(), "read-only" | "workspace-write" | "danger-full-access") {
+                if !matches!(
+                    mode.as_str(),
+                    "read-only" | "workspace-write" | "danger-full-access"
+                ) {
                     return Err(ArgError::new(
-                        format!("error: invalid value '{mode}' for '--sandbox <SANDBOX_MODE>'\n  [possible values: read-only, workspace-write, danger-full-access]\n\nFor more information, try '--help'."),
+                        format!(
+                            "error: invalid value '{mode}' for '--sandbox <SANDBOX_MODE>'\n  [possible values: read-only, workspace-write, danger-full-access]\n\nFor more information, try '--help'."
+                        ),
                         2,
                     ));
                 }
@@ -91,10 +114,20 @@ pub fn check_args(args: &[String], host: &Host) -> Result<CheckedArgs, ArgError>
             "-c" | "--config" => {
                 let kv = take_value("key=value")?;
                 if !kv.contains('=') {
-                    return Err(ArgError::new(format!("Error parsing -c overrides: Invalid override (missing '='): {kv}"), 1));
+                    return Err(ArgError::new(
+                        format!("Error parsing -c overrides: Invalid override (missing '='): {kv}"),
+                        1,
+                    ));
                 }
             }
-            "-p" | "--profile" | "-i" | "--image" | "-o" | "--output-last-message" | "--output-schema" | "--color"
+            "-p"
+            | "--profile"
+            | "-i"
+            | "--image"
+            | "-o"
+            | "--output-last-message"
+            | "--output-schema"
+            | "--color"
             | "--local-provider" => {
                 take_value("VALUE")?;
             }
@@ -106,7 +139,10 @@ pub fn check_args(args: &[String], host: &Host) -> Result<CheckedArgs, ArgError>
     if positional.first().map(String::as_str) == Some("resume") {
         positional.remove(0);
         if positional.is_empty() {
-            return Err(ArgError::new("error: the following required arguments were not provided:\n  <SESSION_ID>\n\nUsage: codex exec resume <SESSION_ID> [PROMPT]", 2));
+            return Err(ArgError::new(
+                "error: the following required arguments were not provided:\n  <SESSION_ID>\n\nUsage: codex exec resume <SESSION_ID> [PROMPT]",
+                2,
+            ));
         }
         resume = Some(positional.remove(0));
     }
@@ -195,7 +231,11 @@ impl Dialect for CodexDialect {
             .iter()
             .map(|(text, status)| json!({"text": text, "completed": *status == "completed"}))
             .collect();
-        let event = if todos.iter().all(|(_, s)| *s == "pending" || *s == "in_progress") && todos.first().is_some_and(|(_, s)| *s == "in_progress") {
+        let event = if todos
+            .iter()
+            .all(|(_, s)| *s == "pending" || *s == "in_progress")
+            && todos.first().is_some_and(|(_, s)| *s == "in_progress")
+        {
             "item.started"
         } else {
             "item.updated"
@@ -214,12 +254,17 @@ impl Dialect for CodexDialect {
             ToolCall::Command { .. } | ToolCall::Read { .. } => {
                 let mut item = command_item(id, call);
                 item["aggregated_output"] = json!(result.output);
-                item["exit_code"] = json!(result.exit_code.unwrap_or(if result.ok { 0 } else { 1 }));
+                item["exit_code"] =
+                    json!(result.exit_code.unwrap_or(if result.ok { 0 } else { 1 }));
                 item["status"] = json!(if result.ok { "completed" } else { "failed" });
                 out.emit(json!({"type": "item.completed", "item": item}));
             }
             ToolCall::Write { path, .. } | ToolCall::Edit { path, .. } => {
-                let kind = if matches!(call, ToolCall::Write { .. }) { "add" } else { "update" };
+                let kind = if matches!(call, ToolCall::Write { .. }) {
+                    "add"
+                } else {
+                    "update"
+                };
                 out.emit(json!({"type": "item.completed", "item": {"id": item_id(id), "type": "file_change",
                     "changes": [{"path": path.display().to_string(), "kind": kind}],
                     "status": if result.ok { "completed" } else { "failed" }}}));
@@ -278,11 +323,22 @@ mod tests {
     fn outside_git_needs_the_skip_flag_unless_bypassing() {
         let dir = tempfile::tempdir().unwrap();
         let h = host(dir.path());
-        let Err(e) = check("exec --json hi", &h) else { panic!("should refuse") };
-        assert_eq!(e.message, "Not inside a trusted directory and --skip-git-repo-check was not specified.");
+        let Err(e) = check("exec --json hi", &h) else {
+            panic!("should refuse")
+        };
+        assert_eq!(
+            e.message,
+            "Not inside a trusted directory and --skip-git-repo-check was not specified."
+        );
         assert_eq!(e.code, 1);
         assert!(check("exec --json --skip-git-repo-check hi", &h).is_ok());
-        assert!(check("exec --json --dangerously-bypass-approvals-and-sandbox hi", &h).is_ok());
+        assert!(
+            check(
+                "exec --json --dangerously-bypass-approvals-and-sandbox hi",
+                &h
+            )
+            .is_ok()
+        );
         std::fs::create_dir(dir.path().join(".git")).unwrap();
         assert!(check("exec --json hi", &h).is_ok());
     }
@@ -291,8 +347,18 @@ mod tests {
     fn removed_flags_are_clap_errors() {
         let dir = tempfile::tempdir().unwrap();
         for flag in ["--full-auto", "--ask-for-approval", "-a"] {
-            let Err(e) = check(&format!("exec --skip-git-repo-check {flag} hi"), &host(dir.path())) else { panic!() };
-            assert!(e.message.starts_with(&format!("error: unexpected argument '{flag}' found")), "{}", e.message);
+            let Err(e) = check(
+                &format!("exec --skip-git-repo-check {flag} hi"),
+                &host(dir.path()),
+            ) else {
+                panic!()
+            };
+            assert!(
+                e.message
+                    .starts_with(&format!("error: unexpected argument '{flag}' found")),
+                "{}",
+                e.message
+            );
             assert!(e.message.contains(USAGE));
             assert_eq!(e.code, 2);
         }
@@ -301,10 +367,20 @@ mod tests {
     #[test]
     fn resume_takes_a_thread_id_and_a_prompt() {
         let dir = tempfile::tempdir().unwrap();
-        let argv: Vec<String> = ["exec", "--json", "--skip-git-repo-check", "resume", "t-1", "--", "go on"]
-            .map(String::from)
-            .to_vec();
-        let Ok(CheckedArgs::Run(inv, _)) = check_args(&argv, &host(dir.path())) else { panic!() };
+        let argv: Vec<String> = [
+            "exec",
+            "--json",
+            "--skip-git-repo-check",
+            "resume",
+            "t-1",
+            "--",
+            "go on",
+        ]
+        .map(String::from)
+        .to_vec();
+        let Ok(CheckedArgs::Run(inv, _)) = check_args(&argv, &host(dir.path())) else {
+            panic!()
+        };
         assert_eq!(inv.resume.as_deref(), Some("t-1"));
         assert_eq!(inv.prompt, "go on");
     }

@@ -53,19 +53,32 @@ pub fn check_args(args: &[String], host: &Host) -> Result<CheckedArgs, ArgError>
                 }
             }
             "--skip-trust" => skip_trust = true,
-            "-s" | "--sandbox" | "-d" | "--debug" | "--raw-output" | "--accept-raw-output-risk" => {}
+            "-s" | "--sandbox" | "-d" | "--debug" | "--raw-output" | "--accept-raw-output-risk" => {
+            }
             "-r" | "--resume" => {
                 // yargs: the value is optional; a bare --resume means the latest session.
-                let next_is_value = inline.is_some() || args.get(i).is_some_and(|a| !a.starts_with('-'));
-                resume = Some(if next_is_value { next_value(args, &mut i, &inline, name)? } else { "latest".into() });
+                let next_is_value =
+                    inline.is_some() || args.get(i).is_some_and(|a| !a.starts_with('-'));
+                resume = Some(if next_is_value {
+                    next_value(args, &mut i, &inline, name)?
+                } else {
+                    "latest".into()
+                });
             }
             "--session-id" | "--allowed-mcp-server-names" | "-e" | "--extensions" | "--policy" => {
                 value()?;
             }
             "-v" | "--version" => return Ok(CheckedArgs::Version(VERSION.into())),
-            "-h" | "--help" => return Ok(CheckedArgs::Version("Usage: gemini [options] [query..]\n\n(simulated by orchestrate sim)".into())),
+            "-h" | "--help" => {
+                return Ok(CheckedArgs::Version(
+                    "Usage: gemini [options] [query..]\n\n(simulated by orchestrate sim)".into(),
+                ));
+            }
             _ => {
-                return Err(ArgError::new(format!("Unknown argument: {}", name.trim_start_matches('-')), 1));
+                return Err(ArgError::new(
+                    format!("Unknown argument: {}", name.trim_start_matches('-')),
+                    1,
+                ));
             }
         }
     }
@@ -75,17 +88,21 @@ pub fn check_args(args: &[String], host: &Host) -> Result<CheckedArgs, ArgError>
             1,
         ));
     }
-    if let Some(mode) = &approval_mode {
-        if !matches!(mode.as_str(), "default" | "auto_edit" | "yolo" | "plan") {
-            return Err(ArgError::new(
-                format!("Invalid values:\n  Argument: approval-mode, Given: \"{mode}\", Choices: \"default\", \"auto_edit\", \"yolo\", \"plan\""),
-                1,
-            ));
-        }
+    if let Some(mode) = &approval_mode
+        && !matches!(mode.as_str(), "default" | "auto_edit" | "yolo" | "plan")
+    {
+        return Err(ArgError::new(
+            format!(
+                "Invalid values:\n  Argument: approval-mode, Given: \"{mode}\", Choices: \"default\", \"auto_edit\", \"yolo\", \"plan\""
+            ),
+            1,
+        ));
     }
     if !matches!(output_format.as_str(), "text" | "json" | "stream-json") {
         return Err(ArgError::new(
-            format!("Invalid values:\n  Argument: output-format, Given: \"{output_format}\", Choices: \"text\", \"json\", \"stream-json\""),
+            format!(
+                "Invalid values:\n  Argument: output-format, Given: \"{output_format}\", Choices: \"text\", \"json\", \"stream-json\""
+            ),
             1,
         ));
     }
@@ -109,7 +126,10 @@ pub fn check_args(args: &[String], host: &Host) -> Result<CheckedArgs, ArgError>
     }
     let mut workspace = vec![host.cwd.clone()];
     workspace.extend(include.iter().cloned());
-    let session_id = resume.clone().filter(|r| r != "latest").unwrap_or_else(|| session_uuid("gemini"));
+    let session_id = resume
+        .clone()
+        .filter(|r| r != "latest")
+        .unwrap_or_else(|| session_uuid("gemini"));
     let invocation = Invocation {
         prompt: prompt.clone(),
         workdir: host.cwd.clone(),
@@ -132,7 +152,12 @@ pub fn check_args(args: &[String], host: &Host) -> Result<CheckedArgs, ArgError>
 }
 
 /// The value of `name`: inline (`--flag=value`) or the next argument.
-fn next_value(args: &[String], i: &mut usize, inline: &Option<String>, name: &str) -> Result<String, ArgError> {
+fn next_value(
+    args: &[String],
+    i: &mut usize,
+    inline: &Option<String>,
+    name: &str,
+) -> Result<String, ArgError> {
     if let Some(v) = inline {
         return Ok(v.clone());
     }
@@ -140,7 +165,13 @@ fn next_value(args: &[String], i: &mut usize, inline: &Option<String>, name: &st
         *i += 1;
         return Ok(v.clone());
     }
-    Err(ArgError::new(format!("Not enough arguments following: {}", name.trim_start_matches('-')), 1))
+    Err(ArgError::new(
+        format!(
+            "Not enough arguments following: {}",
+            name.trim_start_matches('-')
+        ),
+        1,
+    ))
 }
 
 pub struct GeminiDialect {
@@ -163,10 +194,22 @@ fn tool_id(name: &str, id: &str) -> String {
 
 fn tool_name_and_params(call: &ToolCall) -> (&'static str, Value) {
     match call {
-        ToolCall::Command { argv } => ("run_shell_command", json!({"command": argv.join(" "), "description": "Run a command"})),
-        ToolCall::Write { path, content } => ("write_file", json!({"file_path": path.display().to_string(), "content": content})),
-        ToolCall::Edit { path, appended } => ("replace", json!({"file_path": path.display().to_string(), "old_string": "", "new_string": appended})),
-        ToolCall::Read { path } => ("read_file", json!({"absolute_path": path.display().to_string()})),
+        ToolCall::Command { argv } => (
+            "run_shell_command",
+            json!({"command": argv.join(" "), "description": "Run a command"}),
+        ),
+        ToolCall::Write { path, content } => (
+            "write_file",
+            json!({"file_path": path.display().to_string(), "content": content}),
+        ),
+        ToolCall::Edit { path, appended } => (
+            "replace",
+            json!({"file_path": path.display().to_string(), "old_string": "", "new_string": appended}),
+        ),
+        ToolCall::Read { path } => (
+            "read_file",
+            json!({"absolute_path": path.display().to_string()}),
+        ),
     }
 }
 
@@ -175,7 +218,10 @@ impl GeminiDialect {
         self.response.push_str(text);
         self.response.push('\n');
         // Gemini streams assistant text as deltas; split it as the model would.
-        let middle = text.char_indices().nth(text.chars().count() / 2).map_or(text.len(), |(i, _)| i);
+        let middle = text
+            .char_indices()
+            .nth(text.chars().count() / 2)
+            .map_or(text.len(), |(i, _)| i);
         for part in [&text[..middle], &text[middle..]] {
             if !part.is_empty() {
                 out.emit(json!({"type": "message", "timestamp": now(), "role": "assistant", "content": part, "delta": true}));
@@ -203,7 +249,9 @@ impl Dialect for GeminiDialect {
 
     fn start(&mut self, out: &mut Emitter) {
         out.emit(json!({"type": "init", "timestamp": now(), "session_id": self.session_id, "model": self.model}));
-        out.emit(json!({"type": "message", "timestamp": now(), "role": "user", "content": self.prompt}));
+        out.emit(
+            json!({"type": "message", "timestamp": now(), "role": "user", "content": self.prompt}),
+        );
     }
 
     fn thinking(&mut self, out: &mut Emitter, text: &str) {
@@ -216,7 +264,10 @@ impl Dialect for GeminiDialect {
 
     fn todos(&mut self, out: &mut Emitter, todos: &[(&str, &str)]) {
         self.tool_calls += 1;
-        let list: Vec<Value> = todos.iter().map(|(d, s)| json!({"description": d, "status": s})).collect();
+        let list: Vec<Value> = todos
+            .iter()
+            .map(|(d, s)| json!({"description": d, "status": s}))
+            .collect();
         let id = tool_id("write_todos", &self.tool_calls.to_string());
         out.emit(json!({"type": "tool_use", "timestamp": now(), "tool_name": "write_todos", "tool_id": id, "parameters": {"todos": list}}));
         out.emit(json!({"type": "tool_result", "timestamp": now(), "tool_id": id, "status": "success", "output": "Successfully updated the todo list."}));
@@ -285,32 +336,62 @@ mod tests {
             cwd: PathBuf::from("/w"),
             is_root: false,
             stdin_is_tty: true,
-            env: if trusted { vec![("GEMINI_CLI_TRUST_WORKSPACE".into(), "true".into())] } else { vec![] },
+            env: if trusted {
+                vec![("GEMINI_CLI_TRUST_WORKSPACE".into(), "true".into())]
+            } else {
+                vec![]
+            },
         }
     }
     fn check(args: &[&str], host: &Host) -> Result<CheckedArgs, ArgError> {
-        check_args(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>(), host)
+        check_args(
+            &args.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            host,
+        )
     }
 
     #[test]
     fn an_untrusted_folder_exits_55() {
-        let Err(e) = check(&["-p", "hi"], &host(false)) else { panic!() };
+        let Err(e) = check(&["-p", "hi"], &host(false)) else {
+            panic!()
+        };
         assert_eq!(e.code, 55);
-        assert!(e.message.starts_with("Gemini CLI is not running in a trusted directory."));
+        assert!(
+            e.message
+                .starts_with("Gemini CLI is not running in a trusted directory.")
+        );
         assert!(check(&["-p", "hi", "--skip-trust"], &host(false)).is_ok());
     }
 
     #[test]
     fn yolo_and_approval_mode_conflict() {
-        let Err(e) = check(&["-p", "hi", "-y", "--approval-mode=yolo"], &host(true)) else { panic!() };
-        assert!(e.message.starts_with("Cannot use both --yolo (-y) and --approval-mode together."));
+        let Err(e) = check(&["-p", "hi", "-y", "--approval-mode=yolo"], &host(true)) else {
+            panic!()
+        };
+        assert!(
+            e.message
+                .starts_with("Cannot use both --yolo (-y) and --approval-mode together.")
+        );
     }
 
     #[test]
     fn include_directories_join_the_workspace() {
-        let Ok(CheckedArgs::Run(_, dialect)) = check(&["--prompt=hi", "--include-directories=/a,b"], &host(true)) else { panic!() };
-        assert_eq!(dialect.workspace().unwrap(), [PathBuf::from("/w"), PathBuf::from("/a"), PathBuf::from("/w/b")]);
-        let Err(e) = check(&[], &host(true)) else { panic!() };
+        let Ok(CheckedArgs::Run(_, dialect)) =
+            check(&["--prompt=hi", "--include-directories=/a,b"], &host(true))
+        else {
+            panic!()
+        };
+        assert_eq!(
+            dialect.workspace().unwrap(),
+            [
+                PathBuf::from("/w"),
+                PathBuf::from("/a"),
+                PathBuf::from("/w/b")
+            ]
+        );
+        let Err(e) = check(&[], &host(true)) else {
+            panic!()
+        };
         assert_eq!(e.code, 42);
     }
 }

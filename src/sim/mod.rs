@@ -162,7 +162,10 @@ impl Emitter {
         if self.streaming {
             let mut stdout = io::stdout().lock();
             // A closed stdout (the reader went away) ends the agent, as it would the real CLI.
-            if writeln!(stdout, "{value}").and_then(|_| stdout.flush()).is_err() {
+            if writeln!(stdout, "{value}")
+                .and_then(|_| stdout.flush())
+                .is_err()
+            {
                 std::process::exit(141);
             }
         } else {

@@ -271,17 +271,13 @@ impl Run<'_> {
         let id = self.tool_id();
         self.dialect.tool_started(self.out, &id, &call);
         self.pace.wait(400);
-        if let (ToolCall::Read { path }, Some(workspace)) = (&call, self.dialect.workspace()) {
-            if !is_within(path, &workspace) {
-                self.dialect.tool_refused(
-                    self.out,
-                    &id,
-                    &call,
-                    &Refusal::OutsideWorkspace { workspace },
-                );
-                self.pace.wait(400);
-                return ToolResult::default();
-            }
+        if let (ToolCall::Read { path }, Some(workspace)) = (&call, self.dialect.workspace())
+            && !is_within(path, &workspace)
+        {
+            let why = Refusal::OutsideWorkspace { workspace };
+            self.dialect.tool_refused(self.out, &id, &call, &why);
+            self.pace.wait(400);
+            return ToolResult::default();
         }
         let result = perform(&call, &self.inv.workdir);
         self.dialect.tool_finished(self.out, &id, &call, &result);
@@ -351,7 +347,10 @@ pub fn perform(call: &ToolCall, workdir: &Path) -> ToolResult {
                 .parent()
                 .map_or(Ok(()), fs::create_dir_all)
                 .and_then(|_| fs::write(path, content));
-            file_result(written, format!("Wrote {} bytes to {}", content.len(), path.display()))
+            file_result(
+                written,
+                format!("Wrote {} bytes to {}", content.len(), path.display()),
+            )
         }
         ToolCall::Edit { path, appended } => {
             let edited = OpenOptions::new()
@@ -371,7 +370,8 @@ pub fn perform(call: &ToolCall, workdir: &Path) -> ToolResult {
                     names.join("\n")
                 })
             } else {
-                fs::read(path).map(|b| String::from_utf8_lossy(&b[..b.len().min(2048)]).into_owned())
+                fs::read(path)
+                    .map(|b| String::from_utf8_lossy(&b[..b.len().min(2048)]).into_owned())
             };
             match read {
                 Ok(text) => ToolResult {
@@ -408,7 +408,11 @@ fn file_result(result: std::io::Result<()>, success: String) -> ToolResult {
 fn absolute_paths(prompt: &str) -> Vec<PathBuf> {
     prompt
         .split_whitespace()
-        .map(|w| w.trim_matches(|c: char| matches!(c, '"' | '\'' | ',' | '.' | ';' | ':' | '(' | ')' | '`')))
+        .map(|w| {
+            w.trim_matches(|c: char| {
+                matches!(c, '"' | '\'' | ',' | '.' | ';' | ':' | '(' | ')' | '`')
+            })
+        })
         .filter(|w| w.starts_with('/') && w.len() > 1)
         .map(PathBuf::from)
         .filter(|p| p.exists())
@@ -417,7 +421,10 @@ fn absolute_paths(prompt: &str) -> Vec<PathBuf> {
 }
 
 fn first_words(text: &str, n: usize) -> String {
-    text.split_whitespace().take(n).collect::<Vec<_>>().join(" ")
+    text.split_whitespace()
+        .take(n)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn slug(text: &str) -> String {
@@ -448,12 +455,20 @@ mod tests {
         for s in Scenario::ALL {
             assert_eq!(s.name().parse::<Scenario>(), Ok(s));
         }
-        assert!("boom".parse::<Scenario>().unwrap_err().contains("expected success"));
+        assert!(
+            "boom"
+                .parse::<Scenario>()
+                .unwrap_err()
+                .contains("expected success")
+        );
     }
 
     #[test]
     fn slugs_are_short_and_safe() {
-        assert_eq!(slug("Add a /login endpoint, with tests!"), "add-a-login-endpoint-with");
+        assert_eq!(
+            slug("Add a /login endpoint, with tests!"),
+            "add-a-login-endpoint-with"
+        );
         assert_eq!(slug("!!!"), "task");
     }
 }

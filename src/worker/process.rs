@@ -12,7 +12,10 @@ use super::state::ExitFacts;
 /// Sends `signal` to every process in the group.
 pub fn signal_group(pgid: i32, signal: i32) -> io::Result<()> {
     if pgid <= 1 {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "refusing to signal group <= 1"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "refusing to signal group <= 1",
+        ));
     }
     // SAFETY: kill has no memory-safety preconditions; a negative pid addresses the group.
     if unsafe { libc::kill(-pgid, signal) } == 0 {
@@ -155,8 +158,20 @@ mod tests {
     #[test]
     fn decodes_exit_codes_and_signals() {
         // Encodings per Linux wait(2): code in bits 8..15, signal in the low 7 bits.
-        assert_eq!(decode_wait_status(3 << 8), ExitFacts { code: Some(3), signal: None });
-        assert_eq!(decode_wait_status(libc::SIGKILL), ExitFacts { code: None, signal: Some(9) });
+        assert_eq!(
+            decode_wait_status(3 << 8),
+            ExitFacts {
+                code: Some(3),
+                signal: None
+            }
+        );
+        assert_eq!(
+            decode_wait_status(libc::SIGKILL),
+            ExitFacts {
+                code: None,
+                signal: Some(9)
+            }
+        );
     }
 
     #[test]

@@ -89,8 +89,12 @@ impl Journal {
     }
 
     fn finish(&mut self, exit: &ExitFacts) {
-        self.normalizer
-            .finish(Some(exit), Timestamp::now(), &mut self.pending, &mut self.issues);
+        self.normalizer.finish(
+            Some(exit),
+            Timestamp::now(),
+            &mut self.pending,
+            &mut self.issues,
+        );
         self.issues.clear();
         self.append_pending();
     }
@@ -137,7 +141,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Worker {
     /// Starts the worker. A launch that cannot start is journaled as a `spawn_failed` error
     /// (so every reader sees a failed worker) and returned as an error.
-    pub fn spawn(spec: WorkerSpec, observer: Option<Sender<AgentEvent>>) -> Result<Worker, WorkerError> {
+    pub fn spawn(
+        spec: WorkerSpec,
+        observer: Option<Sender<AgentEvent>>,
+    ) -> Result<Worker, WorkerError> {
         let journal_error = |path: &PathBuf, source| WorkerError::Journal {
             worker: spec.name.clone(),
             path: path.clone(),
@@ -148,13 +155,15 @@ impl Worker {
                 std::fs::create_dir_all(dir).map_err(|e| journal_error(path, e))?;
             }
         }
-        let events = JournalWriter::open(&spec.events_path).map_err(|e| journal_error(&spec.events_path, e))?;
+        let events = JournalWriter::open(&spec.events_path)
+            .map_err(|e| journal_error(&spec.events_path, e))?;
         let raw = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&spec.raw_path)
             .map_err(|e| journal_error(&spec.raw_path, e))?;
-        let normalizer = Normalizer::new(spec.agent, &spec.name, spec.task.as_deref()).starting_at(spec.first_seq);
+        let normalizer = Normalizer::new(spec.agent, &spec.name, spec.task.as_deref())
+            .starting_at(spec.first_seq);
         let mut journal = Journal {
             normalizer,
             events,
@@ -175,25 +184,43 @@ impl Worker {
                         .with("message", message)
                         .with("fatal", true),
                 );
-                return Err(WorkerError::Spawn { worker: spec.name, source });
+                return Err(WorkerError::Spawn {
+                    worker: spec.name,
+                    source,
+                });
             }
         };
         journal.record(
-            Draft::new(EventType::Status, format!("started {} (pid {})", spec.agent, pty.pid))
-                .with("phase", "spawned")
-                .with("pid", pty.pid)
-                .with("argv", spec.launch.argv.clone())
-                .with("cwd", spec.launch.cwd.display().to_string()),
+            Draft::new(
+                EventType::Status,
+                format!("started {} (pid {})", spec.agent, pty.pid),
+            )
+            .with("phase", "spawned")
+            .with("pid", pty.pid)
+            .with("argv", spec.launch.argv.clone())
+            .with("cwd", spec.launch.cwd.display().to_string()),
         );
 
         let spawn_error = |reason: String| WorkerError::Spawn {
             worker: spec.name.clone(),
-            source: SpawnError::Pty { program: spec.launch.argv[0].clone(), reason },
+            source: SpawnError::Pty {
+                program: spec.launch.argv[0].clone(),
+                reason,
+            },
         };
-        let reader = pty.master.try_clone_reader().map_err(|e| spawn_error(format!("{e:#}")))?;
-        let input = pty.master.take_writer().map_err(|e| spawn_error(format!("{e:#}")))?;
+        let reader = pty
+            .master
+            .try_clone_reader()
+            .map_err(|e| spawn_error(format!("{e:#}")))?;
+        let input = pty
+            .master
+            .take_writer()
+            .map_err(|e| spawn_error(format!("{e:#}")))?;
         let journal = Arc::new(Mutex::new(journal));
-        let exit = Arc::new(ExitCell { exit: Mutex::new(None), changed: Condvar::new() });
+        let exit = Arc::new(ExitCell {
+            exit: Mutex::new(None),
+            changed: Condvar::new(),
+        });
 
         let (drained_tx, drained_rx) = mpsc::channel::<()>();
         let reader_journal = Arc::clone(&journal);
@@ -208,7 +235,10 @@ impl Worker {
         thread::Builder::new()
             .name(format!("pty-wait-{}", spec.name))
             .spawn(move || {
-                let facts = process::wait_exit(pid).unwrap_or(ExitFacts { code: None, signal: None });
+                let facts = process::wait_exit(pid).unwrap_or(ExitFacts {
+                    code: None,
+                    signal: None,
+                });
                 // Let the reader take what the process wrote last (a grandchild holding the
                 // PTY open must not hold up the exit event for ever).
                 let _ = drained_rx.recv_timeout(DRAIN_AFTER_EXIT);
@@ -265,7 +295,10 @@ impl Worker {
             process::terminate_group(self.pid, Duration::ZERO);
             return exit;
         }
-        self.journal_lifecycle("stopping", "stopping (SIGTERM, then SIGKILL after the grace period)");
+        self.journal_lifecycle(
+            "stopping",
+            "stopping (SIGTERM, then SIGKILL after the grace period)",
+        );
         process::terminate_group(self.pid, self.stop_grace);
         self.wait()
     }
@@ -287,7 +320,12 @@ impl Worker {
     }
 
     pub fn resize(&self, rows: u16, cols: u16) -> io::Result<()> {
-        let size = PtySize { rows: rows.max(1), cols: cols.max(1), pixel_width: 0, pixel_height: 0 };
+        let size = PtySize {
+            rows: rows.max(1),
+            cols: cols.max(1),
+            pixel_width: 0,
+            pixel_height: 0,
+        };
         lock(&self.master)
             .resize(size)
             .map_err(|e| io::Error::other(format!("{e:#}")))
@@ -304,7 +342,11 @@ impl Worker {
             if let Some(facts) = *exit {
                 return facts;
             }
-            exit = self.exit.changed.wait(exit).unwrap_or_else(|p| p.into_inner());
+            exit = self
+                .exit
+                .changed
+                .wait(exit)
+                .unwrap_or_else(|p| p.into_inner());
         }
     }
 
@@ -325,7 +367,10 @@ impl Worker {
 
     fn ensure_running(&self) -> io::Result<()> {
         if self.try_exit().is_some() {
-            return Err(io::Error::other(format!("worker {} has already exited", self.name)));
+            return Err(io::Error::other(format!(
+                "worker {} has already exited",
+                self.name
+            )));
         }
         Ok(())
     }
@@ -356,7 +401,11 @@ fn exit_draft(exit: &ExitFacts, write_error: Option<String>) -> Draft {
         (None, Some(sig)) => format!("killed by {} (signal {sig})", signal_name(sig)),
         (None, None) => "exited (status unknown)".to_string(),
     };
-    let kind = if exit.success() { EventType::Status } else { EventType::Error };
+    let kind = if exit.success() {
+        EventType::Status
+    } else {
+        EventType::Error
+    };
     Draft::new(kind, text)
         .with("phase", "exited")
         .with_some("exit_code", exit.code)

@@ -12,7 +12,9 @@ use crate::agents::Launch;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpawnError {
-    #[error("`{program}` was not found on PATH; install it or set its command in the agent profile")]
+    #[error(
+        "`{program}` was not found on PATH; install it or set its command in the agent profile"
+    )]
     NotFound { program: String },
     #[error("`{}` is not executable (check its permissions)", path.display())]
     NotExecutable { path: PathBuf },
@@ -39,30 +41,51 @@ pub struct PtyProcess {
 
 /// Finds the executable for `program`: a path is checked as given (relative to `cwd`), a bare
 /// name is searched on `path_var`.
-pub fn resolve_program(program: &str, cwd: &Path, path_var: Option<&OsString>) -> Result<PathBuf, SpawnError> {
+pub fn resolve_program(
+    program: &str,
+    cwd: &Path,
+    path_var: Option<&OsString>,
+) -> Result<PathBuf, SpawnError> {
     let candidate = Path::new(program);
     if program.contains('/') {
-        let full = if candidate.is_absolute() { candidate.to_path_buf() } else { cwd.join(candidate) };
+        let full = if candidate.is_absolute() {
+            candidate.to_path_buf()
+        } else {
+            cwd.join(candidate)
+        };
         return check_executable(&full, program);
     }
-    let search = path_var.cloned().or_else(|| std::env::var_os("PATH")).unwrap_or_default();
+    let search = path_var
+        .cloned()
+        .or_else(|| std::env::var_os("PATH"))
+        .unwrap_or_default();
     let mut found_not_executable = None;
     for dir in std::env::split_paths(&search) {
         let full = dir.join(program);
         match check_executable(&full, program) {
             Ok(path) => return Ok(path),
-            Err(e @ SpawnError::NotExecutable { .. }) => found_not_executable = found_not_executable.or(Some(e)),
+            Err(e @ SpawnError::NotExecutable { .. }) => {
+                found_not_executable = found_not_executable.or(Some(e))
+            }
             Err(_) => {}
         }
     }
-    Err(found_not_executable.unwrap_or(SpawnError::NotFound { program: program.to_string() }))
+    Err(found_not_executable.unwrap_or(SpawnError::NotFound {
+        program: program.to_string(),
+    }))
 }
 
 fn check_executable(path: &Path, program: &str) -> Result<PathBuf, SpawnError> {
     match std::fs::metadata(path) {
-        Ok(meta) if meta.is_file() && meta.permissions().mode() & 0o111 != 0 => Ok(path.to_path_buf()),
-        Ok(_) => Err(SpawnError::NotExecutable { path: path.to_path_buf() }),
-        Err(_) => Err(SpawnError::NotFound { program: program.to_string() }),
+        Ok(meta) if meta.is_file() && meta.permissions().mode() & 0o111 != 0 => {
+            Ok(path.to_path_buf())
+        }
+        Ok(_) => Err(SpawnError::NotExecutable {
+            path: path.to_path_buf(),
+        }),
+        Err(_) => Err(SpawnError::NotFound {
+            program: program.to_string(),
+        }),
     }
 }
 
@@ -70,7 +93,9 @@ fn check_executable(path: &Path, program: &str) -> Result<PathBuf, SpawnError> {
 pub fn spawn_in_pty(launch: &Launch, rows: u16, cols: u16) -> Result<PtyProcess, SpawnError> {
     let program = launch.argv.first().ok_or(SpawnError::EmptyCommand)?;
     if !launch.cwd.is_dir() {
-        return Err(SpawnError::NoWorkdir { path: launch.cwd.clone() });
+        return Err(SpawnError::NoWorkdir {
+            path: launch.cwd.clone(),
+        });
     }
     let path_var = launch.env_value("PATH").map(OsString::from);
     let executable = resolve_program(program, &launch.cwd, path_var.as_ref())?;
@@ -79,11 +104,22 @@ pub fn spawn_in_pty(launch: &Launch, rows: u16, cols: u16) -> Result<PtyProcess,
             .parent()
             .map_or(Ok(()), std::fs::create_dir_all)
             .and_then(|_| std::fs::write(path, contents));
-        written.map_err(|source| SpawnError::LaunchFile { path: path.clone(), source })?;
+        written.map_err(|source| SpawnError::LaunchFile {
+            path: path.clone(),
+            source,
+        })?;
     }
-    let pty_error = |reason: String| SpawnError::Pty { program: program.clone(), reason };
+    let pty_error = |reason: String| SpawnError::Pty {
+        program: program.clone(),
+        reason,
+    };
     let pair = native_pty_system()
-        .openpty(PtySize { rows: rows.max(1), cols: cols.max(1), pixel_width: 0, pixel_height: 0 })
+        .openpty(PtySize {
+            rows: rows.max(1),
+            cols: cols.max(1),
+            pixel_width: 0,
+            pixel_height: 0,
+        })
         .map_err(|e| pty_error(format!("{e:#}")))?;
     let mut cmd = CommandBuilder::new(&executable);
     cmd.args(&launch.argv[1..]);
@@ -95,7 +131,10 @@ pub fn spawn_in_pty(launch: &Launch, rows: u16, cols: u16) -> Result<PtyProcess,
     for (key, value) in &launch.env {
         cmd.env(key, value);
     }
-    let child = pair.slave.spawn_command(cmd).map_err(|e| pty_error(format!("{e:#}")))?;
+    let child = pair
+        .slave
+        .spawn_command(cmd)
+        .map_err(|e| pty_error(format!("{e:#}")))?;
     // The parent's copy of the slave must close, or the reader never sees EOF.
     drop(pair.slave);
     let pid = child
@@ -104,7 +143,10 @@ pub fn spawn_in_pty(launch: &Launch, rows: u16, cols: u16) -> Result<PtyProcess,
     // We reap the child with waitpid ourselves (exact signal numbers); the std handle is
     // dropped without waiting, which neither kills nor reaps.
     drop(child);
-    Ok(PtyProcess { pid, master: pair.master })
+    Ok(PtyProcess {
+        pid,
+        master: pair.master,
+    })
 }
 
 #[cfg(test)]

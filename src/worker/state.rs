@@ -112,9 +112,7 @@ impl WorkerStatus {
                     self.finished_run = true;
                 }
             }
-            (EventType::Progress | EventType::Task | EventType::Finding, _) => {
-                self.blocked = false
-            }
+            (EventType::Progress | EventType::Task | EventType::Finding, _) => self.blocked = false,
             _ => {}
         }
     }
@@ -180,10 +178,16 @@ mod tests {
         ev(EventType::Status, json!({"phase": p, "pid": 42}))
     }
     fn exited(code: i64) -> AgentEvent {
-        ev(EventType::Status, json!({"phase": "exited", "exit_code": code}))
+        ev(
+            EventType::Status,
+            json!({"phase": "exited", "exit_code": code}),
+        )
     }
     fn killed(signal: i64) -> AgentEvent {
-        ev(EventType::Error, json!({"phase": "exited", "signal": signal}))
+        ev(
+            EventType::Error,
+            json!({"phase": "exited", "signal": signal}),
+        )
     }
     fn progress() -> AgentEvent {
         ev(EventType::Progress, json!({"text": "x"}))
@@ -225,7 +229,12 @@ mod tests {
     fn pause_wins_over_waiting_and_resume_restores_it() {
         let run = [phase("spawned"), blocker(), phase("paused")];
         assert_eq!(derive_state(&run), WorkerState::Paused);
-        let run = [phase("spawned"), blocker(), phase("paused"), phase("resumed")];
+        let run = [
+            phase("spawned"),
+            blocker(),
+            phase("paused"),
+            phase("resumed"),
+        ];
         assert_eq!(derive_state(&run), WorkerState::Waiting);
     }
 

@@ -46,7 +46,10 @@ pub fn types(events: &[AgentEvent]) -> Vec<EventType> {
 }
 
 pub fn phases(events: &[AgentEvent]) -> Vec<String> {
-    events.iter().filter_map(|e| e.phase().map(String::from)).collect()
+    events
+        .iter()
+        .filter_map(|e| e.phase().map(String::from))
+        .collect()
 }
 
 /// A worker spec with its journals in `dir`, for `launch`.
@@ -66,7 +69,13 @@ pub fn worker_spec(dir: &Path, name: &str, agent: AgentKind, launch: Launch) -> 
 }
 
 /// The launch of a simulated agent in `workdir`, at full speed, playing `scenario`.
-pub fn sim_launch(agent: AgentKind, workdir: &Path, prompt: &str, scenario: &str, speed: &str) -> Launch {
+pub fn sim_launch(
+    agent: AgentKind,
+    workdir: &Path,
+    prompt: &str,
+    scenario: &str,
+    speed: &str,
+) -> Launch {
     let spec = LaunchSpec {
         program: sim_program(agent.name()),
         prompt: prompt.into(),
@@ -75,8 +84,12 @@ pub fn sim_launch(agent: AgentKind, workdir: &Path, prompt: &str, scenario: &str
         ..LaunchSpec::default()
     };
     let mut launch = agent.launch(&spec);
-    launch.env.push(("ORCHESTRATE_SIM_SCENARIO".into(), scenario.into()));
-    launch.env.push(("ORCHESTRATE_SIM_SPEED".into(), speed.into()));
+    launch
+        .env
+        .push(("ORCHESTRATE_SIM_SCENARIO".into(), scenario.into()));
+    launch
+        .env
+        .push(("ORCHESTRATE_SIM_SPEED".into(), speed.into()));
     // The tests run as root on CI; Claude refuses bypass mode as root without this.
     launch.env.push(("IS_SANDBOX".into(), "1".into()));
     launch

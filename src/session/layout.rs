@@ -1,0 +1,268 @@
+//! The workspace and session directory layout (DESIGN.md "Three processes, one directory"):
+//! where every file of a session lives, and creating a session with a unique id.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::timestamp::Timestamp;
+
+/// Environment variable naming the workspace root (seed 003).
+pub const WORKSPACE_ENV: &str = "ORCHESTRATOR_WORKSPACE";
+pub const DEFAULT_WORKSPACE: &str = "workspace";
+
+#[derive(Debug, thiserror::Error)]
+pub enum LayoutError {
+    #[error("cannot create {}: {source}", path.display())]
+    Create { path: PathBuf, source: io::Error },
+    #[error("no session {id:?} in {}", workspace.display())]
+    NoSuchSession { id: String, workspace: PathBuf },
+    #[error("cannot read {}: {reason}", path.display())]
+    Read { path: PathBuf, reason: String },
+}
+
+/// The root that holds `orchestrate.db` and one directory per session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Workspace {
+    root: PathBuf,
+}
+
+impl Workspace {
+    /// `--workspace`, else `ORCHESTRATOR_WORKSPACE`, else `./workspace`.
+    pub fn resolve(flag: Option<&Path>, env: Option<&str>) -> Workspace {
+        let root = match (flag, env) {
+            (Some(dir), _) => dir.to_path_buf(),
+            (None, Some(dir)) if !dir.is_empty() => PathBuf::from(dir),
+            _ => PathBuf::from(DEFAULT_WORKSPACE),
+        };
+        Workspace { root }
+    }
+
+    pub fn at(root: impl Into<PathBuf>) -> Workspace {
+        Workspace { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.root.join("orchestrate.db")
+    }
+
+    /// Creates `<root>/orch_YYYYMMDD_HHMMSS` (with `_2`, `_3`... when that second is taken),
+    /// its subdirectories and `session.json`.
+    pub fn create_session(
+        &self,
+        prompt: &str,
+        target: &Path,
+        config: Value,
+        now: Timestamp,
+    ) -> Result<SessionDir, LayoutError> {
+        fs::create_dir_all(&self.root).map_err(|source| LayoutError::Create {
+            path: self.root.clone(),
+            source,
+        })?;
+        let base = format!("orch_{}", now.compact());
+        let mut n = 1;
+        let session = loop {
+            let id = if n == 1 {
+                base.clone()
+            } else {
+                format!("{base}_{n}")
+            };
+            let path = self.root.join(&id);
+            // create_dir (not _all) fails if the directory exists: the id is ours alone.
+            match fs::create_dir(&path) {
+                Ok(()) => break SessionDir { id, path },
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => n += 1,
+                Err(source) => return Err(LayoutError::Create { path, source }),
+            }
+        };
+        for dir in [
+            session.events_dir(),
+            session.raw_dir(),
+            session.runs_dir(),
+            session.reviews_dir(),
+        ] {
+            fs::create_dir_all(&dir).map_err(|source| LayoutError::Create {
+                path: dir.clone(),
+                source,
+            })?;
+        }
+        let info = SessionInfo {
+            id: session.id.clone(),
+            prompt: prompt.to_string(),
+            target: target.to_path_buf(),
+            created_at: now,
+            config,
+        };
+        write_atomically(
+            &session.info_path(),
+            &format!("{:#}\n", serde_json::to_value(&info).unwrap_or(Value::Null)),
+        )
+        .map_err(|source| LayoutError::Create {
+            path: session.info_path(),
+            source,
+        })?;
+        Ok(session)
+    }
+
+    pub fn open_session(&self, id: &str) -> Result<SessionDir, LayoutError> {
+        let path = self.root.join(id);
+        if id.is_empty() || id.contains('/') || !path.join("session.json").is_file() {
+            return Err(LayoutError::NoSuchSession {
+                id: id.to_string(),
+                workspace: self.root.clone(),
+            });
+        }
+        Ok(SessionDir {
+            id: id.to_string(),
+            path,
+        })
+    }
+
+    /// Session ids, oldest first (ids sort by creation time).
+    pub fn session_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = fs::read_dir(&self.root)
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .filter(|e| e.path().join("session.json").is_file())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|name| name.starts_with("orch_"))
+            .collect();
+        ids.sort();
+        ids
+    }
+}
+
+/// What `session.json` holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionInfo {
+    pub id: String,
+    pub prompt: String,
+    pub target: PathBuf,
+    pub created_at: Timestamp,
+    /// The configuration the session was started with, for `resume`.
+    pub config: Value,
+}
+
+/// One session's directory and the paths inside it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionDir {
+    pub id: String,
+    pub path: PathBuf,
+}
+
+impl SessionDir {
+    pub fn info_path(&self) -> PathBuf {
+        self.path.join("session.json")
+    }
+    pub fn lock_path(&self) -> PathBuf {
+        self.path.join("coordinator.lock")
+    }
+    pub fn log_path(&self) -> PathBuf {
+        self.path.join("coordinator.log")
+    }
+    pub fn control_socket(&self) -> PathBuf {
+        self.path.join("control.sock")
+    }
+    pub fn orchestrator_journal(&self) -> PathBuf {
+        self.path.join("orchestrator.jsonl")
+    }
+    pub fn events_dir(&self) -> PathBuf {
+        self.path.join("events")
+    }
+    pub fn events_path(&self, worker: &str) -> PathBuf {
+        self.events_dir().join(format!("{worker}.jsonl"))
+    }
+    pub fn raw_dir(&self) -> PathBuf {
+        self.path.join("raw")
+    }
+    pub fn raw_path(&self, worker: &str) -> PathBuf {
+        self.raw_dir().join(format!("{worker}.log"))
+    }
+    pub fn runs_dir(&self) -> PathBuf {
+        self.path.join("runs")
+    }
+    pub fn run_dir(&self, task: &str) -> PathBuf {
+        self.runs_dir().join(task)
+    }
+    pub fn reviews_dir(&self) -> PathBuf {
+        self.path.join("reviews")
+    }
+
+    pub fn read_info(&self) -> Result<SessionInfo, LayoutError> {
+        let path = self.info_path();
+        let text = fs::read_to_string(&path).map_err(|e| LayoutError::Read {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        serde_json::from_str(&text).map_err(|e| LayoutError::Read {
+            path,
+            reason: e.to_string(),
+        })
+    }
+}
+
+/// Writes through a temporary file and a rename, so a crash leaves the old or the new file,
+/// never half of one.
+pub fn write_atomically(path: &Path, contents: &str) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    fs::write(&tmp, contents)?;
+    fs::File::open(&tmp)?.sync_all()?;
+    fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_workspace_comes_from_flag_then_env_then_default() {
+        let flag = Path::new("/f");
+        assert_eq!(Workspace::resolve(Some(flag), Some("/e")).root(), flag);
+        assert_eq!(Workspace::resolve(None, Some("/e")).root(), Path::new("/e"));
+        assert_eq!(
+            Workspace::resolve(None, None).root(),
+            Path::new("workspace")
+        );
+        assert_eq!(
+            Workspace::resolve(None, Some("")).root(),
+            Path::new("workspace")
+        );
+    }
+
+    #[test]
+    fn sessions_in_the_same_second_get_distinct_ids_and_the_full_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = Workspace::at(dir.path().join("ws"));
+        let now = Timestamp::from_secs(1_795_284_000);
+        let a = ws
+            .create_session("goal", Path::new("/t"), json!({}), now)
+            .unwrap();
+        let b = ws
+            .create_session("goal", Path::new("/t"), json!({}), now)
+            .unwrap();
+        assert_eq!(a.id, "orch_20261121_180000");
+        assert_eq!(b.id, "orch_20261121_180000_2");
+        for sub in ["events", "raw", "runs", "reviews"] {
+            assert!(a.path.join(sub).is_dir(), "{sub}");
+        }
+        let info = a.read_info().unwrap();
+        assert_eq!((info.prompt.as_str(), info.created_at), ("goal", now));
+        assert_eq!(ws.session_ids(), vec![a.id.clone(), b.id.clone()]);
+        assert_eq!(ws.open_session(&a.id).unwrap(), a);
+        let missing = ws.open_session("orch_nope").unwrap_err().to_string();
+        assert!(
+            missing.starts_with("no session \"orch_nope\" in"),
+            "{missing}"
+        );
+        assert!(ws.open_session("../x").is_err());
+    }
+}

@@ -1,0 +1,290 @@
+//! `workspace/orchestrate.db`: the SQLite index of sessions, tasks and workers (WAL mode,
+//! schema versioned by `PRAGMA user_version` and applied by ordered migrations). The JSONL
+//! journals stay the record of what happened; this is the fast place to look things up.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::layout::SessionInfo;
+use crate::timestamp::Timestamp;
+
+/// Each entry moves the schema one version up. Never edit a released entry; add a new one.
+const MIGRATIONS: &[&str] = &[
+    // 1: sessions, tasks, workers, reviews, decisions.
+    "CREATE TABLE sessions (
+        id TEXT PRIMARY KEY,
+        prompt TEXT NOT NULL,
+        target TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'created',
+        coordinator_pid INTEGER
+    );
+    CREATE TABLE tasks (
+        session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        id TEXT NOT NULL,
+        title TEXT NOT NULL,
+        prompt TEXT NOT NULL,
+        agent TEXT,
+        role TEXT,
+        depends_on TEXT NOT NULL DEFAULT '[]',
+        state TEXT NOT NULL DEFAULT 'pending',
+        retries INTEGER NOT NULL DEFAULT 0,
+        branch TEXT,
+        PRIMARY KEY (session_id, id)
+    );
+    CREATE TABLE workers (
+        session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        task_id TEXT,
+        agent TEXT NOT NULL,
+        pid INTEGER,
+        state TEXT NOT NULL DEFAULT 'pending',
+        exit_code INTEGER,
+        signal INTEGER,
+        agent_session_id TEXT,
+        input_tokens INTEGER NOT NULL DEFAULT 0,
+        output_tokens INTEGER NOT NULL DEFAULT 0,
+        cost_usd REAL NOT NULL DEFAULT 0,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (session_id, name)
+    );
+    CREATE TABLE reviews (
+        session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        id TEXT NOT NULL,
+        worker TEXT NOT NULL,
+        reviewer TEXT NOT NULL,
+        verdict TEXT,
+        summary TEXT,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (session_id, id)
+    );
+    CREATE TABLE decisions (
+        session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        rule TEXT NOT NULL,
+        action TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (session_id, seq)
+    );",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database {}: {source}", path.display())]
+    Sqlite {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error(
+        "database {} has schema version {found}, newer than this orchestrate understands ({known}); upgrade orchestrate",
+        path.display()
+    )]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+}
+
+/// A session row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionRow {
+    pub id: String,
+    pub prompt: String,
+    pub target: String,
+    pub created_at: String,
+    pub state: String,
+    pub coordinator_pid: Option<i64>,
+}
+
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) and migrates the database.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let wrap = |source| StoreError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(wrap)?;
+        // Several processes (coordinators, dashboards, CLI commands) share the file.
+        conn.busy_timeout(Duration::from_secs(5)).map_err(wrap)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(wrap)?;
+        conn.pragma_update(None, "foreign_keys", true)
+            .map_err(wrap)?;
+        let mut store = Store {
+            conn,
+            path: path.to_path_buf(),
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        self.conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| self.error(e))
+    }
+
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        let known = MIGRATIONS.len() as i64;
+        let found = self.schema_version()?;
+        if found > known {
+            return Err(StoreError::TooNew {
+                path: self.path.clone(),
+                found,
+                known,
+            });
+        }
+        for (index, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+            let version = index as i64 + 1;
+            let path = self.path.clone();
+            let wrap = |source| StoreError::Sqlite {
+                path: path.clone(),
+                source,
+            };
+            // One transaction per step: a crash leaves the previous version intact.
+            let tx = self.conn.transaction().map_err(wrap)?;
+            tx.execute_batch(sql).map_err(wrap)?;
+            tx.pragma_update(None, "user_version", version)
+                .map_err(wrap)?;
+            tx.commit().map_err(wrap)?;
+        }
+        Ok(())
+    }
+
+    pub fn insert_session(&self, info: &SessionInfo) -> Result<(), StoreError> {
+        let created = info.created_at.to_string();
+        self.conn
+            .execute(
+                "INSERT INTO sessions (id, prompt, target, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)",
+                params![info.id, info.prompt, info.target.display().to_string(), created],
+            )
+            .map(|_| ())
+            .map_err(|e| self.error(e))
+    }
+
+    pub fn set_session_state(
+        &self,
+        id: &str,
+        state: &str,
+        coordinator_pid: Option<i64>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE sessions SET state = ?2, coordinator_pid = ?3, updated_at = ?4 WHERE id = ?1",
+                params![id, state, coordinator_pid, now.to_string()],
+            )
+            .map(|_| ())
+            .map_err(|e| self.error(e))
+    }
+
+    pub fn session(&self, id: &str) -> Result<Option<SessionRow>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT id, prompt, target, created_at, state, coordinator_pid FROM sessions WHERE id = ?1",
+                [id],
+                session_row,
+            )
+            .optional()
+            .map_err(|e| self.error(e))
+    }
+
+    pub fn sessions(&self) -> Result<Vec<SessionRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, prompt, target, created_at, state, coordinator_pid FROM sessions ORDER BY id")
+            .map_err(|e| self.error(e))?;
+        let rows = stmt.query_map([], session_row).map_err(|e| self.error(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
+    }
+
+    /// The connection, for the coordinator's own queries on tasks and workers.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    fn error(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+}
+
+fn session_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRow> {
+    Ok(SessionRow {
+        id: r.get(0)?,
+        prompt: r.get(1)?,
+        target: r.get(2)?,
+        created_at: r.get(3)?,
+        state: r.get(4)?,
+        coordinator_pid: r.get(5)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(id: &str) -> SessionInfo {
+        SessionInfo {
+            id: id.into(),
+            prompt: "goal".into(),
+            target: PathBuf::from("/t"),
+            created_at: Timestamp::from_secs(1_795_284_000),
+            config: serde_json::Value::Null,
+        }
+    }
+
+    #[test]
+    fn migrates_once_in_wal_mode_and_keeps_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("orchestrate.db");
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        let mode: String = store
+            .connection()
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        store.insert_session(&info("orch_1")).unwrap();
+        store
+            .set_session_state("orch_1", "running", Some(42), Timestamp(0))
+            .unwrap();
+        drop(store);
+        let again = Store::open(&path).unwrap();
+        let row = again.session("orch_1").unwrap().unwrap();
+        assert_eq!(
+            (row.state.as_str(), row.coordinator_pid),
+            ("running", Some(42))
+        );
+        assert_eq!(again.sessions().unwrap().len(), 1);
+        assert!(again.session("nope").unwrap().is_none());
+    }
+
+    #[test]
+    fn a_database_from_a_newer_version_is_refused_clearly() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("orchestrate.db");
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
+        let err = Store::open(&path).err().unwrap().to_string();
+        assert!(
+            err.contains("schema version 99, newer than this orchestrate understands"),
+            "{err}"
+        );
+    }
+}
