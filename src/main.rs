@@ -19,16 +19,20 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Work with agent event streams (normalise a CLI's native output into AgentEvents).
+    /// Work with agent event streams.
     Events {
         #[command(subcommand)]
         command: EventsCommand,
     },
-    /// Stand in for an agent CLI: `orchestrate sim claude -p --output-format stream-json
-    /// --verbose "prompt"`. Checks argv like the real CLI and plays a scenario in its wire
-    /// format. Environment: ORCHESTRATE_SIM_SCENARIO (success, blocker, fail, chatty, hang,
-    /// crash) and ORCHESTRATE_SIM_SPEED (1 human-like, 0 instant).
-    #[command(disable_help_flag = true)]
+    /// Stand in for an agent CLI (claude, codex or gemini), with no API key needed.
+    ///
+    /// Example: `orchestrate sim claude -p --output-format stream-json --verbose "prompt"`.
+    /// Checks the arguments like the real CLI (refusing bad flags with its exact error text
+    /// and exit code), then plays a scenario in the CLI's native wire format, doing real work
+    /// in the current directory.
+    ///
+    /// Environment: ORCHESTRATE_SIM_SCENARIO = success (default), blocker, fail, chatty, hang
+    /// or crash; ORCHESTRATE_SIM_SPEED = 1 (human-like pacing, default) down to 0 (instant).
     Sim {
         /// Which CLI to simulate.
         #[arg(value_enum)]
@@ -41,8 +45,10 @@ enum Command {
 
 #[derive(Subcommand)]
 enum EventsCommand {
-    /// Print a CLI's native stream as AgentEvent JSON lines. Lines that cannot be read are
-    /// reported on stderr with their number; processing goes on.
+    /// Print a CLI's native output as AgentEvent JSON lines.
+    ///
+    /// Lines that cannot be read are reported on stderr with their line number and kept as
+    /// log lines; processing goes on. A summary line ends the stderr output.
     Normalize {
         /// The native format of the input.
         #[arg(long, value_enum)]

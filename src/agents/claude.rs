@@ -233,12 +233,14 @@ impl ClaudeAdapter {
                         .and_then(Value::as_str)
                         .unwrap_or("finished"),
                 };
-                let summary = str_of(&v, "summary");
-                let what = if description.is_empty() {
-                    summary
-                } else {
-                    &description
-                };
+                let what = [
+                    description.as_str(),
+                    str_of(&v, "summary"),
+                    str_of(&v, "task_id"),
+                ]
+                .into_iter()
+                .find(|s| !s.is_empty())
+                .unwrap_or("subagent");
                 out.push(
                     Draft::new(EventType::Task, format!("subagent {state}: {what}"))
                         .native(&native)

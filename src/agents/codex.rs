@@ -239,8 +239,13 @@ impl CodexAdapter {
             }
             "web_search" => {
                 if event != "item.updated" {
+                    let verb = if completed {
+                        "searched the web"
+                    } else {
+                        "web search"
+                    };
                     out.push(
-                        progress(format!("web search: {}", str_of(&item, "query")))
+                        progress(format!("{verb}: {}", str_of(&item, "query")))
                             .with("kind", "tool_call")
                             .with("tool", "web_search"),
                     );

@@ -33,7 +33,12 @@ pub struct EventsAdapter;
 impl Adapter for EventsAdapter {
     fn on_json(&mut self, mut v: Value, out: &mut Vec<Draft>) -> Parsed {
         let type_name = str_of(&v, "type").to_string();
-        let Ok(kind) = type_name.parse::<EventType>() else {
+        // Decisions, recoveries and control belong to the coordinator, never to a worker.
+        let Some(kind) = type_name
+            .parse::<EventType>()
+            .ok()
+            .filter(|k| k.is_worker_type())
+        else {
             return Parsed::Unknown(type_name);
         };
         let mut payload = match take(&mut v, "payload") {

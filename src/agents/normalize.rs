@@ -214,7 +214,7 @@ impl LineHandler {
 
     /// Parses a line and hands it to the adapter; returns what was wrong with it, if anything.
     fn dispatch(&mut self, line: &str) -> Option<Problem> {
-        if !(line.starts_with('{') || line.starts_with('[')) {
+        if !looks_like_json(line) {
             self.stats.not_json += 1;
             self.adapter.on_text(line, &mut self.drafts);
             return Some(Problem::NotJson);
@@ -271,6 +271,18 @@ impl LineHandler {
             timestamp: draft.timestamp.unwrap_or(now),
             payload: draft.payload,
         }
+    }
+}
+
+/// An object, or an array of values; not a bracketed tag such as `[SandboxDebug]` or `[ERROR]`.
+fn looks_like_json(line: &str) -> bool {
+    match line.as_bytes().first() {
+        Some(b'{') => true,
+        Some(b'[') => matches!(
+            line[1..].trim_start().as_bytes().first(),
+            Some(b'{' | b'[' | b']' | b'"') | None
+        ),
+        _ => false,
     }
 }
 

@@ -1,0 +1,317 @@
+//! The command line as a user meets it: `events normalize` and `sim`, through the real binary.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use common::binary;
+
+fn run(args: &[&str], env: &[(&str, &str)], dir: &std::path::Path) -> Output {
+    let mut cmd = Command::new(binary());
+    cmd.args(args).current_dir(dir).stdin(Stdio::null());
+    cmd.env_remove("IS_SANDBOX")
+        .env_remove("GEMINI_CLI_TRUST_WORKSPACE");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn normalize_prints_events_and_reports_bad_lines_by_number() {
+    let fixture = std::fs::canonicalize("tests/fixtures/codex-stream.jsonl").unwrap();
+    let out = run(
+        &[
+            "events",
+            "normalize",
+            "--format",
+            "codex",
+            fixture.to_str().unwrap(),
+        ],
+        &[],
+        std::path::Path::new("."),
+    );
+    assert!(out.status.success());
+    let stdout = text(&out.stdout);
+    let events: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events.len(), 24);
+    assert_eq!(events[0]["type"], "status");
+    assert_eq!(events[0]["worker"], "worker");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("codex-stream.jsonl: line 3: not JSON, kept as a log line"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("line 22: not JSON"), "{stderr}");
+    assert!(
+        stderr.contains("28 lines, 24 events, 1 of unknown type ignored (thread.brand_new x1)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn normalize_reads_stdin_and_keeps_going_after_malformed_lines() {
+    let mut child = Command::new(binary())
+        .args([
+            "events",
+            "normalize",
+            "--format",
+            "gemini",
+            "--worker",
+            "g1",
+            "--task",
+            "t9",
+            "-",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"{\"type\":\"init\",\"session_id\":\"s\"\n{\"type\":\"init\",\"session_id\":\"s2\",\"model\":\"m\"}\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let stdout = text(&out.stdout);
+    let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        (
+            last["payload"]["session_id"].as_str(),
+            last["worker"].as_str(),
+            last["task"].as_str()
+        ),
+        (Some("s2"), Some("g1"), Some("t9"))
+    );
+    assert!(
+        text(&out.stderr).contains("<stdin>: line 1: malformed JSON"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn an_unreadable_file_is_one_line_and_exit_1() {
+    let out = run(
+        &[
+            "events",
+            "normalize",
+            "--format",
+            "claude",
+            "/no/such/file.jsonl",
+        ],
+        &[],
+        std::path::Path::new("."),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "orchestrate: cannot read /no/such/file.jsonl: No such file or directory (os error 2)\n"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+/// One refusal: the arguments and environment, the exit code, how stderr starts.
+struct Refusal {
+    args: &'static [&'static str],
+    env: &'static [(&'static str, &'static str)],
+    code: i32,
+    stderr: &'static str,
+}
+
+const REFUSALS: &[Refusal] = &[
+    Refusal {
+        args: &[
+            "sim",
+            "claude",
+            "-p",
+            "--output-format",
+            "stream-json",
+            "hi",
+        ],
+        env: &[],
+        code: 1,
+        stderr: "Error: When using --print, --output-format=stream-json requires --verbose\n",
+    },
+    Refusal {
+        args: &["sim", "claude", "-p", "--add-dir", "/tmp", "hi"],
+        env: &[],
+        code: 1,
+        stderr: "Error: Input must be provided either through stdin or as a prompt argument when using --print\n",
+    },
+    Refusal {
+        args: &["sim", "codex", "exec", "--json", "hi"],
+        env: &[],
+        code: 1,
+        stderr: "Not inside a trusted directory and --skip-git-repo-check was not specified.\n",
+    },
+    Refusal {
+        args: &[
+            "sim",
+            "codex",
+            "exec",
+            "--full-auto",
+            "--skip-git-repo-check",
+            "hi",
+        ],
+        env: &[],
+        code: 2,
+        stderr: "error: unexpected argument '--full-auto' found\n\nUsage: codex exec [OPTIONS] [PROMPT]\n\nFor more information, try '--help'.\n",
+    },
+    Refusal {
+        args: &[
+            "sim",
+            "gemini",
+            "-p",
+            "hi",
+            "--output-format",
+            "stream-json",
+        ],
+        env: &[],
+        code: 55,
+        stderr: "Gemini CLI is not running in a trusted directory.",
+    },
+    Refusal {
+        args: &["sim", "gemini", "--output-format", "stream-json"],
+        env: &[("GEMINI_CLI_TRUST_WORKSPACE", "true")],
+        code: 42,
+        stderr: "No input provided via stdin.",
+    },
+    Refusal {
+        args: &["sim", "claude", "-p", "hi"],
+        env: &[("ORCHESTRATE_SIM_SCENARIO", "explode")],
+        code: 2,
+        stderr: "orchestrate sim: unknown ORCHESTRATE_SIM_SCENARIO \"explode\"",
+    },
+];
+
+#[test]
+fn the_sims_refuse_bad_flags_with_the_real_texts_and_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    for case in REFUSALS {
+        let out = run(case.args, case.env, dir.path());
+        let stderr = text(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(case.code),
+            "{:?}: {stderr}",
+            case.args
+        );
+        assert!(stderr.starts_with(case.stderr), "{:?}: {stderr}", case.args);
+        assert!(out.stdout.is_empty(), "{:?}", case.args);
+    }
+}
+
+#[test]
+fn claude_bypass_as_root_needs_is_sandbox() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return; // The guard only exists for root; CI runs as root, so it is checked there.
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "sim",
+        "claude",
+        "-p",
+        "--dangerously-skip-permissions",
+        "hi",
+    ];
+    let out = run(&args, &[("ORCHESTRATE_SIM_SPEED", "0")], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "--dangerously-skip-permissions cannot be used with root/sudo privileges for security reasons\n"
+    );
+    let out = run(
+        &args,
+        &[("ORCHESTRATE_SIM_SPEED", "0"), ("IS_SANDBOX", "1")],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[test]
+fn gemini_reads_outside_its_workspace_only_with_include_directories() {
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("spec.md"), "the spec").unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let prompt = format!("implement {}", outside.path().join("spec.md").display());
+    let env = [
+        ("ORCHESTRATE_SIM_SPEED", "0"),
+        ("GEMINI_CLI_TRUST_WORKSPACE", "true"),
+    ];
+    let base = [
+        "sim",
+        "gemini",
+        "--output-format",
+        "stream-json",
+        "--prompt",
+        prompt.as_str(),
+    ];
+    let out = run(&base, &env, work.path());
+    assert!(out.status.success());
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("\"type\":\"path_not_in_workspace\""),
+        "{stdout}"
+    );
+
+    let include = format!("--include-directories={}", outside.path().display());
+    let mut args = base.to_vec();
+    args.push(&include);
+    let out = run(&args, &env, work.path());
+    let stdout = text(&out.stdout);
+    assert!(!stdout.contains("path_not_in_workspace"));
+    assert!(stdout.contains("the spec"), "the file was read");
+}
+
+#[test]
+fn the_sims_one_document_and_text_modes_print_the_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("ORCHESTRATE_SIM_SPEED", "0"), ("IS_SANDBOX", "1")];
+    let out = run(
+        &["sim", "claude", "-p", "--output-format", "json", "go"],
+        &env,
+        dir.path(),
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (doc["type"].as_str(), doc["is_error"].as_bool()),
+        (Some("result"), Some(false))
+    );
+    let out = run(
+        &[
+            "sim",
+            "claude",
+            "-p",
+            "--verbose",
+            "--output-format",
+            "json",
+            "go",
+        ],
+        &env,
+        dir.path(),
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        doc.as_array().is_some_and(|a| a.len() > 5),
+        "verbose json is an array of every message"
+    );
+    let out = run(
+        &["sim", "codex", "exec", "--skip-git-repo-check", "go"],
+        &env,
+        dir.path(),
+    );
+    assert!(text(&out.stdout).starts_with("Done. I wrote notes/codex-go.md"));
+}
