@@ -1,1 +1,176 @@
-fn main() {}
+//! Adapter throughput against a bare `serde_json::Value` parse of the same lines.
+//!
+//! Two corpora per CLI, each repeated into a ~4 MiB CRLF stream as a PTY delivers it:
+//! - `fixture`: the coverage transcript in tests/fixtures (every mapping row, mostly tiny
+//!   lines: the worst case, where per-event overhead dominates);
+//! - `sim`: what `orchestrate sim <cli>` prints for a successful run (typical traffic).
+//!
+//! "bare" parses every line into a `Value` and drops it; "normalize" runs the full pipeline a
+//! worker uses (framing, CRLF, UTF-8 check, parse, adapter, stamping). The ratio
+//! normalize/bare, from the same run, is printed at the end.
+//!
+//! Run: `cargo bench --bench adapters`
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput};
+use orchestrate::agents::{AgentKind, Normalizer};
+use orchestrate::timestamp::Timestamp;
+
+const TARGET_BYTES: usize = 4 << 20;
+
+fn fixture(kind: AgentKind) -> Vec<u8> {
+    let fixture = match kind {
+        AgentKind::Claude => "tests/fixtures/claude-stream.jsonl",
+        AgentKind::Codex => "tests/fixtures/codex-stream.jsonl",
+        AgentKind::Gemini => "tests/fixtures/gemini-stream.jsonl",
+        AgentKind::Events => "tests/fixtures/events-stream.jsonl",
+    };
+    std::fs::read(fixture).expect("run from the crate root")
+}
+
+/// One successful run of the simulated CLI, as it prints it.
+fn sim_transcript(kind: AgentKind) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let args: Vec<&str> = match kind {
+        AgentKind::Claude => vec![
+            "claude",
+            "-p",
+            "--output-format",
+            "stream-json",
+            "--verbose",
+            "add a health endpoint",
+        ],
+        AgentKind::Codex => vec![
+            "codex",
+            "exec",
+            "--json",
+            "--skip-git-repo-check",
+            "add a health endpoint",
+        ],
+        AgentKind::Gemini => vec![
+            "gemini",
+            "--output-format",
+            "stream-json",
+            "--prompt=add a health endpoint",
+        ],
+        AgentKind::Events => return fixture(kind),
+    };
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_orchestrate"))
+        .arg("sim")
+        .args(&args)
+        .current_dir(dir.path())
+        .env("ORCHESTRATE_SIM_SPEED", "0")
+        .env("GEMINI_CLI_TRUST_WORKSPACE", "true")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+fn repeat(one: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(TARGET_BYTES + one.len());
+    while out.len() < TARGET_BYTES {
+        // CRLF as a PTY delivers it.
+        for line in one.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            out.extend_from_slice(line);
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    out
+}
+
+fn bare_parse(bytes: &[u8]) -> usize {
+    let mut parsed = 0;
+    for line in bytes.split(|&b| b == b'\n') {
+        if let Ok(v) =
+            serde_json::from_slice::<serde_json::Value>(line.strip_suffix(b"\r").unwrap_or(line))
+        {
+            black_box(v);
+            parsed += 1;
+        }
+    }
+    parsed
+}
+
+fn normalize(kind: AgentKind, bytes: &[u8]) -> usize {
+    let mut n = Normalizer::new(kind, "bench-1", Some("t1"));
+    let (mut events, mut issues) = (Vec::new(), Vec::new());
+    let mut count = 0;
+    for chunk in bytes.chunks(64 * 1024) {
+        n.push(chunk, Timestamp(0), &mut events, &mut issues);
+        count += events.len();
+        events.clear();
+        issues.clear();
+    }
+    n.finish(None, Timestamp(0), &mut events, &mut issues);
+    count + events.len()
+}
+
+/// Best of `runs` timings of `f`.
+fn best_of(runs: usize, mut f: impl FnMut()) -> Duration {
+    (0..runs)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed()
+        })
+        .min()
+        .unwrap_or_default()
+}
+
+fn main() {
+    let mut criterion = Criterion::default()
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(4))
+        .configure_from_args();
+    let kinds = [
+        AgentKind::Claude,
+        AgentKind::Codex,
+        AgentKind::Gemini,
+        AgentKind::Events,
+    ];
+    let mut corpora: Vec<(AgentKind, &str, Vec<u8>)> = Vec::new();
+    for kind in kinds {
+        corpora.push((kind, "fixture", repeat(&fixture(kind))));
+        if kind != AgentKind::Events {
+            corpora.push((kind, "sim", repeat(&sim_transcript(kind))));
+        }
+    }
+    for (kind, name, bytes) in &corpora {
+        let mut group = criterion.benchmark_group(format!("adapter/{kind}/{name}"));
+        group.throughput(Throughput::Bytes(bytes.len() as u64));
+        group.bench_function("bare_parse", |b| b.iter(|| bare_parse(black_box(bytes))));
+        group.bench_function("normalize", |b| {
+            b.iter(|| normalize(*kind, black_box(bytes)))
+        });
+        group.finish();
+    }
+    criterion.final_summary();
+
+    println!(
+        "\nadapter / bare serde_json::Value parse, best of 10 ({} MiB per stream):",
+        TARGET_BYTES >> 20
+    );
+    for (kind, name, bytes) in &corpora {
+        let bare = best_of(10, || {
+            black_box(bare_parse(bytes));
+        });
+        let full = best_of(10, || {
+            black_box(normalize(*kind, bytes));
+        });
+        let mib_s = |d: Duration| bytes.len() as f64 / d.as_secs_f64() / (1 << 20) as f64;
+        println!(
+            "  {:<15} bare {:>6.1} MiB/s   normalize {:>6.1} MiB/s   ratio {:.2}x",
+            format!("{kind}/{name}"),
+            mib_s(bare),
+            mib_s(full),
+            full.as_secs_f64() / bare.as_secs_f64()
+        );
+    }
+}

@@ -14,6 +14,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -93,14 +94,15 @@ impl FromStr for EventType {
     }
 }
 
-/// One normalised event, one JSON object per line in a journal.
+/// One normalised event, one JSON object per line in a journal. Identity fields are shared
+/// (`Arc<str>`): every event of a worker carries the same three, so stamping one is cheap.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AgentEvent {
     #[serde(rename = "type")]
     pub kind: EventType,
-    pub agent: String,
-    pub worker: String,
-    pub task: Option<String>,
+    pub agent: Arc<str>,
+    pub worker: Arc<str>,
+    pub task: Option<Arc<str>>,
     pub seq: u64,
     pub timestamp: Timestamp,
     pub payload: Map<String, Value>,

@@ -356,7 +356,10 @@ fn events_format_passes_through_and_rejects_what_a_worker_may_not_say() {
         r.events[1].timestamp,
         Timestamp::parse("2026-11-21T18:00:01Z").unwrap()
     );
-    assert_eq!(r.events[0].worker, "w1", "identity is ours, not the line's");
+    assert_eq!(
+        &*r.events[0].worker, "w1",
+        "identity is ours, not the line's"
+    );
     assert_eq!(r.stats.unknown.get("decision"), Some(&1));
     assert_eq!(r.stats.unknown.get("sparkle"), Some(&1));
     assert!(matches!(r.issues[0].problem, Problem::Malformed(_)));

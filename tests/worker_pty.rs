@@ -46,11 +46,9 @@ fn a_successful_claude_run_journals_its_events_and_ends_done() {
         (0..events.len() as u64).collect::<Vec<_>>(),
         "one journal, one sequence"
     );
-    assert!(
-        events.iter().all(|e| e.worker == "claude-1"
-            && e.agent == "claude"
-            && e.task.as_deref() == Some("t1"))
-    );
+    assert!(events.iter().all(|e| &*e.worker == "claude-1"
+        && &*e.agent == "claude"
+        && e.task.as_deref() == Some("t1")));
     let kinds = types(&events);
     for expected in [
         EventType::Status,

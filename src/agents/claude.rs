@@ -7,7 +7,8 @@ use std::collections::{HashMap, HashSet};
 use serde_json::{Value, json};
 
 use super::draft::{
-    Draft, claude_usage, one_line, reported_event, shorten, str_of, tail_excerpt, take, text_line,
+    Draft, claude_usage, one_line, owned_str, reported_event, shorten, str_of, tail_excerpt, take,
+    text_line,
 };
 use super::todo::{Todo, todo_draft};
 use super::{Adapter, Autonomy, Launch, LaunchSpec, ORCH_MCP_SERVER, Parsed, REPORT_TOOL};
@@ -73,7 +74,7 @@ pub struct ClaudeAdapter {
 
 impl Adapter for ClaudeAdapter {
     fn on_json(&mut self, mut v: Value, out: &mut Vec<Draft>) -> Parsed {
-        let kind = str_of(&v, "type").to_string();
+        let kind = owned_str(take(&mut v, "type"));
         if kind != "stream_event" {
             self.flush_delta(out);
         }
@@ -141,7 +142,7 @@ impl Adapter for ClaudeAdapter {
 
 impl ClaudeAdapter {
     fn on_system(&mut self, mut v: Value, out: &mut Vec<Draft>) -> Parsed {
-        let subtype = str_of(&v, "subtype").to_string();
+        let subtype = owned_str(take(&mut v, "subtype"));
         let native = format!("system/{subtype}");
         let status = |text: String, phase: &str| {
             Draft::new(EventType::Status, text)
@@ -448,7 +449,7 @@ impl ClaudeAdapter {
     }
 
     fn on_result(&mut self, mut v: Value, out: &mut Vec<Draft>) {
-        let subtype = str_of(&v, "subtype").to_string();
+        let subtype = owned_str(take(&mut v, "subtype"));
         // Some versions report API failures as subtype "success" with is_error: true (§1.3).
         let is_error = v
             .get("is_error")

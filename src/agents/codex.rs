@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 
 use super::draft::{
-    Draft, one_line, plain_usage, reported_event, str_of, tail_excerpt, take, text_line,
+    Draft, one_line, owned_str, plain_usage, reported_event, str_of, tail_excerpt, take, text_line,
 };
 use super::todo::{Todo, todo_draft};
 use super::{Adapter, Autonomy, Launch, LaunchSpec, ORCH_MCP_SERVER, Parsed, REPORT_TOOL};
@@ -71,7 +71,7 @@ impl Adapter for CodexAdapter {
             let msg = take(&mut v, "msg");
             return self.on_legacy(msg, out);
         }
-        let kind = str_of(&v, "type").to_string();
+        let kind = owned_str(take(&mut v, "type"));
         let status = |text: &str, phase: &str| {
             Draft::new(EventType::Status, text)
                 .native(&kind)
@@ -164,31 +164,29 @@ impl Adapter for CodexAdapter {
 
 impl CodexAdapter {
     fn on_item(&mut self, event: &str, mut item: Value, out: &mut Vec<Draft>) -> Parsed {
-        let item_type = item
-            .get("type")
-            .or_else(|| item.get("item_type"))
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let native = format!("{event}/{item_type}");
+        // Moved out, not copied: this runs for every item line of the stream.
+        let item_type = match take(&mut item, "type") {
+            Value::String(t) => t,
+            _ => owned_str(take(&mut item, "item_type")),
+        };
         let completed = event == "item.completed";
-        let id = item.get("id").cloned();
-        let progress = |text: String| {
-            Draft::new(EventType::Progress, text)
-                .native(&native)
-                .with_some("item_id", id.clone())
+        let id = take(&mut item, "id");
+        let progress = ItemProgress {
+            native: format!("{event}/{item_type}"),
+            id,
         };
         match item_type.as_str() {
             "agent_message" | "assistant_message" => {
                 if completed {
-                    let text = str_of(&item, "text").to_string();
-                    out.push(progress(text.clone()).with("kind", "message"));
+                    let text = owned_str(take(&mut item, "text"));
+                    out.push(progress.draft(text.clone()).with("kind", "message"));
                     self.last_message = text;
                 }
             }
             "reasoning" => {
-                if completed && !str_of(&item, "text").trim().is_empty() {
-                    out.push(progress(str_of(&item, "text").to_string()).with("kind", "thinking"));
+                let text = owned_str(take(&mut item, "text"));
+                if completed && !text.trim().is_empty() {
+                    out.push(progress.draft(text).with("kind", "thinking"));
                 }
             }
             "command_execution" => self.on_command(event, &item, progress, out),
@@ -205,7 +203,8 @@ impl CodexAdapter {
                     .collect();
                 let status = str_of(&item, "status").to_string();
                 out.push(
-                    progress(format!("files: {}", paths.join(", ")))
+                    progress
+                        .draft(format!("files: {}", paths.join(", ")))
                         .with("kind", "file_change")
                         .with("files", changes)
                         .with("status", status),
@@ -219,21 +218,22 @@ impl CodexAdapter {
                     if completed && status == "completed" {
                         let arguments = arguments_of(&item);
                         if let Some(draft) = reported_event(&arguments) {
-                            out.push(draft.native(&native));
+                            out.push(draft.native(&progress.native));
                         }
                     }
                     return Parsed::Handled;
                 }
                 if event != "item.updated" {
                     out.push(
-                        progress(format!(
-                            "{server}.{tool} {}",
-                            if completed { &status } else { "started" }
-                        ))
-                        .with("kind", "tool_call")
-                        .with("tool", format!("{server}.{tool}"))
-                        .with("status", status)
-                        .with_some("error", item["error"]["message"].as_str()),
+                        progress
+                            .draft(format!(
+                                "{server}.{tool} {}",
+                                if completed { &status } else { "started" }
+                            ))
+                            .with("kind", "tool_call")
+                            .with("tool", format!("{server}.{tool}"))
+                            .with("status", status)
+                            .with_some("error", item["error"]["message"].as_str()),
                     );
                 }
             }
@@ -245,7 +245,8 @@ impl CodexAdapter {
                         "web search"
                     };
                     out.push(
-                        progress(format!("{verb}: {}", str_of(&item, "query")))
+                        progress
+                            .draft(format!("{verb}: {}", str_of(&item, "query")))
                             .with("kind", "tool_call")
                             .with("tool", "web_search"),
                     );
@@ -264,7 +265,7 @@ impl CodexAdapter {
                         )
                     })
                     .collect();
-                if let Some(draft) = todo_draft(&self.todos, &todos, &native) {
+                if let Some(draft) = todo_draft(&self.todos, &todos, &progress.native) {
                     out.push(draft);
                 }
                 self.todos = todos;
@@ -276,7 +277,7 @@ impl CodexAdapter {
                             EventType::Task,
                             format!("subagent {}", str_of(&item, "tool")),
                         )
-                        .native(&native)
+                        .native(&progress.native)
                         .with("subagent", true)
                         .with("status", str_of(&item, "status")),
                     );
@@ -286,7 +287,7 @@ impl CodexAdapter {
                 let message = str_of(&item, "message").to_string();
                 out.push(
                     Draft::new(EventType::Error, message.clone())
-                        .native(&native)
+                        .native(&progress.native)
                         .with("message", message)
                         .with("fatal", false)
                         .with("severity", "warning"),
@@ -294,10 +295,14 @@ impl CodexAdapter {
             }
             "plan" => {
                 if completed {
-                    out.push(progress(str_of(&item, "text").to_string()).with("kind", "plan"));
+                    out.push(
+                        progress
+                            .draft(owned_str(take(&mut item, "text")))
+                            .with("kind", "plan"),
+                    );
                 }
             }
-            _ => return Parsed::Unknown(native),
+            _ => return Parsed::Unknown(progress.native),
         }
         Parsed::Handled
     }
@@ -306,14 +311,15 @@ impl CodexAdapter {
         &mut self,
         event: &str,
         item: &Value,
-        progress: impl Fn(String) -> Draft,
+        progress: ItemProgress,
         out: &mut Vec<Draft>,
     ) {
         let command = str_of(item, "command").to_string();
         let status = str_of(item, "status");
         match event {
             "item.started" => out.push(
-                progress(format!("$ {}", one_line(&command)))
+                progress
+                    .draft(format!("$ {}", one_line(&command)))
                     .with("kind", "command")
                     .with("command", command),
             ),
@@ -350,7 +356,8 @@ impl CodexAdapter {
                 }
                 let code = exit_code.map_or("?".to_string(), |c| c.to_string());
                 out.push(
-                    progress(format!("$ {} (exit {code})", one_line(&command)))
+                    progress
+                        .draft(format!("$ {} (exit {code})", one_line(&command)))
                         .with("kind", "command")
                         .with("command", command)
                         .with_some("exit_code", exit_code)
@@ -477,6 +484,20 @@ impl CodexAdapter {
             _ => return Parsed::Unknown(native),
         }
         Parsed::Handled
+    }
+}
+
+/// The `progress` event of one item: its native name and item id, used at most once.
+struct ItemProgress {
+    native: String,
+    id: Value,
+}
+
+impl ItemProgress {
+    fn draft(self, text: String) -> Draft {
+        Draft::new(EventType::Progress, text)
+            .with("native", self.native)
+            .with_some("item_id", Some(self.id))
     }
 }
 

@@ -19,8 +19,15 @@ pub struct Draft {
 
 impl Draft {
     pub fn new(kind: EventType, text: impl Into<String>) -> Self {
-        let mut payload = Map::new();
-        payload.insert("text".into(), Value::String(one_line(&text.into())));
+        // Most payloads have a handful of fields; sizing once avoids rehashing as they grow.
+        let mut payload = Map::with_capacity(8);
+        let text: String = text.into();
+        let text = if is_short_single_line(&text) {
+            text
+        } else {
+            one_line(&text)
+        };
+        payload.insert("text".into(), Value::String(text));
         Draft {
             kind,
             payload,
@@ -51,6 +58,11 @@ impl Draft {
             .and_then(Value::as_str)
             .unwrap_or("")
     }
+}
+
+/// Already what `one_line` would return: no surrounding space, no newline, short enough.
+fn is_short_single_line(text: &str) -> bool {
+    text.len() <= EXCERPT_CHARS && !text.contains(['\n', '\r']) && text.trim().len() == text.len()
 }
 
 /// First line of `text`, shortened to `EXCERPT_CHARS` characters.
@@ -87,6 +99,14 @@ pub fn take(value: &mut Value, key: &str) -> Value {
         .as_object_mut()
         .and_then(|m| m.remove(key))
         .unwrap_or(Value::Null)
+}
+
+/// A string value moved out, or empty when it is not a string.
+pub fn owned_str(value: Value) -> String {
+    match value {
+        Value::String(s) => s,
+        _ => String::new(),
+    }
 }
 
 /// Borrows a string field, empty when missing.

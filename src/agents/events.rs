@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::draft::{Draft, one_line, str_of, take};
+use super::draft::{Draft, one_line, owned_str, take};
 use super::{Adapter, Launch, LaunchSpec, Parsed};
 use crate::event::EventType;
 use crate::timestamp::Timestamp;
@@ -32,7 +32,7 @@ pub struct EventsAdapter;
 
 impl Adapter for EventsAdapter {
     fn on_json(&mut self, mut v: Value, out: &mut Vec<Draft>) -> Parsed {
-        let type_name = str_of(&v, "type").to_string();
+        let type_name = owned_str(take(&mut v, "type"));
         // Decisions, recoveries and control belong to the coordinator, never to a worker.
         let Some(kind) = type_name
             .parse::<EventType>()

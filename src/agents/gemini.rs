@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use serde_json::{Value, json};
 
 use super::draft::{
-    Draft, one_line, plain_usage, reported_event, str_of, tail_excerpt, take, text_line,
+    Draft, one_line, owned_str, plain_usage, reported_event, str_of, tail_excerpt, take, text_line,
 };
 use super::todo::{Todo, todo_draft};
 use super::{Adapter, Autonomy, Launch, LaunchSpec, ORCH_MCP_SERVER, Parsed, REPORT_TOOL};
@@ -83,7 +83,7 @@ pub struct GeminiAdapter {
 
 impl Adapter for GeminiAdapter {
     fn on_json(&mut self, mut v: Value, out: &mut Vec<Draft>) -> Parsed {
-        let kind = str_of(&v, "type").to_string();
+        let kind = owned_str(take(&mut v, "type"));
         let is_delta = kind == "message" && str_of(&v, "role") == "assistant";
         if !is_delta {
             self.flush_delta(out);

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -80,9 +81,9 @@ pub struct Normalizer {
 
 struct LineHandler {
     adapter: Box<dyn Adapter>,
-    agent: String,
-    worker: String,
-    task: Option<String>,
+    agent: Arc<str>,
+    worker: Arc<str>,
+    task: Option<Arc<str>>,
     next_seq: u64,
     line_number: usize,
     stats: NormalizeStats,
@@ -99,9 +100,9 @@ impl Normalizer {
             framer: LineFramer::new(max_line),
             lines: LineHandler {
                 adapter: kind.adapter(),
-                agent: kind.name().to_string(),
-                worker: worker.to_string(),
-                task: task.map(str::to_string),
+                agent: kind.name().into(),
+                worker: worker.into(),
+                task: task.map(Into::into),
                 next_seq: 0,
                 line_number: 0,
                 stats: NormalizeStats::default(),
@@ -190,10 +191,14 @@ impl LineHandler {
             }
             Frame::Line(raw) => {
                 let raw = trim_line_end(raw);
-                let decoded = String::from_utf8_lossy(raw);
-                if matches!(decoded, std::borrow::Cow::Owned(_)) {
-                    report(Problem::InvalidUtf8);
-                }
+                // Strict validation is fast; the lossy walk runs only when it fails.
+                let decoded = match std::str::from_utf8(raw) {
+                    Ok(text) => std::borrow::Cow::Borrowed(text),
+                    Err(_) => {
+                        report(Problem::InvalidUtf8);
+                        String::from_utf8_lossy(raw)
+                    }
+                };
                 let cleaned = if decoded.contains('\u{1b}') {
                     std::borrow::Cow::Owned(strip_terminal_escapes(&decoded))
                 } else {
@@ -251,11 +256,13 @@ impl LineHandler {
     }
 
     fn flush(&mut self, now: Timestamp, events: &mut Vec<AgentEvent>) {
-        let drafts = std::mem::take(&mut self.drafts);
-        for draft in drafts {
+        let mut drafts = std::mem::take(&mut self.drafts);
+        for draft in drafts.drain(..) {
             let event = self.stamp(draft, now);
             events.push(event);
         }
+        // Hand the emptied buffer back so its allocation is reused for the next line.
+        self.drafts = drafts;
     }
 
     fn stamp(&mut self, draft: Draft, now: Timestamp) -> AgentEvent {
@@ -346,9 +353,9 @@ mod tests {
             (events[0].seq, events[1].seq, events[0].timestamp),
             (0, 1, Timestamp(5))
         );
-        assert_eq!(events[0].worker, "w1");
+        assert_eq!(&*events[0].worker, "w1");
         assert_eq!(events[0].task.as_deref(), Some("t1"));
-        assert_eq!(events[0].agent, "gemini");
+        assert_eq!(&*events[0].agent, "gemini");
         assert_eq!(
             issues,
             vec![LineIssue {
