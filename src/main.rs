@@ -7,18 +7,37 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use orchestrate::cli;
+use orchestrate::session::Workspace;
 use orchestrate::sim::SimCli;
 
 /// A terminal meta-orchestrator for AI coding agents (Claude Code, Codex, Gemini CLI).
 #[derive(Parser)]
 #[command(name = "orchestrate", version, about, long_about = None)]
 struct Cli {
+    /// Where sessions live [default: ./workspace].
+    #[arg(
+        long,
+        global = true,
+        env = "ORCHESTRATOR_WORKSPACE",
+        value_name = "DIR"
+    )]
+    workspace: Option<PathBuf>,
+
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Watch three simulated agents (gemini, claude, codex) work in parallel; no keys needed.
+    ///
+    /// Creates a session in the workspace, runs one worker per agent CLI in its own PTY and
+    /// run directory, and prints every event from their journals as it lands.
+    Demo {
+        /// Pacing of the simulated agents: 1 is human-like, 0 as fast as possible.
+        #[arg(long, default_value_t = 0.5)]
+        speed: f64,
+    },
     /// Work with agent event streams.
     Events {
         #[command(subcommand)]
@@ -66,7 +85,9 @@ enum EventsCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let workspace = Workspace::resolve(cli.workspace.as_deref(), None);
     let result = match cli.command {
+        Command::Demo { speed } => cli::demo::run(&workspace, speed),
         Command::Events {
             command:
                 EventsCommand::Normalize {
