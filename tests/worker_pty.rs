@@ -304,3 +304,22 @@ fn events_reach_an_in_process_observer_in_journal_order() {
     let observed: Vec<_> = rx.try_iter().collect();
     assert_eq!(observed, journal(&path));
 }
+
+#[test]
+fn a_full_disk_neither_blocks_nor_kills_the_worker_and_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let launch = sim_launch(AgentKind::Claude, dir.path(), "write a lot", "chatty", "0");
+    let mut spec = worker_spec(dir.path(), "full", AgentKind::Claude, launch);
+    // Every write to /dev/full fails with ENOSPC, like a full disk.
+    spec.events_path = "/dev/full".into();
+    spec.raw_path = "/dev/full".into();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let worker = Worker::spawn(spec, Some(tx)).unwrap();
+    assert_eq!(worker.wait().code, Some(0), "the PTY kept being drained");
+    let events: Vec<_> = rx.try_iter().collect();
+    assert!(events.len() > 2000, "events still reach in-process readers");
+    let exit = events.last().unwrap();
+    assert_eq!(exit.phase(), Some("exited"));
+    let error = exit.str_field("journal_error").unwrap();
+    assert!(error.contains("No space left on device"), "{error}");
+}

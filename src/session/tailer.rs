@@ -291,6 +291,41 @@ mod tests {
     }
 
     #[test]
+    fn a_rescan_discovers_new_files_and_reads_only_what_is_new() {
+        // The same pass serves notify's rescan flag and the safety-net poll.
+        let dir = tempfile::tempdir().unwrap();
+        let spec = TailSpec {
+            dirs: vec![dir.path().to_path_buf()],
+            accept: jsonl_files,
+            poll: DEFAULT_POLL,
+        };
+        let mut set = TailSet {
+            spec,
+            files: BTreeMap::new(),
+        };
+        let a = dir.path().join("a.jsonl");
+        std::fs::write(&a, b"1\n").unwrap();
+        std::fs::write(dir.path().join("skip.txt"), b"x\n").unwrap();
+        let mut out = Vec::new();
+        set.read_all(&mut |e| out.push(e));
+        assert_eq!(out, vec![line(&a, "1")]);
+        let b = dir.path().join("b.jsonl");
+        std::fs::write(&b, b"2\n").unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&a)
+            .unwrap()
+            .write_all(b"3\n")
+            .unwrap();
+        out.clear();
+        set.read_all(&mut |e| out.push(e));
+        assert_eq!(out, vec![line(&a, "3"), line(&b, "2")]);
+        out.clear();
+        set.read_all(&mut |e| out.push(e));
+        assert!(out.is_empty(), "nothing twice");
+    }
+
+    #[test]
     fn a_file_is_read_incrementally_with_truncation_and_replacement() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("w.jsonl");
