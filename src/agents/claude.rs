@@ -2,7 +2,7 @@
 //! parser (formats doc §1; mapping table §1.12). Also reads `--output-format json` (one result
 //! object, or an array of every message when verbose).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use serde_json::{Value, json};
 
@@ -10,7 +10,8 @@ use super::draft::{
     Draft, claude_usage, one_line, owned_str, reported_event, shorten, str_of, tail_excerpt, take,
     text_line,
 };
-use super::todo::{Todo, todo_draft};
+use super::stream_state::{PendingTools, TextDeltas};
+use super::todo::{Todo, TodoList};
 use super::{Adapter, Autonomy, Launch, LaunchSpec, ORCH_MCP_SERVER, Parsed, REPORT_TOOL};
 use crate::event::EventType;
 use crate::worker::state::ExitFacts;
@@ -18,11 +19,7 @@ use crate::worker::state::ExitFacts;
 /// Tool-result text that means the headless run denied a permission (§1.6).
 const PERMISSION_MARKERS: [&str; 2] = ["requested permissions to", "haven't granted it yet"];
 
-/// Text deltas are coalesced into one `progress` event per line or this many characters.
-const DELTA_FLUSH_CHARS: usize = 200;
-
-/// Tool calls awaiting their result are forgotten past this many, to bound memory.
-const MAX_PENDING_TOOLS: usize = 4096;
+const DELTA_NATIVE: &str = "stream_event/text_delta";
 
 pub fn launch(spec: &LaunchSpec) -> Launch {
     let mut l = Launch::new(spec);
@@ -64,12 +61,11 @@ pub fn launch(spec: &LaunchSpec) -> Launch {
 
 #[derive(Default)]
 pub struct ClaudeAdapter {
-    /// tool_use_id -> (tool name, input), until the matching tool_result arrives.
-    pending_tools: HashMap<String, (String, Value)>,
+    pending_tools: PendingTools,
     /// Tool calls already reported as blockers, so `permission_denials` does not repeat them.
     blocked_tools: HashSet<String>,
-    todos: Vec<Todo>,
-    delta: String,
+    todos: TodoList,
+    deltas: TextDeltas,
 }
 
 impl Adapter for ClaudeAdapter {
@@ -342,22 +338,16 @@ impl ClaudeAdapter {
     /// A tool call: todo lists and questions are their own events, report_event waits for its
     /// result, everything else is progress.
     fn on_tool_use(&mut self, id: &str, name: &str, input: Value) -> Option<Draft> {
-        if self.pending_tools.len() >= MAX_PENDING_TOOLS {
-            self.pending_tools.clear();
-        }
         if name == "TodoWrite" {
             // Its result only acknowledges the list; the task event says everything.
-            self.pending_tools
-                .insert(id.to_string(), (name.to_string(), Value::Null));
+            self.pending_tools.insert(id, name, Value::Null);
             let todos: Vec<Todo> = input["todos"]
                 .as_array()
                 .into_iter()
                 .flatten()
                 .map(|t| Todo::new(str_of(t, "content"), str_of(t, "status")))
                 .collect();
-            let draft = todo_draft(&self.todos, &todos, "assistant/tool_use");
-            self.todos = todos;
-            return draft;
+            return self.todos.replace(todos, "assistant/tool_use");
         }
         if name == "AskUserQuestion" {
             let question = input["questions"][0]["question"]
@@ -375,8 +365,7 @@ impl ClaudeAdapter {
             );
         }
         let summary = tool_summary(name, &input);
-        self.pending_tools
-            .insert(id.to_string(), (name.to_string(), input));
+        self.pending_tools.insert(id, name, input);
         if is_report_tool(name) {
             return None;
         }
@@ -410,10 +399,7 @@ impl ClaudeAdapter {
                 .and_then(Value::as_bool)
                 .unwrap_or(false);
             let output = result_text(&block["content"]);
-            let (tool, input) = self
-                .pending_tools
-                .remove(&id)
-                .unwrap_or_else(|| ("tool".to_string(), Value::Null));
+            let (tool, input) = self.pending_tools.take(&id);
             if is_error && PERMISSION_MARKERS.iter().any(|m| output.contains(m)) {
                 self.blocked_tools.insert(id.clone());
                 out.push(
@@ -530,10 +516,7 @@ impl ClaudeAdapter {
         match str_of(event, "type") {
             "content_block_delta" => {
                 if let Some(text) = event["delta"]["text"].as_str() {
-                    self.delta.push_str(text);
-                    if self.delta.contains('\n') || self.delta.len() >= DELTA_FLUSH_CHARS {
-                        self.flush_delta(out);
-                    }
+                    self.deltas.push(text, DELTA_NATIVE, out);
                 }
             }
             "content_block_stop" | "message_stop" => self.flush_delta(out),
@@ -542,17 +525,7 @@ impl ClaudeAdapter {
     }
 
     fn flush_delta(&mut self, out: &mut Vec<Draft>) {
-        if self.delta.trim().is_empty() {
-            self.delta.clear();
-            return;
-        }
-        let text = std::mem::take(&mut self.delta);
-        out.push(
-            Draft::new(EventType::Progress, text.trim())
-                .native("stream_event/text_delta")
-                .with("kind", "message")
-                .with("delta", true),
-        );
+        self.deltas.flush(DELTA_NATIVE, out);
     }
 }
 

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::draft::{
     Draft, one_line, owned_str, plain_usage, reported_event, str_of, tail_excerpt, take, text_line,
 };
-use super::todo::{Todo, todo_draft};
+use super::todo::{Todo, TodoList};
 use super::{Adapter, Autonomy, Launch, LaunchSpec, ORCH_MCP_SERVER, Parsed, REPORT_TOOL};
 use crate::event::EventType;
 use crate::worker::state::ExitFacts;
@@ -61,7 +61,7 @@ pub struct CodexAdapter {
     /// A stream-level error not yet confirmed by `turn.failed` or the exit code.
     tentative_error: Option<String>,
     turn_failed: bool,
-    todos: Vec<Todo>,
+    todos: TodoList,
     failed_commands: u32,
 }
 
@@ -265,10 +265,9 @@ impl CodexAdapter {
                         )
                     })
                     .collect();
-                if let Some(draft) = todo_draft(&self.todos, &todos, &progress.native) {
+                if let Some(draft) = self.todos.replace(todos, &progress.native) {
                     out.push(draft);
                 }
-                self.todos = todos;
             }
             "collab_tool_call" => {
                 if event != "item.updated" {

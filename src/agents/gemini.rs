@@ -2,14 +2,13 @@
 //! doc §3; mapping table §3.12). Workspace-path and policy denials are blockers that name the
 //! path, so recovery can relaunch with `--include-directories`.
 
-use std::collections::HashMap;
-
 use serde_json::{Value, json};
 
 use super::draft::{
     Draft, one_line, owned_str, plain_usage, reported_event, str_of, tail_excerpt, take, text_line,
 };
-use super::todo::{Todo, todo_draft};
+use super::stream_state::{PendingTools, TextDeltas};
+use super::todo::{Todo, TodoList};
 use super::{Adapter, Autonomy, Launch, LaunchSpec, ORCH_MCP_SERVER, Parsed, REPORT_TOOL};
 use crate::event::EventType;
 use crate::worker::state::ExitFacts;
@@ -22,9 +21,6 @@ pub const PATH_NOT_IN_WORKSPACE_MARKERS: [&str; 5] = [
     "not within any of the registered workspace director",
     "is outside the workspace",
 ];
-
-const DELTA_FLUSH_CHARS: usize = 200;
-const MAX_PENDING_TOOLS: usize = 4096;
 
 pub fn launch(spec: &LaunchSpec) -> Launch {
     let mut l = Launch::new(spec);
@@ -76,9 +72,9 @@ pub fn launch(spec: &LaunchSpec) -> Launch {
 
 #[derive(Default)]
 pub struct GeminiAdapter {
-    pending_tools: HashMap<String, (String, Value)>,
-    todos: Vec<Todo>,
-    delta: String,
+    pending_tools: PendingTools,
+    todos: TodoList,
+    deltas: TextDeltas,
 }
 
 impl Adapter for GeminiAdapter {
@@ -102,10 +98,7 @@ impl Adapter for GeminiAdapter {
             "message" if is_delta => {
                 let content = str_of(&v, "content");
                 if v.get("delta").and_then(Value::as_bool).unwrap_or(false) {
-                    self.delta.push_str(content);
-                    if self.delta.contains('\n') || self.delta.len() >= DELTA_FLUSH_CHARS {
-                        self.flush_delta(out);
-                    }
+                    self.deltas.push(content, "message", out);
                 } else {
                     self.flush_delta(out);
                     out.push(
@@ -195,22 +188,16 @@ impl Adapter for GeminiAdapter {
 
 impl GeminiAdapter {
     fn on_tool_use(&mut self, id: &str, name: &str, params: Value) -> Option<Draft> {
-        if self.pending_tools.len() >= MAX_PENDING_TOOLS {
-            self.pending_tools.clear();
-        }
         if name == "write_todos" {
             // Its result only acknowledges the list; the task event says everything.
-            self.pending_tools
-                .insert(id.to_string(), (name.to_string(), Value::Null));
+            self.pending_tools.insert(id, name, Value::Null);
             let todos: Vec<Todo> = params["todos"]
                 .as_array()
                 .into_iter()
                 .flatten()
                 .map(|t| Todo::new(str_of(t, "description"), str_of(t, "status")))
                 .collect();
-            let draft = todo_draft(&self.todos, &todos, "tool_use/write_todos");
-            self.todos = todos;
-            return draft;
+            return self.todos.replace(todos, "tool_use/write_todos");
         }
         if name.starts_with("tracker_") || name == "invoke_agent" {
             let what = ["title", "description", "name", "agent_name", "prompt"]
@@ -239,8 +226,7 @@ impl GeminiAdapter {
         .find_map(|k| params.get(*k).and_then(Value::as_str))
         .map(one_line)
         .unwrap_or_default();
-        self.pending_tools
-            .insert(id.to_string(), (name.to_string(), params));
+        self.pending_tools.insert(id, name, params);
         if is_report_tool(name) {
             return None;
         }
@@ -261,10 +247,7 @@ impl GeminiAdapter {
 
     fn on_tool_result(&mut self, v: &Value, out: &mut Vec<Draft>) {
         let id = str_of(v, "tool_id").to_string();
-        let (tool, params) = self
-            .pending_tools
-            .remove(&id)
-            .unwrap_or_else(|| ("tool".into(), Value::Null));
+        let (tool, params) = self.pending_tools.take(&id);
         let ok = str_of(v, "status") == "success";
         if ok {
             if tool == "write_todos" {
@@ -341,17 +324,7 @@ impl GeminiAdapter {
     }
 
     fn flush_delta(&mut self, out: &mut Vec<Draft>) {
-        if self.delta.trim().is_empty() {
-            self.delta.clear();
-            return;
-        }
-        let text = std::mem::take(&mut self.delta);
-        out.push(
-            Draft::new(EventType::Progress, text.trim())
-                .native("message")
-                .with("kind", "message")
-                .with("delta", true),
-        );
+        self.deltas.flush("message", out);
     }
 }
 

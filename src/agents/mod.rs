@@ -10,6 +10,7 @@ pub mod events;
 mod framing;
 pub mod gemini;
 mod normalize;
+mod stream_state;
 mod todo;
 
 use std::fmt;

@@ -28,8 +28,23 @@ impl Todo {
     }
 }
 
+/// The agent's current list; each new list replaces it and yields the `task` event.
+#[derive(Debug, Default)]
+pub struct TodoList {
+    current: Vec<Todo>,
+}
+
+impl TodoList {
+    /// Takes the new list; `None` when nothing changed.
+    pub fn replace(&mut self, next: Vec<Todo>, native: &str) -> Option<Draft> {
+        let draft = todo_draft(&self.current, &next, native);
+        self.current = next;
+        draft
+    }
+}
+
 /// The `task` event for a new list, given the previous one. Returns `None` when nothing changed.
-pub fn todo_draft(previous: &[Todo], current: &[Todo], native: &str) -> Option<Draft> {
+fn todo_draft(previous: &[Todo], current: &[Todo], native: &str) -> Option<Draft> {
     if previous == current {
         return None;
     }
