@@ -3,6 +3,7 @@
 
 use serde_json::{Value, json};
 
+use super::argv::ArgWalker;
 use super::{
     ArgError, CheckedArgs, Dialect, Emitter, Host, Invocation, Refusal, RunEnd, ToolCall,
     ToolResult, absolute, print_document, session_uuid,
@@ -60,29 +61,8 @@ pub fn check_args(args: &[String], host: &Host) -> Result<CheckedArgs, ArgError>
     let mut bypass = false;
     let mut values: Vec<(String, String)> = Vec::new();
     let mut positional: Vec<String> = Vec::new();
-    let mut variadic: Option<String> = None;
-    let mut i = 0;
-    while i < args.len() {
-        let arg = &args[i];
-        i += 1;
-        let looks_like_option = arg.starts_with('-') && arg != "-";
-        if let Some(flag) = variadic.as_ref().filter(|_| !looks_like_option) {
-            values.push((flag.clone(), arg.clone()));
-            continue;
-        }
-        variadic = None;
-        if !looks_like_option {
-            positional.push(arg.clone());
-            continue;
-        }
-        if arg == "--" {
-            positional.extend(args[i..].iter().cloned());
-            break;
-        }
-        let (name, inline) = match arg.split_once('=') {
-            Some((n, v)) if arg.starts_with("--") => (n, Some(v.to_string())),
-            _ => (arg.as_str(), None),
-        };
+    let mut walker = ArgWalker::new(args);
+    while let Some((name, inline, raw)) = walker.next_option(&mut positional) {
         match name {
             "-p" | "--print" => print = true,
             "--verbose" => verbose = true,
@@ -98,28 +78,25 @@ pub fn check_args(args: &[String], host: &Host) -> Result<CheckedArgs, ArgError>
             }
             _ if BOOLEAN_FLAGS.contains(&name) => {}
             _ if VALUE_FLAGS.contains(&name) => {
-                let value = match inline {
-                    Some(v) => v,
-                    None if i < args.len() => {
-                        i += 1;
-                        args[i - 1].clone()
-                    }
-                    None => {
-                        return Err(ArgError::new(
-                            format!("error: option '{name} <value>' argument missing"),
-                            1,
-                        ));
-                    }
-                };
-                values.push((name.to_string(), value));
+                let value = walker.value(inline).ok_or_else(|| {
+                    ArgError::new(
+                        format!("error: option '{name} <value>' argument missing"),
+                        1,
+                    )
+                })?;
+                values.push((name.to_string(), value.to_string()));
             }
             // Commander: `--flag=value` takes one value; `--flag a b c` takes every following
             // non-option argument, the prompt included.
             _ if VARIADIC_FLAGS.contains(&name) => match inline {
-                Some(v) => values.push((name.to_string(), v)),
-                None => variadic = Some(name.to_string()),
+                Some(v) => values.push((name.to_string(), v.to_string())),
+                None => {
+                    while let Some(v) = walker.take_plain() {
+                        values.push((name.to_string(), v.to_string()));
+                    }
+                }
             },
-            _ => return Err(ArgError::new(format!("error: unknown option '{arg}'"), 1)),
+            _ => return Err(ArgError::new(format!("error: unknown option '{raw}'"), 1)),
         }
     }
     let value = |flag: &str| {

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
+use super::argv::ArgWalker;
 use super::{
     ArgError, CheckedArgs, Dialect, Emitter, Host, Invocation, Refusal, RunEnd, ToolCall,
     ToolResult, absolute, print_document, session_uuid,
@@ -47,36 +48,18 @@ pub fn check_args(args: &[String], host: &Host) -> Result<CheckedArgs, ArgError>
     let mut add_dirs = Vec::new();
     let mut model = MODEL.to_string();
     let mut positional: Vec<String> = Vec::new();
-    let mut i = 1;
-    while i < args.len() {
-        let arg = &args[i];
-        i += 1;
-        if arg == "--" {
-            positional.extend(args[i..].iter().cloned());
-            break;
-        }
-        if !arg.starts_with('-') || arg == "-" {
-            positional.push(arg.clone());
-            continue;
-        }
-        let (name, inline) = match arg.split_once('=') {
-            Some((n, v)) if arg.starts_with("--") => (n, Some(v.to_string())),
-            _ => (arg.as_str(), None),
-        };
+    let mut walker = ArgWalker::new(&args[1..]);
+    while let Some((name, inline, raw)) = walker.next_option(&mut positional) {
         let mut take_value = |label: &str| -> Result<String, ArgError> {
-            if let Some(v) = inline.clone() {
-                return Ok(v);
-            }
-            if i < args.len() {
-                i += 1;
-                return Ok(args[i - 1].clone());
-            }
-            Err(ArgError::new(
-                format!(
-                    "error: a value is required for '{name} <{label}>' but none was supplied\n\nFor more information, try '--help'."
-                ),
-                2,
-            ))
+            let missing = || {
+                ArgError::new(
+                    format!(
+                        "error: a value is required for '{name} <{label}>' but none was supplied\n\nFor more information, try '--help'."
+                    ),
+                    2,
+                )
+            };
+            walker.value(inline).map(str::to_string).ok_or_else(missing)
         };
         match name {
             "--json" | "--experimental-json" => json_output = true,
@@ -132,7 +115,7 @@ pub fn check_args(args: &[String], host: &Host) -> Result<CheckedArgs, ArgError>
                 take_value("VALUE")?;
             }
             // Removed in 0.147.0; `-a` was never an exec flag.
-            _ => return Err(unexpected(arg)),
+            _ => return Err(unexpected(raw)),
         }
     }
     let mut resume = None;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
+use super::argv::ArgWalker;
 use super::{
     ArgError, CheckedArgs, Dialect, Emitter, Host, Invocation, Refusal, RunEnd, ToolCall,
     ToolResult, absolute, print_document, session_uuid,
@@ -24,23 +25,13 @@ pub fn check_args(args: &[String], host: &Host) -> Result<CheckedArgs, ArgError>
     let mut include: Vec<PathBuf> = Vec::new();
     let mut skip_trust = false;
     let mut resume: Option<String> = None;
-    let mut i = 0;
-    while i < args.len() {
-        let arg = &args[i];
-        i += 1;
-        if arg == "--" {
-            query.extend(args[i..].iter().cloned());
-            break;
-        }
-        if !arg.starts_with('-') || arg == "-" {
-            query.push(arg.clone());
-            continue;
-        }
-        let (name, inline) = match arg.split_once('=') {
-            Some((n, v)) if arg.starts_with("--") => (n, Some(v.to_string())),
-            _ => (arg.as_str(), None),
+    let mut walker = ArgWalker::new(args);
+    while let Some((name, inline, _)) = walker.next_option(&mut query) {
+        let missing = || {
+            let flag = name.trim_start_matches('-');
+            ArgError::new(format!("Not enough arguments following: {flag}"), 1)
         };
-        let mut value = || next_value(args, &mut i, &inline, name);
+        let mut value = || walker.value(inline).map(str::to_string).ok_or_else(missing);
         match name {
             "-p" | "--prompt" => prompt = Some(value()?),
             "-o" | "--output-format" => output_format = value()?,
@@ -57,13 +48,8 @@ pub fn check_args(args: &[String], host: &Host) -> Result<CheckedArgs, ArgError>
             }
             "-r" | "--resume" => {
                 // yargs: the value is optional; a bare --resume means the latest session.
-                let next_is_value =
-                    inline.is_some() || args.get(i).is_some_and(|a| !a.starts_with('-'));
-                resume = Some(if next_is_value {
-                    next_value(args, &mut i, &inline, name)?
-                } else {
-                    "latest".into()
-                });
+                let value = inline.or_else(|| walker.take_plain()).unwrap_or("latest");
+                resume = Some(value.to_string());
             }
             "--session-id" | "--allowed-mcp-server-names" | "-e" | "--extensions" | "--policy" => {
                 value()?;
@@ -149,29 +135,6 @@ pub fn check_args(args: &[String], host: &Host) -> Result<CheckedArgs, ArgError>
         tool_calls: 0,
     };
     Ok(CheckedArgs::Run(invocation, Box::new(dialect)))
-}
-
-/// The value of `name`: inline (`--flag=value`) or the next argument.
-fn next_value(
-    args: &[String],
-    i: &mut usize,
-    inline: &Option<String>,
-    name: &str,
-) -> Result<String, ArgError> {
-    if let Some(v) = inline {
-        return Ok(v.clone());
-    }
-    if let Some(v) = args.get(*i) {
-        *i += 1;
-        return Ok(v.clone());
-    }
-    Err(ArgError::new(
-        format!(
-            "Not enough arguments following: {}",
-            name.trim_start_matches('-')
-        ),
-        1,
-    ))
 }
 
 pub struct GeminiDialect {

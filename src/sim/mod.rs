@@ -6,6 +6,7 @@
 //! Environment: `ORCHESTRATE_SIM_SCENARIO` (success, blocker, fail, chatty, hang, crash) and
 //! `ORCHESTRATE_SIM_SPEED` (1 = human-like pacing, 0 = as fast as possible).
 
+mod argv;
 mod claude;
 mod codex;
 mod gemini;
