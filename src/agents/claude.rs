@@ -43,7 +43,12 @@ pub fn launch(spec: &LaunchSpec) -> Launch {
         let config = json!({"mcpServers": {mcp.name.clone(): {
             "type": "stdio", "command": mcp.command, "args": mcp.args, "env": env,
         }}});
-        l.arg(format!("--mcp-config={config}"));
+        let arg = format!("--mcp-config={config}");
+        if mcp.env.is_empty() {
+            l.arg(arg);
+        } else {
+            l.secret_arg(arg);
+        }
         l.arg("--strict-mcp-config");
         l.arg(format!("--allowedTools=mcp__{}", mcp.name));
     }

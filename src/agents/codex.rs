@@ -44,7 +44,7 @@ pub fn launch(spec: &LaunchSpec) -> Launch {
                 .map(|(k, v)| format!("{}={}", json!(k), json!(v)))
                 .collect();
             l.arg("-c")
-                .arg(format!("{key}.env={{{}}}", pairs.join(", ")));
+                .secret_arg(format!("{key}.env={{{}}}", pairs.join(", ")));
         }
     }
     l.args(spec.extra_args.iter().cloned());
@@ -542,7 +542,13 @@ mod tests {
             }),
             ..LaunchSpec::default()
         };
-        let argv = launch(&spec).argv.join(" ");
+        let launch = launch(&spec);
+        let shown = launch.redacted_argv().join(" ");
+        assert!(
+            shown.contains("-c <redacted>") && !shown.contains(r#""T"="v""#),
+            "{shown}"
+        );
+        let argv = launch.argv.join(" ");
         assert_eq!(
             argv,
             "codex exec --json --skip-git-repo-check -C /w --sandbox workspace-write --add-dir /x \

@@ -147,6 +147,9 @@ pub struct Launch {
     pub cwd: PathBuf,
     /// Files to write before spawning: `(path, contents)`.
     pub files: Vec<(PathBuf, String)>,
+    /// Indexes into `argv` of arguments that carry secrets (an MCP server's environment);
+    /// they are never journaled.
+    pub secret_args: Vec<usize>,
 }
 
 impl Launch {
@@ -156,7 +159,29 @@ impl Launch {
             env: Vec::new(),
             cwd: spec.workdir.clone(),
             files: Vec::new(),
+            secret_args: Vec::new(),
         }
+    }
+
+    /// Adds an argument that must not be journaled.
+    pub(crate) fn secret_arg(&mut self, arg: impl Into<String>) -> &mut Self {
+        self.secret_args.push(self.argv.len());
+        self.arg(arg)
+    }
+
+    /// `argv` as it may be shown and journaled: secret arguments replaced.
+    pub fn redacted_argv(&self) -> Vec<String> {
+        self.argv
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                if self.secret_args.contains(&i) {
+                    "<redacted>".to_string()
+                } else {
+                    a.clone()
+                }
+            })
+            .collect()
     }
 
     pub(crate) fn arg(&mut self, arg: impl Into<String>) -> &mut Self {

@@ -197,7 +197,7 @@ impl Worker {
             )
             .with("phase", "spawned")
             .with("pid", pty.pid)
-            .with("argv", spec.launch.argv.clone())
+            .with("argv", spec.launch.redacted_argv())
             .with("cwd", spec.launch.cwd.display().to_string()),
         );
 

@@ -99,8 +99,7 @@ pub fn sim_launch(
 pub fn command_launch(workdir: &Path, argv: &[&str]) -> Launch {
     Launch {
         argv: argv.iter().map(|s| s.to_string()).collect(),
-        env: Vec::new(),
         cwd: workdir.to_path_buf(),
-        files: Vec::new(),
+        ..Launch::default()
     }
 }
