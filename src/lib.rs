@@ -5,6 +5,8 @@
 
 pub mod agents;
 pub mod cli;
+pub mod config;
+pub mod coordinator;
 pub mod event;
 pub mod session;
 pub mod sim;

@@ -1,0 +1,360 @@
+//! Configuration: built-in defaults, then the user's `orchestrate.toml` (config dir), then the
+//! project's (`./orchestrate.toml`), then environment variables, then command-line flags. Each
+//! layer overrides the one before; files merge table by table, so a project file can change
+//! one field of one agent profile and keep the rest.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::agents::{AgentKind, Autonomy};
+
+pub const CONFIG_FILE: &str = "orchestrate.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{}: {reason}", path.display())]
+    File { path: PathBuf, reason: String },
+    #[error("environment variable {name}={value:?}: {reason}")]
+    Env {
+        name: String,
+        value: String,
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Workers that may run at once.
+    pub parallelism: usize,
+    /// Relaunches of a failed task before it counts as failed.
+    pub retries: u32,
+    /// Delay before the first retry; each further retry doubles it.
+    pub retry_backoff_ms: u64,
+    /// A task running longer than this is stopped and counts as a failure.
+    pub task_timeout_secs: u64,
+    /// Between SIGTERM and SIGKILL when stopping a worker.
+    pub stop_grace_secs: u64,
+    /// The agent asked to break the goal into tasks when no plan is given.
+    pub planner: String,
+    /// A non-git target is copied per task; past this size the copy is refused.
+    pub copy_limit_mb: u64,
+    /// Pacing of simulated agents under `--simulate` (1 human-like, 0 instant).
+    pub sim_speed: f64,
+    /// Agent profiles by name.
+    pub agents: BTreeMap<String, AgentProfile>,
+}
+
+/// How to run one agent CLI.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentProfile {
+    /// Which wire format it speaks.
+    pub kind: AgentKind,
+    /// The executable and any leading arguments.
+    pub command: Vec<String>,
+    /// Extra arguments before the prompt.
+    pub args: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    pub model: Option<String>,
+    pub autonomy: Autonomy,
+}
+
+impl Default for AgentProfile {
+    fn default() -> Self {
+        AgentProfile {
+            kind: AgentKind::Events,
+            command: Vec::new(),
+            args: Vec::new(),
+            env: BTreeMap::new(),
+            model: None,
+            autonomy: Autonomy::Full,
+        }
+    }
+}
+
+impl AgentProfile {
+    fn builtin(kind: AgentKind) -> Self {
+        AgentProfile {
+            kind,
+            command: vec![kind.name().to_string()],
+            ..AgentProfile::default()
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let agents = [AgentKind::Claude, AgentKind::Codex, AgentKind::Gemini]
+            .into_iter()
+            .map(|k| (k.name().to_string(), AgentProfile::builtin(k)))
+            .collect();
+        Config {
+            parallelism: 3,
+            retries: 2,
+            retry_backoff_ms: 2000,
+            task_timeout_secs: 3600,
+            stop_grace_secs: 10,
+            planner: "claude".into(),
+            copy_limit_mb: 500,
+            sim_speed: 1.0,
+            agents,
+        }
+    }
+}
+
+/// Environment variables that override configuration fields.
+pub const ENV_OVERRIDES: [(&str, &str); 5] = [
+    ("ORCHESTRATE_PARALLELISM", "parallelism"),
+    ("ORCHESTRATE_RETRIES", "retries"),
+    ("ORCHESTRATE_RETRY_BACKOFF_MS", "retry_backoff_ms"),
+    ("ORCHESTRATE_TASK_TIMEOUT_SECS", "task_timeout_secs"),
+    ("ORCHESTRATE_SIM_SPEED", "sim_speed"),
+];
+
+impl Config {
+    /// Loads the files that exist among `files` (lowest precedence first) over the defaults,
+    /// then applies `env` overrides.
+    pub fn load(files: &[PathBuf], env: &[(String, String)]) -> Result<Config, ConfigError> {
+        let mut merged =
+            toml::Table::try_from(Config::default()).map_err(|e| ConfigError::File {
+                path: PathBuf::from("<defaults>"),
+                reason: e.to_string(),
+            })?;
+        let mut last_path = PathBuf::from("<defaults>");
+        for path in files.iter().filter(|p| p.is_file()) {
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+            // Each file is checked on its own text, so an error names its file, line and key.
+            toml::from_str::<Config>(&text).map_err(|e| file_error(path, &text, &e))?;
+            let table: toml::Table = text.parse().map_err(|e| file_error(path, &text, &e))?;
+            merged = merge(merged, table);
+            last_path = path.clone();
+        }
+        let mut config = Config::deserialize(merged).map_err(|e| ConfigError::File {
+            path: last_path,
+            reason: e.message().to_string(),
+        })?;
+        config.apply_env(env)?;
+        config.fill_profiles();
+        Ok(config)
+    }
+
+    /// The files `load` reads, lowest precedence first: the user's, then the project's.
+    pub fn default_files(project_dir: &Path, env: &[(String, String)]) -> Vec<PathBuf> {
+        let get = |key: &str| env.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+        let user_dir = get("XDG_CONFIG_HOME")
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| get("HOME").map(|h| PathBuf::from(h).join(".config")));
+        let mut files = Vec::new();
+        if let Some(dir) = user_dir {
+            files.push(dir.join("orchestrate").join(CONFIG_FILE));
+        }
+        files.push(project_dir.join(CONFIG_FILE));
+        files
+    }
+
+    fn apply_env(&mut self, env: &[(String, String)]) -> Result<(), ConfigError> {
+        for (name, field) in ENV_OVERRIDES {
+            let Some((_, value)) = env.iter().find(|(k, _)| k == name) else {
+                continue;
+            };
+            let bad = |reason: &str| ConfigError::Env {
+                name: name.into(),
+                value: value.clone(),
+                reason: reason.into(),
+            };
+            match field {
+                "parallelism" => {
+                    self.parallelism = value.parse().map_err(|_| bad("expected a whole number"))?
+                }
+                "retries" => {
+                    self.retries = value.parse().map_err(|_| bad("expected a whole number"))?
+                }
+                "retry_backoff_ms" => {
+                    self.retry_backoff_ms =
+                        value.parse().map_err(|_| bad("expected milliseconds"))?
+                }
+                "task_timeout_secs" => {
+                    self.task_timeout_secs = value.parse().map_err(|_| bad("expected seconds"))?
+                }
+                "sim_speed" => {
+                    self.sim_speed = value.parse().map_err(|_| bad("expected a number"))?
+                }
+                _ => {}
+            }
+        }
+        if self.parallelism == 0 {
+            self.parallelism = 1;
+        }
+        Ok(())
+    }
+
+    /// A profile named after a built-in CLI speaks that CLI's format and runs it by default.
+    fn fill_profiles(&mut self) {
+        for (name, profile) in &mut self.agents {
+            if let Ok(kind) = name.parse::<AgentKind>() {
+                if profile.kind == AgentKind::Events && kind != AgentKind::Events {
+                    profile.kind = kind;
+                }
+                if profile.command.is_empty() {
+                    profile.command = vec![name.clone()];
+                }
+            }
+        }
+    }
+
+    pub fn profile(&self, name: &str) -> Option<&AgentProfile> {
+        self.agents.get(name)
+    }
+}
+
+/// `path:line: message (key `k`)`, on one line.
+fn file_error(path: &Path, text: &str, error: &toml::de::Error) -> ConfigError {
+    let mut reason = error.message().trim().to_string();
+    if let Some(span) = error.span() {
+        let line_number = text[..span.start.min(text.len())].matches('\n').count() + 1;
+        let line = text.lines().nth(line_number - 1).unwrap_or("");
+        if let Some((key, _)) = line
+            .split_once('=')
+            .filter(|(k, _)| !reason.contains(k.trim()))
+        {
+            reason.push_str(&format!(" (key `{}`)", key.trim()));
+        }
+        return ConfigError::File {
+            path: PathBuf::from(format!("{}:{line_number}", path.display())),
+            reason,
+        };
+    }
+    ConfigError::File {
+        path: path.to_path_buf(),
+        reason,
+    }
+}
+
+/// `overlay` over `base`, recursing into tables so unspecified keys keep their base value.
+fn merge(mut base: toml::Table, overlay: toml::Table) -> toml::Table {
+    for (key, value) in overlay {
+        match (base.remove(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => {
+                base.insert(key, toml::Value::Table(merge(b, o)));
+            }
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+    base
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn defaults_cover_the_three_clis() {
+        let c = Config::load(&[], &[]).unwrap();
+        assert_eq!(c.parallelism, 3);
+        assert_eq!(c.profile("codex").unwrap().kind, AgentKind::Codex);
+        assert_eq!(c.profile("gemini").unwrap().command, ["gemini"]);
+    }
+
+    #[test]
+    fn project_overrides_user_overrides_defaults_field_by_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let user = write(
+            dir.path(),
+            "user.toml",
+            "retries = 5\n[agents.claude]\nmodel = \"opus\"\nargs = [\"--max-turns=20\"]\n",
+        );
+        let project = write(
+            dir.path(),
+            "project.toml",
+            "parallelism = 1\n[agents.claude]\nmodel = \"sonnet\"\n",
+        );
+        let c = Config::load(&[user, project], &[]).unwrap();
+        assert_eq!((c.parallelism, c.retries), (1, 5));
+        let claude = c.profile("claude").unwrap();
+        assert_eq!(claude.model.as_deref(), Some("sonnet"));
+        assert_eq!(
+            claude.args,
+            ["--max-turns=20"],
+            "the user's field survives the project's table"
+        );
+        assert_eq!(claude.command, ["claude"]);
+    }
+
+    #[test]
+    fn a_custom_agent_is_one_profile() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(
+            dir.path(),
+            "o.toml",
+            "[agents.aider]\nkind = \"events\"\ncommand = [\"./my-agent\"]\nargs = [\"{prompt}\"]\n",
+        );
+        let c = Config::load(&[file], &[]).unwrap();
+        let aider = c.profile("aider").unwrap();
+        assert_eq!(
+            (aider.kind, aider.command.as_slice()),
+            (AgentKind::Events, ["./my-agent".to_string()].as_slice())
+        );
+    }
+
+    #[test]
+    fn errors_name_the_file_and_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(dir.path(), "bad.toml", "paralelism = 2\n");
+        let err = Config::load(std::slice::from_ref(&file), &[]).unwrap_err().to_string();
+        assert!(err.starts_with(&file.display().to_string()), "{err}");
+        assert!(err.contains("paralelism"), "{err}");
+        let file = write(
+            dir.path(),
+            "bad2.toml",
+            "parallelism = 2\nretries = \"many\"\n",
+        );
+        let err = Config::load(std::slice::from_ref(&file), &[]).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "{}:2: invalid type: string \"many\", expected u32 (key `retries`)",
+                file.display()
+            )
+        );
+    }
+
+    #[test]
+    fn environment_overrides_files() {
+        let env = vec![("ORCHESTRATE_PARALLELISM".to_string(), "7".to_string())];
+        assert_eq!(Config::load(&[], &env).unwrap().parallelism, 7);
+        let env = vec![("ORCHESTRATE_RETRIES".to_string(), "lots".to_string())];
+        let err = Config::load(&[], &env).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "environment variable ORCHESTRATE_RETRIES=\"lots\": expected a whole number"
+        );
+    }
+
+    #[test]
+    fn the_user_file_lives_in_the_config_dir() {
+        let env = vec![("HOME".to_string(), "/home/u".to_string())];
+        let files = Config::default_files(Path::new("/p"), &env);
+        assert_eq!(
+            files,
+            [
+                PathBuf::from("/home/u/.config/orchestrate/orchestrate.toml"),
+                PathBuf::from("/p/orchestrate.toml")
+            ]
+        );
+    }
+}

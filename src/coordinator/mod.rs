@@ -1,0 +1,6 @@
+//! The coordinator: the daemon that owns a session. It plans the goal into tasks, runs them
+//! as workers, reacts to their events, obeys control commands, and keeps everything on disk
+//! so that a crash loses nothing.
+
+pub mod plan;
+pub mod tiers;
