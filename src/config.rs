@@ -315,7 +315,9 @@ mod tests {
     fn errors_name_the_file_and_the_key() {
         let dir = tempfile::tempdir().unwrap();
         let file = write(dir.path(), "bad.toml", "paralelism = 2\n");
-        let err = Config::load(std::slice::from_ref(&file), &[]).unwrap_err().to_string();
+        let err = Config::load(std::slice::from_ref(&file), &[])
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with(&file.display().to_string()), "{err}");
         assert!(err.contains("paralelism"), "{err}");
         let file = write(
@@ -323,7 +325,9 @@ mod tests {
             "bad2.toml",
             "parallelism = 2\nretries = \"many\"\n",
         );
-        let err = Config::load(std::slice::from_ref(&file), &[]).unwrap_err().to_string();
+        let err = Config::load(std::slice::from_ref(&file), &[])
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             err,
             format!(

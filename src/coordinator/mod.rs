@@ -3,4 +3,6 @@
 //! so that a crash loses nothing.
 
 pub mod plan;
+pub mod runs;
+pub mod schedule;
 pub mod tiers;

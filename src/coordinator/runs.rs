@@ -1,0 +1,270 @@
+//! Each task's working directory, `runs/<task>/`: a git worktree of the target on branch
+//! `orchestrate/<session>/<task>` when the target is a git repository (a task that depends on
+//! another starts from that task's branch), otherwise a copy of the target, refused past a
+//! size limit. A finished task's changes are committed on its branch so dependents see them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("git {args}: {reason}")]
+    Git { args: String, reason: String },
+    #[error("{} is {} MiB, over the {limit} MiB copy limit; make it a git repository (worktrees cost nothing) or raise copy_limit_mb", target.display(), size >> 20)]
+    TooLarge {
+        target: PathBuf,
+        size: u64,
+        limit: u64,
+    },
+    #[error("cannot copy {} to {}: {source}", from.display(), to.display())]
+    Copy {
+        from: PathBuf,
+        to: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Where a task starts from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Base {
+    /// The target as it is (its HEAD, for git).
+    Target,
+    /// A dependency's run: its branch (git) or its directory (copies).
+    Task { branch: String, dir: PathBuf },
+}
+
+pub fn branch_name(session: &str, task: &str) -> String {
+    format!("orchestrate/{session}/{task}")
+}
+
+/// True when `dir` is inside a git work tree.
+pub fn is_git_repo(dir: &Path) -> bool {
+    git(dir, &["rev-parse", "--is-inside-work-tree"]).is_ok_and(|out| out.trim() == "true")
+}
+
+/// Creates (or, on resume, reuses) the run directory of one task.
+pub fn prepare(
+    target: &Path,
+    run_dir: &Path,
+    branch: &str,
+    base: &Base,
+    copy_limit_mb: u64,
+) -> Result<(), RunError> {
+    if is_git_repo(target) {
+        if run_dir.join(".git").exists() {
+            return Ok(()); // Resumed: the worktree is already there, with the task's work in it.
+        }
+        if let Some(parent) = run_dir.parent() {
+            std::fs::create_dir_all(parent).map_err(|source| RunError::Copy {
+                from: target.into(),
+                to: parent.into(),
+                source,
+            })?;
+        }
+        let run = run_dir.display().to_string();
+        let branch_exists = git(
+            target,
+            &[
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                &format!("refs/heads/{branch}"),
+            ],
+        )
+        .is_ok();
+        if branch_exists {
+            git(target, &["worktree", "add", &run, branch])?;
+        } else {
+            let start = match base {
+                Base::Target => "HEAD".to_string(),
+                Base::Task { branch, .. } => branch.clone(),
+            };
+            git(target, &["worktree", "add", "-b", branch, &run, &start])?;
+        }
+        return Ok(());
+    }
+    if run_dir.exists() {
+        return Ok(());
+    }
+    let source = match base {
+        Base::Target => target.to_path_buf(),
+        Base::Task { dir, .. } => dir.clone(),
+    };
+    let size = tree_size(&source);
+    let limit = copy_limit_mb << 20;
+    if size > limit {
+        return Err(RunError::TooLarge {
+            target: source,
+            size,
+            limit: copy_limit_mb,
+        });
+    }
+    copy_tree(&source, run_dir)
+}
+
+/// Commits everything the task changed on its branch; returns the new commit, if any.
+pub fn commit_work(run_dir: &Path, message: &str) -> Result<Option<String>, RunError> {
+    if !is_git_repo(run_dir) {
+        return Ok(None);
+    }
+    git(run_dir, &["add", "-A"])?;
+    if git(run_dir, &["diff", "--cached", "--quiet"]).is_ok() {
+        return Ok(None); // Nothing changed.
+    }
+    // Work with or without a configured identity: the commit is the orchestrator's.
+    let mut args = vec!["commit", "-q", "-m", message];
+    let has_identity = git(run_dir, &["config", "user.email"]).is_ok();
+    if !has_identity {
+        args.splice(
+            0..0,
+            [
+                "-c",
+                "user.name=orchestrate",
+                "-c",
+                "user.email=orchestrate@localhost",
+            ],
+        );
+    }
+    git(run_dir, &args)?;
+    Ok(Some(
+        git(run_dir, &["rev-parse", "HEAD"])?.trim().to_string(),
+    ))
+}
+
+/// Runs git in `dir`; its stdout, or its stderr as the error.
+fn git(dir: &Path, args: &[&str]) -> Result<String, RunError> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| RunError::Git {
+            args: args.join(" "),
+            reason: e.to_string(),
+        })?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let reason = stderr.lines().next().unwrap_or("failed").trim().to_string();
+        Err(RunError::Git {
+            args: args.join(" "),
+            reason,
+        })
+    }
+}
+
+fn tree_size(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => tree_size(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map_or(0, |m| m.len()),
+            _ => 0,
+        })
+        .sum()
+}
+
+fn copy_tree(from: &Path, to: &Path) -> Result<(), RunError> {
+    let fail = |source| RunError::Copy {
+        from: from.to_path_buf(),
+        to: to.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(to).map_err(fail)?;
+    for entry in std::fs::read_dir(from).map_err(fail)? {
+        let entry = entry.map_err(fail)?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        let kind = entry.file_type().map_err(fail)?;
+        if kind.is_dir() {
+            copy_tree(&src, &dst)?;
+        } else if kind.is_symlink() {
+            let link = std::fs::read_link(&src).map_err(fail)?;
+            std::os::unix::fs::symlink(link, &dst).map_err(fail)?;
+        } else {
+            std::fs::copy(&src, &dst).map_err(fail)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for args in [
+            vec!["init", "-q", "-b", "main"],
+            vec![
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+                "commit",
+                "-q",
+                "--allow-empty",
+                "-m",
+                "root",
+            ],
+        ] {
+            git(dir.path(), &args).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn a_dependent_task_starts_from_its_dependencys_branch() {
+        let target = repo();
+        let runs = tempfile::tempdir().unwrap();
+        let (a, b) = (runs.path().join("a"), runs.path().join("b"));
+        let branch_a = branch_name("orch_1", "a");
+        prepare(target.path(), &a, &branch_a, &Base::Target, 1).unwrap();
+        std::fs::write(a.join("design.md"), "the design").unwrap();
+        assert!(commit_work(&a, "orchestrate: a").unwrap().is_some());
+        assert_eq!(commit_work(&a, "nothing new").unwrap(), None);
+        let base = Base::Task {
+            branch: branch_a.clone(),
+            dir: a.clone(),
+        };
+        prepare(target.path(), &b, &branch_name("orch_1", "b"), &base, 1).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(b.join("design.md")).unwrap(),
+            "the design"
+        );
+        let branches = git(target.path(), &["branch", "--list", "orchestrate/*"]).unwrap();
+        assert!(
+            branches.contains("orchestrate/orch_1/a") && branches.contains("orchestrate/orch_1/b"),
+            "{branches}"
+        );
+        // Resuming reuses the worktree as it is.
+        prepare(target.path(), &b, &branch_name("orch_1", "b"), &base, 1).unwrap();
+    }
+
+    #[test]
+    fn a_plain_directory_is_copied_within_the_limit() {
+        let target = tempfile::tempdir().unwrap();
+        std::fs::create_dir(target.path().join("src")).unwrap();
+        std::fs::write(target.path().join("src/main.rs"), "fn main() {}").unwrap();
+        let run = tempfile::tempdir().unwrap().path().join("t");
+        prepare(target.path(), &run, "b", &Base::Target, 1).unwrap();
+        assert!(run.join("src/main.rs").is_file());
+        std::fs::write(target.path().join("big"), vec![0u8; 2 << 20]).unwrap();
+        let err = prepare(
+            target.path(),
+            &run.with_extension("2"),
+            "b",
+            &Base::Target,
+            1,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("over the 1 MiB copy limit"),
+            "{err}"
+        );
+    }
+}

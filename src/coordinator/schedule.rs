@@ -1,0 +1,410 @@
+//! The DAG scheduler: which tasks may start now, and what a finished attempt means (success,
+//! a retry after a backoff that doubles, or failure that skips every dependent). Pure: time is
+//! passed in, nothing is spawned here.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use super::plan::Plan;
+use crate::timestamp::Timestamp;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum TaskStatus {
+    Pending,
+    Running {
+        attempt: u32,
+    },
+    /// Failed attempt `attempt`; the next starts at `at`.
+    RetryAt {
+        attempt: u32,
+        at: Timestamp,
+    },
+    Succeeded,
+    Failed {
+        reason: String,
+    },
+    /// Never ran because a task it depends on failed or was stopped.
+    Skipped {
+        because: String,
+    },
+    Stopped,
+}
+
+impl TaskStatus {
+    pub fn name(&self) -> &'static str {
+        match self {
+            TaskStatus::Pending => "pending",
+            TaskStatus::Running { .. } => "running",
+            TaskStatus::RetryAt { .. } => "retrying",
+            TaskStatus::Succeeded => "succeeded",
+            TaskStatus::Failed { .. } => "failed",
+            TaskStatus::Skipped { .. } => "skipped",
+            TaskStatus::Stopped => "stopped",
+        }
+    }
+
+    pub fn is_final(&self) -> bool {
+        matches!(
+            self,
+            TaskStatus::Succeeded
+                | TaskStatus::Failed { .. }
+                | TaskStatus::Skipped { .. }
+                | TaskStatus::Stopped
+        )
+    }
+}
+
+impl fmt::Display for TaskStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    pub parallelism: usize,
+    pub retries: u32,
+    pub backoff_ms: u64,
+}
+
+/// What a finished attempt led to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttemptOutcome {
+    Succeeded,
+    Retry { attempt: u32, at: Timestamp },
+    Failed { skipped: Vec<String> },
+}
+
+/// How the whole session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionOutcome {
+    Done,
+    Failed,
+    Stopped,
+}
+
+impl SessionOutcome {
+    pub fn name(self) -> &'static str {
+        match self {
+            SessionOutcome::Done => "done",
+            SessionOutcome::Failed => "failed",
+            SessionOutcome::Stopped => "stopped",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    id: String,
+    deps: Vec<String>,
+    status: TaskStatus,
+    attempts: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Scheduler {
+    entries: Vec<Entry>,
+    limits: Limits,
+}
+
+impl Scheduler {
+    pub fn new(plan: &Plan, limits: Limits) -> Self {
+        let entries = plan
+            .tasks
+            .iter()
+            .map(|t| Entry {
+                id: t.id.clone(),
+                deps: t.depends_on.clone(),
+                status: TaskStatus::Pending,
+                attempts: 0,
+            })
+            .collect();
+        Scheduler {
+            entries,
+            limits: Limits {
+                parallelism: limits.parallelism.max(1),
+                ..limits
+            },
+        }
+    }
+
+    /// Sets a task's state from the journal (resume); attempts made so far count toward retries.
+    pub fn restore(&mut self, id: &str, status: TaskStatus, attempts: u32) {
+        if let Some(e) = self.entry_mut(id) {
+            e.status = status;
+            e.attempts = attempts;
+        }
+    }
+
+    pub fn status(&self, id: &str) -> Option<&TaskStatus> {
+        self.entries.iter().find(|e| e.id == id).map(|e| &e.status)
+    }
+
+    pub fn attempts(&self, id: &str) -> u32 {
+        self.entries
+            .iter()
+            .find(|e| e.id == id)
+            .map_or(0, |e| e.attempts)
+    }
+
+    pub fn statuses(&self) -> impl Iterator<Item = (&str, &TaskStatus)> {
+        self.entries.iter().map(|e| (e.id.as_str(), &e.status))
+    }
+
+    pub fn running(&self) -> Vec<String> {
+        self.entries
+            .iter()
+            .filter(|e| matches!(e.status, TaskStatus::Running { .. }))
+            .map(|e| e.id.clone())
+            .collect()
+    }
+
+    /// Tasks that may start at `now`, in plan order, within the parallelism limit.
+    pub fn startable(&self, now: Timestamp) -> Vec<String> {
+        let free = self.limits.parallelism.saturating_sub(self.running().len());
+        self.entries
+            .iter()
+            .filter(|e| match e.status {
+                TaskStatus::Pending => true,
+                TaskStatus::RetryAt { at, .. } => at <= now,
+                _ => false,
+            })
+            .filter(|e| {
+                e.deps
+                    .iter()
+                    .all(|d| self.status(d) == Some(&TaskStatus::Succeeded))
+            })
+            .take(free)
+            .map(|e| e.id.clone())
+            .collect()
+    }
+
+    /// Marks `id` running; returns its attempt number (1 for the first).
+    pub fn start(&mut self, id: &str) -> u32 {
+        let Some(e) = self.entry_mut(id) else {
+            return 0;
+        };
+        e.attempts += 1;
+        e.status = TaskStatus::Running {
+            attempt: e.attempts,
+        };
+        e.attempts
+    }
+
+    /// Records how the running attempt of `id` ended.
+    pub fn finish(
+        &mut self,
+        id: &str,
+        succeeded: bool,
+        reason: &str,
+        now: Timestamp,
+    ) -> AttemptOutcome {
+        let limits = self.limits;
+        let Some(e) = self.entry_mut(id) else {
+            return AttemptOutcome::Failed {
+                skipped: Vec::new(),
+            };
+        };
+        if succeeded {
+            e.status = TaskStatus::Succeeded;
+            return AttemptOutcome::Succeeded;
+        }
+        if e.attempts <= limits.retries {
+            let delay = limits
+                .backoff_ms
+                .saturating_mul(1 << (e.attempts - 1).min(16));
+            let at = Timestamp(now.millis() + delay as i64);
+            e.status = TaskStatus::RetryAt {
+                attempt: e.attempts,
+                at,
+            };
+            return AttemptOutcome::Retry {
+                attempt: e.attempts + 1,
+                at,
+            };
+        }
+        e.status = TaskStatus::Failed {
+            reason: reason.to_string(),
+        };
+        AttemptOutcome::Failed {
+            skipped: self.skip_dependents_of(id),
+        }
+    }
+
+    /// Stops everything not yet finished: pending and retrying tasks become stopped; running
+    /// tasks are the caller's to stop, then `finish_stopped`.
+    pub fn stop(&mut self) {
+        for e in &mut self.entries {
+            if matches!(e.status, TaskStatus::Pending | TaskStatus::RetryAt { .. }) {
+                e.status = TaskStatus::Stopped;
+            }
+        }
+    }
+
+    pub fn finish_stopped(&mut self, id: &str) {
+        if let Some(e) = self.entry_mut(id) {
+            e.status = TaskStatus::Stopped;
+        }
+    }
+
+    /// The earliest pending retry, for the caller's wake-up.
+    pub fn next_retry(&self) -> Option<Timestamp> {
+        self.entries
+            .iter()
+            .filter_map(|e| match e.status {
+                TaskStatus::RetryAt { at, .. } => Some(at),
+                _ => None,
+            })
+            .min()
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.entries.iter().all(|e| e.status.is_final())
+    }
+
+    pub fn outcome(&self) -> SessionOutcome {
+        let any = |f: fn(&TaskStatus) -> bool| self.entries.iter().any(|e| f(&e.status));
+        if any(|s| matches!(s, TaskStatus::Stopped)) {
+            SessionOutcome::Stopped
+        } else if any(|s| matches!(s, TaskStatus::Failed { .. } | TaskStatus::Skipped { .. })) {
+            SessionOutcome::Failed
+        } else {
+            SessionOutcome::Done
+        }
+    }
+
+    fn skip_dependents_of(&mut self, failed: &str) -> Vec<String> {
+        let mut blocked = vec![failed.to_string()];
+        let mut skipped = Vec::new();
+        // Plan order puts dependencies first, so one pass reaches every transitive dependent.
+        for e in &mut self.entries {
+            if e.status.is_final() || matches!(e.status, TaskStatus::Running { .. }) {
+                continue;
+            }
+            if let Some(dep) = e.deps.iter().find(|d| blocked.contains(d)) {
+                e.status = TaskStatus::Skipped {
+                    because: dep.clone(),
+                };
+                blocked.push(e.id.clone());
+                skipped.push(e.id.clone());
+            }
+        }
+        skipped
+    }
+
+    fn entry_mut(&mut self, id: &str) -> Option<&mut Entry> {
+        self.entries.iter_mut().find(|e| e.id == id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::coordinator::plan::Task;
+
+    fn plan(edges: &[(&str, &[&str])]) -> Plan {
+        Plan {
+            tasks: edges
+                .iter()
+                .map(|(id, deps)| Task {
+                    id: id.to_string(),
+                    title: id.to_string(),
+                    prompt: "p".into(),
+                    agent: "claude".into(),
+                    role: None,
+                    depends_on: deps.iter().map(|d| d.to_string()).collect(),
+                    reassigned: None,
+                })
+                .collect(),
+        }
+    }
+    const LIMITS: Limits = Limits {
+        parallelism: 2,
+        retries: 2,
+        backoff_ms: 1000,
+    };
+
+    #[test]
+    fn starts_what_is_ready_within_the_parallelism_limit() {
+        let mut s = Scheduler::new(
+            &plan(&[("a", &[]), ("b", &[]), ("c", &[]), ("d", &["a", "b"])]),
+            LIMITS,
+        );
+        assert_eq!(s.startable(Timestamp(0)), ["a", "b"]);
+        s.start("a");
+        s.start("b");
+        assert!(s.startable(Timestamp(0)).is_empty(), "both slots taken");
+        s.finish("a", true, "", Timestamp(0));
+        assert_eq!(s.startable(Timestamp(0)), ["c"], "d still waits for b");
+        s.finish("b", true, "", Timestamp(0));
+        assert_eq!(s.startable(Timestamp(0)), ["c", "d"]);
+    }
+
+    #[test]
+    fn failures_retry_with_doubling_backoff_then_fail_and_skip_dependents() {
+        let mut s = Scheduler::new(
+            &plan(&[("a", &[]), ("b", &["a"]), ("c", &["b"]), ("x", &[])]),
+            LIMITS,
+        );
+        assert_eq!(s.start("a"), 1);
+        assert_eq!(
+            s.finish("a", false, "exit 1", Timestamp(0)),
+            AttemptOutcome::Retry {
+                attempt: 2,
+                at: Timestamp(1000)
+            }
+        );
+        assert!(!s.startable(Timestamp(999)).contains(&"a".to_string()));
+        assert_eq!(s.next_retry(), Some(Timestamp(1000)));
+        assert!(s.startable(Timestamp(1000)).contains(&"a".to_string()));
+        assert_eq!(s.start("a"), 2);
+        assert_eq!(
+            s.finish("a", false, "exit 1", Timestamp(5000)),
+            AttemptOutcome::Retry {
+                attempt: 3,
+                at: Timestamp(7000)
+            }
+        );
+        s.start("a");
+        assert_eq!(
+            s.finish("a", false, "exit 1", Timestamp(9000)),
+            AttemptOutcome::Failed {
+                skipped: vec!["b".into(), "c".into()]
+            }
+        );
+        assert_eq!(
+            s.status("c"),
+            Some(&TaskStatus::Skipped {
+                because: "b".into()
+            })
+        );
+        assert!(!s.is_finished(), "x has not run");
+        s.start("x");
+        s.finish("x", true, "", Timestamp(0));
+        assert!(s.is_finished());
+        assert_eq!(s.outcome(), SessionOutcome::Failed);
+    }
+
+    #[test]
+    fn stopping_leaves_nothing_to_start() {
+        let mut s = Scheduler::new(&plan(&[("a", &[]), ("b", &["a"])]), LIMITS);
+        s.start("a");
+        s.stop();
+        assert!(s.startable(Timestamp(0)).is_empty());
+        s.finish_stopped("a");
+        assert!(s.is_finished());
+        assert_eq!(s.outcome(), SessionOutcome::Stopped);
+    }
+
+    #[test]
+    fn restored_tasks_keep_their_state_and_attempts() {
+        let mut s = Scheduler::new(&plan(&[("a", &[]), ("b", &["a"])]), LIMITS);
+        s.restore("a", TaskStatus::Succeeded, 1);
+        assert_eq!(s.startable(Timestamp(0)), ["b"]);
+        s.restore("b", TaskStatus::Pending, 2);
+        assert_eq!(s.start("b"), 3);
+    }
+}
