@@ -205,6 +205,22 @@ pub fn read_journal(path: &Path) -> io::Result<(Vec<AgentEvent>, Vec<BadLine>)> 
     Ok((events, bad))
 }
 
+/// Cuts a torn last line (a write interrupted by a crash) off the end of a journal. Returns
+/// how many bytes were dropped. Every complete line is kept, so no event is lost; the torn one
+/// was never written whole, so no event is invented.
+pub fn repair_torn_tail(path: &Path) -> io::Result<u64> {
+    let bytes = std::fs::read(path)?;
+    if bytes.is_empty() || bytes.last() == Some(&b'\n') {
+        return Ok(0);
+    }
+    let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    OpenOptions::new()
+        .write(true)
+        .open(path)?
+        .set_len(keep as u64)?;
+    Ok((bytes.len() - keep) as u64)
+}
+
 /// Strips a trailing `\n` and any `\r` before it (PTYs turn `\n` into `\r\n`).
 pub fn trim_line_end(line: &[u8]) -> &[u8] {
     let mut end = line.len();
@@ -276,5 +292,13 @@ mod tests {
         assert_eq!(bad[0].line_number, 2);
         assert_eq!(bad[1].line_number, 4);
         assert!(bad[1].reason.contains("torn"));
+        assert_eq!(repair_torn_tail(&path).unwrap(), 40);
+        let (events, bad) = read_journal(&path).unwrap();
+        assert_eq!(
+            (events.len(), bad.len()),
+            (1, 1),
+            "only the non-JSON line is left to report"
+        );
+        assert_eq!(repair_torn_tail(&path).unwrap(), 0);
     }
 }

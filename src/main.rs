@@ -4,15 +4,20 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 use orchestrate::cli;
+use orchestrate::coordinator::control::ControlCommand;
 use orchestrate::session::Workspace;
 use orchestrate::sim::SimCli;
 
 /// A terminal meta-orchestrator for AI coding agents (Claude Code, Codex, Gemini CLI).
+///
+/// Give it a goal: it plans tasks, runs the agent CLIs as workers in their own terminals and
+/// git worktrees, and journals everything under the workspace so sessions survive a closed
+/// terminal and resume after a crash.
 #[derive(Parser)]
-#[command(name = "orchestrate", version, about, long_about = None)]
+#[command(name = "orchestrate", version, about, long_about)]
 struct Cli {
     /// Where sessions live [default: ./workspace].
     #[arg(
@@ -29,14 +34,92 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Watch three simulated agents (gemini, claude, codex) work in parallel; no keys needed.
+    /// Start a session: plan the goal into tasks and run them as workers, in the background.
     ///
-    /// Creates a session in the workspace, runs one worker per agent CLI in its own PTY and
-    /// run directory, and prints every event from their journals as it lands.
+    /// Exit codes with --no-dashboard: 0 every task succeeded, 1 a task failed, 3 the session
+    /// was stopped, 4 the coordinator died (resume it).
+    Run {
+        /// What the agents should achieve.
+        goal: String,
+        /// The repository to work on [default: the current directory].
+        #[arg(long, value_name = "DIR")]
+        target: Option<PathBuf>,
+        /// Only these agent profiles, comma-separated (e.g. claude,codex).
+        #[arg(long, value_delimiter = ',')]
+        agents: Option<Vec<String>>,
+        /// Tasks to run (TOML or JSON) instead of asking the planner agent.
+        #[arg(long, value_name = "FILE")]
+        plan: Option<PathBuf>,
+        /// Run every agent as `orchestrate sim <cli>`: no keys, no agent CLI needed.
+        #[arg(long)]
+        simulate: bool,
+        /// Follow the session here, one line per significant event, until it ends.
+        #[arg(long)]
+        no_dashboard: bool,
+        /// Workers that may run at once (overrides the configuration).
+        #[arg(long)]
+        parallelism: Option<usize>,
+        /// Relaunches of a failed task (overrides the configuration).
+        #[arg(long)]
+        retries: Option<u32>,
+    },
+    /// See the product work with simulated agents on a fresh temporary git repository.
+    ///
+    /// Runs a four-task plan with gemini, claude and codex (two workers at once), no keys and
+    /// no agent CLI needed.
     Demo {
         /// Pacing of the simulated agents: 1 is human-like, 0 as fast as possible.
         #[arg(long, default_value_t = 0.5)]
         speed: f64,
+        /// Follow here rather than in the dashboard (the dashboard is still to come, so the
+        /// demo follows here either way).
+        #[arg(long)]
+        no_dashboard: bool,
+    },
+    /// All sessions, or one session with its tasks and workers.
+    Status {
+        /// A session id, or `latest`.
+        session: Option<String>,
+        /// Machine-readable output, including the coordinator's pid and whether it is alive.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A worker's events as readable lines, or its raw terminal output.
+    Logs {
+        /// A session id, or `latest`.
+        session: String,
+        worker: String,
+        /// Keep printing as the worker goes on, until the session's coordinator is gone.
+        #[arg(long, short)]
+        follow: bool,
+        /// The exact bytes the worker's terminal produced.
+        #[arg(long)]
+        raw: bool,
+    },
+    /// Send pause, resume, stop or review to a running session (or one of its workers).
+    Control {
+        /// A session id, or `latest`.
+        session: String,
+        #[arg(value_enum)]
+        action: ControlAction,
+        /// Only this worker.
+        #[arg(long)]
+        worker: Option<String>,
+    },
+    /// Kill a session's workers at once (SIGKILL), or one worker.
+    Kill {
+        /// A session id, or `latest`.
+        session: String,
+        worker: Option<String>,
+    },
+    /// Restart the coordinator of an interrupted session; unfinished tasks run again,
+    /// continuing each agent's conversation where its CLI allows.
+    Resume {
+        /// A session id, or `latest`.
+        session: String,
+        /// Follow the session here until it ends.
+        #[arg(long)]
+        no_dashboard: bool,
     },
     /// Work with agent event streams.
     Events {
@@ -60,6 +143,32 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// The coordinator process itself (started detached by run and resume).
+    #[command(hide = true)]
+    Coordinator {
+        session: String,
+        #[arg(long)]
+        resume: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ControlAction {
+    Pause,
+    Resume,
+    Stop,
+    Review,
+}
+
+impl From<ControlAction> for ControlCommand {
+    fn from(a: ControlAction) -> Self {
+        match a {
+            ControlAction::Pause => ControlCommand::Pause,
+            ControlAction::Resume => ControlCommand::Resume,
+            ControlAction::Stop => ControlCommand::Stop,
+            ControlAction::Review => ControlCommand::Review,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -87,7 +196,60 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let workspace = Workspace::resolve(cli.workspace.as_deref(), None);
     let result = match cli.command {
-        Command::Demo { speed } => cli::demo::run(&workspace, speed),
+        Command::Run {
+            goal,
+            target,
+            agents,
+            plan,
+            simulate,
+            no_dashboard,
+            parallelism,
+            retries,
+        } => cli::run::run(
+            &workspace,
+            cli::run::RunRequest {
+                goal,
+                target,
+                agents,
+                plan_file: plan,
+                simulate,
+                no_dashboard,
+                parallelism,
+                retries,
+                sim_speed: None,
+            },
+        ),
+        Command::Demo {
+            speed,
+            no_dashboard,
+        } => cli::demo::demo(&workspace, speed, no_dashboard),
+        Command::Status { session, json } => {
+            cli::status::status(&workspace, session.as_deref(), json)
+        }
+        Command::Logs {
+            session,
+            worker,
+            follow,
+            raw,
+        } => cli::logs::logs(&workspace, &session, &worker, follow, raw),
+        Command::Control {
+            session,
+            action,
+            worker,
+        } => cli::control::control(&workspace, &session, action.into(), worker.as_deref()),
+        Command::Kill { session, worker } => cli::control::control(
+            &workspace,
+            &session,
+            ControlCommand::Kill,
+            worker.as_deref(),
+        ),
+        Command::Resume {
+            session,
+            no_dashboard,
+        } => cli::run::resume(&workspace, &session, no_dashboard),
+        Command::Coordinator { session, resume } => {
+            cli::run::coordinator(&workspace, &session, resume)
+        }
         Command::Events {
             command:
                 EventsCommand::Normalize {

@@ -9,7 +9,9 @@ use common::*;
 use orchestrate::agents::AgentKind;
 use orchestrate::event::EventType;
 use orchestrate::worker::process::{group_alive, group_members};
-use orchestrate::worker::{ExitFacts, Worker, WorkerError, WorkerState, derive_state};
+use orchestrate::worker::{
+    ExitFacts, Worker, WorkerError, WorkerState, channel_observer, derive_state,
+};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -300,7 +302,9 @@ fn events_reach_an_in_process_observer_in_journal_order() {
     let spec = worker_spec(dir.path(), "gemini-o", AgentKind::Gemini, launch);
     let path = spec.events_path.clone();
     let (tx, rx) = std::sync::mpsc::channel();
-    Worker::spawn(spec, Some(tx)).unwrap().wait();
+    Worker::spawn(spec, Some(channel_observer(tx)))
+        .unwrap()
+        .wait();
     let observed: Vec<_> = rx.try_iter().collect();
     assert_eq!(observed, journal(&path));
 }
@@ -314,7 +318,7 @@ fn a_full_disk_neither_blocks_nor_kills_the_worker_and_is_reported() {
     spec.events_path = "/dev/full".into();
     spec.raw_path = "/dev/full".into();
     let (tx, rx) = std::sync::mpsc::channel();
-    let worker = Worker::spawn(spec, Some(tx)).unwrap();
+    let worker = Worker::spawn(spec, Some(channel_observer(tx))).unwrap();
     assert_eq!(worker.wait().code, Some(0), "the PTY kept being drained");
     let events: Vec<_> = rx.try_iter().collect();
     assert!(events.len() > 2000, "events still reach in-process readers");

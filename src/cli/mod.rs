@@ -1,6 +1,12 @@
 //! One file per subcommand. Each takes parsed arguments and returns the exit code; errors
 //! carry context for a one-line message.
 
+pub mod control;
 pub mod demo;
 pub mod events;
+pub mod follow;
+pub mod logs;
+pub mod lookup;
+pub mod run;
 pub mod sim;
+pub mod status;

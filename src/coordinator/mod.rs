@@ -2,7 +2,13 @@
 //! as workers, reacts to their events, obeys control commands, and keeps everything on disk
 //! so that a crash loses nothing.
 
+pub mod control;
+pub mod daemon;
+pub mod journal;
+pub mod lock;
 pub mod plan;
+pub mod replay;
+pub mod run;
 pub mod runs;
 pub mod schedule;
 pub mod tiers;

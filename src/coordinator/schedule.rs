@@ -244,10 +244,13 @@ impl Scheduler {
         }
     }
 
-    pub fn finish_stopped(&mut self, id: &str) {
+    /// A running task was stopped by the operator; what depends on it cannot run. Returns the
+    /// dependents skipped.
+    pub fn finish_stopped(&mut self, id: &str) -> Vec<String> {
         if let Some(e) = self.entry_mut(id) {
             e.status = TaskStatus::Stopped;
         }
+        self.skip_dependents_of(id)
     }
 
     /// The earliest pending retry, for the caller's wake-up.

@@ -91,6 +91,36 @@ pub enum StoreError {
     },
 }
 
+/// A task row; `depends_on` is a JSON array.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TaskRow {
+    pub id: String,
+    pub title: String,
+    pub prompt: String,
+    pub agent: Option<String>,
+    pub role: Option<String>,
+    pub depends_on: String,
+    pub state: String,
+    pub retries: i64,
+    pub branch: Option<String>,
+}
+
+/// A worker row.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct WorkerRow {
+    pub name: String,
+    pub task: Option<String>,
+    pub agent: String,
+    pub pid: Option<i64>,
+    pub state: String,
+    pub exit_code: Option<i64>,
+    pub signal: Option<i64>,
+    pub agent_session_id: Option<String>,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cost_usd: f64,
+}
+
 /// A session row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionRow {
@@ -209,6 +239,70 @@ impl Store {
         rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
     }
 
+    pub fn upsert_task(&self, session: &str, task: &TaskRow) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO tasks (session_id, id, title, prompt, agent, role, depends_on, state, retries, branch)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 ON CONFLICT (session_id, id) DO UPDATE SET agent = ?5, state = ?8, retries = ?9, branch = ?10",
+                params![
+                    session, task.id, task.title, task.prompt, task.agent, task.role,
+                    task.depends_on, task.state, task.retries, task.branch
+                ],
+            )
+            .map(|_| ())
+            .map_err(|e| self.error(e))
+    }
+
+    pub fn tasks(&self, session: &str) -> Result<Vec<TaskRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, title, prompt, agent, role, depends_on, state, retries, branch FROM tasks
+                 WHERE session_id = ?1 ORDER BY rowid",
+            )
+            .map_err(|e| self.error(e))?;
+        let rows = stmt
+            .query_map([session], |r| {
+                Ok(TaskRow {
+                    id: r.get(0)?,
+                    title: r.get(1)?,
+                    prompt: r.get(2)?,
+                    agent: r.get(3)?,
+                    role: r.get(4)?,
+                    depends_on: r.get(5)?,
+                    state: r.get(6)?,
+                    retries: r.get(7)?,
+                    branch: r.get(8)?,
+                })
+            })
+            .map_err(|e| self.error(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
+    }
+
+    pub fn upsert_worker(
+        &self,
+        session: &str,
+        w: &WorkerRow,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO workers (session_id, name, task_id, agent, pid, state, exit_code, signal,
+                                      agent_session_id, input_tokens, output_tokens, cost_usd, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                 ON CONFLICT (session_id, name) DO UPDATE SET pid = ?5, state = ?6, exit_code = ?7,
+                     signal = ?8, agent_session_id = ?9, input_tokens = ?10, output_tokens = ?11,
+                     cost_usd = ?12, updated_at = ?13",
+                params![
+                    session, w.name, w.task, w.agent, w.pid, w.state, w.exit_code, w.signal,
+                    w.agent_session_id, w.input_tokens, w.output_tokens, w.cost_usd, now.to_string()
+                ],
+            )
+            .map(|_| ())
+            .map_err(|e| self.error(e))
+    }
+
     /// The connection, for the coordinator's own queries on tasks and workers.
     pub fn connection(&self) -> &Connection {
         &self.conn
@@ -271,6 +365,38 @@ mod tests {
         );
         assert_eq!(again.sessions().unwrap().len(), 1);
         assert!(again.session("nope").unwrap().is_none());
+        let mut task = TaskRow {
+            id: "t1".into(),
+            title: "T".into(),
+            prompt: "p".into(),
+            depends_on: "[]".into(),
+            state: "pending".into(),
+            ..TaskRow::default()
+        };
+        again.upsert_task("orch_1", &task).unwrap();
+        task.state = "succeeded".into();
+        task.retries = 1;
+        again.upsert_task("orch_1", &task).unwrap();
+        assert_eq!(again.tasks("orch_1").unwrap(), vec![task]);
+        let worker = WorkerRow {
+            name: "claude-t1".into(),
+            agent: "claude".into(),
+            state: "running".into(),
+            ..WorkerRow::default()
+        };
+        again
+            .upsert_worker("orch_1", &worker, Timestamp(0))
+            .unwrap();
+        again
+            .upsert_worker(
+                "orch_1",
+                &WorkerRow {
+                    state: "done".into(),
+                    ..worker
+                },
+                Timestamp(1),
+            )
+            .unwrap();
     }
 
     #[test]

@@ -6,5 +6,5 @@ mod run;
 pub mod spawn;
 pub mod state;
 
-pub use run::{Worker, WorkerError, WorkerSpec};
+pub use run::{Observer, Worker, WorkerError, WorkerSpec, channel_observer};
 pub use state::{ExitFacts, WorkerState, WorkerStatus, derive_state};

@@ -58,12 +58,22 @@ pub enum WorkerError {
     },
 }
 
+/// Called with each event right after it is journaled (never before: the journal is the record).
+pub type Observer = Box<dyn FnMut(AgentEvent) + Send>;
+
+/// An observer that forwards events into a channel.
+pub fn channel_observer(tx: Sender<AgentEvent>) -> Observer {
+    Box::new(move |event| {
+        let _ = tx.send(event);
+    })
+}
+
 /// The journal files of one worker and the normaliser that feeds them.
 struct Journal {
     normalizer: Normalizer,
     events: JournalWriter,
     raw: File,
-    observer: Option<Sender<AgentEvent>>,
+    observer: Option<Observer>,
     /// The first write failure (a full disk): reading goes on so the worker never blocks.
     write_error: Option<String>,
     pending: Vec<AgentEvent>,
@@ -105,8 +115,8 @@ impl Journal {
                 let message = format!("cannot write the event journal: {e}");
                 self.write_error.get_or_insert(message);
             }
-            if let Some(observer) = &self.observer {
-                let _ = observer.send(event);
+            if let Some(observer) = &mut self.observer {
+                observer(event);
             }
         }
     }
@@ -141,10 +151,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Worker {
     /// Starts the worker. A launch that cannot start is journaled as a `spawn_failed` error
     /// (so every reader sees a failed worker) and returned as an error.
-    pub fn spawn(
-        spec: WorkerSpec,
-        observer: Option<Sender<AgentEvent>>,
-    ) -> Result<Worker, WorkerError> {
+    pub fn spawn(spec: WorkerSpec, observer: Option<Observer>) -> Result<Worker, WorkerError> {
         let journal_error = |path: &PathBuf, source| WorkerError::Journal {
             worker: spec.name.clone(),
             path: path.clone(),

@@ -142,6 +142,11 @@ impl WorkerStatus {
         }
     }
 
+    /// The agent said it finished (its final milestone) and reported no fatal error.
+    pub fn reported_success(&self) -> bool {
+        self.finished_run && !self.fatal_error
+    }
+
     /// Relaunches after the first spawn.
     pub fn retries(&self) -> u32 {
         self.spawns.saturating_sub(1)

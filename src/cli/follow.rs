@@ -1,0 +1,115 @@
+//! Following a session headless: one readable line per significant event until the session
+//! ends, then the exit code says how (0 done, 1 failed, 3 stopped, 4 the coordinator died).
+
+use std::io::Write;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use crate::coordinator::lock;
+use crate::event::{AgentEvent, EventType};
+use crate::session::SessionDir;
+use crate::session::tailer::{DEFAULT_POLL, TailEvent, TailSpec, Tailer, jsonl_files};
+
+pub const EXIT_DONE: u8 = 0;
+pub const EXIT_FAILED: u8 = 1;
+pub const EXIT_STOPPED: u8 = 3;
+pub const EXIT_INTERRUPTED: u8 = 4;
+
+/// How often the follower checks that the coordinator is still alive.
+const LIVENESS_CHECK: Duration = Duration::from_millis(500);
+
+pub fn follow(session: &SessionDir) -> Result<u8> {
+    let (tx, rx) = mpsc::channel::<AgentEvent>();
+    let spec = TailSpec {
+        dirs: vec![session.path.clone(), session.events_dir()],
+        accept: jsonl_files,
+        poll: DEFAULT_POLL,
+    };
+    let _tailer = Tailer::spawn(spec, move |e| {
+        if let TailEvent::Line { line, .. } = e
+            && let Ok(event) = serde_json::from_slice::<AgentEvent>(&line)
+        {
+            let _ = tx.send(event);
+        }
+    })
+    .context("cannot watch the session's journals")?;
+    let mut dead_checks = 0;
+    let mut last_check = Instant::now();
+    loop {
+        match rx.recv_timeout(LIVENESS_CHECK) {
+            Ok(event) => {
+                if let Some(line) = describe(&event) {
+                    let mut out = std::io::stdout().lock();
+                    if writeln!(out, "{line}").is_err() {
+                        return Ok(EXIT_DONE); // stdout closed (| head): nothing more to show.
+                    }
+                }
+                if event.phase() == Some("session_finished")
+                    && &*event.worker == crate::coordinator::journal::COORDINATOR
+                {
+                    return Ok(match event.str_field("outcome") {
+                        Some("done") => EXIT_DONE,
+                        Some("stopped") => EXIT_STOPPED,
+                        _ => EXIT_FAILED,
+                    });
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(EXIT_INTERRUPTED),
+        }
+        if last_check.elapsed() >= LIVENESS_CHECK {
+            last_check = Instant::now();
+            // Two checks in a row, so the last lines the coordinator wrote are read first.
+            dead_checks = if lock::holder(&session.lock_path()).is_none() {
+                dead_checks + 1
+            } else {
+                0
+            };
+            if dead_checks >= 2 {
+                eprintln!(
+                    "orchestrate: the coordinator of {} stopped without finishing (see {}); `orchestrate resume {}` continues it",
+                    session.id,
+                    session.log_path().display(),
+                    session.id
+                );
+                return Ok(EXIT_INTERRUPTED);
+            }
+        }
+    }
+}
+
+/// The line shown for an event, or `None` for the noise (progress, ordinary status).
+pub fn describe(event: &AgentEvent) -> Option<String> {
+    let from_coordinator = &*event.worker == crate::coordinator::journal::COORDINATOR;
+    let significant = from_coordinator
+        || match event.kind {
+            EventType::Blocker | EventType::Task | EventType::Finding | EventType::Review => true,
+            EventType::Error => !event.bool_field("tentative") && event.phase() != Some("exited"),
+            EventType::Milestone => !event.bool_field("final"),
+            _ => false,
+        };
+    if !significant {
+        return None;
+    }
+    let c = event.timestamp.civil();
+    let who = if from_coordinator {
+        event.task.as_deref().unwrap_or("session").to_string()
+    } else {
+        event.worker.to_string()
+    };
+    let mark = match event.kind {
+        EventType::Error => "!",
+        EventType::Blocker => "?",
+        EventType::Control => ">",
+        _ => " ",
+    };
+    Some(format!(
+        "{:02}:{:02}:{:02} {mark} {who:<20} {}",
+        c.hour,
+        c.minute,
+        c.second,
+        event.text()
+    ))
+}

@@ -1,0 +1,157 @@
+//! `orchestrate run`, `orchestrate resume` and the hidden `orchestrate coordinator`: create a
+//! session, start its coordinator detached, then follow it headless or say how to follow it.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+use super::follow;
+use super::lookup;
+use crate::config::Config;
+use crate::coordinator::daemon::spawn_detached;
+use crate::coordinator::plan::{self, PlannedTask};
+use crate::coordinator::run::{RunSettings, run_coordinator};
+use crate::coordinator::schedule::SessionOutcome;
+use crate::coordinator::tiers::Availability;
+use crate::session::{SessionDir, Store, Workspace};
+use crate::timestamp::Timestamp;
+
+/// Everything `run` needs besides the workspace.
+pub struct RunRequest {
+    pub goal: String,
+    pub target: Option<PathBuf>,
+    pub agents: Option<Vec<String>>,
+    pub plan_file: Option<PathBuf>,
+    pub simulate: bool,
+    pub no_dashboard: bool,
+    pub parallelism: Option<usize>,
+    pub retries: Option<u32>,
+    /// Overrides the configured simulated pacing (the demo).
+    pub sim_speed: Option<f64>,
+}
+
+pub fn run(workspace: &Workspace, request: RunRequest) -> Result<u8> {
+    if request.goal.trim().is_empty() {
+        bail!(
+            "the goal is empty; say what the agents should achieve, e.g. orchestrate run \"add a /health endpoint\""
+        );
+    }
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let target = request.target.clone().unwrap_or_else(|| cwd.clone());
+    let target = std::fs::canonicalize(&target)
+        .with_context(|| format!("target {} does not exist", target.display()))?;
+    if !target.is_dir() {
+        bail!("target {} is not a directory", target.display());
+    }
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let mut config = Config::load(&Config::default_files(&cwd, &env), &env)?;
+    if let Some(p) = request.parallelism {
+        config.parallelism = p.max(1);
+    }
+    if let Some(r) = request.retries {
+        config.retries = r;
+    }
+    if let Some(speed) = request.sim_speed {
+        config.sim_speed = speed;
+    }
+    if let Some(agents) = &request.agents {
+        for name in agents {
+            if config.profile(name).is_none() {
+                bail!(
+                    "--agents: no profile named {name:?} (known: {})",
+                    config.agents.keys().cloned().collect::<Vec<_>>().join(", ")
+                );
+            }
+        }
+        config.agents.retain(|name, _| agents.contains(name));
+    }
+    let available = Availability::detect(&config, request.simulate, &target, None);
+    if available.tier().level == 0 {
+        bail!(
+            "no agent CLI is installed (looked for {} on PATH); install one, or try it out with --simulate",
+            available.profile_names().join(", ")
+        );
+    }
+    let plan = match &request.plan_file {
+        Some(path) => Some(read_plan(path, &available)?),
+        None => None,
+    };
+    let settings = RunSettings {
+        simulate: request.simulate,
+        config,
+        plan,
+    };
+    let session = workspace.create_session(
+        &request.goal,
+        &target,
+        serde_json::to_value(&settings)?,
+        Timestamp::now(),
+    )?;
+    let store = Store::open(&workspace.db_path())?;
+    store.insert_session(&session.read_info()?)?;
+    let pid = spawn_detached(workspace, &session, false)?;
+    println!(
+        "session {} started (coordinator pid {pid}, {})",
+        session.id,
+        available.tier()
+    );
+    finish_start(&session, request.no_dashboard)
+}
+
+/// Reads and checks a plan file now, so a bad plan is refused before anything starts.
+fn read_plan(path: &Path, available: &Availability) -> Result<Vec<PlannedTask>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read plan {}", path.display()))?;
+    let tasks = plan::parse_plan_file(path, &text)?;
+    plan::validate(tasks.clone(), available).with_context(|| format!("plan {}", path.display()))?;
+    Ok(tasks)
+}
+
+pub fn resume(workspace: &Workspace, name: &str, no_dashboard: bool) -> Result<u8> {
+    let session = lookup::session(workspace, name)?;
+    let (history, alive) = lookup::history(&session);
+    if let Some(pid) = alive {
+        bail!(
+            "session {} is running (coordinator pid {pid}); nothing to resume",
+            session.id
+        );
+    }
+    if history.finished.as_deref() == Some("done") {
+        bail!(
+            "session {} already finished (done); nothing to resume",
+            session.id
+        );
+    }
+    let pid = spawn_detached(workspace, &session, true)?;
+    println!("session {} resumed (coordinator pid {pid})", session.id);
+    finish_start(&session, no_dashboard)
+}
+
+fn finish_start(session: &SessionDir, no_dashboard: bool) -> Result<u8> {
+    if no_dashboard {
+        return follow::follow(session);
+    }
+    println!("The session runs in the background; closing this terminal does not stop it.");
+    println!(
+        "  follow it:  orchestrate status {id}   |   orchestrate logs {id} <worker> --follow",
+        id = session.id
+    );
+    println!(
+        "  control it: orchestrate control {} pause|resume|stop",
+        session.id
+    );
+    println!(
+        "(the full-screen dashboard is not built yet; run with --no-dashboard to follow here)"
+    );
+    Ok(0)
+}
+
+/// The hidden `coordinator` command the detached process runs.
+pub fn coordinator(workspace: &Workspace, session: &str, resume: bool) -> Result<u8> {
+    let outcome = run_coordinator(workspace, session, resume)?;
+    Ok(match outcome {
+        SessionOutcome::Done => follow::EXIT_DONE,
+        SessionOutcome::Failed => follow::EXIT_FAILED,
+        SessionOutcome::Stopped => follow::EXIT_STOPPED,
+    })
+}

@@ -1,0 +1,180 @@
+//! `orchestrate status [SESSION] [--json]`: every session in one line each, or one session
+//! with its tasks and workers. Worker state comes from the journals through the same
+//! function every surface uses; task state from the coordinator's journal and the database.
+
+use anyhow::Result;
+use serde_json::{Value, json};
+
+use super::lookup;
+use crate::coordinator::run::usage_of;
+use crate::event::read_journal;
+use crate::session::{SessionDir, Store, Workspace};
+use crate::worker::WorkerStatus;
+
+pub fn status(workspace: &Workspace, session: Option<&str>, as_json: bool) -> Result<u8> {
+    match session {
+        None => all_sessions(workspace, as_json),
+        Some(name) => {
+            let session = lookup::session(workspace, name)?;
+            let report = one_session(workspace, &session)?;
+            if as_json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print_session(&report);
+            }
+            Ok(0)
+        }
+    }
+}
+
+fn all_sessions(workspace: &Workspace, as_json: bool) -> Result<u8> {
+    let ids = workspace.session_ids();
+    let mut rows = Vec::new();
+    for id in &ids {
+        let Ok(session) = workspace.open_session(id) else {
+            continue;
+        };
+        let report = one_session(workspace, &session)?;
+        rows.push(report);
+    }
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&Value::Array(rows))?);
+        return Ok(0);
+    }
+    if rows.is_empty() {
+        println!(
+            "no sessions in {} yet; try `orchestrate demo`",
+            workspace.root().display()
+        );
+        return Ok(0);
+    }
+    println!("{:<26} {:<12} {:>6}  GOAL", "SESSION", "STATE", "TASKS");
+    for r in rows {
+        let tasks = r["tasks"].as_array().map_or(0, Vec::len);
+        let done = r["tasks"].as_array().map_or(0, |t| {
+            t.iter().filter(|t| t["state"] == "succeeded").count()
+        });
+        let goal = r["goal"].as_str().unwrap_or("");
+        let goal: String = goal.chars().take(60).collect();
+        println!(
+            "{:<26} {:<12} {:>6}  {goal}",
+            r["session"].as_str().unwrap_or(""),
+            r["state"].as_str().unwrap_or(""),
+            format!("{done}/{tasks}")
+        );
+    }
+    Ok(0)
+}
+
+/// Everything `status` knows about one session, as JSON (the text view prints it).
+pub fn one_session(workspace: &Workspace, session: &SessionDir) -> Result<Value> {
+    let info = session.read_info()?;
+    let (history, alive) = lookup::history(session);
+    let store = Store::open(&workspace.db_path())?;
+    let row = store.session(&session.id)?;
+    let recorded_pid = row.as_ref().and_then(|r| r.coordinator_pid);
+    let tasks: Vec<Value> = store
+        .tasks(&session.id)?
+        .into_iter()
+        .map(|t| {
+            json!({"id": t.id, "title": t.title, "agent": t.agent, "role": t.role, "state": t.state,
+                   "retries": t.retries, "branch": t.branch,
+                   "depends_on": serde_json::from_str::<Value>(&t.depends_on).unwrap_or(Value::Null)})
+        })
+        .collect();
+    let workers: Vec<Value> = lookup::worker_names(session)
+        .into_iter()
+        .map(|name| {
+            let (events, _) = read_journal(&session.events_path(&name)).unwrap_or_default();
+            let mut status = WorkerStatus::default();
+            events.iter().for_each(|e| status.observe(e));
+            let (input, output, cost) = usage_of(&events);
+            let first = events.first();
+            json!({"name": name, "task": first.and_then(|e| e.task.as_deref()), "agent": first.map(|e| e.agent.to_string()),
+                   "state": status.state(), "pid": status.pid, "exit_code": status.exit.and_then(|x| x.code),
+                   "signal": status.exit.and_then(|x| x.signal), "retries": status.retries(),
+                   "input_tokens": input, "output_tokens": output, "cost_usd": cost})
+        })
+        .collect();
+    Ok(json!({
+        "session": session.id,
+        "goal": info.prompt,
+        "target": info.target,
+        "created_at": info.created_at,
+        "state": history.state(alive.is_some()),
+        "tier": history.tier,
+        "coordinator": {"pid": alive.or(recorded_pid), "alive": alive.is_some()},
+        "tasks": tasks,
+        "workers": workers,
+    }))
+}
+
+fn print_session(r: &Value) {
+    let s = |v: &Value| {
+        v.as_str().map(str::to_string).unwrap_or_else(|| {
+            if v.is_null() {
+                "-".into()
+            } else {
+                v.to_string()
+            }
+        })
+    };
+    let id = s(&r["session"]);
+    println!("session  {id}");
+    println!("goal     {}", s(&r["goal"]));
+    println!("target   {}", s(&r["target"]));
+    let state = s(&r["state"]);
+    let pid = &r["coordinator"]["pid"];
+    match state.as_str() {
+        "interrupted" => println!(
+            "state    interrupted: the coordinator (pid {}) died before finishing; `orchestrate resume {id}` continues",
+            s(pid)
+        ),
+        _ if r["coordinator"]["alive"] == true => {
+            println!("state    {state} (coordinator pid {})", s(pid))
+        }
+        _ => println!("state    {state}"),
+    }
+    println!("tier     {}", s(&r["tier"]));
+    println!();
+    println!(
+        "{:<16} {:<8} {:<10} {:>7}  BRANCH",
+        "TASK", "AGENT", "STATE", "RETRIES"
+    );
+    for t in r["tasks"].as_array().into_iter().flatten() {
+        println!(
+            "{:<16} {:<8} {:<10} {:>7}  {}",
+            s(&t["id"]),
+            s(&t["agent"]),
+            s(&t["state"]),
+            s(&t["retries"]),
+            s(&t["branch"])
+        );
+    }
+    println!();
+    println!(
+        "{:<22} {:<9} {:>8} {:>5} {:>16} {:>9}",
+        "WORKER", "STATE", "PID", "EXIT", "TOKENS IN/OUT", "COST"
+    );
+    for w in r["workers"].as_array().into_iter().flatten() {
+        let exit = match (&w["exit_code"], &w["signal"]) {
+            (Value::Number(c), _) => c.to_string(),
+            (_, Value::Number(sig)) => format!("sig{sig}"),
+            _ => "-".into(),
+        };
+        let cost = w["cost_usd"]
+            .as_f64()
+            .filter(|c| *c > 0.0)
+            .map_or("-".to_string(), |c| format!("${c:.4}"));
+        let tokens = format!("{}/{}", w["input_tokens"], w["output_tokens"]);
+        println!(
+            "{:<22} {:<9} {:>8} {:>5} {:>16} {:>9}",
+            s(&w["name"]),
+            s(&w["state"]),
+            s(&w["pid"]),
+            exit,
+            tokens,
+            cost
+        );
+    }
+}

@@ -1,0 +1,175 @@
+//! The coordinator's state rebuilt from its journal: which tasks finished and how, how many
+//! attempts each made, and whether the session ended. `resume` starts from this; `status`
+//! shows it. Pure: events in, facts out.
+//!
+//! The journal's vocabulary (the `phase` of the coordinator's events): `planned`,
+//! `task_started`, `task_succeeded`, `task_retry`, `task_failed`, `task_skipped`,
+//! `task_stopped`, `session_finished`.
+
+use std::collections::BTreeMap;
+
+use super::schedule::TaskStatus;
+use crate::event::AgentEvent;
+use crate::timestamp::Timestamp;
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TaskHistory {
+    pub attempts: u32,
+    /// The last thing that happened to the task, as a scheduler state. A task that was running
+    /// when the coordinator died is `Running`.
+    pub status: Option<TaskStatus>,
+    pub worker: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SessionHistory {
+    pub tasks: BTreeMap<String, TaskHistory>,
+    /// `done`, `failed` or `stopped` once the coordinator finished the session.
+    pub finished: Option<String>,
+    pub tier: Option<String>,
+    /// The operator paused the whole session and has not resumed it.
+    pub paused: bool,
+    /// A stop of the whole session was accepted.
+    pub stopping: bool,
+    pub started: bool,
+}
+
+impl SessionHistory {
+    /// The one word every surface shows: running, paused, stopping, done, failed, stopped,
+    /// interrupted (the coordinator died before finishing) or created.
+    pub fn state(&self, coordinator_alive: bool) -> &str {
+        match (&self.finished, coordinator_alive) {
+            (Some(outcome), _) => outcome,
+            (None, true) if self.stopping => "stopping",
+            (None, true) if self.paused => "paused",
+            (None, true) => "running",
+            (None, false) if self.started => "interrupted",
+            (None, false) => "created",
+        }
+    }
+}
+
+pub fn replay(events: &[AgentEvent]) -> SessionHistory {
+    let mut history = SessionHistory::default();
+    for e in events {
+        if let Some(tier) = e.str_field("tier") {
+            history.tier = Some(tier.to_string());
+        }
+        let phase = e.phase().unwrap_or("");
+        if matches!(phase, "session_started" | "resumed" | "planned") {
+            history.started = true;
+        }
+        if phase == "control"
+            && e.task.is_none()
+            && e.str_field("target").is_none()
+            && e.bool_field("took_effect")
+        {
+            match e.str_field("command") {
+                Some("pause") => history.paused = true,
+                Some("resume") => history.paused = false,
+                Some("stop" | "kill") => history.stopping = true,
+                _ => {}
+            }
+        }
+        if phase == "session_finished" {
+            history.finished = e.str_field("outcome").map(str::to_string);
+            continue;
+        }
+        if phase == "resumed" {
+            history.finished = None;
+            history.paused = false;
+            history.stopping = false;
+            continue;
+        }
+        let Some(task) = e.task.as_deref() else {
+            continue;
+        };
+        let entry = history.tasks.entry(task.to_string()).or_default();
+        let status = match phase {
+            "task_started" => {
+                entry.attempts = e
+                    .i64_field("attempt")
+                    .map_or(entry.attempts + 1, |a| a as u32);
+                entry.worker = e.str_field("worker").map(str::to_string);
+                TaskStatus::Running {
+                    attempt: entry.attempts,
+                }
+            }
+            "task_succeeded" => TaskStatus::Succeeded,
+            "task_retry" => TaskStatus::RetryAt {
+                attempt: entry.attempts,
+                at: Timestamp(e.i64_field("retry_at_ms").unwrap_or(0)),
+            },
+            "task_failed" => TaskStatus::Failed {
+                reason: e.str_field("reason").unwrap_or("").to_string(),
+            },
+            "task_skipped" => TaskStatus::Skipped {
+                because: e.str_field("because").unwrap_or("").to_string(),
+            },
+            "task_stopped" => TaskStatus::Stopped,
+            _ => continue,
+        };
+        entry.status = Some(status);
+    }
+    history
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::EventType;
+    use serde_json::{Value, json};
+
+    fn ev(task: Option<&str>, payload: Value) -> AgentEvent {
+        AgentEvent {
+            kind: EventType::Status,
+            agent: "orchestrator".into(),
+            worker: "coordinator".into(),
+            task: task.map(Into::into),
+            seq: 0,
+            timestamp: Timestamp(0),
+            payload: payload.as_object().unwrap().clone(),
+        }
+    }
+
+    #[test]
+    fn rebuilds_task_states_and_attempts() {
+        let events = [
+            ev(
+                None,
+                json!({"phase": "planned", "tier": "tier 1 (gemini + claude + codex)"}),
+            ),
+            ev(
+                Some("a"),
+                json!({"phase": "task_started", "attempt": 1, "worker": "gemini-a"}),
+            ),
+            ev(Some("a"), json!({"phase": "task_retry", "retry_at_ms": 99})),
+            ev(
+                Some("a"),
+                json!({"phase": "task_started", "attempt": 2, "worker": "gemini-a"}),
+            ),
+            ev(Some("a"), json!({"phase": "task_succeeded"})),
+            ev(
+                Some("b"),
+                json!({"phase": "task_started", "attempt": 1, "worker": "claude-b"}),
+            ),
+        ];
+        let h = replay(&events);
+        assert_eq!(h.tasks["a"].attempts, 2);
+        assert_eq!(h.tasks["a"].status, Some(TaskStatus::Succeeded));
+        assert_eq!(
+            h.tasks["b"].status,
+            Some(TaskStatus::Running { attempt: 1 }),
+            "running when the coordinator died"
+        );
+        assert_eq!(h.tasks["b"].worker.as_deref(), Some("claude-b"));
+        assert_eq!(h.finished, None);
+        assert_eq!(h.tier.as_deref(), Some("tier 1 (gemini + claude + codex)"));
+        let mut done = events.to_vec();
+        done.push(ev(
+            None,
+            json!({"phase": "session_finished", "outcome": "done"}),
+        ));
+        assert_eq!(replay(&done).finished.as_deref(), Some("done"));
+    }
+}
