@@ -724,7 +724,11 @@ impl Coordinator {
             return;
         }
         r.status.observe(&event);
-        if event.kind == EventType::Error && event.bool_field("fatal") {
+        // The agent's own fatal error is the reason; the exit event only says how it ended.
+        if event.kind == EventType::Error
+            && event.bool_field("fatal")
+            && event.phase() != Some("exited")
+        {
             r.last_error = Some(event.text().to_string());
         }
         if event.phase() != Some("exited") {
@@ -733,6 +737,11 @@ impl Coordinator {
         let Some(r) = running.remove(&task_id) else {
             return;
         };
+        // Whatever the worker left in its process group (a child that ignored TERM) goes too.
+        let pgid = r.worker.pid();
+        if crate::worker::process::group_alive(pgid) {
+            let _ = crate::worker::process::signal_group(pgid, libc::SIGKILL);
+        }
         self.save_worker(&task_id, &r, &event);
         let state = r.status.state();
         if r.ended_by == Some(EndedBy::Operator) || (self.stopping && !r.status.reported_success())

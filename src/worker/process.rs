@@ -25,13 +25,17 @@ pub fn signal_group(pgid: i32, signal: i32) -> io::Result<()> {
     }
 }
 
-/// True while any process (zombies included) is left in the group.
+/// True while a live process is left in the group. Zombies do not count: an orphan's zombie
+/// waits for init to reap it, and some container inits never do.
 pub fn group_alive(pgid: i32) -> bool {
-    match signal_group(pgid, 0) {
+    let signalable = match signal_group(pgid, 0) {
         Ok(()) => true,
         // EPERM: something is there that we may not signal; it is still alive.
         Err(e) => e.raw_os_error() == Some(libc::EPERM),
-    }
+    };
+    signalable
+        && (!std::path::Path::new("/proc/self/stat").exists()
+            || group_members(pgid).iter().any(|p| p.state != 'Z'))
 }
 
 /// SIGTERM to the group, a grace period, then SIGKILL to whatever is left. A stopped (paused)
