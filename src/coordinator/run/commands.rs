@@ -1,0 +1,181 @@
+//! Control commands from the socket: pause, resume, stop, kill, input, review and status,
+//! for one worker or the whole session. Every reply says whether the command took effect,
+//! and every command is journaled.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::tasks::stop_in_background;
+use super::{Coordinator, EndedBy, RunningTask};
+use crate::agents::Draft;
+use crate::coordinator::control::{ControlCommand, ControlReply, ControlRequest};
+use crate::coordinator::schedule::Scheduler;
+use crate::event::EventType;
+use crate::worker::Worker;
+
+impl Coordinator {
+    pub(super) fn on_control(
+        &mut self,
+        request: &ControlRequest,
+        sched: &mut Scheduler,
+        running: &mut BTreeMap<String, RunningTask>,
+    ) -> ControlReply {
+        let targets: Vec<(String, Arc<Worker>)> = match &request.worker {
+            None => running
+                .values()
+                .map(|r| (r.name.clone(), Arc::clone(&r.worker)))
+                .collect(),
+            Some(name) => match running.values().find(|r| &r.name == name) {
+                Some(r) => vec![(r.name.clone(), Arc::clone(&r.worker))],
+                None => {
+                    let names: Vec<&str> = running.values().map(|r| r.name.as_str()).collect();
+                    let reply = ControlReply::refused(format!(
+                        "no running worker named {name:?} (running: {})",
+                        if names.is_empty() {
+                            "none".into()
+                        } else {
+                            names.join(", ")
+                        }
+                    ));
+                    self.journal_control(request, false, &reply.message);
+                    return reply;
+                }
+            },
+        };
+        let names = || {
+            targets
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let reply = match request.cmd {
+            ControlCommand::Pause => {
+                if request.worker.is_none() {
+                    self.paused = true;
+                }
+                let failed: Vec<String> = targets
+                    .iter()
+                    .filter_map(|(n, w)| w.pause().err().map(|e| format!("{n}: {e}")))
+                    .collect();
+                if failed.is_empty() {
+                    let scope = if request.worker.is_none() {
+                        "session paused; no new task starts"
+                    } else {
+                        "paused"
+                    };
+                    ControlReply::done(format!(
+                        "{scope} ({} worker(s) stopped: {})",
+                        targets.len(),
+                        names()
+                    ))
+                } else {
+                    ControlReply::refused(format!("could not pause {}", failed.join("; ")))
+                }
+            }
+            ControlCommand::Resume => {
+                if request.worker.is_none() {
+                    self.paused = false;
+                }
+                let failed: Vec<String> = targets
+                    .iter()
+                    .filter_map(|(n, w)| w.resume().err().map(|e| format!("{n}: {e}")))
+                    .collect();
+                if failed.is_empty() {
+                    ControlReply::done(format!("resumed {} worker(s): {}", targets.len(), names()))
+                } else {
+                    ControlReply::refused(format!("could not resume {}", failed.join("; ")))
+                }
+            }
+            ControlCommand::Stop | ControlCommand::Kill => {
+                let kill = request.cmd == ControlCommand::Kill;
+                match &request.worker {
+                    None => {
+                        let n = running.len();
+                        self.stop_session(sched, running, kill);
+                        ControlReply::done(format!(
+                            "stopping the session ({n} worker(s) {})",
+                            if kill {
+                                "killed"
+                            } else {
+                                "get SIGTERM, then SIGKILL after the grace period"
+                            }
+                        ))
+                    }
+                    Some(name) => {
+                        for r in running.values_mut().filter(|r| &r.name == name) {
+                            r.ended_by = Some(EndedBy::Operator);
+                            stop_in_background(&r.worker, kill);
+                        }
+                        ControlReply::done(format!(
+                            "{} {name}",
+                            if kill { "killing" } else { "stopping" }
+                        ))
+                    }
+                }
+            }
+            ControlCommand::Input => match (&request.worker, &request.data) {
+                (Some(_), Some(data)) => match targets[0].1.write_input(data.as_bytes()) {
+                    Ok(()) => {
+                        ControlReply::done(format!("{} byte(s) sent to {}", data.len(), names()))
+                    }
+                    Err(e) => ControlReply::refused(format!("cannot write to {}: {e}", names())),
+                },
+                _ => ControlReply::refused("input needs a worker and data"),
+            },
+            ControlCommand::Review => ControlReply::refused(
+                "reviews are not available yet: the review engine is still to be built",
+            ),
+            ControlCommand::Status => {
+                let tasks: Vec<String> = sched
+                    .statuses()
+                    .map(|(id, s)| format!("{id}={s}"))
+                    .collect();
+                ControlReply::done(format!(
+                    "{}{}: {}",
+                    if self.paused { "paused" } else { "running" },
+                    if self.stopping { " (stopping)" } else { "" },
+                    tasks.join(" ")
+                ))
+            }
+        };
+        if request.cmd != ControlCommand::Status {
+            self.journal_control(request, reply.ok, &reply.message);
+        }
+        reply
+    }
+
+    pub(super) fn stop_session(
+        &mut self,
+        sched: &mut Scheduler,
+        running: &mut BTreeMap<String, RunningTask>,
+        kill: bool,
+    ) {
+        self.stopping = true;
+        sched.stop();
+        for r in running.values_mut() {
+            r.ended_by = Some(EndedBy::Operator);
+            stop_in_background(&r.worker, kill);
+        }
+    }
+
+    pub(super) fn journal_control(
+        &mut self,
+        request: &ControlRequest,
+        took_effect: bool,
+        message: &str,
+    ) {
+        let what = match &request.worker {
+            Some(w) => format!("{} {w}", request.cmd.name()),
+            None => format!("{} session", request.cmd.name()),
+        };
+        self.record(
+            None,
+            Draft::new(EventType::Control, format!("{what}: {message}"))
+                .with("phase", "control")
+                .with("command", request.cmd.name())
+                .with_some("target", request.worker.clone())
+                .with("took_effect", took_effect),
+        );
+    }
+}

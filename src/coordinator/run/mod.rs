@@ -1,0 +1,426 @@
+//! The coordinator's life: take the session's lock, serve the control socket, plan (or load
+//! the plan), run the tasks as workers under the scheduler, react to their events and to
+//! control commands, and journal all of it. One thread decides; workers, the control socket
+//! and signals only send it messages.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+
+use super::control::{self, ControlReply, ControlRequest};
+use super::journal::CoordinatorJournal;
+use super::lock::CoordinatorLock;
+use super::plan::{Plan, PlannedTask};
+use super::replay::replay;
+use super::runs;
+use super::schedule::{Limits, Scheduler, SessionOutcome, TaskStatus};
+use super::tiers::Availability;
+use crate::agents::Draft;
+use crate::config::Config;
+use crate::event::{AgentEvent, EventType, read_journal, repair_torn_tail};
+use crate::session::{SessionDir, SessionInfo, Store, Workspace};
+use crate::timestamp::Timestamp;
+use crate::worker::{Worker, WorkerStatus};
+
+mod commands;
+mod planning;
+mod records;
+mod tasks;
+
+pub use records::{last_agent_session, usage_of};
+use tasks::stop_in_background;
+pub use tasks::worker_name;
+
+/// What `run` decided, stored in `session.json` so the coordinator (and a resume) read it back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSettings {
+    /// Every agent runs as `orchestrate sim <cli>`.
+    pub simulate: bool,
+    pub config: Config,
+    /// The plan given with `--plan`, if any.
+    pub plan: Option<Vec<PlannedTask>>,
+}
+
+/// How long the planner may think.
+const PLANNER_TIMEOUT: Duration = Duration::from_secs(600);
+/// The loop's longest sleep: it also polls the termination flag and task timeouts.
+const TICK: Duration = Duration::from_millis(250);
+
+static TERMINATE: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_terminate(_: libc::c_int) {
+    TERMINATE.store(true, Ordering::SeqCst);
+}
+
+/// A detached coordinator must outlive the terminal: hang-ups are ignored; TERM and INT
+/// stop the session cleanly.
+fn install_signal_handlers() {
+    let handler: extern "C" fn(libc::c_int) = on_terminate;
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+        libc::signal(libc::SIGTERM, handler as libc::sighandler_t);
+        libc::signal(libc::SIGINT, handler as libc::sighandler_t);
+    }
+}
+
+enum Inbox {
+    Event(AgentEvent),
+    Control(ControlRequest, Sender<ControlReply>),
+}
+
+struct RunningTask {
+    worker: Arc<Worker>,
+    name: String,
+    status: WorkerStatus,
+    started: Timestamp,
+    /// Why the operator or a timeout ended it, if they did.
+    ended_by: Option<EndedBy>,
+    last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum EndedBy {
+    Operator,
+    Timeout,
+}
+
+pub struct Coordinator {
+    session: SessionDir,
+    info: SessionInfo,
+    settings: RunSettings,
+    store: Store,
+    journal: CoordinatorJournal,
+    inbox: Receiver<Inbox>,
+    inbox_tx: Sender<Inbox>,
+    available: Availability,
+    exe: PathBuf,
+    target_is_git: bool,
+    paused: bool,
+    stopping: bool,
+    _lock: CoordinatorLock,
+}
+
+/// Runs the coordinator of `session_id` to the end; `resume` continues an interrupted session.
+pub fn run_coordinator(
+    workspace: &Workspace,
+    session_id: &str,
+    resume: bool,
+) -> Result<SessionOutcome> {
+    let session = workspace.open_session(session_id)?;
+    let lock = CoordinatorLock::acquire(&session.lock_path())?;
+    install_signal_handlers();
+    let info = session.read_info()?;
+    let settings: RunSettings = serde_json::from_value(info.config.clone())
+        .with_context(|| format!("{}: no run settings", session.info_path().display()))?;
+    let store = Store::open(&workspace.db_path())?;
+    let mut repaired = Vec::new();
+    if resume {
+        for path in journal_files(&session) {
+            let dropped = repair_torn_tail(&path)
+                .with_context(|| format!("cannot repair {}", path.display()))?;
+            if dropped > 0 {
+                repaired.push((path, dropped));
+            }
+        }
+    }
+    let journal = CoordinatorJournal::open(&session.orchestrator_journal())
+        .with_context(|| format!("cannot open {}", session.orchestrator_journal().display()))?;
+    let (inbox_tx, inbox) = mpsc::channel();
+    let control_tx = inbox_tx.clone();
+    control::serve(&session.control_socket(), move |(request, reply)| {
+        let _ = control_tx.send(Inbox::Control(request, reply));
+    })
+    .with_context(|| format!("cannot serve {}", session.control_socket().display()))?;
+    let exe = std::env::current_exe().context("cannot find the orchestrate executable")?;
+    let available = Availability::detect(&settings.config, settings.simulate, &info.target, None);
+    let target_is_git = runs::is_git_repo(&info.target);
+    let mut c = Coordinator {
+        session,
+        info,
+        settings,
+        store,
+        journal,
+        inbox,
+        inbox_tx,
+        available,
+        exe,
+        target_is_git,
+        paused: false,
+        stopping: false,
+        _lock: lock,
+    };
+    c.store.set_session_state(
+        &c.session.id,
+        "running",
+        Some(i64::from(std::process::id())),
+        Timestamp::now(),
+    )?;
+    for (path, dropped) in repaired {
+        c.record(
+            None,
+            Draft::new(
+                EventType::Recovery,
+                format!(
+                    "repaired a torn last line in {} ({dropped} bytes dropped)",
+                    path.display()
+                ),
+            )
+            .with("phase", "torn_line_repaired")
+            .with("file", path.display().to_string())
+            .with("bytes", dropped),
+        );
+    }
+    let outcome = c.run(resume);
+    let state = match &outcome {
+        Ok(o) => o.name().to_string(),
+        Err(e) => {
+            c.record(
+                None,
+                Draft::new(EventType::Error, format!("coordinator failed: {e:#}"))
+                    .with("phase", "coordinator_failed")
+                    .with("fatal", true),
+            );
+            "failed".to_string()
+        }
+    };
+    let _ = c
+        .store
+        .set_session_state(&c.session.id, &state, None, Timestamp::now());
+    let _ = std::fs::remove_file(c.session.control_socket());
+    outcome
+}
+
+fn journal_files(session: &SessionDir) -> Vec<PathBuf> {
+    let mut files = vec![session.orchestrator_journal()];
+    if let Ok(entries) = std::fs::read_dir(session.events_dir()) {
+        files.extend(
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "jsonl")),
+        );
+    }
+    files.into_iter().filter(|p| p.is_file()).collect()
+}
+
+impl Coordinator {
+    fn run(&mut self, resume: bool) -> Result<SessionOutcome> {
+        let tier = self.available.tier();
+        if tier.level == 0 {
+            bail!(
+                "no agent CLI is installed (looked for {}); install claude, codex or gemini, or use --simulate",
+                self.available.profile_names().join(", ")
+            );
+        }
+        let history = if resume {
+            let (events, _) =
+                read_journal(&self.session.orchestrator_journal()).unwrap_or_default();
+            let history = replay(&events);
+            if let Some(outcome) = history.finished.as_deref().filter(|o| *o == "done") {
+                bail!(
+                    "session {} already finished ({outcome}); nothing to resume",
+                    self.session.id
+                );
+            }
+            self.record(
+                None,
+                Draft::new(
+                    EventType::Status,
+                    format!("coordinator resumed (pid {})", std::process::id()),
+                )
+                .with("phase", "resumed")
+                .with("pid", std::process::id())
+                .with("tier", tier.to_string()),
+            );
+            Some(history)
+        } else {
+            self.record(
+                None,
+                Draft::new(
+                    EventType::Status,
+                    format!("session started: {}", self.info.prompt),
+                )
+                .with("phase", "session_started")
+                .with("pid", std::process::id())
+                .with("tier", tier.to_string())
+                .with("agents", self.available.present())
+                .with("simulate", self.settings.simulate),
+            );
+            None
+        };
+        let Some(plan) = self.plan()? else {
+            return Ok(self.finish(SessionOutcome::Stopped));
+        };
+        let limits = Limits {
+            parallelism: self.settings.config.parallelism,
+            retries: self.settings.config.retries,
+            backoff_ms: self.settings.config.retry_backoff_ms,
+        };
+        let mut sched = Scheduler::new(&plan, limits);
+        if let Some(history) = &history {
+            self.kill_leftovers(history);
+            for (id, h) in &history.tasks {
+                // Unfinished work (running, waiting to retry, stopped) runs again; what
+                // succeeded or failed for good stays so.
+                let status = match &h.status {
+                    Some(s @ (TaskStatus::Succeeded | TaskStatus::Failed { .. })) => s.clone(),
+                    Some(TaskStatus::Skipped { because })
+                        if matches!(
+                            history.tasks.get(because).and_then(|d| d.status.as_ref()),
+                            Some(TaskStatus::Failed { .. })
+                        ) =>
+                    {
+                        TaskStatus::Skipped {
+                            because: because.clone(),
+                        }
+                    }
+                    _ => TaskStatus::Pending,
+                };
+                sched.restore(id, status, h.attempts);
+            }
+        }
+        for task in &plan.tasks {
+            self.save_task(&sched, task.id.as_str(), &plan);
+        }
+        self.run_tasks(&plan, &mut sched, history.is_some())
+    }
+
+    fn run_tasks(
+        &mut self,
+        plan: &Plan,
+        sched: &mut Scheduler,
+        resumed: bool,
+    ) -> Result<SessionOutcome> {
+        let mut running: BTreeMap<String, RunningTask> = BTreeMap::new();
+        let timeout_ms = (self.settings.config.task_timeout_secs * 1000) as i64;
+        loop {
+            let now = Timestamp::now();
+            if TERMINATE.swap(false, Ordering::SeqCst) && !self.stopping {
+                self.record(
+                    None,
+                    Draft::new(
+                        EventType::Control,
+                        "coordinator asked to terminate: stopping the session",
+                    )
+                    .with("phase", "control")
+                    .with("command", "stop"),
+                );
+                self.stop_session(sched, &mut running, false);
+            }
+            if !self.paused && !self.stopping {
+                for id in sched.startable(now) {
+                    let task = plan
+                        .tasks
+                        .iter()
+                        .find(|t| t.id == id)
+                        .expect("the scheduler only knows plan tasks");
+                    self.start_task(plan, task, sched, &mut running, resumed);
+                }
+            }
+            if sched.is_finished() && running.is_empty() {
+                break;
+            }
+            for (id, r) in running.iter_mut() {
+                if r.ended_by.is_none() && now.millis() - r.started.millis() > timeout_ms {
+                    r.ended_by = Some(EndedBy::Timeout);
+                    self.record(
+                        Some(id),
+                        Draft::new(
+                            EventType::Status,
+                            format!(
+                                "task {id} timed out after {}s; stopping {}",
+                                timeout_ms / 1000,
+                                r.name
+                            ),
+                        )
+                        .with("phase", "task_timeout"),
+                    );
+                    stop_in_background(&r.worker, false);
+                }
+            }
+            let wait = sched
+                .next_retry()
+                .map(|at| {
+                    Duration::from_millis(
+                        (at.millis() - now.millis()).clamp(1, TICK.as_millis() as i64) as u64,
+                    )
+                })
+                .unwrap_or(TICK);
+            match self.inbox.recv_timeout(wait) {
+                Ok(Inbox::Event(event)) => self.on_worker_event(event, plan, sched, &mut running),
+                Ok(Inbox::Control(request, reply)) => {
+                    let answer = self.on_control(&request, sched, &mut running);
+                    let _ = reply.send(answer);
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        Ok(self.finish(sched.outcome()))
+    }
+
+    /// On resume: a worker the dead coordinator left behind (its journal never says it
+    /// exited, and its process group is still there) is killed before its task runs again.
+    fn kill_leftovers(&mut self, history: &super::replay::SessionHistory) {
+        for h in history.tasks.values() {
+            let Some(name) = &h.worker else { continue };
+            let Ok((events, _)) = read_journal(&self.session.events_path(name)) else {
+                continue;
+            };
+            let mut status = WorkerStatus::default();
+            events.iter().for_each(|e| status.observe(e));
+            let (Some(pid), None) = (status.pid, status.exit) else {
+                continue;
+            };
+            let pid = pid as i32;
+            if crate::worker::process::proc_info(pid).is_some_and(|p| p.group == pid)
+                && crate::worker::process::group_alive(pid)
+            {
+                let _ = crate::worker::process::signal_group(pid, libc::SIGKILL);
+                self.record(
+                    None,
+                    Draft::new(
+                        EventType::Recovery,
+                        format!(
+                            "killed {name} (pid {pid}), left running by the previous coordinator"
+                        ),
+                    )
+                    .with("phase", "leftover_killed")
+                    .with("worker", name.clone())
+                    .with("pid", pid),
+                );
+            }
+        }
+    }
+
+    fn finish(&mut self, outcome: SessionOutcome) -> SessionOutcome {
+        let kind = if outcome == SessionOutcome::Done {
+            EventType::Status
+        } else {
+            EventType::Error
+        };
+        self.record(
+            None,
+            Draft::new(kind, format!("session {}", outcome.name()))
+                .with("phase", "session_finished")
+                .with("outcome", outcome.name()),
+        );
+        outcome
+    }
+
+    fn record(&mut self, task: Option<&str>, draft: Draft) {
+        if let Err(e) = self.journal.record(task, draft) {
+            eprintln!(
+                "{}: cannot write the coordinator journal: {e}",
+                Timestamp::now()
+            );
+        }
+    }
+}

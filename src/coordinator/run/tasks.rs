@@ -1,0 +1,375 @@
+//! One attempt of a task: preparing its run directory, launching its agent as a worker, and
+//! what its end means for the scheduler (success, a retry, or failure that skips dependents).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use super::records::last_agent_session;
+use super::{Coordinator, EndedBy, Inbox, RunningTask};
+use crate::agents::{AgentKind, Autonomy, Draft, LaunchSpec};
+use crate::coordinator::plan::{self, Plan};
+use crate::coordinator::runs::{self, Base};
+use crate::coordinator::schedule::{AttemptOutcome, Scheduler};
+use crate::event::{AgentEvent, EventType, read_journal};
+use crate::session::store::WorkerRow;
+use crate::timestamp::Timestamp;
+use crate::worker::{Worker, WorkerSpec, WorkerStatus};
+
+impl Coordinator {
+    pub(super) fn start_task(
+        &mut self,
+        plan: &Plan,
+        task: &plan::Task,
+        sched: &mut Scheduler,
+        running: &mut BTreeMap<String, RunningTask>,
+        resumed: bool,
+    ) {
+        let branch = runs::branch_name(&self.session.id, &task.id);
+        let run_dir = self.session.run_dir(&task.id);
+        let base = match task.depends_on.first() {
+            Some(dep) => Base::Task {
+                branch: runs::branch_name(&self.session.id, dep),
+                dir: self.session.run_dir(dep),
+            },
+            None => Base::Target,
+        };
+        let attempt = sched.start(&task.id);
+        let name = worker_name(task);
+        // Continue the agent's own conversation when resuming a task that had started.
+        let agent_session = if resumed {
+            last_agent_session(&self.session.events_path(&name))
+        } else {
+            None
+        };
+        let started = runs::prepare(&self.info.target, &run_dir, &branch, &base, self.settings.config.copy_limit_mb)
+            .map_err(anyhow::Error::from)
+            .and_then(|()| {
+                let prompt = format!(
+                    "{}\n\n(You are task \"{}\" of a session with the goal: {}. Work in the current directory.)",
+                    task.prompt, task.title, self.info.prompt
+                );
+                self.spawn_worker(&name, Some(&task.id), &task.agent, &prompt, &run_dir, Vec::new(), self.profile_autonomy(&task.agent), agent_session.clone())
+            });
+        match started {
+            Ok(worker) => {
+                self.record(
+                    Some(&task.id),
+                    Draft::new(
+                        EventType::Status,
+                        format!("task {} started: {} (attempt {attempt})", task.id, name),
+                    )
+                    .with("phase", "task_started")
+                    .with("attempt", attempt)
+                    .with("worker", name.clone())
+                    .with("agent", task.agent.clone())
+                    .with("pid", worker.pid())
+                    .with(
+                        "branch",
+                        if self.target_is_git {
+                            branch.clone()
+                        } else {
+                            String::new()
+                        },
+                    )
+                    .with_some("resumed_conversation", agent_session),
+                );
+                running.insert(
+                    task.id.clone(),
+                    RunningTask {
+                        worker: Arc::new(worker),
+                        name,
+                        status: WorkerStatus::default(),
+                        started: Timestamp::now(),
+                        ended_by: None,
+                        last_error: None,
+                    },
+                );
+                self.save_task(sched, &task.id, plan);
+            }
+            Err(e) => {
+                let reason = format!("{e:#}");
+                self.record(
+                    Some(&task.id),
+                    Draft::new(
+                        EventType::Error,
+                        format!("task {} could not start: {reason}", task.id),
+                    )
+                    .with("phase", "task_start_failed")
+                    .with("message", reason.clone()),
+                );
+                let outcome = sched.finish(&task.id, false, &reason, Timestamp::now());
+                self.after_attempt(&task.id, outcome, &reason, plan, sched);
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn spawn_worker(
+        &mut self,
+        name: &str,
+        task: Option<&str>,
+        agent: &str,
+        prompt: &str,
+        workdir: &std::path::Path,
+        extra_dirs: Vec<PathBuf>,
+        autonomy: Autonomy,
+        resume: Option<String>,
+    ) -> Result<Worker> {
+        let profile = self
+            .settings
+            .config
+            .profile(agent)
+            .with_context(|| format!("no profile for agent {agent}"))?
+            .clone();
+        let program = if self.settings.simulate && profile.kind != AgentKind::Events {
+            vec![
+                self.exe.display().to_string(),
+                "sim".into(),
+                profile.kind.name().into(),
+            ]
+        } else {
+            profile.command.clone()
+        };
+        let spec = LaunchSpec {
+            program,
+            prompt: prompt.to_string(),
+            workdir: workdir.to_path_buf(),
+            extra_dirs,
+            model: profile.model.clone(),
+            autonomy,
+            mcp: None,
+            resume,
+            extra_args: profile.args.clone(),
+            state_dir: self.session.path.join("state").join(name),
+        };
+        let mut launch = profile.kind.launch(&spec);
+        launch
+            .env
+            .extend(profile.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        if self.settings.simulate {
+            launch.env.push((
+                "ORCHESTRATE_SIM_SPEED".into(),
+                self.settings.config.sim_speed.to_string(),
+            ));
+            // The simulated Claude, like the real one, refuses bypass mode as root without it.
+            launch.env.push(("IS_SANDBOX".into(), "1".into()));
+        }
+        let events_path = self.session.events_path(name);
+        let first_seq = read_journal(&events_path)
+            .ok()
+            .and_then(|(events, _)| events.last().map(|e| e.seq + 1))
+            .unwrap_or(0);
+        let tx = self.inbox_tx.clone();
+        let spec = WorkerSpec {
+            name: name.to_string(),
+            agent: profile.kind,
+            task: task.map(str::to_string),
+            launch,
+            events_path,
+            raw_path: self.session.raw_path(name),
+            rows: 40,
+            cols: 120,
+            first_seq,
+            stop_grace: Duration::from_secs(self.settings.config.stop_grace_secs),
+        };
+        let worker = Worker::spawn(
+            spec,
+            Some(Box::new(move |e| {
+                let _ = tx.send(Inbox::Event(e));
+            })),
+        )?;
+        let _ = self.store.upsert_worker(
+            &self.session.id,
+            &WorkerRow {
+                name: name.into(),
+                task: task.map(str::to_string),
+                agent: agent.into(),
+                pid: Some(i64::from(worker.pid())),
+                state: "running".into(),
+                ..WorkerRow::default()
+            },
+            Timestamp::now(),
+        );
+        Ok(worker)
+    }
+
+    pub(super) fn profile_autonomy(&self, agent: &str) -> Autonomy {
+        self.settings
+            .config
+            .profile(agent)
+            .map_or(Autonomy::Full, |p| p.autonomy)
+    }
+
+    pub(super) fn on_worker_event(
+        &mut self,
+        event: AgentEvent,
+        plan: &Plan,
+        sched: &mut Scheduler,
+        running: &mut BTreeMap<String, RunningTask>,
+    ) {
+        let Some(task_id) = event.task.as_deref().map(str::to_string) else {
+            return;
+        };
+        let Some(r) = running.get_mut(&task_id) else {
+            return;
+        };
+        if *r.name != *event.worker {
+            return;
+        }
+        r.status.observe(&event);
+        // The agent's own fatal error is the reason; the exit event only says how it ended.
+        if event.kind == EventType::Error
+            && event.bool_field("fatal")
+            && event.phase() != Some("exited")
+        {
+            r.last_error = Some(event.text().to_string());
+        }
+        if event.phase() != Some("exited") {
+            return;
+        }
+        let Some(r) = running.remove(&task_id) else {
+            return;
+        };
+        // Whatever the worker left in its process group (a child that ignored TERM) goes too.
+        let pgid = r.worker.pid();
+        if crate::worker::process::group_alive(pgid) {
+            let _ = crate::worker::process::signal_group(pgid, libc::SIGKILL);
+        }
+        self.save_worker(&task_id, &r, &event);
+        let state = r.status.state();
+        if r.ended_by == Some(EndedBy::Operator) || (self.stopping && !r.status.reported_success())
+        {
+            self.record(
+                Some(&task_id),
+                Draft::new(EventType::Status, format!("task {task_id} stopped"))
+                    .with("phase", "task_stopped")
+                    .with("worker", r.name.clone()),
+            );
+            for skipped in sched.finish_stopped(&task_id) {
+                self.record(
+                    Some(&skipped),
+                    Draft::new(
+                        EventType::Status,
+                        format!("task {skipped} skipped: {task_id} was stopped"),
+                    )
+                    .with("phase", "task_skipped")
+                    .with("because", task_id.clone()),
+                );
+            }
+            self.save_all(sched, plan);
+            return;
+        }
+        let succeeded = state == crate::worker::WorkerState::Done
+            && r.status.reported_success()
+            && r.ended_by.is_none();
+        let reason = if succeeded {
+            String::new()
+        } else if r.ended_by == Some(EndedBy::Timeout) {
+            format!(
+                "timed out after {}s",
+                self.settings.config.task_timeout_secs
+            )
+        } else {
+            r.last_error
+                .clone()
+                .unwrap_or_else(|| format!("{} ({})", event.text(), state))
+        };
+        if succeeded
+            && let Ok(Some(commit)) = runs::commit_work(
+                &self.session.run_dir(&task_id),
+                &format!("orchestrate: {task_id}"),
+            )
+        {
+            self.record(
+                Some(&task_id),
+                Draft::new(
+                    EventType::Status,
+                    format!(
+                        "task {task_id}: work committed ({})",
+                        &commit[..commit.len().min(10)]
+                    ),
+                )
+                .with("phase", "task_committed")
+                .with("commit", commit),
+            );
+        }
+        let outcome = sched.finish(&task_id, succeeded, &reason, Timestamp::now());
+        self.after_attempt(&task_id, outcome, &reason, plan, sched);
+    }
+
+    pub(super) fn after_attempt(
+        &mut self,
+        task_id: &str,
+        outcome: AttemptOutcome,
+        reason: &str,
+        plan: &Plan,
+        sched: &Scheduler,
+    ) {
+        match outcome {
+            AttemptOutcome::Succeeded => {
+                self.record(
+                    Some(task_id),
+                    Draft::new(EventType::Status, format!("task {task_id} succeeded"))
+                        .with("phase", "task_succeeded"),
+                );
+            }
+            AttemptOutcome::Retry { attempt, at } => {
+                let delay = (at.millis() - Timestamp::now().millis()).max(0);
+                self.record(
+                    Some(task_id),
+                    Draft::new(
+                        EventType::Status,
+                        format!(
+                            "task {task_id} failed ({reason}); attempt {attempt} in {:.1}s",
+                            delay as f64 / 1000.0
+                        ),
+                    )
+                    .with("phase", "task_retry")
+                    .with("reason", reason)
+                    .with("next_attempt", attempt)
+                    .with("retry_at_ms", at.millis()),
+                );
+            }
+            AttemptOutcome::Failed { skipped } => {
+                self.record(
+                    Some(task_id),
+                    Draft::new(EventType::Error, format!("task {task_id} failed: {reason}"))
+                        .with("phase", "task_failed")
+                        .with("reason", reason)
+                        .with("fatal", true),
+                );
+                for s in skipped {
+                    self.record(
+                        Some(&s),
+                        Draft::new(
+                            EventType::Status,
+                            format!("task {s} skipped: {task_id} failed"),
+                        )
+                        .with("phase", "task_skipped")
+                        .with("because", task_id),
+                    );
+                }
+            }
+        }
+        self.save_all(sched, plan);
+    }
+}
+
+pub fn worker_name(task: &plan::Task) -> String {
+    format!("{}-{}", task.agent, task.id)
+}
+
+pub(super) fn stop_in_background(worker: &Arc<Worker>, kill: bool) {
+    let worker = Arc::clone(worker);
+    std::thread::spawn(move || {
+        if kill {
+            worker.kill();
+        } else {
+            worker.stop();
+        }
+    });
+}
