@@ -96,6 +96,13 @@ enum Command {
         #[arg(long)]
         raw: bool,
     },
+    /// Connect this terminal to a worker's terminal: see its output, type to it. Ctrl-]
+    /// detaches and leaves the worker running.
+    Attach {
+        /// A session id, or `latest`.
+        session: String,
+        worker: String,
+    },
     /// Send pause, resume, stop or review to a running session (or one of its workers).
     Control {
         /// A session id, or `latest`.
@@ -232,6 +239,7 @@ fn main() -> ExitCode {
             follow,
             raw,
         } => cli::logs::logs(&workspace, &session, &worker, follow, raw),
+        Command::Attach { session, worker } => cli::attach::attach(&workspace, &session, &worker),
         Command::Control {
             session,
             action,

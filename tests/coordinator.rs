@@ -476,6 +476,27 @@ fn a_killed_coordinator_is_interrupted_and_resume_completes_without_losing_event
         1,
         "a finished before the kill and did not run again"
     );
+    // b was running at the kill: it is relaunched continuing gemini's own conversation.
+    let b_starts: Vec<_> = journal(&dir.join("orchestrator.jsonl"))
+        .into_iter()
+        .filter(|e| e.phase() == Some("task_started") && e.task.as_deref() == Some("b"))
+        .collect();
+    assert_eq!(b_starts.len(), 2);
+    let conversation = b_starts[1]
+        .str_field("resumed_conversation")
+        .expect("the relaunch continues the conversation")
+        .to_string();
+    let inits: Vec<String> = journal(&dir.join("events/gemini-b.jsonl"))
+        .iter()
+        .filter(|e| e.phase() == Some("init"))
+        .filter_map(|e| e.str_field("session_id").map(String::from))
+        .collect();
+    assert_eq!(inits.first(), Some(&conversation));
+    assert_eq!(
+        inits.last(),
+        Some(&conversation),
+        "gemini --resume <id> continued the same session"
+    );
 }
 
 #[test]
@@ -519,4 +540,300 @@ fn without_simulate_and_without_any_agent_cli_run_says_what_to_do() {
         text(&out)
     );
     assert!(text(&out).contains("--simulate"));
+}
+
+#[test]
+fn attach_shows_the_worker_forwards_keys_and_detaches_with_ctrl_bracket() {
+    use orchestrate::agents::{AgentKind, Launch};
+    use orchestrate::worker::{Worker, WorkerSpec};
+
+    let env = Env::new();
+    // A custom agent profile from the project's orchestrate.toml: it answers each line.
+    let project = env.workspace.with_file_name("project");
+    std::fs::create_dir_all(&project).unwrap();
+    let script = r#"while read line; do echo "{\"type\":\"progress\",\"payload\":{\"text\":\"got $line\"}}"; done"#;
+    std::fs::write(
+        project.join("orchestrate.toml"),
+        format!("[agents.echo]\nkind = \"events\"\ncommand = [\"sh\", \"-c\", {script:?}]\n"),
+    )
+    .unwrap();
+    let plan = env.plan("[[tasks]]\nid = \"t\"\nagent = \"echo\"\nprompt = \"p\"\n");
+    let out = env
+        .cmd(&[
+            "run",
+            "--simulate",
+            "--target",
+            env.target.to_str().unwrap(),
+            "--plan",
+            plan.to_str().unwrap(),
+            "talk",
+        ])
+        .current_dir(&project)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let id = session_id(&out);
+    wait_for("the echo worker", LIMIT, || {
+        env.status(&id)["workers"]
+            .as_array()
+            .is_some_and(|w| w.iter().any(|w| w["name"] == "echo-t"))
+    });
+
+    // `orchestrate attach` in a real terminal of its own.
+    let scratch = tempfile::tempdir().unwrap();
+    let exe = binary();
+    let argv = [
+        exe.to_str().unwrap(),
+        "--workspace",
+        env.workspace.to_str().unwrap(),
+        "attach",
+        &id,
+        "echo-t",
+    ];
+    let spec = WorkerSpec {
+        name: "attach".into(),
+        agent: AgentKind::Events,
+        task: None,
+        launch: Launch {
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+            cwd: scratch.path().into(),
+            ..Launch::default()
+        },
+        events_path: scratch.path().join("attach.jsonl"),
+        raw_path: scratch.path().join("attach.log"),
+        rows: 24,
+        cols: 80,
+        first_seq: 0,
+        stop_grace: Duration::from_secs(2),
+    };
+    let screen = spec.raw_path.clone();
+    let attached = Worker::spawn(spec, None).unwrap();
+    let shown = || std::fs::read_to_string(&screen).unwrap_or_default();
+    wait_for("the attach banner", LIMIT, || {
+        shown().contains("attached to echo-t")
+    });
+    attached.write_input(b"hello\r").unwrap();
+    wait_for(
+        "the worker's answer on the attached terminal",
+        LIMIT,
+        || shown().contains("got hello"),
+    );
+    assert!(
+        journal(&env.session_dir(&id).join("events/echo-t.jsonl"))
+            .iter()
+            .any(|e| e.text() == "got hello")
+    );
+    attached.write_input(&[0x1d]).unwrap();
+    assert_eq!(attached.wait().code, Some(0));
+    assert!(
+        shown().contains("detached from echo-t; it keeps running"),
+        "{}",
+        shown()
+    );
+    let worker = env.status(&id)["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["name"] == "echo-t")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        worker["state"], "running",
+        "detaching leaves the worker running"
+    );
+    assert!(env.cmd(&["kill", &id]).output().unwrap().status.success());
+    wait_for("the session to stop", LIMIT, || {
+        env.status(&id)["state"] == "stopped"
+    });
+}
+
+#[test]
+fn without_a_plan_the_planner_agent_plans_and_an_unusable_answer_falls_back() {
+    let env = Env::new();
+    let goal_run = |scenario: &str| {
+        env.cmd(&[
+            "run",
+            "--simulate",
+            "--no-dashboard",
+            "--target",
+            env.target.to_str().unwrap(),
+            "add caching",
+        ])
+        .env("ORCHESTRATE_SIM_SCENARIO", scenario)
+        .output()
+        .unwrap()
+    };
+    let out = goal_run("success");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = text(&out);
+    assert!(stdout.contains("planned 3 tasks from the planner (claude): design (gemini), implement (claude), review (codex)"), "{stdout}");
+    let status = env.status(&session_id(&out));
+    assert!(
+        status["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["name"] == "planner"),
+        "the planner ran as a worker"
+    );
+
+    // A planner that answers in prose: the three roles of seed 003 take over.
+    let out = goal_run("blocker");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = text(&out);
+    assert!(
+        stdout.contains("planner answer unusable (no JSON object in the planner's answer)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("planned 3 tasks from the fallback roles"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn bad_names_and_dead_coordinators_get_one_clear_line() {
+    let env = Env::new();
+    let out = env.run(&env.plan(CHAIN), &["--no-dashboard"], &[]);
+    assert!(out.status.success());
+    let id = session_id(&out);
+    let cases: [(&[&str], &str); 8] = [
+        (
+            &["status", "orch_nope"],
+            "orchestrate: no session \"orch_nope\" in",
+        ),
+        (
+            &["logs", &id, "nobody"],
+            "orchestrate: no worker \"nobody\" in session",
+        ),
+        (
+            &["attach", &id, "claude-a"],
+            "orchestrate: the coordinator of",
+        ),
+        (
+            &["control", &id, "pause"],
+            "is finished (done); there is nothing left to pause",
+        ),
+        (
+            &["kill", "orch_nope"],
+            "orchestrate: no session \"orch_nope\"",
+        ),
+        (
+            &["resume", &id],
+            "already finished (done); nothing to resume",
+        ),
+        (
+            &["control", &id, "stop", "--worker", "ghost"],
+            "orchestrate: session",
+        ),
+        (&["logs", "orch_nope", "w"], "orchestrate: no session"),
+    ];
+    for (args, expected) in cases {
+        let out = env.cmd(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert_eq!(
+            stderr.trim_end().lines().count(),
+            1,
+            "{args:?}: one line, got {stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_task_past_its_timeout_is_stopped_and_fails() {
+    let env = Env::new();
+    let plan = env.plan("[[tasks]]\nid = \"slow\"\nagent = \"codex\"\nprompt = \"p\"\n");
+    let out = env.run(
+        &plan,
+        &["--no-dashboard", "--retries", "0"],
+        &[
+            ("ORCHESTRATE_SIM_SCENARIO", "hang"),
+            ("ORCHESTRATE_TASK_TIMEOUT_SECS", "1"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("task slow failed: timed out after 1s"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn a_plain_directory_target_is_copied_per_task() {
+    let env = Env::new();
+    let plain = env.workspace.with_file_name("plain");
+    std::fs::create_dir_all(&plain).unwrap();
+    std::fs::write(plain.join("input.txt"), "keep me").unwrap();
+    let plan = env.plan("[[tasks]]\nid = \"a\"\nagent = \"claude\"\nprompt = \"p\"\n\n[[tasks]]\nid = \"b\"\nagent = \"codex\"\nprompt = \"q\"\ndepends_on = [\"a\"]\n");
+    let out = env
+        .cmd(&[
+            "run",
+            "--simulate",
+            "--no-dashboard",
+            "--target",
+            plain.to_str().unwrap(),
+            "--plan",
+            plan.to_str().unwrap(),
+            "g",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let runs = env.session_dir(&session_id(&out)).join("runs");
+    assert_eq!(
+        std::fs::read_to_string(runs.join("a/input.txt")).unwrap(),
+        "keep me"
+    );
+    // b starts from a's copy, so it has what a wrote.
+    assert!(std::fs::read_dir(runs.join("b/notes")).unwrap().any(|e| {
+        e.unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with("claude-")
+    }));
+    assert!(
+        !plain.join("notes").exists(),
+        "the target itself is untouched"
+    );
+}
+
+#[test]
+fn with_only_one_cli_installed_every_role_moves_to_it() {
+    let env = Env::new();
+    let bin = env.workspace.with_file_name("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let claude = bin.join("claude");
+    std::fs::write(
+        &claude,
+        format!("#!/bin/sh\nexec {} sim claude \"$@\"\n", binary().display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&claude, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = env
+        .cmd(&[
+            "run",
+            "--no-dashboard",
+            "--target",
+            env.target.to_str().unwrap(),
+            "add caching",
+        ])
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .env("IS_SANDBOX", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = text(&out);
+    assert!(stdout.contains("tier 5 (claude alone)"), "{stdout}");
+    assert!(
+        stdout.contains("gemini is not installed; claude takes the design role"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("planned 3 tasks from the planner (claude): design (claude), implement (claude), review (claude)"), "{stdout}");
+    assert_eq!(
+        env.status(&session_id(&out))["tier"],
+        "tier 5 (claude alone)"
+    );
 }

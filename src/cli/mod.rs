@@ -1,6 +1,7 @@
 //! One file per subcommand. Each takes parsed arguments and returns the exit code; errors
 //! carry context for a one-line message.
 
+pub mod attach;
 pub mod control;
 pub mod demo;
 pub mod events;

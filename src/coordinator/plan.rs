@@ -154,10 +154,13 @@ pub fn parse_planner_answer(answer: &str) -> Result<Vec<PlannedTask>, PlanError>
     Ok(doc.tasks)
 }
 
+/// How the planner's prompt begins (the simulated agents recognise it).
+pub const PLANNER_PROMPT_START: &str = "Break this goal into";
+
 /// The prompt that asks the planner for a breakdown, with the schema it must follow.
 pub fn planner_prompt(goal: &str) -> String {
     format!(
-        "Break this goal into 2 to 6 tasks for coding agents. Answer with JSON only, no prose, \
+        "{PLANNER_PROMPT_START} 2 to 6 tasks for coding agents. Answer with JSON only, no prose, \
          matching {{\"tasks\": [{{\"id\": \"kebab-case\", \"title\": \"...\", \"prompt\": \"what the agent must do\", \
          \"role\": \"design\" | \"implement\" | \"review\", \"depends_on\": [\"ids of earlier tasks\"]}}]}}.\n\nGoal: {goal}"
     )

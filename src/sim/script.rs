@@ -163,10 +163,14 @@ impl Run<'_> {
             ("Write the change", "completed"),
             ("Verify the result", "completed"),
         ]);
-        let summary = format!(
-            "Done. I wrote {} and checked it.",
-            relative(&notes, &self.inv.workdir)
-        );
+        let summary = match planned_answer(&self.inv.prompt) {
+            // Asked for a plan: the answer is the plan, as JSON.
+            Some(plan) => plan,
+            None => format!(
+                "Done. I wrote {} and checked it.",
+                relative(&notes, &self.inv.workdir)
+            ),
+        };
         self.message(&summary);
         self.finish(true, summary)
     }
@@ -314,6 +318,23 @@ impl Run<'_> {
     fn dialect_name(&self) -> &'static str {
         self.dialect.name()
     }
+}
+
+/// The JSON plan a planner answers when the prompt asks for one: design, implement, review.
+fn planned_answer(prompt: &str) -> Option<String> {
+    if !prompt.starts_with(crate::coordinator::plan::PLANNER_PROMPT_START) {
+        return None;
+    }
+    let goal = prompt.rsplit("Goal:").next().unwrap_or(prompt).trim();
+    let plan = serde_json::json!({"tasks": [
+        {"id": "design", "title": "Design", "role": "design", "depends_on": [],
+         "prompt": format!("Design how to: {goal}")},
+        {"id": "implement", "title": "Implement", "role": "implement", "depends_on": ["design"],
+         "prompt": format!("Implement the design for: {goal}")},
+        {"id": "review", "title": "Review", "role": "review", "depends_on": ["implement"],
+         "prompt": format!("Review the implementation of: {goal}")},
+    ]});
+    Some(plan.to_string())
 }
 
 /// Does what the tool call says, in `workdir`.
