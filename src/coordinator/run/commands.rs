@@ -54,10 +54,7 @@ impl Coordinator {
                 if request.worker.is_none() {
                     self.paused = true;
                 }
-                let failed: Vec<String> = targets
-                    .iter()
-                    .filter_map(|(n, w)| w.pause().err().map(|e| format!("{n}: {e}")))
-                    .collect();
+                let failed = failures(&targets, Worker::pause);
                 if failed.is_empty() {
                     let scope = if request.worker.is_none() {
                         "session paused; no new task starts"
@@ -77,10 +74,7 @@ impl Coordinator {
                 if request.worker.is_none() {
                     self.paused = false;
                 }
-                let failed: Vec<String> = targets
-                    .iter()
-                    .filter_map(|(n, w)| w.resume().err().map(|e| format!("{n}: {e}")))
-                    .collect();
+                let failed = failures(&targets, Worker::resume);
                 if failed.is_empty() {
                     ControlReply::done(format!("resumed {} worker(s): {}", targets.len(), names()))
                 } else {
@@ -178,4 +172,15 @@ impl Coordinator {
                 .with("took_effect", took_effect),
         );
     }
+}
+
+/// Does `act` to every target; what failed, by worker.
+fn failures(
+    targets: &[(String, Arc<Worker>)],
+    act: impl Fn(&Worker) -> std::io::Result<()>,
+) -> Vec<String> {
+    targets
+        .iter()
+        .filter_map(|(name, worker)| act(worker).err().map(|e| format!("{name}: {e}")))
+        .collect()
 }
