@@ -837,3 +837,25 @@ fn with_only_one_cli_installed_every_role_moves_to_it() {
         "tier 5 (claude alone)"
     );
 }
+
+#[test]
+fn an_agent_that_crashes_fails_its_task_with_the_signal_as_the_reason() {
+    let env = Env::new();
+    let plan = env.plan("[[tasks]]\nid = \"boom\"\nagent = \"claude\"\nprompt = \"p\"\n");
+    let out = env.run(
+        &plan,
+        &["--no-dashboard", "--retries", "0"],
+        &[("ORCHESTRATE_SIM_SCENARIO", "crash")],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("task boom failed: killed by SIGABRT (signal 6)"),
+        "{}",
+        text(&out)
+    );
+    let worker = &env.status(&session_id(&out))["workers"][0];
+    assert_eq!(
+        (worker["state"].as_str(), worker["signal"].as_i64()),
+        (Some("failed"), Some(6))
+    );
+}
