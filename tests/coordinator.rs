@@ -859,3 +859,32 @@ fn an_agent_that_crashes_fails_its_task_with_the_signal_as_the_reason() {
         (Some("failed"), Some(6))
     );
 }
+
+#[test]
+fn following_works_with_a_relative_workspace() {
+    let env = Env::new();
+    let parent = env.workspace.parent().unwrap().to_path_buf();
+    let plan = env.plan(CHAIN);
+    let out = Command::new(binary())
+        .args([
+            "--workspace",
+            "ws",
+            "run",
+            "--simulate",
+            "--no-dashboard",
+            "--plan",
+            plan.to_str().unwrap(),
+        ])
+        .args(["--target", env.target.to_str().unwrap(), "relative"])
+        .current_dir(&parent)
+        .env("ORCHESTRATE_SIM_SPEED", "0.05")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = text(&out);
+    assert!(
+        stdout.contains("task b succeeded") && stdout.contains("session done"),
+        "{stdout}"
+    );
+}

@@ -117,3 +117,27 @@ fn files_created_later_and_replaced_files_are_followed() {
     assert_eq!(next(&rx), TailEvent::Replaced { path: path.clone() });
     assert_eq!(line_of(next(&rx)), "second");
 }
+
+#[test]
+fn a_relative_directory_is_followed_through_notifications() {
+    // Relative to the test's working directory (the crate root); the poll is set so long that
+    // only notifications can deliver in time.
+    let relative = PathBuf::from(format!("target/tailer-relative-{}", std::process::id()));
+    std::fs::create_dir_all(&relative).unwrap();
+    let (tx, rx) = channel();
+    let spec = TailSpec {
+        dirs: vec![relative.clone()],
+        accept: jsonl_files,
+        poll: Duration::from_secs(600),
+    };
+    let tailer = Tailer::spawn(spec, move |e| {
+        let _ = tx.send(e);
+    })
+    .unwrap();
+    for n in 0..3 {
+        append(&relative.join("w.jsonl"), format!("line {n}\n").as_bytes());
+        assert_eq!(line_of(next(&rx)), format!("line {n}"));
+    }
+    tailer.stop();
+    std::fs::remove_dir_all(&relative).unwrap();
+}

@@ -67,7 +67,13 @@ pub fn follow(session: &SessionDir) -> Result<u8> {
             } else {
                 0
             };
-            if dead_checks >= 2 {
+            // A coordinator that finished may have ended before its last lines reached us.
+            if dead_checks >= 2
+                && let Some(outcome) = finished_outcome(session)
+            {
+                return Ok(outcome);
+            }
+            if dead_checks >= 4 {
                 eprintln!(
                     "orchestrate: the coordinator of {} stopped without finishing (see {}); `orchestrate resume {}` continues it",
                     session.id,
@@ -78,6 +84,23 @@ pub fn follow(session: &SessionDir) -> Result<u8> {
             }
         }
     }
+}
+
+/// The exit code of a session its journal says is finished, after printing its last line.
+fn finished_outcome(session: &SessionDir) -> Option<u8> {
+    let (events, _) = crate::event::read_journal(&session.orchestrator_journal()).ok()?;
+    let last = events
+        .iter()
+        .rev()
+        .find(|e| e.phase() == Some("session_finished"))?;
+    if let Some(line) = describe(last) {
+        println!("{line}");
+    }
+    Some(match last.str_field("outcome") {
+        Some("done") => EXIT_DONE,
+        Some("stopped") => EXIT_STOPPED,
+        _ => EXIT_FAILED,
+    })
 }
 
 /// The line shown for an event, or `None` for the noise (progress, ordinary status).

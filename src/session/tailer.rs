@@ -13,7 +13,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use notify::{RecursiveMode, Watcher};
 
@@ -196,9 +196,15 @@ impl Tailer {
     /// Starts following; `sink` gets every event on the tailer's own thread. Files that exist
     /// now are read from their start.
     pub fn spawn(
-        spec: TailSpec,
+        mut spec: TailSpec,
         mut sink: impl FnMut(TailEvent) + Send + 'static,
     ) -> notify::Result<Tailer> {
+        // Notifications name files by absolute path; relative directories would never match.
+        for dir in &mut spec.dirs {
+            if let Ok(absolute) = std::fs::canonicalize(&*dir) {
+                *dir = absolute;
+            }
+        }
         let (wake_tx, wake_rx) = mpsc::channel::<Wake>();
         let fs_tx = wake_tx.clone();
         let mut watcher = notify::recommended_watcher(move |event| {
@@ -220,15 +226,19 @@ impl Tailer {
             .spawn(move || {
                 let _watcher = watcher; // Lives as long as the loop.
                 set.read_all(&mut sink);
+                let mut last_full_read = Instant::now();
                 loop {
-                    let first = match wake_rx.recv_timeout(poll) {
-                        Ok(Wake::Stop) | Err(RecvTimeoutError::Disconnected) => return,
-                        Ok(wake) => wake,
-                        Err(RecvTimeoutError::Timeout) => {
-                            set.read_all(&mut sink);
-                            continue;
-                        }
-                    };
+                    // The safety net runs on time, even while notifications keep coming.
+                    if last_full_read.elapsed() >= poll {
+                        set.read_all(&mut sink);
+                        last_full_read = Instant::now();
+                    }
+                    let first =
+                        match wake_rx.recv_timeout(poll.saturating_sub(last_full_read.elapsed())) {
+                            Ok(Wake::Stop) | Err(RecvTimeoutError::Disconnected) => return,
+                            Ok(wake) => wake,
+                            Err(RecvTimeoutError::Timeout) => continue,
+                        };
                     // Take every waiting notification before reading: one read serves many.
                     let mut paths = BTreeSet::new();
                     let mut rescan = false;
