@@ -16,6 +16,12 @@ pub enum RunError {
         size: u64,
         limit: u64,
     },
+    #[error("the work of {branch} conflicts with {into}; resolve it there and resume ({reason})")]
+    MergeConflict {
+        branch: String,
+        into: String,
+        reason: String,
+    },
     #[error("cannot copy {} to {}: {source}", from.display(), to.display())]
     Copy {
         from: PathBuf,
@@ -29,8 +35,13 @@ pub enum RunError {
 pub enum Base {
     /// The target as it is (its HEAD, for git).
     Target,
-    /// A dependency's run: its branch (git) or its directory (copies).
-    Task { branch: String, dir: PathBuf },
+    /// A dependency's run: its branch (git) or its directory (copies). With git, the branches
+    /// of further dependencies are merged in, so the task sees all their work.
+    Task {
+        branch: String,
+        dir: PathBuf,
+        merge: Vec<String>,
+    },
 }
 
 pub fn branch_name(session: &str, task: &str) -> String {
@@ -80,6 +91,16 @@ pub fn prepare(
                 Base::Task { branch, .. } => branch.clone(),
             };
             git(target, &["worktree", "add", "-b", branch, &run, &start])?;
+            if let Base::Task { merge, .. } = base {
+                for other in merge {
+                    if let Err(e) = merge_into(run_dir, other, branch) {
+                        // No half-prepared worktree: a retry meets the same conflict again.
+                        let _ = git(target, &["worktree", "remove", "--force", &run]);
+                        let _ = git(target, &["branch", "-D", branch]);
+                        return Err(e);
+                    }
+                }
+            }
         }
         return Ok(());
     }
@@ -100,6 +121,30 @@ pub fn prepare(
         });
     }
     copy_tree(&source, run_dir)
+}
+
+/// Merges `other` into the worktree at `run_dir`; a conflict is undone and reported.
+fn merge_into(run_dir: &Path, other: &str, into: &str) -> Result<(), RunError> {
+    let mut args = vec!["merge", "--no-edit", "-q", other];
+    if git(run_dir, &["config", "user.email"]).is_err() {
+        args.splice(
+            0..0,
+            [
+                "-c",
+                "user.name=orchestrate",
+                "-c",
+                "user.email=orchestrate@localhost",
+            ],
+        );
+    }
+    git(run_dir, &args).map(|_| ()).map_err(|e| {
+        let _ = git(run_dir, &["merge", "--abort"]);
+        RunError::MergeConflict {
+            branch: other.to_string(),
+            into: into.to_string(),
+            reason: e.to_string(),
+        }
+    })
 }
 
 /// Commits everything the task changed on its branch; returns the new commit, if any.
@@ -230,6 +275,7 @@ mod tests {
         let base = Base::Task {
             branch: branch_a.clone(),
             dir: a.clone(),
+            merge: Vec::new(),
         };
         prepare(target.path(), &b, &branch_name("orch_1", "b"), &base, 1).unwrap();
         assert_eq!(
@@ -243,6 +289,60 @@ mod tests {
         );
         // Resuming reuses the worktree as it is.
         prepare(target.path(), &b, &branch_name("orch_1", "b"), &base, 1).unwrap();
+    }
+
+    #[test]
+    fn a_task_with_two_dependencies_sees_both_and_a_conflict_is_refused() {
+        let target = repo();
+        let runs = tempfile::tempdir().unwrap();
+        let run = |name: &str| runs.path().join(name);
+        for (task, file, text) in [
+            ("a", "a.md", "from a"),
+            ("b", "b.md", "from b"),
+            ("c", "a.md", "not a"),
+        ] {
+            prepare(
+                target.path(),
+                &run(task),
+                &branch_name("s", task),
+                &Base::Target,
+                1,
+            )
+            .unwrap();
+            std::fs::write(run(task).join(file), text).unwrap();
+            commit_work(&run(task), task).unwrap();
+        }
+        let both = Base::Task {
+            branch: branch_name("s", "a"),
+            dir: run("a"),
+            merge: vec![branch_name("s", "b")],
+        };
+        prepare(target.path(), &run("d"), &branch_name("s", "d"), &both, 1).unwrap();
+        assert!(run("d").join("a.md").is_file() && run("d").join("b.md").is_file());
+        let clash = Base::Task {
+            branch: branch_name("s", "a"),
+            dir: run("a"),
+            merge: vec![branch_name("s", "c")],
+        };
+        let err = prepare(target.path(), &run("e"), &branch_name("s", "e"), &clash, 1).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("the work of orchestrate/s/c conflicts with orchestrate/s/e"),
+            "{err}"
+        );
+        assert!(!run("e").exists(), "no half-prepared worktree is left");
+        assert!(
+            git(
+                target.path(),
+                &[
+                    "rev-parse",
+                    "--verify",
+                    "--quiet",
+                    "refs/heads/orchestrate/s/e"
+                ]
+            )
+            .is_err()
+        );
     }
 
     #[test]

@@ -30,10 +30,14 @@ impl Coordinator {
     ) {
         let branch = runs::branch_name(&self.session.id, &task.id);
         let run_dir = self.session.run_dir(&task.id);
-        let base = match task.depends_on.first() {
-            Some(dep) => Base::Task {
+        let base = match task.depends_on.split_first() {
+            Some((dep, others)) => Base::Task {
                 branch: runs::branch_name(&self.session.id, dep),
                 dir: self.session.run_dir(dep),
+                merge: others
+                    .iter()
+                    .map(|d| runs::branch_name(&self.session.id, d))
+                    .collect(),
             },
             None => Base::Target,
         };
