@@ -11,4 +11,5 @@ pub mod event;
 pub mod session;
 pub mod sim;
 pub mod timestamp;
+pub mod tui;
 pub mod worker;

@@ -52,12 +52,20 @@ impl SessionHistory {
 pub fn replay(events: &[AgentEvent]) -> SessionHistory {
     let mut history = SessionHistory::default();
     for e in events {
+        history.observe(e);
+    }
+    history
+}
+
+impl SessionHistory {
+    /// Folds one event of the coordinator's journal in.
+    pub fn observe(&mut self, e: &AgentEvent) {
         if let Some(tier) = e.str_field("tier") {
-            history.tier = Some(tier.to_string());
+            self.tier = Some(tier.to_string());
         }
         let phase = e.phase().unwrap_or("");
         if matches!(phase, "session_started" | "resumed" | "planned") {
-            history.started = true;
+            self.started = true;
         }
         if phase == "control"
             && e.task.is_none()
@@ -65,26 +73,26 @@ pub fn replay(events: &[AgentEvent]) -> SessionHistory {
             && e.bool_field("took_effect")
         {
             match e.str_field("command") {
-                Some("pause") => history.paused = true,
-                Some("resume") => history.paused = false,
-                Some("stop" | "kill") => history.stopping = true,
+                Some("pause") => self.paused = true,
+                Some("resume") => self.paused = false,
+                Some("stop" | "kill") => self.stopping = true,
                 _ => {}
             }
         }
         if phase == "session_finished" {
-            history.finished = e.str_field("outcome").map(str::to_string);
-            continue;
+            self.finished = e.str_field("outcome").map(str::to_string);
+            return;
         }
         if phase == "resumed" {
-            history.finished = None;
-            history.paused = false;
-            history.stopping = false;
-            continue;
+            self.finished = None;
+            self.paused = false;
+            self.stopping = false;
+            return;
         }
         let Some(task) = e.task.as_deref() else {
-            continue;
+            return;
         };
-        let entry = history.tasks.entry(task.to_string()).or_default();
+        let entry = self.tasks.entry(task.to_string()).or_default();
         let status = match phase {
             "task_started" => {
                 entry.attempts = e
@@ -107,11 +115,10 @@ pub fn replay(events: &[AgentEvent]) -> SessionHistory {
                 because: e.str_field("because").unwrap_or("").to_string(),
             },
             "task_stopped" => TaskStatus::Stopped,
-            _ => continue,
+            _ => return,
         };
         entry.status = Some(status);
     }
-    history
 }
 
 #[cfg(test)]

@@ -1,0 +1,652 @@
+//! The dashboard's state and its one entry point, `App::update`: messages in (journal events,
+//! keys, control replies, liveness, clock ticks, raw PTY bytes), actions out (control
+//! requests, quit, attach). No I/O, no clock: everything arrives as a message, so tests drive
+//! it exactly as the terminal loop does.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::Arc;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+
+use super::theme::Theme;
+use crate::coordinator::control::{ControlCommand, ControlReply, ControlRequest};
+use crate::coordinator::journal::COORDINATOR;
+use crate::coordinator::replay::SessionHistory;
+use crate::event::{AgentEvent, EventType};
+use crate::timestamp::Timestamp;
+use crate::worker::{WorkerState, WorkerStatus};
+
+/// Events kept for the log panel; older ones drop off (the journals keep everything).
+pub const LOG_CAPACITY: usize = 20_000;
+/// Output lines kept per worker pane.
+const PANE_LINES: usize = 50;
+/// Transcript lines kept per worker for the zoomed view.
+const TRANSCRIPT_CAPACITY: usize = 5_000;
+/// Scrollback of the zoomed PTY screen.
+const SCREEN_SCROLLBACK: usize = 2_000;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Msg {
+    Event(AgentEvent),
+    Key(KeyEvent),
+    Reply(ControlReply),
+    /// Whether the session's coordinator is alive.
+    Liveness(bool),
+    Tick(Timestamp),
+    /// Bytes a worker's terminal produced (for the zoomed PTY screen).
+    Raw {
+        worker: String,
+        bytes: Vec<u8>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Control(ControlRequest),
+    Quit,
+    /// Hand the terminal to `orchestrate attach` for this worker.
+    Attach(String),
+    /// Start feeding this worker's raw output as `Msg::Raw` (zoomed screen view).
+    WatchScreen(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Focus {
+    Workers,
+    Log,
+    Side,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ZoomMode {
+    Transcript,
+    Screen,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Overlay {
+    Help,
+    /// Asks before stopping: the request to send on `y`.
+    Confirm {
+        question: String,
+        request: ControlRequest,
+    },
+    /// Typing a log search.
+    Search(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogEntry {
+    pub time: Timestamp,
+    pub worker: Arc<str>,
+    pub task: Option<Arc<str>>,
+    pub kind: EventType,
+    pub text: String,
+}
+
+/// One worker as the dashboard shows it.
+#[derive(Debug, Clone)]
+pub struct WorkerPane {
+    pub name: String,
+    pub agent: String,
+    pub task: Option<String>,
+    pub status: WorkerStatus,
+    pub progress: Option<u8>,
+    /// The last tool call or command.
+    pub activity: String,
+    /// The last lines of what it said or printed.
+    pub lines: VecDeque<String>,
+    pub transcript: VecDeque<(EventType, String)>,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cost_usd: f64,
+    pub started: Option<Timestamp>,
+    pub last_event: Timestamp,
+}
+
+impl WorkerPane {
+    fn new(event: &AgentEvent) -> Self {
+        WorkerPane {
+            name: event.worker.to_string(),
+            agent: event.agent.to_string(),
+            task: event.task.as_deref().map(str::to_string),
+            status: WorkerStatus::default(),
+            progress: None,
+            activity: String::new(),
+            lines: VecDeque::new(),
+            transcript: VecDeque::new(),
+            input_tokens: 0,
+            output_tokens: 0,
+            cost_usd: 0.0,
+            started: None,
+            last_event: event.timestamp,
+        }
+    }
+
+    pub fn state(&self) -> WorkerState {
+        self.status.state()
+    }
+
+    fn observe(&mut self, e: &AgentEvent) {
+        self.status.observe(e);
+        self.last_event = e.timestamp;
+        if e.phase() == Some("spawned") {
+            self.started = Some(e.timestamp);
+        }
+        let text = e.text().to_string();
+        match e.kind {
+            EventType::Progress => match e.str_field("kind") {
+                Some("tool_call" | "command") => self.activity = text.clone(),
+                _ => push_bounded(&mut self.lines, text.clone(), PANE_LINES),
+            },
+            EventType::Task => {
+                if let Some(p) = e.i64_field("progress") {
+                    self.progress = Some(p.clamp(0, 100) as u8);
+                }
+            }
+            EventType::Status if e.phase() == Some("output") => {
+                push_bounded(&mut self.lines, text.clone(), PANE_LINES)
+            }
+            EventType::Blocker | EventType::Error | EventType::Finding | EventType::Review => {
+                push_bounded(&mut self.lines, text.clone(), PANE_LINES)
+            }
+            _ => {}
+        }
+        if let Some(p) = e
+            .i64_field("progress")
+            .filter(|_| e.kind != EventType::Task)
+        {
+            self.progress = Some(p.clamp(0, 100) as u8);
+        }
+        if e.bool_field("final")
+            && let Some(usage) = e.payload.get("usage")
+        {
+            self.input_tokens += usage
+                .get("input_tokens")
+                .and_then(|v| v.as_u64())
+                .unwrap_or(0);
+            self.output_tokens += usage
+                .get("output_tokens")
+                .and_then(|v| v.as_u64())
+                .unwrap_or(0);
+            self.cost_usd += e
+                .payload
+                .get("cost_usd")
+                .and_then(|v| v.as_f64())
+                .unwrap_or(0.0);
+        }
+        push_bounded(&mut self.transcript, (e.kind, text), TRANSCRIPT_CAPACITY);
+    }
+}
+
+/// A review verdict from the coordinator's journal.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReviewEntry {
+    pub reviewer: String,
+    pub verdict: String,
+    pub summary: String,
+}
+
+/// A decision of the policy from the coordinator's journal.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecisionEntry {
+    pub rule: String,
+    pub action: String,
+    pub reason: String,
+}
+
+pub struct App {
+    pub session: String,
+    pub goal: String,
+    pub theme: Theme,
+    pub history: SessionHistory,
+    pub coordinator_alive: bool,
+    pub now: Timestamp,
+    pub started: Option<Timestamp>,
+    pub finished_at: Option<Timestamp>,
+    pub workers: Vec<WorkerPane>,
+    pub log: VecDeque<LogEntry>,
+    pub reviews: Vec<ReviewEntry>,
+    pub decisions: Vec<DecisionEntry>,
+    pub focus: Focus,
+    pub selected: usize,
+    pub zoom: Option<(String, ZoomMode)>,
+    pub zoom_scroll: usize,
+    pub overlay: Option<Overlay>,
+    /// Log view: lines scrolled up from the end (0 follows the end).
+    pub log_scroll: usize,
+    pub log_type: Option<EventType>,
+    pub log_worker: Option<String>,
+    pub search: Option<String>,
+    /// The last control reply or notice, shown in the footer.
+    pub notice: Option<(bool, String)>,
+    pub screen: Option<(String, vt100::Parser)>,
+}
+
+impl App {
+    pub fn new(session: &str, goal: &str, theme: Theme, now: Timestamp) -> App {
+        App {
+            session: session.to_string(),
+            goal: goal.to_string(),
+            theme,
+            history: SessionHistory::default(),
+            coordinator_alive: true,
+            now,
+            started: None,
+            finished_at: None,
+            workers: Vec::new(),
+            log: VecDeque::new(),
+            reviews: Vec::new(),
+            decisions: Vec::new(),
+            focus: Focus::Workers,
+            selected: 0,
+            zoom: None,
+            zoom_scroll: 0,
+            overlay: None,
+            log_scroll: 0,
+            log_type: None,
+            log_worker: None,
+            search: None,
+            notice: None,
+            screen: None,
+        }
+    }
+
+    /// The session's one-word state, as every surface says it.
+    pub fn state(&self) -> &str {
+        self.history.state(self.coordinator_alive)
+    }
+
+    pub fn selected_worker(&self) -> Option<&WorkerPane> {
+        self.workers.get(self.selected)
+    }
+
+    /// Applies a message; returns what the loop must do and whether the screen changed.
+    pub fn update(&mut self, msg: Msg) -> (Vec<Action>, bool) {
+        match msg {
+            Msg::Event(e) => {
+                self.on_event(e);
+                (Vec::new(), true)
+            }
+            Msg::Key(key) => {
+                if key.kind != KeyEventKind::Press {
+                    return (Vec::new(), false);
+                }
+                (self.on_key(key), true)
+            }
+            Msg::Reply(reply) => {
+                self.notice = Some((reply.ok, reply.message));
+                (Vec::new(), true)
+            }
+            Msg::Liveness(alive) => {
+                let changed = alive != self.coordinator_alive;
+                self.coordinator_alive = alive;
+                if changed && !alive && self.history.finished.is_none() {
+                    self.notice = Some((
+                        false,
+                        format!(
+                            "the coordinator is not running; `orchestrate resume {}` continues the session",
+                            self.session
+                        ),
+                    ));
+                }
+                (Vec::new(), changed)
+            }
+            Msg::Tick(now) => {
+                // Only the elapsed-time counters change with time, and only while running.
+                let visible =
+                    self.finished_at.is_none() && now.millis() / 1000 != self.now.millis() / 1000;
+                self.now = now;
+                (Vec::new(), visible)
+            }
+            Msg::Raw { worker, bytes } => match &mut self.screen {
+                Some((name, parser)) if *name == worker => {
+                    parser.process(&bytes);
+                    (Vec::new(), true)
+                }
+                _ => (Vec::new(), false),
+            },
+        }
+    }
+
+    fn on_event(&mut self, e: AgentEvent) {
+        if self.started.is_none() {
+            self.started = Some(e.timestamp);
+        }
+        let from_coordinator = &*e.worker == COORDINATOR;
+        if from_coordinator {
+            self.history.observe(&e);
+            if e.phase() == Some("session_finished") {
+                self.finished_at = Some(e.timestamp);
+            }
+            match e.kind {
+                EventType::Review => self.reviews.push(ReviewEntry {
+                    reviewer: e.str_field("reviewer").unwrap_or("?").to_string(),
+                    verdict: e.str_field("verdict").unwrap_or("?").to_string(),
+                    summary: e.str_field("summary").unwrap_or(e.text()).to_string(),
+                }),
+                EventType::Decision => self.decisions.push(DecisionEntry {
+                    rule: e.str_field("rule").unwrap_or("?").to_string(),
+                    action: e.str_field("action").unwrap_or("?").to_string(),
+                    reason: e.str_field("reason").unwrap_or(e.text()).to_string(),
+                }),
+                _ => {}
+            }
+        } else {
+            let index = match self.workers.iter().position(|w| *w.name == *e.worker) {
+                Some(i) => i,
+                None => {
+                    self.workers.push(WorkerPane::new(&e));
+                    self.workers.len() - 1
+                }
+            };
+            self.workers[index].observe(&e);
+        }
+        let entry = LogEntry {
+            time: e.timestamp,
+            worker: e.worker.clone(),
+            task: e.task.clone(),
+            kind: e.kind,
+            text: e.text().to_string(),
+        };
+        // A scrolled-back log keeps its place while new lines arrive.
+        if self.log_scroll > 0 && self.shows(&entry) {
+            self.log_scroll += 1;
+        }
+        // Journals arrive file by file; the log is one timeline, so each entry goes in at its
+        // time (almost always the end: the search from the back is short).
+        let at = self
+            .log
+            .iter()
+            .rposition(|e| e.time <= entry.time)
+            .map_or(0, |i| i + 1);
+        if self.log.len() == LOG_CAPACITY {
+            if at == 0 {
+                return; // Older than everything kept.
+            }
+            self.log.pop_front();
+            self.log.insert(at - 1, entry);
+        } else {
+            self.log.insert(at, entry);
+        }
+    }
+
+    /// Whether the log's filters and search let `entry` through.
+    pub fn shows(&self, entry: &LogEntry) -> bool {
+        self.log_type.is_none_or(|t| t == entry.kind)
+            && self
+                .log_worker
+                .as_deref()
+                .is_none_or(|w| *entry.worker == *w)
+            && self
+                .search
+                .as_deref()
+                .is_none_or(|s| entry.text.to_lowercase().contains(&s.to_lowercase()))
+    }
+
+    fn on_key(&mut self, key: KeyEvent) -> Vec<Action> {
+        // Ctrl-C always leaves, like q.
+        if key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL) {
+            return vec![Action::Quit];
+        }
+        if let Some(overlay) = self.overlay.clone() {
+            return self.on_overlay_key(overlay, key);
+        }
+        if self.zoom.is_some()
+            && let Some(actions) = self.on_zoom_key(key)
+        {
+            return actions;
+        }
+        match key.code {
+            KeyCode::Char('q') => return vec![Action::Quit],
+            KeyCode::Char('?') => self.overlay = Some(Overlay::Help),
+            KeyCode::Tab => {
+                self.focus = match self.focus {
+                    Focus::Workers => Focus::Log,
+                    Focus::Log => Focus::Side,
+                    Focus::Side => Focus::Workers,
+                }
+            }
+            KeyCode::BackTab => {
+                self.focus = match self.focus {
+                    Focus::Workers => Focus::Side,
+                    Focus::Log => Focus::Workers,
+                    Focus::Side => Focus::Log,
+                }
+            }
+            KeyCode::Esc
+                if self.search.is_some()
+                    || self.log_type.is_some()
+                    || self.log_worker.is_some() =>
+            {
+                self.search = None;
+                self.log_type = None;
+                self.log_worker = None;
+                self.log_scroll = 0;
+            }
+            KeyCode::Enter if self.focus == Focus::Workers => {
+                if let Some(w) = self.selected_worker() {
+                    self.zoom = Some((w.name.clone(), ZoomMode::Transcript));
+                    self.zoom_scroll = 0;
+                }
+            }
+            KeyCode::Char(c @ ('p' | 'P' | 'r' | 'R' | 's' | 'S' | 'v' | 'V')) => {
+                return self.command_key(c);
+            }
+            KeyCode::Char('/') if self.focus == Focus::Log => {
+                self.overlay = Some(Overlay::Search(String::new()))
+            }
+            KeyCode::Char('t') if self.focus == Focus::Log => {
+                self.log_type = next_type(self.log_type)
+            }
+            KeyCode::Char('w') if self.focus == Focus::Log => {
+                self.log_worker = match &self.log_worker {
+                    Some(_) => None,
+                    None => self.selected_worker().map(|w| w.name.clone()),
+                };
+                self.log_scroll = 0;
+            }
+            KeyCode::Char('G') | KeyCode::End if self.focus == Focus::Log => self.log_scroll = 0,
+            KeyCode::Char('g') | KeyCode::Home if self.focus == Focus::Log => {
+                self.log_scroll = usize::MAX / 2
+            }
+            KeyCode::Up | KeyCode::Char('k') => self.move_up(1),
+            KeyCode::Down | KeyCode::Char('j') => self.move_down(1),
+            KeyCode::Left | KeyCode::Char('h') if self.focus == Focus::Workers => {
+                self.selected = self.selected.saturating_sub(1)
+            }
+            KeyCode::Right | KeyCode::Char('l') if self.focus == Focus::Workers => {
+                self.select(self.selected + 1)
+            }
+            KeyCode::PageUp => self.move_up(10),
+            KeyCode::PageDown => self.move_down(10),
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    fn move_up(&mut self, n: usize) {
+        match self.focus {
+            Focus::Workers => self.selected = self.selected.saturating_sub(n),
+            Focus::Log => self.log_scroll = self.log_scroll.saturating_add(n),
+            Focus::Side => {}
+        }
+    }
+
+    fn move_down(&mut self, n: usize) {
+        match self.focus {
+            Focus::Workers => self.select(self.selected + n),
+            Focus::Log => self.log_scroll = self.log_scroll.saturating_sub(n),
+            Focus::Side => {}
+        }
+    }
+
+    fn select(&mut self, index: usize) {
+        self.selected = index.min(self.workers.len().saturating_sub(1));
+    }
+
+    /// Lower case acts on the selected worker, upper case on the whole session.
+    fn command_key(&mut self, c: char) -> Vec<Action> {
+        let cmd = match c.to_ascii_lowercase() {
+            'p' => ControlCommand::Pause,
+            'r' => ControlCommand::Resume,
+            's' => ControlCommand::Stop,
+            _ => ControlCommand::Review,
+        };
+        let worker = if c.is_ascii_lowercase() {
+            match self.selected_worker() {
+                Some(w) => Some(w.name.clone()),
+                None => {
+                    self.notice = Some((false, "no worker selected".into()));
+                    return Vec::new();
+                }
+            }
+        } else {
+            None
+        };
+        let request = ControlRequest {
+            cmd,
+            worker: worker.clone(),
+            data: None,
+        };
+        if cmd == ControlCommand::Stop {
+            let question = match &worker {
+                Some(w) => format!("Stop worker {w}? Its task will not be retried."),
+                None => "Stop the whole session? Every worker gets SIGTERM.".to_string(),
+            };
+            self.overlay = Some(Overlay::Confirm { question, request });
+            return Vec::new();
+        }
+        self.notice = Some((
+            true,
+            format!("{} {}…", cmd.name(), worker.as_deref().unwrap_or("session")),
+        ));
+        vec![Action::Control(request)]
+    }
+
+    fn on_overlay_key(&mut self, overlay: Overlay, key: KeyEvent) -> Vec<Action> {
+        match overlay {
+            Overlay::Help => {
+                if matches!(
+                    key.code,
+                    KeyCode::Esc | KeyCode::Char('?') | KeyCode::Char('q') | KeyCode::Enter
+                ) {
+                    self.overlay = None;
+                }
+                Vec::new()
+            }
+            Overlay::Confirm { request, .. } => match key.code {
+                KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
+                    self.overlay = None;
+                    self.notice = Some((
+                        true,
+                        format!(
+                            "stopping {}…",
+                            request.worker.as_deref().unwrap_or("the session")
+                        ),
+                    ));
+                    vec![Action::Control(request)]
+                }
+                KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc | KeyCode::Char('q') => {
+                    self.overlay = None;
+                    self.notice = Some((true, "nothing stopped".into()));
+                    Vec::new()
+                }
+                _ => Vec::new(),
+            },
+            Overlay::Search(mut text) => {
+                match key.code {
+                    KeyCode::Esc => {
+                        self.overlay = None;
+                    }
+                    KeyCode::Enter => {
+                        self.overlay = None;
+                        self.search = if text.is_empty() { None } else { Some(text) };
+                        self.log_scroll = 0;
+                    }
+                    KeyCode::Backspace => {
+                        text.pop();
+                        self.overlay = Some(Overlay::Search(text));
+                    }
+                    KeyCode::Char(c) => {
+                        text.push(c);
+                        self.overlay = Some(Overlay::Search(text));
+                    }
+                    _ => {}
+                }
+                Vec::new()
+            }
+        }
+    }
+
+    /// Keys of the zoomed view; `None` lets the ordinary handling run.
+    fn on_zoom_key(&mut self, key: KeyEvent) -> Option<Vec<Action>> {
+        let (worker, mode) = self.zoom.clone()?;
+        match key.code {
+            KeyCode::Esc => {
+                self.zoom = None;
+                self.screen = None;
+            }
+            KeyCode::Char('t') => {
+                let next = match mode {
+                    ZoomMode::Transcript => ZoomMode::Screen,
+                    ZoomMode::Screen => ZoomMode::Transcript,
+                };
+                self.zoom = Some((worker.clone(), next));
+                if next == ZoomMode::Screen {
+                    self.screen = Some((
+                        worker.clone(),
+                        vt100::Parser::new(non_zero(40), non_zero(120), SCREEN_SCROLLBACK),
+                    ));
+                    return Some(vec![Action::WatchScreen(worker)]);
+                }
+                self.screen = None;
+            }
+            KeyCode::Char('a') => return Some(vec![Action::Attach(worker)]),
+            KeyCode::Up | KeyCode::Char('k') => {
+                self.zoom_scroll = self.zoom_scroll.saturating_add(1)
+            }
+            KeyCode::Down | KeyCode::Char('j') => {
+                self.zoom_scroll = self.zoom_scroll.saturating_sub(1)
+            }
+            KeyCode::PageUp => self.zoom_scroll = self.zoom_scroll.saturating_add(20),
+            KeyCode::PageDown => self.zoom_scroll = self.zoom_scroll.saturating_sub(20),
+            _ => return None,
+        }
+        Some(Vec::new())
+    }
+
+    /// Resizes the zoomed PTY screen to the area it is drawn in.
+    pub fn fit_screen(&mut self, rows: u16, cols: u16) {
+        if let Some((_, parser)) = &mut self.screen {
+            let wanted = (non_zero(rows), non_zero(cols));
+            if parser.screen().size() != wanted {
+                parser.screen_mut().set_size(wanted.0, wanted.1);
+            }
+        }
+    }
+}
+
+/// The log's type filter cycles: everything, then one type at a time.
+fn next_type(current: Option<EventType>) -> Option<EventType> {
+    let order: BTreeSet<EventType> = EventType::ALL.into_iter().collect();
+    match current {
+        None => order.first().copied(),
+        Some(t) => order
+            .range((std::ops::Bound::Excluded(t), std::ops::Bound::Unbounded))
+            .next()
+            .copied(),
+    }
+}
+
+/// A terminal dimension of at least 1.
+fn non_zero(v: u16) -> std::num::NonZeroU16 {
+    std::num::NonZeroU16::MIN.saturating_add(v.saturating_sub(1))
+}
+
+fn push_bounded<T>(deque: &mut VecDeque<T>, item: T, capacity: usize) {
+    if deque.len() == capacity {
+        deque.pop_front();
+    }
+    deque.push_back(item);
+}

@@ -1,0 +1,75 @@
+//! The footer: the last reply or notice, then the keys that matter where the focus is.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+use super::style;
+use crate::tui::app::{App, Focus, Overlay};
+use crate::tui::theme::Role;
+
+pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
+    if let Some(Overlay::Search(text)) = &app.overlay {
+        let line = Line::from(vec![
+            Span::styled("/", style(app, Role::key)),
+            Span::styled(format!("{text}█"), style(app, Role::text)),
+            Span::styled("   Enter search · Esc cancel", style(app, Role::dim)),
+        ]);
+        frame.render_widget(Paragraph::new(line), area);
+        return;
+    }
+    let mut spans = Vec::new();
+    if let Some((ok, message)) = &app.notice {
+        let role = if *ok { Role::control } else { Role::error };
+        spans.push(Span::styled(
+            format!("{} {message}  ", if *ok { "✓" } else { "!" }),
+            style(app, role),
+        ));
+    }
+    let keys: &[(&str, &str)] = if app.zoom.is_some() {
+        &[
+            ("Esc", "back"),
+            ("t", "transcript/screen"),
+            ("a", "attach"),
+            ("↑↓", "scroll"),
+            ("p/r/s", "pause/resume/stop"),
+            ("q", "quit"),
+        ]
+    } else {
+        match app.focus {
+            Focus::Workers => &[
+                ("q", "quit"),
+                ("?", "help"),
+                ("⏎", "zoom"),
+                ("p/P", "pause"),
+                ("r/R", "resume"),
+                ("s/S", "stop"),
+                ("v/V", "review"),
+                ("Tab", "panel"),
+            ],
+            Focus::Log => &[
+                ("q", "quit"),
+                ("?", "help"),
+                ("/", "search"),
+                ("t", "type"),
+                ("w", "worker"),
+                ("↑↓", "scroll"),
+                ("G", "follow"),
+                ("Esc", "clear"),
+                ("Tab", "panel"),
+            ],
+            Focus::Side => &[
+                ("q", "quit"),
+                ("?", "help"),
+                ("P/R/S", "session"),
+                ("Tab", "panel"),
+            ],
+        }
+    };
+    for (key, what) in keys {
+        spans.push(Span::styled(key.to_string(), style(app, Role::key)));
+        spans.push(Span::styled(format!(" {what}  "), style(app, Role::dim)));
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}

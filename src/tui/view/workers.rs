@@ -1,0 +1,249 @@
+//! Worker panes: cards (state, progress, activity, last lines, tokens, cost, elapsed,
+//! retries) when there is room, one line each when there is not. A waiting worker gets its
+//! own colour and a thick border, so it stands out at a glance.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, BorderType, Borders, Paragraph};
+
+use super::{clock, panel, style, tokens};
+use crate::tui::app::{App, Focus, WorkerPane};
+use crate::tui::theme::Role;
+use crate::worker::WorkerState;
+
+const CARD_HEIGHT: u16 = 7;
+const CARD_MIN_WIDTH: u16 = 48;
+
+/// Rows of cards needed for `count` workers at `width`.
+pub fn cards_height(count: usize, width: u16) -> u16 {
+    let per_row = (width / CARD_MIN_WIDTH).clamp(1, 4) as usize;
+    let rows = count.max(1).div_ceil(per_row) as u16;
+    rows * CARD_HEIGHT
+}
+
+pub fn state_role(state: WorkerState) -> Role {
+    match state {
+        WorkerState::Pending => Role::pending,
+        WorkerState::Running => Role::running,
+        WorkerState::Waiting => Role::waiting,
+        WorkerState::Paused => Role::paused,
+        WorkerState::Done => Role::done,
+        WorkerState::Failed => Role::failed,
+        WorkerState::Stopped => Role::stopped,
+    }
+}
+
+pub fn state_symbol(state: WorkerState) -> &'static str {
+    match state {
+        WorkerState::Pending => "·",
+        WorkerState::Running => "▶",
+        WorkerState::Waiting => "?",
+        WorkerState::Paused => "‖",
+        WorkerState::Done => "✓",
+        WorkerState::Failed => "✗",
+        WorkerState::Stopped => "■",
+    }
+}
+
+pub fn draw_cards(frame: &mut Frame<'_>, area: Rect, app: &App) {
+    if app.workers.is_empty() {
+        let block = panel(app, " Workers ", app.focus == Focus::Workers);
+        frame.render_widget(
+            Paragraph::new(Span::styled(
+                "no workers yet: the session is planning",
+                style(app, Role::dim),
+            ))
+            .block(block),
+            area,
+        );
+        return;
+    }
+    let per_row = (area.width / CARD_MIN_WIDTH).clamp(1, 4) as usize;
+    let rows = app.workers.chunks(per_row).enumerate();
+    let row_areas = Layout::vertical(vec![
+        Constraint::Length(CARD_HEIGHT);
+        app.workers.len().div_ceil(per_row)
+    ])
+    .split(area);
+    for (row, chunk) in rows {
+        let Some(row_area) = row_areas.get(row) else {
+            break;
+        };
+        let cells = Layout::horizontal(vec![Constraint::Ratio(1, per_row as u32); per_row])
+            .split(*row_area);
+        for (col, pane) in chunk.iter().enumerate() {
+            let index = row * per_row + col;
+            card(
+                frame,
+                cells[col],
+                app,
+                pane,
+                index == app.selected && app.focus == Focus::Workers,
+            );
+        }
+    }
+}
+
+fn card(frame: &mut Frame<'_>, area: Rect, app: &App, pane: &WorkerPane, selected: bool) {
+    let state = pane.state();
+    let role = state_role(state);
+    let waiting = state == WorkerState::Waiting;
+    let border_style = if selected {
+        style(app, Role::border_focus)
+    } else if waiting {
+        style(app, Role::waiting)
+    } else {
+        style(app, Role::border)
+    };
+    // Selection is thick, waiting is double: each is visible without colour, and both at once.
+    let border_type = if selected {
+        BorderType::Thick
+    } else if waiting {
+        BorderType::Double
+    } else {
+        BorderType::Plain
+    };
+    let task = pane
+        .task
+        .as_deref()
+        .map_or(String::new(), |t| format!(" · {t}"));
+    let title = Line::from(vec![
+        Span::styled(format!(" {} ", state_symbol(state)), style(app, role)),
+        Span::styled(pane.name.clone(), style(app, Role::title)),
+        Span::styled(format!(" · {}{task} ", pane.agent), style(app, Role::dim)),
+    ]);
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_type(border_type)
+        .border_style(border_style)
+        .title(title);
+    let inner_width = area.width.saturating_sub(2) as usize;
+    let mut lines = vec![
+        status_line(app, pane),
+        progress_line(app, pane, inner_width),
+    ];
+    lines.push(Line::from(vec![
+        Span::styled("› ", style(app, Role::dim)),
+        Span::styled(
+            if pane.activity.is_empty() {
+                "—".to_string()
+            } else {
+                pane.activity.clone()
+            },
+            style(app, Role::text),
+        ),
+    ]));
+    for text in pane.lines.iter().rev().take(2).rev() {
+        lines.push(Line::from(Span::styled(
+            text.clone(),
+            style(app, Role::dim),
+        )));
+    }
+    frame.render_widget(Paragraph::new(lines).block(block), area);
+}
+
+fn status_line<'a>(app: &App, pane: &WorkerPane) -> Line<'a> {
+    let state = pane.state();
+    let end = if state.is_finished() {
+        pane.last_event
+    } else {
+        app.now
+    };
+    let elapsed = pane.started.map_or(0, |s| end.millis() - s.millis());
+    let mut spans = vec![
+        Span::styled(state.to_string(), style(app, state_role(state))),
+        Span::styled(format!("  {}", clock(elapsed)), style(app, Role::dim)),
+    ];
+    if pane.status.retries() > 0 {
+        spans.push(Span::styled(
+            format!("  retry {}", pane.status.retries()),
+            style(app, Role::warning),
+        ));
+    }
+    if let Some(exit) = pane.status.exit.filter(|_| state == WorkerState::Failed) {
+        let how = exit.code.map_or_else(
+            || format!("signal {}", exit.signal.unwrap_or(0)),
+            |c| format!("exit {c}"),
+        );
+        spans.push(Span::styled(format!("  {how}"), style(app, Role::failed)));
+    }
+    let mut usage = format!(
+        "  {}/{} tok",
+        tokens(pane.input_tokens),
+        tokens(pane.output_tokens)
+    );
+    if pane.cost_usd > 0.0 {
+        usage.push_str(&format!(" ${:.4}", pane.cost_usd));
+    }
+    spans.push(Span::styled(usage, style(app, Role::dim)));
+    Line::from(spans)
+}
+
+fn progress_line<'a>(app: &App, pane: &WorkerPane, width: usize) -> Line<'a> {
+    let Some(percent) = pane.progress.or(if pane.state() == WorkerState::Done {
+        Some(100)
+    } else {
+        None
+    }) else {
+        return Line::from(Span::styled("progress —", style(app, Role::dim)));
+    };
+    let bar_width = width.saturating_sub(6).clamp(4, 40);
+    let filled = bar_width * percent as usize / 100;
+    Line::from(vec![
+        Span::styled("█".repeat(filled), style(app, Role::bar)),
+        Span::styled("░".repeat(bar_width - filled), style(app, Role::bar_empty)),
+        Span::styled(format!(" {percent:>3}%"), style(app, Role::text)),
+    ])
+}
+
+/// One line per worker: for small terminals.
+pub fn draw_list(frame: &mut Frame<'_>, area: Rect, app: &App) {
+    let block = panel(app, " Workers ", app.focus == Focus::Workers);
+    if app.workers.is_empty() {
+        frame.render_widget(
+            Paragraph::new(Span::styled(
+                "no workers yet: the session is planning",
+                style(app, Role::dim),
+            ))
+            .block(block),
+            area,
+        );
+        return;
+    }
+    let visible = area.height.saturating_sub(2) as usize;
+    let first = app.selected.saturating_sub(visible.saturating_sub(1));
+    let lines: Vec<Line> = app
+        .workers
+        .iter()
+        .enumerate()
+        .skip(first)
+        .take(visible)
+        .map(|(i, pane)| {
+            let state = pane.state();
+            let selected = i == app.selected && app.focus == Focus::Workers;
+            let name_style = if selected {
+                style(app, Role::selected)
+            } else {
+                style(app, Role::title)
+            };
+            let progress = pane
+                .progress
+                .map_or("    ".to_string(), |p| format!("{p:>3}%"));
+            Line::from(vec![
+                Span::styled(
+                    format!("{} ", state_symbol(state)),
+                    style(app, state_role(state)),
+                ),
+                Span::styled(format!("{:<18}", pane.name), name_style),
+                Span::styled(
+                    format!(" {:<8}", state.to_string()),
+                    style(app, state_role(state)),
+                ),
+                Span::styled(format!(" {progress} "), style(app, Role::text)),
+                Span::styled(pane.activity.clone(), style(app, Role::dim)),
+            ])
+        })
+        .collect();
+    frame.render_widget(Paragraph::new(lines).block(block), area);
+}

@@ -1,0 +1,502 @@
+//! Every user-visible dashboard state as an insta snapshot of a TestBackend. The app is fed
+//! only through `App::update`, with journal events and key presses, the same entry point the
+//! terminal loop uses. Times are fixed, so nothing volatile reaches a snapshot.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use orchestrate::coordinator::control::{ControlCommand, ControlReply};
+use orchestrate::event::{AgentEvent, EventType};
+use orchestrate::timestamp::Timestamp;
+use orchestrate::tui::app::{Action, App, Msg};
+use orchestrate::tui::theme::Theme;
+use orchestrate::tui::view;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use serde_json::{Value, json};
+
+const T0: i64 = 1_795_284_000_000; // 2026-11-21T18:00:00Z
+
+fn ev(
+    kind: EventType,
+    worker: &str,
+    agent: &str,
+    task: Option<&str>,
+    secs: i64,
+    payload: Value,
+) -> AgentEvent {
+    AgentEvent {
+        kind,
+        agent: agent.into(),
+        worker: worker.into(),
+        task: task.map(Into::into),
+        seq: 0,
+        timestamp: Timestamp(T0 + secs * 1000),
+        payload: payload.as_object().unwrap().clone(),
+    }
+}
+
+fn coord(kind: EventType, task: Option<&str>, secs: i64, payload: Value) -> AgentEvent {
+    ev(kind, "coordinator", "orchestrator", task, secs, payload)
+}
+
+fn app() -> App {
+    App::new(
+        "orch_20261121_180000",
+        "Add a /health endpoint with a design note, tests and a review",
+        Theme::default_theme(),
+        Timestamp(T0),
+    )
+}
+
+fn feed(app: &mut App, events: Vec<AgentEvent>) {
+    for e in events {
+        app.update(Msg::Event(e));
+    }
+}
+
+fn key(app: &mut App, code: KeyCode) -> Vec<Action> {
+    app.update(Msg::Key(KeyEvent::new(code, KeyModifiers::NONE)))
+        .0
+}
+
+fn render(app: &mut App, width: u16, height: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    terminal.draw(|f| view::draw(f, app)).unwrap();
+    terminal.backend().to_string()
+}
+
+/// A session with three workers at work: design running, tests running, implement pending.
+fn three_running() -> App {
+    let mut a = app();
+    feed(
+        &mut a,
+        vec![
+            coord(
+                EventType::Status,
+                None,
+                0,
+                json!({"phase": "session_started", "text": "session started", "tier": "tier 1 (gemini + claude + codex)"}),
+            ),
+            coord(
+                EventType::Status,
+                None,
+                1,
+                json!({"phase": "planned", "text": "planned 3 tasks"}),
+            ),
+            coord(
+                EventType::Status,
+                Some("design"),
+                2,
+                json!({"phase": "task_started", "text": "task design started: gemini-design (attempt 1)", "attempt": 1, "worker": "gemini-design"}),
+            ),
+            ev(
+                EventType::Status,
+                "gemini-design",
+                "gemini",
+                Some("design"),
+                2,
+                json!({"phase": "spawned", "text": "started gemini (pid 4242)", "pid": 4242}),
+            ),
+            ev(
+                EventType::Status,
+                "gemini-design",
+                "gemini",
+                Some("design"),
+                3,
+                json!({"phase": "init", "text": "session started (gemini-2.5-pro)"}),
+            ),
+            ev(
+                EventType::Task,
+                "gemini-design",
+                "gemini",
+                Some("design"),
+                4,
+                json!({"text": "todo 1/3: Write the note", "progress": 33}),
+            ),
+            ev(
+                EventType::Progress,
+                "gemini-design",
+                "gemini",
+                Some("design"),
+                5,
+                json!({"text": "write_file: notes/design.md", "kind": "tool_call"}),
+            ),
+            ev(
+                EventType::Progress,
+                "gemini-design",
+                "gemini",
+                Some("design"),
+                6,
+                json!({"text": "The endpoint reports status and uptime.", "kind": "message"}),
+            ),
+            coord(
+                EventType::Status,
+                Some("tests"),
+                2,
+                json!({"phase": "task_started", "text": "task tests started: codex-tests (attempt 1)", "attempt": 1, "worker": "codex-tests"}),
+            ),
+            ev(
+                EventType::Status,
+                "codex-tests",
+                "codex",
+                Some("tests"),
+                2,
+                json!({"phase": "spawned", "text": "started codex (pid 4243)", "pid": 4243}),
+            ),
+            ev(
+                EventType::Task,
+                "codex-tests",
+                "codex",
+                Some("tests"),
+                7,
+                json!({"text": "todo 2/3 done", "progress": 66}),
+            ),
+            ev(
+                EventType::Progress,
+                "codex-tests",
+                "codex",
+                Some("tests"),
+                8,
+                json!({"text": "$ cargo test health", "kind": "command"}),
+            ),
+            ev(
+                EventType::Progress,
+                "codex-tests",
+                "codex",
+                Some("tests"),
+                9,
+                json!({"text": "Adding a test for the uptime field.", "kind": "message"}),
+            ),
+            coord(
+                EventType::Status,
+                Some("implement"),
+                10,
+                json!({"phase": "task_started", "text": "task implement started: claude-implement (attempt 1)", "attempt": 1, "worker": "claude-implement"}),
+            ),
+            ev(
+                EventType::Status,
+                "claude-implement",
+                "claude",
+                Some("implement"),
+                10,
+                json!({"phase": "spawned", "text": "started claude (pid 4244)", "pid": 4244}),
+            ),
+            ev(
+                EventType::Progress,
+                "claude-implement",
+                "claude",
+                Some("implement"),
+                11,
+                json!({"text": "Bash: cargo build", "kind": "tool_call"}),
+            ),
+        ],
+    );
+    a.update(Msg::Tick(Timestamp(T0 + 75_000)));
+    a
+}
+
+fn assert_screen(name: &str, app: &mut App, width: u16, height: u16) {
+    insta::assert_snapshot!(name, render(app, width, height));
+}
+
+#[test]
+fn empty_session() {
+    let mut a = app();
+    feed(
+        &mut a,
+        vec![coord(
+            EventType::Status,
+            None,
+            0,
+            json!({"phase": "session_started", "text": "session started", "tier": "tier 1 (gemini + claude + codex)"}),
+        )],
+    );
+    assert_screen("empty_session", &mut a, 120, 40);
+}
+
+#[test]
+fn three_running_workers() {
+    assert_screen("three_running_workers", &mut three_running(), 120, 40);
+}
+
+#[test]
+fn paused_session() {
+    let mut a = three_running();
+    let actions = a
+        .update(Msg::Key(KeyEvent::new(
+            KeyCode::Char('P'),
+            KeyModifiers::SHIFT,
+        )))
+        .0;
+    assert!(
+        matches!(&actions[..], [Action::Control(r)] if r.cmd == ControlCommand::Pause && r.worker.is_none())
+    );
+    a.update(Msg::Reply(ControlReply::done(
+        "session paused; no new task starts (3 worker(s) stopped)",
+    )));
+    feed(
+        &mut a,
+        vec![
+            coord(
+                EventType::Control,
+                None,
+                70,
+                json!({"phase": "control", "command": "pause", "took_effect": true, "text": "pause session: paused"}),
+            ),
+            ev(
+                EventType::Status,
+                "gemini-design",
+                "gemini",
+                Some("design"),
+                70,
+                json!({"phase": "paused", "text": "paused"}),
+            ),
+            ev(
+                EventType::Status,
+                "codex-tests",
+                "codex",
+                Some("tests"),
+                70,
+                json!({"phase": "paused", "text": "paused"}),
+            ),
+            ev(
+                EventType::Status,
+                "claude-implement",
+                "claude",
+                Some("implement"),
+                70,
+                json!({"phase": "paused", "text": "paused"}),
+            ),
+        ],
+    );
+    assert_eq!(a.state(), "paused");
+    assert_screen("paused_session", &mut a, 120, 40);
+}
+
+#[test]
+fn a_waiting_worker_stands_out() {
+    let mut a = three_running();
+    feed(
+        &mut a,
+        vec![ev(
+            EventType::Blocker,
+            "codex-tests",
+            "codex",
+            Some("tests"),
+            12,
+            json!({"text": "command refused: git push origin HEAD", "reason": "declined"}),
+        )],
+    );
+    assert_eq!(a.workers[1].state().as_str(), "waiting");
+    assert_screen("waiting_worker", &mut a, 120, 40);
+}
+
+#[test]
+fn a_failed_worker() {
+    let mut a = three_running();
+    feed(
+        &mut a,
+        vec![
+            ev(
+                EventType::Error,
+                "claude-implement",
+                "claude",
+                Some("implement"),
+                20,
+                json!({"text": "Reached maximum number of turns (2)", "fatal": true}),
+            ),
+            ev(
+                EventType::Error,
+                "claude-implement",
+                "claude",
+                Some("implement"),
+                21,
+                json!({"phase": "exited", "text": "exited with code 1", "exit_code": 1, "fatal": true}),
+            ),
+            coord(
+                EventType::Error,
+                Some("implement"),
+                21,
+                json!({"phase": "task_failed", "text": "task implement failed: Reached maximum number of turns (2)", "fatal": true}),
+            ),
+        ],
+    );
+    assert_screen("failed_worker", &mut a, 120, 40);
+}
+
+#[test]
+fn review_verdicts_and_decisions() {
+    let mut a = three_running();
+    feed(
+        &mut a,
+        vec![
+            coord(
+                EventType::Review,
+                Some("design"),
+                30,
+                json!({"text": "review", "reviewer": "codex", "verdict": "approved", "summary": "The design covers status and uptime."}),
+            ),
+            coord(
+                EventType::Review,
+                Some("design"),
+                31,
+                json!({"text": "review", "reviewer": "claude", "verdict": "concern", "summary": "No timeout on the health probe."}),
+            ),
+        ],
+    );
+    assert_screen("review_verdicts", &mut a, 140, 40);
+    feed(
+        &mut a,
+        vec![coord(
+            EventType::Decision,
+            None,
+            32,
+            json!({"text": "decision", "rule": "single concern", "action": "LOG_WARNING", "reason": "one reviewer raised a concern; continuing and watching"}),
+        )],
+    );
+    assert_screen("decisions", &mut a, 140, 40);
+}
+
+#[test]
+fn zoomed_transcript_and_pty_screen() {
+    let mut a = three_running();
+    key(&mut a, KeyCode::Enter);
+    assert_screen("zoomed_transcript", &mut a, 120, 40);
+    let actions = key(&mut a, KeyCode::Char('t'));
+    assert_eq!(actions, vec![Action::WatchScreen("gemini-design".into())]);
+    a.update(Msg::Raw {
+        worker: "gemini-design".into(),
+        bytes: b"\x1b[1mgemini\x1b[0m> thinking about /health\r\n$ ls\r\nsrc  Cargo.toml\r\n"
+            .to_vec(),
+    });
+    assert_screen("zoomed_pty_screen", &mut a, 120, 40);
+    assert_eq!(
+        key(&mut a, KeyCode::Char('a')),
+        vec![Action::Attach("gemini-design".into())]
+    );
+    key(&mut a, KeyCode::Esc);
+    assert!(a.zoom.is_none());
+}
+
+#[test]
+fn help_overlay() {
+    let mut a = three_running();
+    key(&mut a, KeyCode::Char('?'));
+    assert_screen("help_overlay", &mut a, 120, 40);
+    key(&mut a, KeyCode::Esc);
+    assert!(a.overlay.is_none());
+}
+
+#[test]
+fn filter_and_search() {
+    let mut a = three_running();
+    key(&mut a, KeyCode::Tab);
+    for c in "/uptime".chars() {
+        key(&mut a, KeyCode::Char(c));
+    }
+    assert_screen("search_typing", &mut a, 120, 40);
+    key(&mut a, KeyCode::Enter);
+    assert_screen("search_applied", &mut a, 120, 40);
+    key(&mut a, KeyCode::Esc);
+    key(&mut a, KeyCode::Char('t')); // first type: status
+    key(&mut a, KeyCode::Char('t')); // progress
+    assert_eq!(a.log_type, Some(EventType::Progress));
+    assert_screen("type_filter", &mut a, 120, 40);
+}
+
+#[test]
+fn the_stop_confirm_dialog() {
+    let mut a = three_running();
+    assert!(
+        key(&mut a, KeyCode::Char('s')).is_empty(),
+        "stop asks first"
+    );
+    assert_screen("confirm_dialog", &mut a, 120, 40);
+    let actions = key(&mut a, KeyCode::Char('y'));
+    assert!(
+        matches!(&actions[..], [Action::Control(r)] if r.cmd == ControlCommand::Stop && r.worker.as_deref() == Some("gemini-design"))
+    );
+    key(&mut a, KeyCode::Char('S'));
+    assert!(key(&mut a, KeyCode::Char('n')).is_empty(), "n cancels");
+}
+
+#[test]
+fn terminal_sizes() {
+    assert_screen("size_80x24", &mut three_running(), 80, 24);
+    assert_screen("size_200x60", &mut three_running(), 200, 60);
+    assert_screen("too_small", &mut three_running(), 30, 8);
+}
+
+#[test]
+fn a_dead_coordinator_is_shown_plainly() {
+    let mut a = three_running();
+    a.update(Msg::Liveness(false));
+    assert_eq!(a.state(), "interrupted");
+    assert_screen("dead_coordinator", &mut a, 120, 40);
+}
+
+#[test]
+fn keys_move_select_and_quit() {
+    let mut a = three_running();
+    key(&mut a, KeyCode::Down);
+    key(&mut a, KeyCode::Char('l'));
+    assert_eq!(a.selected, 2);
+    key(&mut a, KeyCode::Right);
+    assert_eq!(a.selected, 2, "selection stays on the last worker");
+    let actions = key(&mut a, KeyCode::Char('p'));
+    assert!(
+        matches!(&actions[..], [Action::Control(r)] if r.cmd == ControlCommand::Pause && r.worker.as_deref() == Some("claude-implement"))
+    );
+    assert_eq!(key(&mut a, KeyCode::Char('q')), vec![Action::Quit]);
+    assert_eq!(
+        a.update(Msg::Key(KeyEvent::new(
+            KeyCode::Char('c'),
+            KeyModifiers::CONTROL
+        )))
+        .0,
+        vec![Action::Quit]
+    );
+}
+
+#[test]
+fn the_log_is_one_timeline_whatever_order_files_arrive_in() {
+    let mut a = app();
+    feed(
+        &mut a,
+        vec![
+            ev(
+                EventType::Progress,
+                "b",
+                "codex",
+                None,
+                5,
+                json!({"text": "five"}),
+            ),
+            ev(
+                EventType::Progress,
+                "a",
+                "claude",
+                None,
+                2,
+                json!({"text": "two"}),
+            ),
+            ev(
+                EventType::Progress,
+                "b",
+                "codex",
+                None,
+                7,
+                json!({"text": "seven"}),
+            ),
+            ev(
+                EventType::Progress,
+                "a",
+                "claude",
+                None,
+                3,
+                json!({"text": "three"}),
+            ),
+        ],
+    );
+    let texts: Vec<&str> = a.log.iter().map(|e| e.text.as_str()).collect();
+    assert_eq!(texts, ["two", "three", "five", "seven"]);
+}
