@@ -27,6 +27,7 @@ fn main() {
         dirs: vec![dir.path().to_path_buf()],
         accept: jsonl_files,
         poll: DEFAULT_POLL,
+        backlog: None,
     };
     let _tailer = Tailer::spawn(spec, move |event| {
         if let TailEvent::Line { .. } = event {

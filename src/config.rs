@@ -43,6 +43,8 @@ pub struct Config {
     pub copy_limit_mb: u64,
     /// Pacing of simulated agents under `--simulate` (1 human-like, 0 instant).
     pub sim_speed: f64,
+    /// The dashboard's theme: a file in themes/ or the user's config dir (`themes/NAME.toml`).
+    pub theme: String,
     /// Agent profiles by name.
     pub agents: BTreeMap<String, AgentProfile>,
 }
@@ -100,6 +102,7 @@ impl Default for Config {
             planner: "claude".into(),
             copy_limit_mb: 500,
             sim_speed: 1.0,
+            theme: "default".into(),
             agents,
         }
     }

@@ -53,7 +53,8 @@ enum Command {
         /// Run every agent as `orchestrate sim <cli>`: no keys, no agent CLI needed.
         #[arg(long)]
         simulate: bool,
-        /// Follow the session here, one line per significant event, until it ends.
+        /// Follow the session here, one line per significant event, until it ends, instead of
+        /// opening the dashboard.
         #[arg(long)]
         no_dashboard: bool,
         /// Workers that may run at once (overrides the configuration).
@@ -71,10 +72,21 @@ enum Command {
         /// Pacing of the simulated agents: 1 is human-like, 0 as fast as possible.
         #[arg(long, default_value_t = 0.5)]
         speed: f64,
-        /// Follow here rather than in the dashboard (the dashboard is still to come, so the
-        /// demo follows here either way).
+        /// Follow here, one line per event, instead of opening the dashboard.
         #[arg(long)]
         no_dashboard: bool,
+    },
+    /// The full-screen console on a running or finished session (default: the latest).
+    ///
+    /// Keys: p/P pause, r/R resume, s/S stop, v/V review (lower case: selected worker; upper
+    /// case: whole session), Enter zoom, ? help, q leave (the session goes on).
+    Dashboard {
+        /// A session id, or `latest`.
+        session: Option<String>,
+        /// A theme: default, light, high-contrast, mono, or one of yours in
+        /// ~/.config/orchestrate/themes/. NO_COLOR is respected.
+        #[arg(long)]
+        theme: Option<String>,
     },
     /// All sessions, or one session with its tasks and workers.
     Status {
@@ -201,6 +213,15 @@ enum EventsCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Coordinator { .. }) {
+        // A closed pipe (`orchestrate status | head`) ends a command quietly, as it ends
+        // other Unix tools. The coordinator keeps Rust's default: a client that goes away
+        // must not kill the daemon.
+        // SAFETY: setting a signal disposition before any thread starts.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let workspace = Workspace::resolve(cli.workspace.as_deref(), None);
     let result = match cli.command {
         Command::Run {
@@ -230,6 +251,9 @@ fn main() -> ExitCode {
             speed,
             no_dashboard,
         } => cli::demo::demo(&workspace, speed, no_dashboard),
+        Command::Dashboard { session, theme } => {
+            cli::dashboard::dashboard(&workspace, session.as_deref(), theme.as_deref())
+        }
         Command::Status { session, json } => {
             cli::status::status(&workspace, session.as_deref(), json)
         }

@@ -16,6 +16,7 @@ fn follow(dir: &Path) -> (Tailer, Receiver<TailEvent>) {
         dirs: vec![dir.to_path_buf()],
         accept: jsonl_files,
         poll: DEFAULT_POLL,
+        backlog: None,
     };
     let tailer = Tailer::spawn(spec, move |e| {
         let _ = tx.send(e);
@@ -129,6 +130,7 @@ fn a_relative_directory_is_followed_through_notifications() {
         dirs: vec![relative.clone()],
         accept: jsonl_files,
         poll: Duration::from_secs(600),
+        backlog: None,
     };
     let tailer = Tailer::spawn(spec, move |e| {
         let _ = tx.send(e);

@@ -80,8 +80,6 @@ pub fn demo(workspace: &Workspace, speed: f64, no_dashboard: bool) -> Result<u8>
         "demo: simulated gemini, claude and codex on a fresh repository at {}",
         target.display()
     );
-    // There is no dashboard yet: the demo always follows here.
-    let _ = no_dashboard;
     run(
         workspace,
         RunRequest {
@@ -90,12 +88,18 @@ pub fn demo(workspace: &Workspace, speed: f64, no_dashboard: bool) -> Result<u8>
             agents: None,
             plan_file: Some(plan),
             simulate: true,
-            no_dashboard: true,
+            // Without a terminal to draw on, the demo follows here.
+            no_dashboard: no_dashboard || !is_terminal(),
             parallelism: None,
             retries: None,
             sim_speed: Some(speed),
         },
     )
+}
+
+fn is_terminal() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdout().is_terminal() && std::io::stdin().is_terminal()
 }
 
 fn git(dir: &Path, args: &[&str]) -> Result<()> {

@@ -26,6 +26,7 @@ pub fn follow(session: &SessionDir) -> Result<u8> {
         dirs: vec![session.path.clone(), session.events_dir()],
         accept: jsonl_files,
         poll: DEFAULT_POLL,
+        backlog: None,
     };
     let _tailer = Tailer::spawn(spec, move |e| {
         if let TailEvent::Line { line, .. } = e

@@ -3,6 +3,7 @@
 
 pub mod attach;
 pub mod control;
+pub mod dashboard;
 pub mod demo;
 pub mod events;
 pub mod follow;

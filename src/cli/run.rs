@@ -1,6 +1,7 @@
 //! `orchestrate run`, `orchestrate resume` and the hidden `orchestrate coordinator`: create a
 //! session, start its coordinator detached, then follow it headless or say how to follow it.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -95,7 +96,7 @@ pub fn run(workspace: &Workspace, request: RunRequest) -> Result<u8> {
         session.id,
         available.tier()
     );
-    finish_start(&session, request.no_dashboard)
+    finish_start(workspace, &session, request.no_dashboard)
 }
 
 /// Reads and checks a plan file now, so a bad plan is refused before anything starts.
@@ -124,12 +125,15 @@ pub fn resume(workspace: &Workspace, name: &str, no_dashboard: bool) -> Result<u
     }
     let pid = spawn_detached(workspace, &session, true)?;
     println!("session {} resumed (coordinator pid {pid})", session.id);
-    finish_start(&session, no_dashboard)
+    finish_start(workspace, &session, no_dashboard)
 }
 
-fn finish_start(session: &SessionDir, no_dashboard: bool) -> Result<u8> {
+fn finish_start(workspace: &Workspace, session: &SessionDir, no_dashboard: bool) -> Result<u8> {
     if no_dashboard {
         return follow::follow(session);
+    }
+    if std::io::stdout().is_terminal() && std::io::stdin().is_terminal() {
+        return super::dashboard::open(workspace, session, None);
     }
     println!("The session runs in the background; closing this terminal does not stop it.");
     println!(

@@ -39,6 +39,9 @@ pub struct TailSpec {
     pub dirs: Vec<PathBuf>,
     pub accept: fn(&Path) -> bool,
     pub poll: Duration,
+    /// For files that exist at the start: begin this many bytes before their end (at the next
+    /// whole line) rather than at their start, so a long history is not read first.
+    pub backlog: Option<u64>,
 }
 
 /// Accepts `*.jsonl`.
@@ -53,6 +56,8 @@ struct FileTail {
     identity: Option<(u64, u64)>,
     offset: u64,
     framer: LineFramer,
+    /// The first bytes read are the end of a line begun before the offset: drop them.
+    skip_partial: bool,
 }
 
 impl FileTail {
@@ -63,7 +68,19 @@ impl FileTail {
             identity: None,
             offset: 0,
             framer: LineFramer::default(),
+            skip_partial: false,
         }
+    }
+
+    /// Starts `backlog` bytes before the end, dropping the partial line that lands in.
+    fn from_end(path: PathBuf, backlog: u64) -> Self {
+        let len = std::fs::metadata(&path).map_or(0, |m| m.len());
+        let mut tail = FileTail::new(path);
+        if len > backlog {
+            tail.offset = len - backlog;
+            tail.skip_partial = true;
+        }
+        tail
     }
 
     /// Reads whatever is new, handling replacement and truncation first.
@@ -115,8 +132,18 @@ impl FileTail {
                 Ok(0) => break,
                 Ok(n) => {
                     self.offset += n as u64;
+                    let mut chunk = &buf[..n];
+                    if self.skip_partial {
+                        match chunk.iter().position(|&b| b == b'\n') {
+                            Some(i) => {
+                                chunk = &chunk[i + 1..];
+                                self.skip_partial = false;
+                            }
+                            None => continue,
+                        }
+                    }
                     let path = &self.path;
-                    self.framer.push(&buf[..n], |f| emit(path, f, sink));
+                    self.framer.push(chunk, |f| emit(path, f, sink));
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => break,
@@ -147,6 +174,8 @@ fn emit(path: &Path, frame: Frame<'_>, sink: &mut dyn FnMut(TailEvent)) {
 struct TailSet {
     spec: TailSpec,
     files: BTreeMap<PathBuf, FileTail>,
+    /// True during the first pass: only files present then start from their backlog.
+    starting: bool,
 }
 
 impl TailSet {
@@ -158,13 +187,18 @@ impl TailSet {
             };
             for path in entries.filter_map(Result::ok).map(|e| e.path()) {
                 if (self.spec.accept)(&path) && !self.files.contains_key(&path) {
-                    self.files.insert(path.clone(), FileTail::new(path));
+                    let tail = match self.spec.backlog.filter(|_| self.starting) {
+                        Some(backlog) => FileTail::from_end(path.clone(), backlog),
+                        None => FileTail::new(path.clone()),
+                    };
+                    self.files.insert(path, tail);
                 }
             }
         }
         for tail in self.files.values_mut() {
             tail.read_new(sink);
         }
+        self.starting = false;
     }
 
     fn read_paths(&mut self, paths: &BTreeSet<PathBuf>, sink: &mut dyn FnMut(TailEvent)) {
@@ -220,6 +254,7 @@ impl Tailer {
         let mut set = TailSet {
             spec,
             files: BTreeMap::new(),
+            starting: true,
         };
         let thread = thread::Builder::new()
             .name("jsonl-tailer".into())
@@ -308,10 +343,12 @@ mod tests {
             dirs: vec![dir.path().to_path_buf()],
             accept: jsonl_files,
             poll: DEFAULT_POLL,
+            backlog: None,
         };
         let mut set = TailSet {
             spec,
             files: BTreeMap::new(),
+            starting: true,
         };
         let a = dir.path().join("a.jsonl");
         std::fs::write(&a, b"1\n").unwrap();
@@ -333,6 +370,37 @@ mod tests {
         out.clear();
         set.read_all(&mut |e| out.push(e));
         assert!(out.is_empty(), "nothing twice");
+    }
+
+    #[test]
+    fn a_backlog_starts_near_the_end_at_a_whole_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("long.jsonl");
+        let text: String = (0..100).map(|n| format!("line {n:03}\n")).collect();
+        std::fs::write(&path, text).unwrap();
+        let spec = TailSpec {
+            dirs: vec![dir.path().to_path_buf()],
+            accept: jsonl_files,
+            poll: DEFAULT_POLL,
+            backlog: Some(25),
+        };
+        let mut set = TailSet {
+            spec,
+            files: BTreeMap::new(),
+            starting: true,
+        };
+        let mut out = Vec::new();
+        set.read_all(&mut |e| out.push(e));
+        assert_eq!(out, vec![line(&path, "line 098"), line(&path, "line 099")]);
+        let late = dir.path().join("late.jsonl");
+        std::fs::write(&late, b"first\nsecond\n").unwrap();
+        out.clear();
+        set.read_all(&mut |e| out.push(e));
+        assert_eq!(
+            out,
+            vec![line(&late, "first"), line(&late, "second")],
+            "files created later are read whole"
+        );
     }
 
     #[test]

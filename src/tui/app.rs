@@ -38,6 +38,8 @@ pub enum Msg {
         worker: String,
         bytes: Vec<u8>,
     },
+    /// The terminal changed size: everything is laid out again.
+    Resize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -136,7 +138,9 @@ impl WorkerPane {
         let text = e.text().to_string();
         match e.kind {
             EventType::Progress => match e.str_field("kind") {
-                Some("tool_call" | "command") => self.activity = text.clone(),
+                Some("tool_call" | "command" | "file_change") => self.activity = text.clone(),
+                // A tool's result is in the transcript; the pane keeps what was said.
+                Some("tool_result") => {}
                 _ => push_bounded(&mut self.lines, text.clone(), PANE_LINES),
             },
             EventType::Task => {
@@ -299,6 +303,7 @@ impl App {
                 self.now = now;
                 (Vec::new(), visible)
             }
+            Msg::Resize => (Vec::new(), true),
             Msg::Raw { worker, bytes } => match &mut self.screen {
                 Some((name, parser)) if *name == worker => {
                     parser.process(&bytes);

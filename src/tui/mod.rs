@@ -3,5 +3,6 @@
 //! `theme` maps meanings to colours.
 
 pub mod app;
+pub mod run;
 pub mod theme;
 pub mod view;

@@ -1,0 +1,54 @@
+//! `orchestrate dashboard [SESSION] [--theme NAME]`: the full-screen console on a running or
+//! finished session (default: the latest). Leaving it stops nothing.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use super::lookup;
+use crate::config::Config;
+use crate::session::{SessionDir, Workspace};
+use crate::tui::run::{Exit, run_dashboard};
+use crate::tui::theme::Theme;
+
+pub fn dashboard(workspace: &Workspace, session: Option<&str>, theme: Option<&str>) -> Result<u8> {
+    let session = lookup::session(workspace, session.unwrap_or("latest"))?;
+    open(workspace, &session, theme)
+}
+
+/// Opens the dashboard on `session`; says on leaving that the session goes on.
+pub fn open(workspace: &Workspace, session: &SessionDir, theme: Option<&str>) -> Result<u8> {
+    let theme = load_theme(theme);
+    match run_dashboard(workspace, session, theme)? {
+        Exit::Left => println!(
+            "left the dashboard; session {id} goes on (`orchestrate dashboard {id}` reopens it)",
+            id = session.id
+        ),
+        Exit::Signalled => eprintln!(
+            "orchestrate: the dashboard was closed by a signal; session {} goes on",
+            session.id
+        ),
+    }
+    Ok(0)
+}
+
+/// The theme from --theme, else the configuration; a bad one is reported and the default used.
+fn load_theme(flag: Option<&str>) -> Theme {
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let configured = Config::load(&Config::default_files(&cwd, &env), &env)
+        .map(|c| c.theme)
+        .unwrap_or_else(|_| "default".into());
+    let name = flag.map(str::to_string).unwrap_or(configured);
+    let user_dirs: Vec<PathBuf> = Config::default_files(&cwd, &env)
+        .into_iter()
+        .filter_map(|f| f.parent().map(|d| d.join("themes")))
+        .rev()
+        .collect();
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    Theme::load(&name, &user_dirs, no_color).unwrap_or_else(|e| {
+        eprintln!("orchestrate: {e}; using the default theme");
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        Theme::load("default", &[], no_color).unwrap_or_else(|_| Theme::default_theme())
+    })
+}

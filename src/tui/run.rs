@@ -1,0 +1,300 @@
+//! The dashboard's terminal and loop. One `tokio::select!` over every message (keys, tailed
+//! journal events, control replies, liveness, clock, raw PTY bytes), the frame deadline and
+//! the termination signals. Messages are drained in batches; a frame is drawn only when
+//! something visible changed, at most one per 16 ms, so an idle dashboard sleeps. The
+//! terminal is restored on every way out: `q`, a panic, SIGTERM, SIGHUP.
+
+use std::io::{self, IsTerminal, Read, Seek, SeekFrom, Stdout, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use crossterm::event::{self, Event};
+use crossterm::terminal::{
+    self, BeginSynchronizedUpdate, EndSynchronizedUpdate, EnterAlternateScreen,
+    LeaveAlternateScreen,
+};
+use crossterm::{cursor, execute};
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+use tokio::sync::mpsc::{self, UnboundedSender};
+use tokio::time::{Instant, sleep_until};
+
+use super::app::{Action, App, Msg};
+use super::theme::Theme;
+use super::view;
+use crate::coordinator::control::{self, ControlReply};
+use crate::coordinator::lock;
+use crate::event::AgentEvent;
+use crate::session::tailer::{DEFAULT_POLL, TailEvent, TailSpec, Tailer, jsonl_files};
+use crate::session::{SessionDir, Workspace};
+use crate::timestamp::Timestamp;
+
+/// At most one frame per this interval (~60 frames/s).
+const MIN_FRAME: Duration = Duration::from_millis(16);
+/// Messages handled per turn before drawing.
+const BATCH: usize = 1024;
+/// How much of each journal is read on opening (the rest is history the journals keep).
+const BACKLOG_BYTES: u64 = 512 * 1024;
+/// How much raw output fills the zoomed terminal screen at first.
+const SCREEN_BACKLOG: u64 = 64 * 1024;
+
+/// How the dashboard ended, for the caller's message.
+pub enum Exit {
+    /// `q`: the session goes on.
+    Left,
+    /// SIGTERM or SIGHUP.
+    Signalled,
+}
+
+/// Opens the dashboard on `session` until the operator leaves it.
+pub fn run_dashboard(workspace: &Workspace, session: &SessionDir, theme: Theme) -> Result<Exit> {
+    if !io::stdout().is_terminal() || !io::stdin().is_terminal() {
+        bail!(
+            "the dashboard needs a terminal; use --no-dashboard, `orchestrate status` or `orchestrate logs`"
+        );
+    }
+    let info = session.read_info()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the dashboard's runtime")?;
+    let mut app = App::new(&session.id, &info.prompt, theme, Timestamp::now());
+    let mut terminal = enter_terminal()?;
+    let result = runtime.block_on(event_loop(workspace, session, &mut app, &mut terminal));
+    restore_terminal();
+    result
+}
+
+async fn event_loop(
+    workspace: &Workspace,
+    session: &SessionDir,
+    app: &mut App,
+    terminal: &mut Terminal<CrosstermBackend<Stdout>>,
+) -> Result<Exit> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
+    let input_paused = Arc::new(AtomicBool::new(false));
+    spawn_input_reader(tx.clone(), Arc::clone(&input_paused));
+    let _tailer = follow_journals(session, tx.clone())?;
+    spawn_clock(tx.clone(), session.lock_path());
+    let screen_generation = Arc::new(AtomicU64::new(0));
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut sighup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let mut dirty = true;
+    let mut last_draw = Instant::now() - MIN_FRAME;
+    loop {
+        let frame_at = last_draw + MIN_FRAME;
+        tokio::select! {
+            first = rx.recv() => {
+                let Some(first) = first else { return Ok(Exit::Left) };
+                let mut batch = vec![first];
+                while batch.len() < BATCH {
+                    match rx.try_recv() {
+                        Ok(msg) => batch.push(msg),
+                        Err(_) => break,
+                    }
+                }
+                for msg in batch {
+                    let (actions, changed) = app.update(msg);
+                    dirty |= changed;
+                    for action in actions {
+                        match action {
+                            Action::Quit => return Ok(Exit::Left),
+                            Action::Control(request) => send_control(session, request, tx.clone()),
+                            Action::WatchScreen(worker) => {
+                                let generation = screen_generation.fetch_add(1, Ordering::SeqCst) + 1;
+                                watch_screen(session, worker, tx.clone(), Arc::clone(&screen_generation), generation);
+                            }
+                            Action::Attach(worker) => {
+                                attach(workspace, session, &worker, terminal, &input_paused)?;
+                                dirty = true;
+                            }
+                        }
+                    }
+                }
+            }
+            _ = sleep_until(frame_at), if dirty => {
+                draw(terminal, app)?;
+                dirty = false;
+                last_draw = Instant::now();
+            }
+            _ = sigterm.recv() => return Ok(Exit::Signalled),
+            _ = sighup.recv() => return Ok(Exit::Signalled),
+        }
+    }
+}
+
+fn draw(terminal: &mut Terminal<CrosstermBackend<Stdout>>, app: &mut App) -> Result<()> {
+    // Synchronized output: the terminal shows the frame whole or not at all.
+    execute!(io::stdout(), BeginSynchronizedUpdate)?;
+    terminal.draw(|frame| view::draw(frame, app))?;
+    execute!(io::stdout(), EndSynchronizedUpdate)?;
+    Ok(())
+}
+
+fn enter_terminal() -> Result<Terminal<CrosstermBackend<Stdout>>> {
+    install_panic_hook();
+    terminal::enable_raw_mode().context("cannot put the terminal in raw mode")?;
+    // No mouse capture: the terminal's own selection and copy keep working.
+    execute!(io::stdout(), EnterAlternateScreen, cursor::Hide)?;
+    let mut terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
+    terminal.clear()?;
+    Ok(terminal)
+}
+
+/// Puts the terminal back as it was; safe to call more than once.
+pub fn restore_terminal() {
+    let _ = execute!(
+        io::stdout(),
+        EndSynchronizedUpdate,
+        LeaveAlternateScreen,
+        cursor::Show
+    );
+    let _ = terminal::disable_raw_mode();
+    let _ = io::stdout().flush();
+}
+
+fn install_panic_hook() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        // The terminal first, so the report is readable.
+        restore_terminal();
+        previous(info);
+    }));
+}
+
+/// Keys and resizes, read on a thread of their own. While `paused` (attach owns stdin) it
+/// does not read.
+fn spawn_input_reader(tx: UnboundedSender<Msg>, paused: Arc<AtomicBool>) {
+    std::thread::spawn(move || {
+        loop {
+            if paused.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+            match event::poll(Duration::from_millis(250)) {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(_) => return,
+            }
+            if paused.load(Ordering::SeqCst) {
+                continue;
+            }
+            let msg = match event::read() {
+                Ok(Event::Key(key)) => Msg::Key(key),
+                Ok(Event::Resize(..)) => Msg::Resize,
+                Ok(_) => continue,
+                Err(_) => return,
+            };
+            if tx.send(msg).is_err() {
+                return;
+            }
+        }
+    });
+}
+
+/// Every journal of the session, from near its end, as `Msg::Event`s.
+fn follow_journals(session: &SessionDir, tx: UnboundedSender<Msg>) -> Result<Tailer> {
+    let spec = TailSpec {
+        dirs: vec![session.path.clone(), session.events_dir()],
+        accept: jsonl_files,
+        poll: DEFAULT_POLL,
+        backlog: Some(BACKLOG_BYTES),
+    };
+    Tailer::spawn(spec, move |e| {
+        if let TailEvent::Line { line, .. } = e
+            && let Ok(event) = serde_json::from_slice::<AgentEvent>(&line)
+        {
+            let _ = tx.send(Msg::Event(event));
+        }
+    })
+    .context("cannot watch the session's journals")
+}
+
+/// Once a second: the time (elapsed counters) and whether the coordinator is alive.
+fn spawn_clock(tx: UnboundedSender<Msg>, lock_path: std::path::PathBuf) {
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            interval.tick().await;
+            let alive = lock::holder(&lock_path).is_some();
+            if tx.send(Msg::Liveness(alive)).is_err()
+                || tx.send(Msg::Tick(Timestamp::now())).is_err()
+            {
+                return;
+            }
+        }
+    });
+}
+
+fn send_control(session: &SessionDir, request: control::ControlRequest, tx: UnboundedSender<Msg>) {
+    let (socket, id) = (session.control_socket(), session.id.clone());
+    std::thread::spawn(move || {
+        let reply = control::send(&socket, &id, &request)
+            .unwrap_or_else(|e| ControlReply::refused(e.to_string()));
+        let _ = tx.send(Msg::Reply(reply));
+    });
+}
+
+/// Feeds a worker's raw output to the zoomed screen until another screen is watched.
+fn watch_screen(
+    session: &SessionDir,
+    worker: String,
+    tx: UnboundedSender<Msg>,
+    current: Arc<AtomicU64>,
+    generation: u64,
+) {
+    let path = session.raw_path(&worker);
+    std::thread::spawn(move || {
+        let Ok(mut file) = std::fs::File::open(&path) else {
+            return;
+        };
+        let len = file.metadata().map_or(0, |m| m.len());
+        let mut offset = len.saturating_sub(SCREEN_BACKLOG);
+        let mut buf = vec![0u8; 64 * 1024];
+        while current.load(Ordering::SeqCst) == generation {
+            if file.seek(SeekFrom::Start(offset)).is_err() {
+                return;
+            }
+            match file.read(&mut buf) {
+                Ok(0) => std::thread::sleep(Duration::from_millis(50)),
+                Ok(n) => {
+                    offset += n as u64;
+                    if tx
+                        .send(Msg::Raw {
+                            worker: worker.clone(),
+                            bytes: buf[..n].to_vec(),
+                        })
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                Err(_) => return,
+            }
+        }
+    });
+}
+
+/// Hands the terminal to `attach` and takes it back.
+fn attach(
+    workspace: &Workspace,
+    session: &SessionDir,
+    worker: &str,
+    terminal: &mut Terminal<CrosstermBackend<Stdout>>,
+    input_paused: &AtomicBool,
+) -> Result<()> {
+    input_paused.store(true, Ordering::SeqCst);
+    restore_terminal();
+    let result = crate::cli::attach::attach(workspace, &session.id, worker);
+    if let Err(e) = &result {
+        eprintln!("orchestrate: {e:#}");
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    terminal::enable_raw_mode()?;
+    execute!(io::stdout(), EnterAlternateScreen, cursor::Hide)?;
+    terminal.clear()?;
+    input_paused.store(false, Ordering::SeqCst);
+    Ok(())
+}

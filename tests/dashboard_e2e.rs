@@ -1,0 +1,191 @@
+//! The dashboard end to end: the real binary in a real terminal (tmux, 120x40), driven by
+//! keys, checked on screen and on the real worker processes. .ci/run installs tmux.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{binary, wait_for};
+use orchestrate::worker::process::group_members;
+use serde_json::Value;
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// A tmux server of our own (its own socket), killed when dropped.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn new() -> Tmux {
+        let found = Command::new("tmux")
+            .arg("-V")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        assert!(
+            found,
+            "tmux is required for this test (.ci/run installs it)"
+        );
+        Tmux {
+            socket: format!("orchestrate-test-{}", std::process::id()),
+        }
+    }
+
+    fn cmd(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn start(&self, name: &str, shell_command: &str) {
+        self.cmd(&[
+            "new-session",
+            "-d",
+            "-s",
+            name,
+            "-x",
+            "120",
+            "-y",
+            "40",
+            shell_command,
+        ]);
+    }
+
+    fn screen(&self, name: &str) -> String {
+        self.cmd(&["capture-pane", "-p", "-t", name])
+    }
+
+    fn keys(&self, name: &str, keys: &str) {
+        self.cmd(&["send-keys", "-t", name, keys]);
+    }
+
+    fn alternate_screen(&self, name: &str) -> bool {
+        self.cmd(&["display-message", "-p", "-t", name, "#{alternate_on}"])
+            .trim()
+            == "1"
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .output();
+    }
+}
+
+fn status(workspace: &Path) -> Value {
+    let out = Command::new(binary())
+        .args([
+            "--workspace",
+            workspace.to_str().unwrap(),
+            "status",
+            "latest",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+}
+
+/// The process groups of the session's running workers.
+fn worker_groups(workspace: &Path) -> Vec<i32> {
+    status(workspace)["workers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|w| w["state"] == "running" || w["state"] == "paused")
+        .filter_map(|w| w["pid"].as_i64())
+        .map(|p| p as i32)
+        .collect()
+}
+
+#[test]
+fn demo_in_a_real_terminal_pause_resume_quit_and_reopen() {
+    let tmux = Tmux::new();
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("ws");
+    let exe = binary();
+    let run = format!(
+        "cd {} && {} --workspace {} demo --speed 0.5; sleep 60",
+        dir.path().display(),
+        exe.display(),
+        ws.display()
+    );
+    tmux.start("demo", &run);
+    wait_for("the worker panes", LIMIT, || {
+        let screen = tmux.screen("demo");
+        screen.contains("gemini-design")
+            && screen.contains("codex-tests")
+            && screen.contains("● running")
+    });
+    assert!(
+        tmux.alternate_screen("demo"),
+        "the dashboard runs on the alternate screen"
+    );
+
+    let mut groups = Vec::new();
+    wait_for("two running workers", LIMIT, || {
+        groups = worker_groups(&ws);
+        groups.len() >= 2
+    });
+    tmux.keys("demo", "P");
+    wait_for("every worker process stopped", LIMIT, || {
+        groups
+            .iter()
+            .all(|g| group_members(*g).iter().all(|p| p.state == 'T'))
+    });
+    wait_for("the header to say paused", LIMIT, || {
+        tmux.screen("demo").contains("● paused")
+    });
+
+    tmux.keys("demo", "R");
+    wait_for("every worker process running again", LIMIT, || {
+        groups
+            .iter()
+            .all(|g| group_members(*g).iter().all(|p| p.state != 'T'))
+    });
+    wait_for("the header to say running", LIMIT, || {
+        tmux.screen("demo").contains("● running")
+    });
+
+    tmux.keys("demo", "q");
+    wait_for("the dashboard to leave", LIMIT, || {
+        tmux.screen("demo").contains("left the dashboard; session")
+    });
+    assert!(
+        !tmux.alternate_screen("demo"),
+        "the terminal is restored to its normal screen"
+    );
+    let state = status(&ws)["state"].as_str().unwrap_or("").to_string();
+    assert!(
+        state == "running" || state == "done",
+        "the session goes on after q (state {state})"
+    );
+
+    let reopen = format!(
+        "cd {} && {} --workspace {} dashboard; sleep 60",
+        dir.path().display(),
+        exe.display(),
+        ws.display()
+    );
+    tmux.start("again", &reopen);
+    let id = status(&ws)["session"].as_str().unwrap().to_string();
+    wait_for("the reopened dashboard", LIMIT, || {
+        let screen = tmux.screen("again");
+        screen.contains(&id) && screen.contains("gemini-design")
+    });
+    wait_for("the session to finish", LIMIT, || {
+        tmux.screen("again").contains("● done")
+    });
+    tmux.keys("again", "q");
+    wait_for("the reopened dashboard to leave", LIMIT, || {
+        tmux.screen("again").contains("left the dashboard")
+    });
+}
