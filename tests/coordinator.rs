@@ -413,10 +413,11 @@ fn a_killed_coordinator_is_interrupted_and_resume_completes_without_losing_event
     assert!(out.status.success(), "{}", text(&out));
     let id = session_id(&out);
     let dir = env.session_dir(&id);
-    wait_for("task b to start", LIMIT, || {
-        journal(&dir.join("orchestrator.jsonl"))
+    // Killed while b's agent is mid-conversation: it has said who it is (its init).
+    wait_for("task b's agent to be running", LIMIT, || {
+        journal(&dir.join("events/gemini-b.jsonl"))
             .iter()
-            .any(|e| e.phase() == Some("task_started") && e.task.as_deref() == Some("b"))
+            .any(|e| e.phase() == Some("init"))
     });
     let pid = env.status(&id)["coordinator"]["pid"].as_i64().unwrap() as i32;
     // SAFETY: plain kill of a process this test started.
