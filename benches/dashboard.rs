@@ -38,17 +38,42 @@ fn event(kind: EventType, worker: &str, n: u64, payload: serde_json::Value) -> A
 }
 
 fn busy_app() -> App {
-    let mut app = App::new("orch_bench", "benchmark the dashboard", Theme::default_theme(), Timestamp(1_795_284_000_000));
+    let mut app = App::new(
+        "orch_bench",
+        "benchmark the dashboard",
+        Theme::default_theme(),
+        Timestamp(1_795_284_000_000),
+    );
     for w in 0..16 {
         let name = format!("worker-{w:02}");
-        app.update(Msg::Event(event(EventType::Status, &name, 0, json!({"phase": "spawned", "text": "started", "pid": 1000 + w}))));
+        app.update(Msg::Event(event(
+            EventType::Status,
+            &name,
+            0,
+            json!({"phase": "spawned", "text": "started", "pid": 1000 + w}),
+        )));
     }
     for n in 0..100_000u64 {
         let name = format!("worker-{:02}", n % 16);
         let e = match n % 4 {
-            0 => event(EventType::Progress, &name, n, json!({"text": format!("Bash: cargo test --package p{n}"), "kind": "tool_call"})),
-            1 => event(EventType::Task, &name, n, json!({"text": format!("todo {}/10", n % 10), "progress": n % 100})),
-            _ => event(EventType::Progress, &name, n, json!({"text": format!("Working through step {n} of the change to the session store."), "kind": "message"})),
+            0 => event(
+                EventType::Progress,
+                &name,
+                n,
+                json!({"text": format!("Bash: cargo test --package p{n}"), "kind": "tool_call"}),
+            ),
+            1 => event(
+                EventType::Task,
+                &name,
+                n,
+                json!({"text": format!("todo {}/10", n % 10), "progress": n % 100}),
+            ),
+            _ => event(
+                EventType::Progress,
+                &name,
+                n,
+                json!({"text": format!("Working through step {n} of the change to the session store."), "kind": "message"}),
+            ),
         };
         app.update(Msg::Event(e));
     }
@@ -61,7 +86,9 @@ fn main() {
     let mut criterion = Criterion::default().sample_size(50).configure_from_args();
     criterion.bench_function("dashboard/render_200x60_16_workers_100k_events", |b| {
         b.iter(|| {
-            terminal.draw(|f| view::draw(f, black_box(&mut app))).unwrap();
+            terminal
+                .draw(|f| view::draw(f, black_box(&mut app)))
+                .unwrap();
         })
     });
     criterion.final_summary();
@@ -81,9 +108,18 @@ fn main() {
     // Write-to-screen: journal line -> tailer -> app -> drawn frame that shows it.
     let dir = tempfile::tempdir().unwrap();
     let journal = dir.path().join("claude-1.jsonl");
-    let mut file = OpenOptions::new().create(true).append(true).open(&journal).unwrap();
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&journal)
+        .unwrap();
     let (tx, rx) = channel::<AgentEvent>();
-    let spec = TailSpec { dirs: vec![dir.path().to_path_buf()], accept: jsonl_files, poll: DEFAULT_POLL, backlog: None };
+    let spec = TailSpec {
+        dirs: vec![dir.path().to_path_buf()],
+        accept: jsonl_files,
+        poll: DEFAULT_POLL,
+        backlog: None,
+    };
     let _tailer = Tailer::spawn(spec, move |e| {
         if let TailEvent::Line { line, .. } = e
             && let Ok(event) = serde_json::from_slice::<AgentEvent>(&line)
@@ -96,13 +132,28 @@ fn main() {
     let mut samples = Vec::new();
     for n in 0..2000u64 {
         let marker = format!("marker-{n:05}");
-        let line = event(EventType::Progress, "worker-03", 200_000 + n, json!({"text": marker, "kind": "message"})).to_line();
+        let line = event(
+            EventType::Progress,
+            "worker-03",
+            200_000 + n,
+            json!({"text": marker, "kind": "message"}),
+        )
+        .to_line();
         let written = Instant::now();
         file.write_all(&line).unwrap();
-        let e = rx.recv_timeout(Duration::from_secs(5)).expect("the tailer delivered nothing");
+        let e = rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("the tailer delivered nothing");
         app.update(Msg::Event(e));
         terminal.draw(|f| view::draw(f, &mut app)).unwrap();
-        let shown = terminal.backend().buffer().content().iter().map(|c| c.symbol()).collect::<String>().contains(&marker);
+        let shown = terminal
+            .backend()
+            .buffer()
+            .content()
+            .iter()
+            .map(|c| c.symbol())
+            .collect::<String>()
+            .contains(&marker);
         assert!(shown, "the frame shows the new event");
         samples.push(written.elapsed());
     }

@@ -28,8 +28,11 @@ impl Tmux {
             found,
             "tmux is required for this test (.ci/run installs it)"
         );
+        // One server per test: tests run in parallel, and each kills its own server at the end.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Tmux {
-            socket: format!("orchestrate-test-{}", std::process::id()),
+            socket: format!("orchestrate-test-{}-{n}", std::process::id()),
         }
     }
 
@@ -188,4 +191,72 @@ fn demo_in_a_real_terminal_pause_resume_quit_and_reopen() {
     wait_for("the reopened dashboard to leave", LIMIT, || {
         tmux.screen("again").contains("left the dashboard")
     });
+}
+
+#[test]
+fn resizing_and_a_termination_signal_leave_the_terminal_sound() {
+    let tmux = Tmux::new();
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("ws");
+    let exe = binary();
+    let done = Command::new(&exe)
+        .args([
+            "--workspace",
+            ws.to_str().unwrap(),
+            "demo",
+            "--no-dashboard",
+            "--speed",
+            "0",
+        ])
+        .output()
+        .unwrap();
+    assert!(done.status.success());
+    tmux.start(
+        "dash",
+        &format!(
+            "{} --workspace {} dashboard; sleep 60",
+            exe.display(),
+            ws.display()
+        ),
+    );
+    wait_for("the dashboard", LIMIT, || {
+        tmux.screen("dash").contains("● done")
+    });
+    tmux.cmd(&["resize-window", "-t", "dash", "-x", "80", "-y", "24"]);
+    wait_for("the compact layout", LIMIT, || {
+        tmux.screen("dash").contains("┏ Workers")
+    });
+    tmux.cmd(&["resize-window", "-t", "dash", "-x", "30", "-y", "8"]);
+    wait_for("the too-small message", LIMIT, || {
+        tmux.screen("dash").contains("terminal too small")
+    });
+    tmux.cmd(&["resize-window", "-t", "dash", "-x", "120", "-y", "40"]);
+    wait_for("the cards again", LIMIT, || {
+        tmux.screen("dash").contains("gemini-design · gemini")
+    });
+    let pane = tmux
+        .cmd(&["display-message", "-p", "-t", "dash", "#{pane_pid}"])
+        .trim()
+        .parse::<i32>()
+        .unwrap();
+    let pgrep = Command::new("pgrep")
+        .args(["-P", &pane.to_string(), "-f", "orchestrate"])
+        .output()
+        .unwrap();
+    let pid: i32 = String::from_utf8_lossy(&pgrep.stdout)
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(pane);
+    // SAFETY: plain kill of a process this test started.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    wait_for("the terminal restored after SIGTERM", LIMIT, || {
+        !tmux.alternate_screen("dash")
+    });
+    assert!(
+        tmux.screen("dash")
+            .contains("the dashboard was closed by a signal"),
+        "{}",
+        tmux.screen("dash")
+    );
 }
