@@ -260,3 +260,73 @@ fn resizing_and_a_termination_signal_leave_the_terminal_sound() {
         tmux.screen("dash")
     );
 }
+
+#[test]
+fn zoom_then_a_attaches_to_the_worker_and_ctrl_bracket_comes_back() {
+    let tmux = Tmux::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (ws, repo, project) = (
+        dir.path().join("ws"),
+        dir.path().join("repo"),
+        dir.path().join("project"),
+    );
+    std::fs::create_dir_all(&repo).unwrap();
+    std::fs::create_dir_all(&project).unwrap();
+    // A custom agent that answers every line it reads.
+    let script = r#"while read line; do echo "{\"type\":\"progress\",\"payload\":{\"text\":\"got $line\"}}"; done"#;
+    std::fs::write(
+        project.join("orchestrate.toml"),
+        format!("[agents.echo]\nkind = \"events\"\ncommand = [\"sh\", \"-c\", {script:?}]\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        project.join("plan.toml"),
+        "[[tasks]]\nid = \"t\"\nagent = \"echo\"\nprompt = \"p\"\n",
+    )
+    .unwrap();
+    let exe = binary();
+    let run = format!(
+        "cd {} && {} --workspace {} run --simulate --plan plan.toml --target {} talk; sleep 60",
+        project.display(),
+        exe.display(),
+        ws.display(),
+        repo.display()
+    );
+    tmux.start("talk", &run);
+    wait_for("the echo worker's pane", LIMIT, || {
+        tmux.screen("talk").contains("echo-t")
+    });
+    tmux.keys("talk", "Enter");
+    wait_for("the zoomed transcript", LIMIT, || {
+        tmux.screen("talk").contains("transcript")
+    });
+    tmux.keys("talk", "a");
+    wait_for("the attached terminal", LIMIT, || {
+        tmux.screen("talk").contains("attached to echo-t")
+    });
+    assert!(
+        !tmux.alternate_screen("talk"),
+        "attach uses the plain terminal"
+    );
+    tmux.cmd(&["send-keys", "-t", "talk", "hello", "Enter"]);
+    wait_for("the worker's answer", LIMIT, || {
+        tmux.screen("talk").contains("got hello")
+    });
+    tmux.cmd(&["send-keys", "-t", "talk", "C-]"]);
+    wait_for("the dashboard again", LIMIT, || {
+        tmux.alternate_screen("talk") && tmux.screen("talk").contains("echo-t")
+    });
+    tmux.keys("talk", "q");
+    wait_for("the dashboard to leave", LIMIT, || {
+        tmux.screen("talk").contains("left the dashboard")
+    });
+    let kill = Command::new(&exe)
+        .args(["--workspace", ws.to_str().unwrap(), "kill", "latest"])
+        .output()
+        .unwrap();
+    assert!(
+        kill.status.success(),
+        "the worker kept running after detaching: {}",
+        String::from_utf8_lossy(&kill.stderr)
+    );
+}

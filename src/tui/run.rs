@@ -74,8 +74,8 @@ async fn event_loop(
     terminal: &mut Terminal<CrosstermBackend<Stdout>>,
 ) -> Result<Exit> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
-    let input_paused = Arc::new(AtomicBool::new(false));
-    spawn_input_reader(tx.clone(), Arc::clone(&input_paused));
+    let input = Arc::new(InputGate::default());
+    spawn_input_reader(tx.clone(), Arc::clone(&input));
     let _tailer = follow_journals(session, tx.clone())?;
     spawn_clock(tx.clone(), session.lock_path());
     let screen_generation = Arc::new(AtomicU64::new(0));
@@ -107,7 +107,7 @@ async fn event_loop(
                                 watch_screen(session, worker, tx.clone(), Arc::clone(&screen_generation), generation);
                             }
                             Action::Attach(worker) => {
-                                attach(workspace, session, &worker, terminal, &input_paused)?;
+                                attach(workspace, session, &worker, terminal, &input)?;
                                 dirty = true;
                             }
                         }
@@ -164,22 +164,29 @@ fn install_panic_hook() {
     }));
 }
 
-/// Keys and resizes, read on a thread of their own. While `paused` (attach owns stdin) it
-/// does not read.
-fn spawn_input_reader(tx: UnboundedSender<Msg>, paused: Arc<AtomicBool>) {
+/// Whether the key reader may read, and whether it has stopped reading.
+#[derive(Default)]
+struct InputGate {
+    paused: AtomicBool,
+    /// Set by the reader once it is out of crossterm's poll: only then may another reader
+    /// (attach) take stdin, or crossterm would swallow its keys.
+    parked: AtomicBool,
+}
+
+/// Keys and resizes, read on a thread of their own; it parks while the gate is paused.
+fn spawn_input_reader(tx: UnboundedSender<Msg>, gate: Arc<InputGate>) {
     std::thread::spawn(move || {
         loop {
-            if paused.load(Ordering::SeqCst) {
-                std::thread::sleep(Duration::from_millis(50));
+            if gate.paused.load(Ordering::SeqCst) {
+                gate.parked.store(true, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(20));
                 continue;
             }
-            match event::poll(Duration::from_millis(250)) {
+            gate.parked.store(false, Ordering::SeqCst);
+            match event::poll(Duration::from_millis(100)) {
                 Ok(true) => {}
                 Ok(false) => continue,
                 Err(_) => return,
-            }
-            if paused.load(Ordering::SeqCst) {
-                continue;
             }
             let msg = match event::read() {
                 Ok(Event::Key(key)) => Msg::Key(key),
@@ -283,9 +290,13 @@ fn attach(
     session: &SessionDir,
     worker: &str,
     terminal: &mut Terminal<CrosstermBackend<Stdout>>,
-    input_paused: &AtomicBool,
+    input: &InputGate,
 ) -> Result<()> {
-    input_paused.store(true, Ordering::SeqCst);
+    input.paused.store(true, Ordering::SeqCst);
+    // Wait for the key reader to leave its poll (at most one poll interval).
+    while !input.parked.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
     restore_terminal();
     let result = crate::cli::attach::attach(workspace, &session.id, worker);
     if let Err(e) = &result {
@@ -295,6 +306,6 @@ fn attach(
     terminal::enable_raw_mode()?;
     execute!(io::stdout(), EnterAlternateScreen, cursor::Hide)?;
     terminal.clear()?;
-    input_paused.store(false, Ordering::SeqCst);
+    input.paused.store(false, Ordering::SeqCst);
     Ok(())
 }
