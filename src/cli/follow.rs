@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use crate::coordinator::lock;
 use crate::event::{AgentEvent, EventType};
 use crate::session::SessionDir;
-use crate::session::tailer::{DEFAULT_POLL, TailEvent, TailSpec, Tailer, jsonl_files};
+use crate::session::tailer::follow_session;
 
 pub const EXIT_DONE: u8 = 0;
 pub const EXIT_FAILED: u8 = 1;
@@ -22,18 +22,8 @@ const LIVENESS_CHECK: Duration = Duration::from_millis(500);
 
 pub fn follow(session: &SessionDir) -> Result<u8> {
     let (tx, rx) = mpsc::channel::<AgentEvent>();
-    let spec = TailSpec {
-        dirs: vec![session.path.clone(), session.events_dir()],
-        accept: jsonl_files,
-        poll: DEFAULT_POLL,
-        backlog: None,
-    };
-    let _tailer = Tailer::spawn(spec, move |e| {
-        if let TailEvent::Line { line, .. } = e
-            && let Ok(event) = serde_json::from_slice::<AgentEvent>(&line)
-        {
-            let _ = tx.send(event);
-        }
+    let _tailer = follow_session(session, None, move |event| {
+        let _ = tx.send(event);
     })
     .context("cannot watch the session's journals")?;
     let mut dead_checks = 0;

@@ -126,17 +126,7 @@ pub fn prepare(
 /// Merges `other` into the worktree at `run_dir`; a conflict is undone and reported.
 fn merge_into(run_dir: &Path, other: &str, into: &str) -> Result<(), RunError> {
     let mut args = vec!["merge", "--no-edit", "-q", other];
-    if git(run_dir, &["config", "user.email"]).is_err() {
-        args.splice(
-            0..0,
-            [
-                "-c",
-                "user.name=orchestrate",
-                "-c",
-                "user.email=orchestrate@localhost",
-            ],
-        );
-    }
+    with_identity(run_dir, &mut args);
     git(run_dir, &args).map(|_| ()).map_err(|e| {
         let _ = git(run_dir, &["merge", "--abort"]);
         RunError::MergeConflict {
@@ -156,10 +146,18 @@ pub fn commit_work(run_dir: &Path, message: &str) -> Result<Option<String>, RunE
     if git(run_dir, &["diff", "--cached", "--quiet"]).is_ok() {
         return Ok(None); // Nothing changed.
     }
-    // Work with or without a configured identity: the commit is the orchestrator's.
     let mut args = vec!["commit", "-q", "-m", message];
-    let has_identity = git(run_dir, &["config", "user.email"]).is_ok();
-    if !has_identity {
+    with_identity(run_dir, &mut args);
+    git(run_dir, &args)?;
+    Ok(Some(
+        git(run_dir, &["rev-parse", "HEAD"])?.trim().to_string(),
+    ))
+}
+
+/// Commits made here work with or without a configured identity: when git has none, the
+/// commit is the orchestrator's.
+fn with_identity(dir: &Path, args: &mut Vec<&str>) {
+    if git(dir, &["config", "user.email"]).is_err() {
         args.splice(
             0..0,
             [
@@ -170,10 +168,6 @@ pub fn commit_work(run_dir: &Path, message: &str) -> Result<Option<String>, RunE
             ],
         );
     }
-    git(run_dir, &args)?;
-    Ok(Some(
-        git(run_dir, &["rev-parse", "HEAD"])?.trim().to_string(),
-    ))
 }
 
 /// Runs git in `dir`; its stdout, or its stderr as the error.

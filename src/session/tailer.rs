@@ -215,6 +215,28 @@ impl TailSet {
     }
 }
 
+/// Follows every journal of a session (the coordinator's and each worker's) and hands over
+/// each line that is an event. `backlog` starts existing journals near their end.
+pub fn follow_session(
+    session: &super::SessionDir,
+    backlog: Option<u64>,
+    mut on_event: impl FnMut(crate::event::AgentEvent) + Send + 'static,
+) -> notify::Result<Tailer> {
+    let spec = TailSpec {
+        dirs: vec![session.path.clone(), session.events_dir()],
+        accept: jsonl_files,
+        poll: DEFAULT_POLL,
+        backlog,
+    };
+    Tailer::spawn(spec, move |e| {
+        if let TailEvent::Line { line, .. } = e
+            && let Ok(event) = serde_json::from_slice(&line)
+        {
+            on_event(event);
+        }
+    })
+}
+
 enum Wake {
     Fs(notify::Result<notify::Event>),
     Stop,

@@ -26,8 +26,7 @@ use super::theme::Theme;
 use super::view;
 use crate::coordinator::control::{self, ControlReply};
 use crate::coordinator::lock;
-use crate::event::AgentEvent;
-use crate::session::tailer::{DEFAULT_POLL, TailEvent, TailSpec, Tailer, jsonl_files};
+use crate::session::tailer::{Tailer, follow_session};
 use crate::session::{SessionDir, Workspace};
 use crate::timestamp::Timestamp;
 
@@ -203,18 +202,8 @@ fn spawn_input_reader(tx: UnboundedSender<Msg>, gate: Arc<InputGate>) {
 
 /// Every journal of the session, from near its end, as `Msg::Event`s.
 fn follow_journals(session: &SessionDir, tx: UnboundedSender<Msg>) -> Result<Tailer> {
-    let spec = TailSpec {
-        dirs: vec![session.path.clone(), session.events_dir()],
-        accept: jsonl_files,
-        poll: DEFAULT_POLL,
-        backlog: Some(BACKLOG_BYTES),
-    };
-    Tailer::spawn(spec, move |e| {
-        if let TailEvent::Line { line, .. } = e
-            && let Ok(event) = serde_json::from_slice::<AgentEvent>(&line)
-        {
-            let _ = tx.send(Msg::Event(event));
-        }
+    follow_session(session, Some(BACKLOG_BYTES), move |event| {
+        let _ = tx.send(Msg::Event(event));
     })
     .context("cannot watch the session's journals")
 }

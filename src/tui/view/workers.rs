@@ -49,14 +49,7 @@ pub fn state_symbol(state: WorkerState) -> &'static str {
 pub fn draw_cards(frame: &mut Frame<'_>, area: Rect, app: &App) {
     if app.workers.is_empty() {
         let block = panel(app, " Workers ", app.focus == Focus::Workers);
-        frame.render_widget(
-            Paragraph::new(Span::styled(
-                "no workers yet: the session is planning",
-                style(app, Role::dim),
-            ))
-            .block(block),
-            area,
-        );
+        no_workers_yet(frame, area, app, block);
         return;
     }
     let per_row = (area.width / CARD_MIN_WIDTH).clamp(1, 4) as usize;
@@ -197,18 +190,20 @@ fn progress_line<'a>(app: &App, pane: &WorkerPane, width: usize) -> Line<'a> {
     ])
 }
 
+/// The workers panel before the first worker starts.
+fn no_workers_yet(frame: &mut Frame<'_>, area: Rect, app: &App, block: Block<'_>) {
+    let text = Span::styled(
+        "no workers yet: the session is planning",
+        style(app, Role::dim),
+    );
+    frame.render_widget(Paragraph::new(text).block(block), area);
+}
+
 /// One line per worker: for small terminals.
 pub fn draw_list(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let block = panel(app, " Workers ", app.focus == Focus::Workers);
     if app.workers.is_empty() {
-        frame.render_widget(
-            Paragraph::new(Span::styled(
-                "no workers yet: the session is planning",
-                style(app, Role::dim),
-            ))
-            .block(block),
-            area,
-        );
+        no_workers_yet(frame, area, app, block);
         return;
     }
     let visible = area.height.saturating_sub(2) as usize;
