@@ -239,15 +239,14 @@ fn resizing_and_a_termination_signal_leave_the_terminal_sound() {
         .trim()
         .parse::<i32>()
         .unwrap();
-    let pgrep = Command::new("pgrep")
-        .args(["-P", &pane.to_string(), "-f", "orchestrate"])
-        .output()
-        .unwrap();
-    let pid: i32 = String::from_utf8_lossy(&pgrep.stdout)
-        .lines()
-        .next()
-        .and_then(|l| l.trim().parse().ok())
-        .unwrap_or(pane);
+    // The dashboard is the pane's shell's child named orchestrate (or the pane itself, when
+    // the shell exec'd it).
+    let pid = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(orchestrate::worker::process::proc_info)
+        .find(|p| p.parent == pane && p.name.starts_with("orchestrate"))
+        .map_or(pane, |p| p.pid);
     // SAFETY: plain kill of a process this test started.
     unsafe { libc::kill(pid, libc::SIGTERM) };
     wait_for("the terminal restored after SIGTERM", LIMIT, || {
