@@ -549,15 +549,9 @@ fn attach_shows_the_worker_forwards_keys_and_detaches_with_ctrl_bracket() {
     use orchestrate::worker::{Worker, WorkerSpec};
 
     let env = Env::new();
-    // A custom agent profile from the project's orchestrate.toml: it answers each line.
     let project = env.workspace.with_file_name("project");
     std::fs::create_dir_all(&project).unwrap();
-    let script = r#"while read line; do echo "{\"type\":\"progress\",\"payload\":{\"text\":\"got $line\"}}"; done"#;
-    std::fs::write(
-        project.join("orchestrate.toml"),
-        format!("[agents.echo]\nkind = \"events\"\ncommand = [\"sh\", \"-c\", {script:?}]\n"),
-    )
-    .unwrap();
+    common::write_echo_agent(&project);
     let plan = env.plan("[[tasks]]\nid = \"t\"\nagent = \"echo\"\nprompt = \"p\"\n");
     let out = env
         .cmd(&[

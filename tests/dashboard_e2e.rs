@@ -271,13 +271,7 @@ fn zoom_then_a_attaches_to_the_worker_and_ctrl_bracket_comes_back() {
     );
     std::fs::create_dir_all(&repo).unwrap();
     std::fs::create_dir_all(&project).unwrap();
-    // A custom agent that answers every line it reads.
-    let script = r#"while read line; do echo "{\"type\":\"progress\",\"payload\":{\"text\":\"got $line\"}}"; done"#;
-    std::fs::write(
-        project.join("orchestrate.toml"),
-        format!("[agents.echo]\nkind = \"events\"\ncommand = [\"sh\", \"-c\", {script:?}]\n"),
-    )
-    .unwrap();
+    common::write_echo_agent(&project);
     std::fs::write(
         project.join("plan.toml"),
         "[[tasks]]\nid = \"t\"\nagent = \"echo\"\nprompt = \"p\"\n",

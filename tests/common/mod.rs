@@ -95,6 +95,15 @@ pub fn sim_launch(
     launch
 }
 
+/// Writes `dir/orchestrate.toml` with a custom agent profile, `echo`: it answers every line
+/// it reads with a progress event "got <line>".
+pub fn write_echo_agent(dir: &Path) {
+    let script = r#"while read line; do echo "{\"type\":\"progress\",\"payload\":{\"text\":\"got $line\"}}"; done"#;
+    let config =
+        format!("[agents.echo]\nkind = \"events\"\ncommand = [\"sh\", \"-c\", {script:?}]\n");
+    std::fs::write(dir.join("orchestrate.toml"), config).unwrap();
+}
+
 /// A plain command run through the `events` adapter.
 pub fn command_launch(workdir: &Path, argv: &[&str]) -> Launch {
     Launch {
