@@ -140,6 +140,43 @@ impl AgentEvent {
     }
 }
 
+/// A worker's token and cost totals: the sum of each run's final report (`usage` and
+/// `cost_usd` on the event marked `final`). One rule for every surface that shows them.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct UsageTotals {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cost_usd: f64,
+}
+
+impl UsageTotals {
+    pub fn observe(&mut self, event: &AgentEvent) {
+        if !event.bool_field("final") {
+            return;
+        }
+        let usage = event.payload.get("usage");
+        let count = |key: &str| {
+            usage
+                .and_then(|u| u.get(key))
+                .and_then(Value::as_u64)
+                .unwrap_or(0)
+        };
+        self.input_tokens += count("input_tokens");
+        self.output_tokens += count("output_tokens");
+        self.cost_usd += event
+            .payload
+            .get("cost_usd")
+            .and_then(Value::as_f64)
+            .unwrap_or(0.0);
+    }
+
+    pub fn of(events: &[AgentEvent]) -> UsageTotals {
+        let mut totals = UsageTotals::default();
+        events.iter().for_each(|e| totals.observe(e));
+        totals
+    }
+}
+
 /// Appends events to a JSONL file, one `write` per line so readers never see a torn
 /// line from a healthy writer.
 pub struct JournalWriter {
@@ -274,6 +311,27 @@ mod tests {
             assert_eq!(serde_json::to_value(t).unwrap(), json!(t.as_str()));
         }
         assert!("nonsense".parse::<EventType>().is_err());
+    }
+
+    #[test]
+    fn usage_totals_sum_each_runs_final_report_only() {
+        let with = |payload: Value| AgentEvent {
+            payload: payload.as_object().unwrap().clone(),
+            ..sample()
+        };
+        let events = [
+            with(json!({"text": "partial", "usage": {"input_tokens": 999, "output_tokens": 999}})),
+            with(json!({"text": "run 1", "final": true, "cost_usd": 0.25,
+                        "usage": {"input_tokens": 100, "output_tokens": 10}})),
+            with(
+                json!({"text": "run 2 (a retry)", "final": true, "usage": {"input_tokens": 50, "output_tokens": 5}}),
+            ),
+        ];
+        let totals = UsageTotals::of(&events);
+        assert_eq!(
+            (totals.input_tokens, totals.output_tokens, totals.cost_usd),
+            (150, 15, 0.25)
+        );
     }
 
     #[test]

@@ -17,6 +17,15 @@ pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_STOPPED: u8 = 3;
 pub const EXIT_INTERRUPTED: u8 = 4;
 
+/// The exit code for a session outcome (`done`, `failed`, `stopped`).
+pub fn exit_code(outcome: &str) -> u8 {
+    match outcome {
+        "done" => EXIT_DONE,
+        "stopped" => EXIT_STOPPED,
+        _ => EXIT_FAILED,
+    }
+}
+
 /// How often the follower checks that the coordinator is still alive.
 const LIVENESS_CHECK: Duration = Duration::from_millis(500);
 
@@ -40,11 +49,7 @@ pub fn follow(session: &SessionDir) -> Result<u8> {
                 if event.phase() == Some("session_finished")
                     && &*event.worker == crate::coordinator::journal::COORDINATOR
                 {
-                    return Ok(match event.str_field("outcome") {
-                        Some("done") => EXIT_DONE,
-                        Some("stopped") => EXIT_STOPPED,
-                        _ => EXIT_FAILED,
-                    });
+                    return Ok(exit_code(event.str_field("outcome").unwrap_or("failed")));
                 }
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -87,11 +92,7 @@ fn finished_outcome(session: &SessionDir) -> Option<u8> {
     if let Some(line) = describe(last) {
         println!("{line}");
     }
-    Some(match last.str_field("outcome") {
-        Some("done") => EXIT_DONE,
-        Some("stopped") => EXIT_STOPPED,
-        _ => EXIT_FAILED,
-    })
+    Some(exit_code(last.str_field("outcome").unwrap_or("failed")))
 }
 
 /// The line shown for an event, or `None` for the noise (progress, ordinary status).

@@ -12,7 +12,6 @@ use crate::config::Config;
 use crate::coordinator::daemon::spawn_detached;
 use crate::coordinator::plan::{self, PlannedTask};
 use crate::coordinator::run::{RunSettings, run_coordinator};
-use crate::coordinator::schedule::SessionOutcome;
 use crate::coordinator::tiers::Availability;
 use crate::session::{SessionDir, Store, Workspace};
 use crate::timestamp::Timestamp;
@@ -153,9 +152,5 @@ fn finish_start(workspace: &Workspace, session: &SessionDir, no_dashboard: bool)
 /// The hidden `coordinator` command the detached process runs.
 pub fn coordinator(workspace: &Workspace, session: &str, resume: bool) -> Result<u8> {
     let outcome = run_coordinator(workspace, session, resume)?;
-    Ok(match outcome {
-        SessionOutcome::Done => follow::EXIT_DONE,
-        SessionOutcome::Failed => follow::EXIT_FAILED,
-        SessionOutcome::Stopped => follow::EXIT_STOPPED,
-    })
+    Ok(follow::exit_code(outcome.name()))
 }

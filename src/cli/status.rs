@@ -6,8 +6,7 @@ use anyhow::Result;
 use serde_json::{Value, json};
 
 use super::lookup;
-use crate::coordinator::run::usage_of;
-use crate::event::read_journal;
+use crate::event::{UsageTotals, read_journal};
 use crate::session::{SessionDir, Store, Workspace};
 use crate::worker::WorkerStatus;
 
@@ -88,12 +87,12 @@ pub fn one_session(workspace: &Workspace, session: &SessionDir) -> Result<Value>
             let (events, _) = read_journal(&session.events_path(&name)).unwrap_or_default();
             let mut status = WorkerStatus::default();
             events.iter().for_each(|e| status.observe(e));
-            let (input, output, cost) = usage_of(&events);
+            let usage = UsageTotals::of(&events);
             let first = events.first();
             json!({"name": name, "task": first.and_then(|e| e.task.as_deref()), "agent": first.map(|e| e.agent.to_string()),
                    "state": status.state(), "pid": status.pid, "exit_code": status.exit.and_then(|x| x.code),
                    "signal": status.exit.and_then(|x| x.signal), "retries": status.retries(),
-                   "input_tokens": input, "output_tokens": output, "cost_usd": cost})
+                   "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens, "cost_usd": usage.cost_usd})
         })
         .collect();
     Ok(json!({

@@ -303,11 +303,6 @@ impl Store {
             .map_err(|e| self.error(e))
     }
 
-    /// The connection, for the coordinator's own queries on tasks and workers.
-    pub fn connection(&self) -> &Connection {
-        &self.conn
-    }
-
     fn error(&self, source: rusqlite::Error) -> StoreError {
         StoreError::Sqlite {
             path: self.path.clone(),
@@ -348,7 +343,7 @@ mod tests {
         let store = Store::open(&path).unwrap();
         assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len() as i64);
         let mode: String = store
-            .connection()
+            .conn
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .unwrap();
         assert_eq!(mode, "wal");

@@ -3,7 +3,7 @@
 //! requests, quit, attach). No I/O, no clock: everything arrives as a message, so tests drive
 //! it exactly as the terminal loop does.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
@@ -12,7 +12,7 @@ use super::theme::Theme;
 use crate::coordinator::control::{ControlCommand, ControlReply, ControlRequest};
 use crate::coordinator::journal::COORDINATOR;
 use crate::coordinator::replay::SessionHistory;
-use crate::event::{AgentEvent, EventType};
+use crate::event::{AgentEvent, EventType, UsageTotals};
 use crate::timestamp::Timestamp;
 use crate::worker::{WorkerState, WorkerStatus};
 
@@ -99,9 +99,7 @@ pub struct WorkerPane {
     /// The last lines of what it said or printed.
     pub lines: VecDeque<String>,
     pub transcript: VecDeque<(EventType, String)>,
-    pub input_tokens: u64,
-    pub output_tokens: u64,
-    pub cost_usd: f64,
+    pub usage: UsageTotals,
     pub started: Option<Timestamp>,
     pub last_event: Timestamp,
 }
@@ -117,9 +115,7 @@ impl WorkerPane {
             activity: String::new(),
             lines: VecDeque::new(),
             transcript: VecDeque::new(),
-            input_tokens: 0,
-            output_tokens: 0,
-            cost_usd: 0.0,
+            usage: UsageTotals::default(),
             started: None,
             last_event: event.timestamp,
         }
@@ -162,23 +158,7 @@ impl WorkerPane {
         {
             self.progress = Some(p.clamp(0, 100) as u8);
         }
-        if e.bool_field("final")
-            && let Some(usage) = e.payload.get("usage")
-        {
-            self.input_tokens += usage
-                .get("input_tokens")
-                .and_then(|v| v.as_u64())
-                .unwrap_or(0);
-            self.output_tokens += usage
-                .get("output_tokens")
-                .and_then(|v| v.as_u64())
-                .unwrap_or(0);
-            self.cost_usd += e
-                .payload
-                .get("cost_usd")
-                .and_then(|v| v.as_f64())
-                .unwrap_or(0.0);
-        }
+        self.usage.observe(e);
         push_bounded(&mut self.transcript, (e.kind, text), TRANSCRIPT_CAPACITY);
     }
 }
@@ -632,14 +612,14 @@ impl App {
     }
 }
 
-/// The log's type filter cycles: everything, then one type at a time.
+/// The log's type filter cycles: everything, then one type at a time, then everything.
 fn next_type(current: Option<EventType>) -> Option<EventType> {
-    let order: BTreeSet<EventType> = EventType::ALL.into_iter().collect();
     match current {
-        None => order.first().copied(),
-        Some(t) => order
-            .range((std::ops::Bound::Excluded(t), std::ops::Bound::Unbounded))
-            .next()
+        None => EventType::ALL.first().copied(),
+        Some(t) => EventType::ALL
+            .iter()
+            .skip_while(|k| **k != t)
+            .nth(1)
             .copied(),
     }
 }

@@ -33,7 +33,7 @@ mod planning;
 mod records;
 mod tasks;
 
-pub use records::{last_agent_session, usage_of};
+pub use records::last_agent_session;
 use tasks::stop_in_background;
 pub use tasks::worker_name;
 

@@ -7,7 +7,7 @@ use super::{Coordinator, RunningTask};
 use crate::coordinator::plan::Plan;
 use crate::coordinator::runs;
 use crate::coordinator::schedule::{Scheduler, TaskStatus};
-use crate::event::{AgentEvent, read_journal};
+use crate::event::{AgentEvent, UsageTotals, read_journal};
 use crate::session::store::{TaskRow, WorkerRow};
 use crate::timestamp::Timestamp;
 
@@ -43,7 +43,7 @@ impl Coordinator {
 
     pub(super) fn save_worker(&self, task: &str, r: &RunningTask, exited: &AgentEvent) {
         let (events, _) = read_journal(&self.session.events_path(&r.name)).unwrap_or_default();
-        let usage = usage_of(&events);
+        let usage = UsageTotals::of(&events);
         let row = WorkerRow {
             name: r.name.clone(),
             task: Some(task.to_string()),
@@ -52,10 +52,10 @@ impl Coordinator {
             state: r.status.state().to_string(),
             exit_code: exited.i64_field("exit_code"),
             signal: exited.i64_field("signal"),
-            agent_session_id: last_agent_session(&self.session.events_path(&r.name)),
-            input_tokens: usage.0,
-            output_tokens: usage.1,
-            cost_usd: usage.2,
+            agent_session_id: last_agent_session(&events),
+            input_tokens: usage.input_tokens as i64,
+            output_tokens: usage.output_tokens as i64,
+            cost_usd: usage.cost_usd,
         };
         let _ = self
             .store
@@ -63,35 +63,12 @@ impl Coordinator {
     }
 }
 
-/// The agent's own conversation id from its journal's last `init`.
-pub fn last_agent_session(events_path: &std::path::Path) -> Option<String> {
-    let (events, _) = read_journal(events_path).ok()?;
+/// The agent's own conversation id: the `session_id` of its journal's last `init`.
+pub fn last_agent_session(events: &[AgentEvent]) -> Option<String> {
     events
         .iter()
         .rev()
         .find(|e| e.phase() == Some("init"))
         .and_then(|e| e.str_field("session_id"))
         .map(str::to_string)
-}
-
-/// Token totals and cost from a worker's journal: each run's final report, summed.
-pub fn usage_of(events: &[AgentEvent]) -> (i64, i64, f64) {
-    events
-        .iter()
-        .filter(|e| e.bool_field("final"))
-        .fold((0, 0, 0.0), |(i, o, c), e| {
-            let usage = &e.payload.get("usage");
-            let get = |k: &str| {
-                usage
-                    .and_then(|u| u.get(k))
-                    .and_then(|v| v.as_i64())
-                    .unwrap_or(0)
-            };
-            let cost = e
-                .payload
-                .get("cost_usd")
-                .and_then(|v| v.as_f64())
-                .unwrap_or(0.0);
-            (i + get("input_tokens"), o + get("output_tokens"), c + cost)
-        })
 }

@@ -45,7 +45,9 @@ impl Coordinator {
         let name = worker_name(task);
         // Continue the agent's own conversation when resuming a task that had started.
         let agent_session = if resumed {
-            last_agent_session(&self.session.events_path(&name))
+            read_journal(&self.session.events_path(&name))
+                .ok()
+                .and_then(|(events, _)| last_agent_session(&events))
         } else {
             None
         };

@@ -163,11 +163,11 @@ fn status_line<'a>(app: &App, pane: &WorkerPane) -> Line<'a> {
     }
     let mut usage = format!(
         "  {}/{} tok",
-        tokens(pane.input_tokens),
-        tokens(pane.output_tokens)
+        tokens(pane.usage.input_tokens),
+        tokens(pane.usage.output_tokens)
     );
-    if pane.cost_usd > 0.0 {
-        usage.push_str(&format!(" ${:.4}", pane.cost_usd));
+    if pane.usage.cost_usd > 0.0 {
+        usage.push_str(&format!(" ${:.4}", pane.usage.cost_usd));
     }
     spans.push(Span::styled(usage, style(app, Role::dim)));
     Line::from(spans)
