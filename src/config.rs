@@ -43,6 +43,9 @@ pub struct Config {
     pub copy_limit_mb: u64,
     /// Pacing of simulated agents under `--simulate` (1 human-like, 0 instant).
     pub sim_speed: f64,
+    /// Run the real agent CLIs against a local stub model (`orchestrate stub-model`) that
+    /// plays a scenario: no key, no network.
+    pub stub_model: bool,
     /// The dashboard's theme: a file in themes/ or the user's config dir (`themes/NAME.toml`).
     pub theme: String,
     /// Agent profiles by name.
@@ -102,6 +105,7 @@ impl Default for Config {
             planner: "claude".into(),
             copy_limit_mb: 500,
             sim_speed: 1.0,
+            stub_model: false,
             theme: "default".into(),
             agents,
         }

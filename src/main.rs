@@ -51,8 +51,13 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         plan: Option<PathBuf>,
         /// Run every agent as `orchestrate sim <cli>`: no keys, no agent CLI needed.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "stub_model")]
         simulate: bool,
+        /// Run the real installed agent CLIs against a local stub model that plays a scenario
+        /// (ORCHESTRATE_SIM_SCENARIO, default success): no key, no network. Each worker gets a
+        /// fresh private home; your own CLI configuration is never read.
+        #[arg(long)]
+        stub_model: bool,
         /// Follow the session here, one line per significant event, until it ends, instead of
         /// opening the dashboard.
         #[arg(long)]
@@ -162,6 +167,28 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// A local model endpoint that plays a scenario, so the real agent CLIs run offline.
+    ///
+    /// Speaks the Anthropic Messages, OpenAI Responses and Gemini APIs on 127.0.0.1, streaming
+    /// as the real services do. Point a CLI at it (see README, "Real CLIs offline"); a base URL
+    /// ending in /s/SCENARIO/w/WORKER picks the story per worker. Prints the address on the
+    /// first line, then logs one JSON line per request (never a credential).
+    StubModel {
+        /// Port on 127.0.0.1 [default: a free one].
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// The story played when a request names none: success, slow, blocker, fail, chatty,
+        /// hang, crash, flaky, api-400, api-401, api-429, api-500, api-529, usage-limit,
+        /// approve, concern.
+        #[arg(long, default_value = "success")]
+        scenario: String,
+        /// Append the request log to this file instead of standard error.
+        #[arg(long, value_name = "FILE")]
+        log: Option<PathBuf>,
+        /// Also write the port to this file once listening (for scripts).
+        #[arg(long, value_name = "FILE")]
+        port_file: Option<PathBuf>,
+    },
     /// The coordinator process itself (started detached by run and resume).
     #[command(hide = true)]
     Coordinator {
@@ -230,6 +257,7 @@ fn main() -> ExitCode {
             agents,
             plan,
             simulate,
+            stub_model,
             no_dashboard,
             parallelism,
             retries,
@@ -241,6 +269,7 @@ fn main() -> ExitCode {
                 agents,
                 plan_file: plan,
                 simulate,
+                stub_model,
                 no_dashboard,
                 parallelism,
                 retries,
@@ -292,6 +321,12 @@ fn main() -> ExitCode {
                 },
         } => cli::events::normalize(format, file.as_deref(), &worker, task.as_deref()),
         Command::Sim { cli, args } => Ok(cli::sim::run(cli, &args)),
+        Command::StubModel {
+            port,
+            scenario,
+            log,
+            port_file,
+        } => cli::stub_model::serve(port, &scenario, log, port_file.as_deref()),
     };
     match result {
         Ok(code) => ExitCode::from(code),

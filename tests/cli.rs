@@ -192,7 +192,7 @@ const REFUSALS: &[Refusal] = &[
         args: &["sim", "claude", "-p", "hi"],
         env: &[("ORCHESTRATE_SIM_SCENARIO", "explode")],
         code: 2,
-        stderr: "orchestrate sim: unknown ORCHESTRATE_SIM_SCENARIO \"explode\"",
+        stderr: "orchestrate sim: ORCHESTRATE_SIM_SCENARIO: unknown scenario \"explode\"",
     },
 ];
 

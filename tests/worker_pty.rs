@@ -52,12 +52,7 @@ fn a_successful_claude_run_journals_its_events_and_ends_done() {
         && &*e.agent == "claude"
         && e.task.as_deref() == Some("t1")));
     let kinds = types(&events);
-    for expected in [
-        EventType::Status,
-        EventType::Progress,
-        EventType::Task,
-        EventType::Milestone,
-    ] {
+    for expected in [EventType::Status, EventType::Progress, EventType::Milestone] {
         assert!(
             kinds.contains(&expected),
             "no {expected} event in {kinds:?}"
@@ -65,12 +60,8 @@ fn a_successful_claude_run_journals_its_events_and_ends_done() {
     }
     let init = events.iter().find(|e| e.phase() == Some("init")).unwrap();
     assert!(init.str_field("session_id").is_some_and(|s| s.len() == 36));
-    let last_task = events
-        .iter()
-        .rev()
-        .find(|e| e.kind == EventType::Task)
-        .unwrap();
-    assert_eq!(last_task.i64_field("progress"), Some(100));
+    // Claude 2.1.330 offers no todo tool in -p mode; neither does the sim that follows it.
+    assert!(!kinds.contains(&EventType::Task));
     let done = events
         .iter()
         .find(|e| e.kind == EventType::Milestone)
@@ -226,8 +217,11 @@ fn the_sims_failure_scenario_is_a_failed_worker_with_a_reason() {
         .iter()
         .find(|e| e.kind == EventType::Error && e.bool_field("fatal") && e.phase().is_none())
         .unwrap();
+    // Codex's own words for the API's 400: the body, as the real CLI prints it.
     assert!(
-        fatal.text().contains("build script is missing"),
+        fatal
+            .text()
+            .contains("The request was refused by the model API."),
         "{}",
         fatal.text()
     );

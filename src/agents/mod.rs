@@ -11,6 +11,7 @@ mod framing;
 pub mod gemini;
 mod normalize;
 mod stream_state;
+pub mod stub_env;
 mod todo;
 
 use std::fmt;
@@ -144,6 +145,8 @@ pub struct LaunchSpec {
 pub struct Launch {
     pub argv: Vec<String>,
     pub env: Vec<(String, String)>,
+    /// Inherited variables the process must not see (credentials of a real account).
+    pub env_remove: Vec<String>,
     pub cwd: PathBuf,
     /// Files to write before spawning: `(path, contents)`.
     pub files: Vec<(PathBuf, String)>,
@@ -157,6 +160,7 @@ impl Launch {
         Launch {
             argv: spec.program.clone(),
             env: Vec::new(),
+            env_remove: Vec::new(),
             cwd: spec.workdir.clone(),
             files: Vec::new(),
             secret_args: Vec::new(),

@@ -88,6 +88,7 @@ pub fn demo(workspace: &Workspace, speed: f64, no_dashboard: bool) -> Result<u8>
             agents: None,
             plan_file: Some(plan),
             simulate: true,
+            stub_model: false,
             // Without a terminal to draw on, the demo follows here.
             no_dashboard: no_dashboard || !is_terminal(),
             parallelism: None,

@@ -12,3 +12,4 @@ pub mod lookup;
 pub mod run;
 pub mod sim;
 pub mod status;
+pub mod stub_model;

@@ -23,6 +23,8 @@ pub struct RunRequest {
     pub agents: Option<Vec<String>>,
     pub plan_file: Option<PathBuf>,
     pub simulate: bool,
+    /// Real CLIs against the in-process stub model.
+    pub stub_model: bool,
     pub no_dashboard: bool,
     pub parallelism: Option<usize>,
     pub retries: Option<u32>,
@@ -53,6 +55,14 @@ pub fn run(workspace: &Workspace, request: RunRequest) -> Result<u8> {
     }
     if let Some(speed) = request.sim_speed {
         config.sim_speed = speed;
+    }
+    if request.stub_model {
+        config.stub_model = true;
+    }
+    if request.simulate && config.stub_model {
+        bail!(
+            "--simulate and the stub model exclude each other: the stub model is for the real CLIs (set stub_model = false, or drop --simulate)"
+        );
     }
     if let Some(agents) = &request.agents {
         for name in agents {

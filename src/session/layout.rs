@@ -195,6 +195,14 @@ impl SessionDir {
     pub fn reviews_dir(&self) -> PathBuf {
         self.path.join("reviews")
     }
+    /// A worker's private files: launch settings and, under the stub model, its CLI's home.
+    pub fn state_dir(&self, worker: &str) -> PathBuf {
+        self.path.join("state").join(worker)
+    }
+    /// The stub model's request log, when the session runs against it.
+    pub fn stub_log_path(&self) -> PathBuf {
+        self.path.join("stub-model.jsonl")
+    }
 
     pub fn read_info(&self) -> Result<SessionInfo, LayoutError> {
         let path = self.info_path();

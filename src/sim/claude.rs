@@ -5,8 +5,8 @@ use serde_json::{Value, json};
 
 use super::argv::ArgWalker;
 use super::{
-    ArgError, CheckedArgs, Dialect, Emitter, Host, Invocation, Refusal, RunEnd, ToolCall,
-    ToolResult, absolute, print_document, session_uuid,
+    ApiError, ArgError, CheckedArgs, Dialect, Emitter, Host, Invocation, Refusal, RetryPolicy,
+    RunEnd, ToolCall, ToolResult, absolute, print_document, session_uuid,
 };
 
 pub const VERSION: &str = "2.1.240 (Claude Code)";
@@ -229,17 +229,17 @@ fn tool_use_id(id: &str) -> String {
 
 fn tool_name_and_input(call: &ToolCall) -> (&'static str, Value) {
     match call {
-        ToolCall::Command { argv } => (
+        ToolCall::Command { command } => (
             "Bash",
-            json!({"command": argv.join(" "), "description": "Run a command"}),
+            json!({"command": command, "description": "Run a command"}),
         ),
         ToolCall::Write { path, content } => (
             "Write",
             json!({"file_path": path.display().to_string(), "content": content}),
         ),
-        ToolCall::Edit { path, appended } => (
+        ToolCall::Edit { path, old, new } => (
             "Edit",
-            json!({"file_path": path.display().to_string(), "old_string": "", "new_string": appended}),
+            json!({"file_path": path.display().to_string(), "old_string": old, "new_string": new}),
         ),
         ToolCall::Read { path } => ("Read", json!({"file_path": path.display().to_string()})),
     }
@@ -270,16 +270,6 @@ impl Dialect for ClaudeDialect {
 
     fn message(&mut self, out: &mut Emitter, text: &str) {
         self.assistant(out, json!({"type": "text", "text": text}));
-    }
-
-    fn todos(&mut self, out: &mut Emitter, todos: &[(&str, &str)]) {
-        let list: Vec<Value> = todos
-            .iter()
-            .map(|(content, status)| json!({"content": content, "status": status, "activeForm": content}))
-            .collect();
-        let id = session_uuid("todo")[..6].to_string();
-        self.assistant(out, json!({"type": "tool_use", "id": tool_use_id(&id), "name": "TodoWrite", "input": {"todos": list}}));
-        self.tool_result(out, &id, "Todos have been modified successfully.", false);
     }
 
     fn tool_started(&mut self, out: &mut Emitter, id: &str, call: &ToolCall) {
@@ -317,7 +307,93 @@ impl Dialect for ClaudeDialect {
         self.tool_result(out, id, &text, true);
     }
 
+    fn retry_policy(&self, error: ApiError) -> RetryPolicy {
+        // 2.1.330 retries everything but a malformed request and a usage limit, even a 401.
+        let visible = match error {
+            ApiError::BadRequest | ApiError::UsageLimit { .. } => 0,
+            _ => 10,
+        };
+        RetryPolicy { silent: 0, visible }
+    }
+
+    fn api_retry(&mut self, out: &mut Emitter, error: ApiError, attempt: u32, max: u32) -> u64 {
+        // About 0.6 s doubling up to ~35 s: ten retries take three minutes.
+        let delay = (600u64 << (attempt - 1).min(6)).min(38_000);
+        let kind = match error {
+            ApiError::Unauthorized => "authentication_failed",
+            ApiError::RateLimited { .. } | ApiError::UsageLimit { .. } => "rate_limit",
+            ApiError::Overloaded => "overloaded",
+            ApiError::BadRequest | ApiError::ServerError => "server_error",
+        };
+        out.emit(json!({
+            "type": "system", "subtype": "api_retry", "attempt": attempt, "max_retries": max,
+            "retry_delay_ms": delay, "error_status": error.http_status(), "error": kind,
+            "session_id": self.session_id, "uuid": session_uuid("retry"),
+        }));
+        delay
+    }
+
+    fn api_failed(&mut self, out: &mut Emitter, error: ApiError, end: &RunEnd) -> i32 {
+        let (api_type, message) = crate::stub::anthropic::error_type_and_message(error);
+        let status = error.http_status();
+        let server_side = "This is a server-side issue, usually temporary \u{2014} try again in a moment. If it persists, check your inference gateway (api.anthropic.com).";
+        let (text, kind) = match error {
+            ApiError::BadRequest => (format!("API Error: {status} {message}"), "unknown"),
+            ApiError::Unauthorized => (
+                "Invalid API key \u{b7} Fix external API key".to_string(),
+                "authentication_failed",
+            ),
+            ApiError::RateLimited { .. } | ApiError::UsageLimit { .. } => (
+                format!("API Error: Request rejected ({status}) \u{b7} {message}"),
+                "rate_limit",
+            ),
+            ApiError::ServerError => (
+                format!("API Error: {status} Internal server error. {server_side}"),
+                "server_error",
+            ),
+            ApiError::Overloaded => (
+                format!("API Error: {status} Overloaded. {server_side}"),
+                "server_error",
+            ),
+        };
+        out.emit(json!({
+            "type": "assistant",
+            "message": {"id": session_uuid("err"), "type": "message", "role": "assistant",
+                        "model": "<synthetic>", "content": [{"type": "text", "text": text}],
+                        "stop_reason": "stop_sequence", "stop_sequence": "",
+                        "usage": {"input_tokens": 0, "output_tokens": 0}},
+            "parent_tool_use_id": null, "session_id": self.session_id,
+            "uuid": session_uuid("assistant"), "error": kind, "request_id": "req_sim",
+            "is_api_error_message": true, "api_error_status": status, "api_error_type": api_type,
+        }));
+        let mut result = self.result_line(end, "success", true, &text, "api_error");
+        result["api_error_status"] = json!(status);
+        result["api_error_type"] = json!(api_type);
+        self.print_result(out, result, end, &text)
+    }
+
     fn finish(&mut self, out: &mut Emitter, end: &RunEnd) -> i32 {
+        let subtype = if end.ok {
+            "success"
+        } else {
+            "error_during_execution"
+        };
+        let reason = if end.ok { "completed" } else { "aborted_tools" };
+        let result = self.result_line(end, subtype, !end.ok, &end.summary, reason);
+        self.print_result(out, result, end, &end.summary)
+    }
+}
+
+impl ClaudeDialect {
+    /// The `result` line that ends every run.
+    fn result_line(
+        &self,
+        end: &RunEnd,
+        subtype: &str,
+        is_error: bool,
+        text: &str,
+        terminal_reason: &str,
+    ) -> Value {
         let denials: Vec<Value> = end
             .denials
             .iter()
@@ -328,8 +404,8 @@ impl Dialect for ClaudeDialect {
             .collect();
         let mut result = json!({
             "type": "result",
-            "subtype": if end.ok { "success" } else { "error_during_execution" },
-            "is_error": !end.ok,
+            "subtype": subtype,
+            "is_error": is_error,
             "duration_ms": end.duration_ms, "duration_api_ms": end.duration_ms * 2 / 3,
             "num_turns": end.turns,
             "session_id": self.session_id,
@@ -337,14 +413,20 @@ impl Dialect for ClaudeDialect {
             "usage": {"input_tokens": end.input_tokens - end.cached_tokens, "cache_creation_input_tokens": 0,
                       "cache_read_input_tokens": end.cached_tokens, "output_tokens": end.output_tokens},
             "permission_denials": denials,
-            "terminal_reason": if end.ok { "completed" } else { "aborted_tools" },
+            "terminal_reason": terminal_reason,
             "uuid": session_uuid("result"),
         });
-        if end.ok {
-            result["result"] = json!(end.summary);
+        if subtype == "success" {
+            result["result"] = json!(text);
         } else {
-            result["errors"] = json!([end.summary]);
+            result["errors"] = json!([text]);
         }
+        result
+    }
+
+    /// Prints the result in the chosen output format; returns the exit code.
+    fn print_result(&self, out: &mut Emitter, result: Value, end: &RunEnd, text: &str) -> i32 {
+        let is_error = result["is_error"].as_bool().unwrap_or(!end.ok);
         match self.output_format.as_str() {
             "stream-json" => out.emit(result),
             "json" if self.verbose => {
@@ -353,10 +435,10 @@ impl Dialect for ClaudeDialect {
                 print_document(&Value::Array(all).to_string());
             }
             "json" => print_document(&result.to_string()),
-            _ if end.ok => print_document(&end.summary),
-            _ => eprintln!("Error: {}", end.summary),
+            _ if !is_error => print_document(text),
+            _ => eprintln!("Error: {text}"),
         }
-        if end.ok { 0 } else { 1 }
+        if is_error { 1 } else { 0 }
     }
 }
 

@@ -7,8 +7,8 @@ use serde_json::{Value, json};
 
 use super::argv::ArgWalker;
 use super::{
-    ArgError, CheckedArgs, Dialect, Emitter, Host, Invocation, Refusal, RunEnd, ToolCall,
-    ToolResult, absolute, print_document, session_uuid,
+    ApiError, ArgError, CheckedArgs, Dialect, Emitter, Host, Invocation, Refusal, RetryPolicy,
+    RunEnd, ToolCall, ToolResult, absolute, print_document, session_uuid,
 };
 
 pub const VERSION: &str = "codex-cli 0.163.0";
@@ -182,7 +182,7 @@ fn item_id(id: &str) -> String {
 
 fn command_item(id: &str, call: &ToolCall) -> Value {
     let command = match call {
-        ToolCall::Command { argv } => argv.join(" "),
+        ToolCall::Command { command } => command.clone(),
         ToolCall::Read { path } => format!("cat {}", path.display()),
         _ => String::new(),
     };
@@ -207,23 +207,6 @@ impl Dialect for CodexDialect {
     fn message(&mut self, out: &mut Emitter, text: &str) {
         self.last_message = text.to_string();
         out.emit(json!({"type": "item.completed", "item": {"id": "item_m", "type": "agent_message", "text": text}}));
-    }
-
-    fn todos(&mut self, out: &mut Emitter, todos: &[(&str, &str)]) {
-        let items: Vec<Value> = todos
-            .iter()
-            .map(|(text, status)| json!({"text": text, "completed": *status == "completed"}))
-            .collect();
-        let event = if todos
-            .iter()
-            .all(|(_, s)| *s == "pending" || *s == "in_progress")
-            && todos.first().is_some_and(|(_, s)| *s == "in_progress")
-        {
-            "item.started"
-        } else {
-            "item.updated"
-        };
-        out.emit(json!({"type": event, "item": {"id": "item_todo", "type": "todo_list", "items": items}}));
     }
 
     fn tool_started(&mut self, out: &mut Emitter, id: &str, call: &ToolCall) {
@@ -266,6 +249,39 @@ impl Dialect for CodexDialect {
         out.emit(json!({"type": "item.completed", "item": item}));
     }
 
+    fn retry_policy(&self, error: ApiError) -> RetryPolicy {
+        // Four request retries nobody sees, then five stream reconnects that say so; a bad
+        // request, an overloaded model and a usage limit end the turn at once.
+        match error {
+            ApiError::ServerError | ApiError::RateLimited { .. } | ApiError::Unauthorized => {
+                RetryPolicy {
+                    silent: 4,
+                    visible: 5,
+                }
+            }
+            _ => RetryPolicy {
+                silent: 0,
+                visible: 0,
+            },
+        }
+    }
+
+    fn api_retry(&mut self, out: &mut Emitter, error: ApiError, attempt: u32, max: u32) -> u64 {
+        out.emit(json!({"type": "error", "message": format!(
+            "Reconnecting... {attempt}/{max} ({})", api_error_text(error))}));
+        200 << attempt.min(6)
+    }
+
+    fn api_failed(&mut self, out: &mut Emitter, error: ApiError, _end: &RunEnd) -> i32 {
+        let message = api_error_text(error);
+        out.emit(json!({"type": "error", "message": message}));
+        out.emit(json!({"type": "turn.failed", "error": {"message": message}}));
+        if !self.json_output {
+            eprintln!("ERROR: {message}");
+        }
+        1
+    }
+
     fn finish(&mut self, out: &mut Emitter, end: &RunEnd) -> i32 {
         if end.ok {
             out.emit(json!({"type": "turn.completed", "usage": {
@@ -282,6 +298,36 @@ impl Dialect for CodexDialect {
                 eprintln!("ERROR: {}", end.summary);
             }
             1
+        }
+    }
+}
+
+/// How Codex 0.169 words an API failure (the texts of the real CLI against the stub model).
+fn api_error_text(error: ApiError) -> String {
+    use crate::stub::openai;
+    let status = openai::http_status(error);
+    match error {
+        ApiError::ServerError => {
+            "We\u{2019}re currently experiencing high demand, which may cause temporary errors."
+                .into()
+        }
+        ApiError::Overloaded => {
+            "Selected model is at capacity. Please try a different model.".into()
+        }
+        ApiError::RateLimited { .. } => format!(
+            "exceeded retry limit, last status: {status} {}, request id: req_sim",
+            openai::status_reason(status)
+        ),
+        ApiError::Unauthorized => format!(
+            "unexpected status {status} {}: {}, url: https://api.openai.com/v1/responses, request id: req_sim",
+            openai::status_reason(status),
+            openai::error_body(error)["error"]["message"]
+                .as_str()
+                .unwrap_or("")
+        ),
+        ApiError::BadRequest => openai::error_body(error).to_string(),
+        ApiError::UsageLimit { .. } => {
+            "You\u{2019}ve hit your usage limit. Try again later.".into()
         }
     }
 }

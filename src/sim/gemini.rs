@@ -7,8 +7,8 @@ use serde_json::{Value, json};
 
 use super::argv::ArgWalker;
 use super::{
-    ArgError, CheckedArgs, Dialect, Emitter, Host, Invocation, Refusal, RunEnd, ToolCall,
-    ToolResult, absolute, print_document, session_uuid,
+    ApiError, ArgError, CheckedArgs, Dialect, Emitter, Host, Invocation, Refusal, RetryPolicy,
+    RunEnd, ToolCall, ToolResult, absolute, print_document, session_uuid,
 };
 use crate::timestamp::Timestamp;
 
@@ -157,21 +157,21 @@ fn tool_id(name: &str, id: &str) -> String {
 
 fn tool_name_and_params(call: &ToolCall) -> (&'static str, Value) {
     match call {
-        ToolCall::Command { argv } => (
+        ToolCall::Command { command } => (
             "run_shell_command",
-            json!({"command": argv.join(" "), "description": "Run a command"}),
+            json!({"command": command, "description": "Run a command"}),
         ),
         ToolCall::Write { path, content } => (
             "write_file",
             json!({"file_path": path.display().to_string(), "content": content}),
         ),
-        ToolCall::Edit { path, appended } => (
+        ToolCall::Edit { path, old, new } => (
             "replace",
-            json!({"file_path": path.display().to_string(), "old_string": "", "new_string": appended}),
+            json!({"file_path": path.display().to_string(), "old_string": old, "new_string": new}),
         ),
         ToolCall::Read { path } => (
             "read_file",
-            json!({"absolute_path": path.display().to_string()}),
+            json!({"file_path": path.display().to_string()}),
         ),
     }
 }
@@ -225,17 +225,6 @@ impl Dialect for GeminiDialect {
         self.assistant_text(out, text);
     }
 
-    fn todos(&mut self, out: &mut Emitter, todos: &[(&str, &str)]) {
-        self.tool_calls += 1;
-        let list: Vec<Value> = todos
-            .iter()
-            .map(|(d, s)| json!({"description": d, "status": s}))
-            .collect();
-        let id = tool_id("write_todos", &self.tool_calls.to_string());
-        out.emit(json!({"type": "tool_use", "timestamp": now(), "tool_name": "write_todos", "tool_id": id, "parameters": {"todos": list}}));
-        out.emit(json!({"type": "tool_result", "timestamp": now(), "tool_id": id, "status": "success", "output": "Successfully updated the todo list."}));
-    }
-
     fn tool_started(&mut self, out: &mut Emitter, id: &str, call: &ToolCall) {
         self.tool_calls += 1;
         let (name, params) = tool_name_and_params(call);
@@ -255,7 +244,8 @@ impl Dialect for GeminiDialect {
     fn tool_refused(&mut self, out: &mut Emitter, id: &str, call: &ToolCall, why: &Refusal) {
         let (name, _) = tool_name_and_params(call);
         let error = match (why, call) {
-            (Refusal::OutsideWorkspace { workspace }, ToolCall::Read { path }) => {
+            (Refusal::OutsideWorkspace { workspace }, call) if call.path().is_some() => {
+                let path = call.path().expect("checked by the guard");
                 let dirs: Vec<String> = workspace.iter().map(|d| d.display().to_string()).collect();
                 json!({"type": "path_not_in_workspace", "message": format!(
                     "Path not in workspace: Attempted path \"{}\" resolves outside the allowed workspace directories: {} or the project temp directory: /tmp/gemini/{}",
@@ -266,6 +256,63 @@ impl Dialect for GeminiDialect {
         };
         out.emit(json!({"type": "tool_result", "timestamp": now(), "tool_id": tool_id(name, id), "status": "error",
                         "output": "Error: Path not in workspace.", "error": error}));
+    }
+
+    fn retry_policy(&self, error: ApiError) -> RetryPolicy {
+        // Ten attempts for server errors and rate limits; a client error, a bad key or a daily
+        // quota end the run at once.
+        let visible = match error {
+            ApiError::ServerError | ApiError::Overloaded | ApiError::RateLimited { .. } => 9,
+            _ => 0,
+        };
+        RetryPolicy { silent: 0, visible }
+    }
+
+    fn api_retry(&mut self, _out: &mut Emitter, error: ApiError, attempt: u32, _max: u32) -> u64 {
+        // Gemini reports retries on stderr only; stdout stays silent.
+        let status = crate::stub::gemini::http_status(error);
+        match error {
+            ApiError::RateLimited { .. } => {
+                eprintln!("Attempt {attempt} failed: {}", gemini_error_message(error))
+            }
+            _ => eprintln!(
+                "Attempt {attempt} failed with status {status}. Retrying with backoff... _ApiError: {}\n  status: {status}\n}}",
+                crate::stub::gemini::error_body(error)
+            ),
+        }
+        (1000u64 << attempt.min(5)).min(30_000)
+    }
+
+    fn api_failed(&mut self, out: &mut Emitter, error: ApiError, end: &RunEnd) -> i32 {
+        let status = crate::stub::gemini::http_status(error);
+        let detail = gemini_error_message(error);
+        if self.retry_policy(error).visible > 0 {
+            eprintln!("Attempt 10 failed: {detail}. Max attempts reached");
+        }
+        eprintln!(
+            "Error when talking to Gemini API Full report available at: /tmp/gemini-client-error-Turn.run-sendMessageStream-{}.json {detail}",
+            self.session_id
+        );
+        let quota_hint = "\nPlease wait and try again later. To increase your limits, request a quota increase through AI Studio, or switch to another /auth method";
+        let message = match error {
+            ApiError::RateLimited { retry_after_secs } => format!(
+                "[API Error: {detail}\nSuggested retry after {retry_after_secs}s.]{quota_hint}"
+            ),
+            ApiError::UsageLimit { .. } => {
+                format!(
+                    "[API Error: You have exhausted your daily quota on this model.]{quota_hint}"
+                )
+            }
+            _ => format!("[API Error: {detail}]"),
+        };
+        let result = json!({"type": "result", "timestamp": now(), "status": "error",
+            "error": {"type": "unknown", "message": message}, "stats": self.stats(end)});
+        match self.output_format.as_str() {
+            "stream-json" => out.emit(result),
+            _ => eprintln!("{message}"),
+        }
+        // Gemini exits with the HTTP status, modulo 256 (400 gives 144).
+        i32::from(status % 256)
     }
 
     fn finish(&mut self, out: &mut Emitter, end: &RunEnd) -> i32 {
@@ -287,6 +334,17 @@ impl Dialect for GeminiDialect {
             _ => eprintln!("[ERROR] {}", end.summary),
         }
         if end.ok { 0 } else { 1 }
+    }
+}
+
+/// What Gemini quotes of an API error: the body, or its message for the errors it retries.
+fn gemini_error_message(error: ApiError) -> String {
+    let body = crate::stub::gemini::error_body(error);
+    match error {
+        ApiError::Overloaded | ApiError::RateLimited { .. } => {
+            body["error"]["message"].as_str().unwrap_or("").to_string()
+        }
+        _ => body.to_string(),
     }
 }
 

@@ -3,7 +3,8 @@
 //! the real error text and exit code), then plays a scenario in the CLI's native wire format,
 //! doing real work in its working directory.
 //!
-//! Environment: `ORCHESTRATE_SIM_SCENARIO` (success, blocker, fail, chatty, hang, crash) and
+//! The story comes from `crate::scenario`, the same one the stub model makes a real CLI act
+//! out. Environment: `ORCHESTRATE_SIM_SCENARIO` (a scenario name; success by default) and
 //! `ORCHESTRATE_SIM_SPEED` (1 = human-like pacing, 0 = as fast as possible).
 
 mod argv;
@@ -18,7 +19,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-pub use script::Scenario;
+use crate::scenario::{ApiError, Cli, Context, Scenario};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum SimCli {
@@ -88,13 +89,24 @@ impl Host {
     }
 }
 
-/// A tool call the scenario makes, in CLI-neutral terms.
+/// A scenario's tool call with its paths resolved against the working directory.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ToolCall {
-    Command { argv: Vec<String> },
-    Write { path: PathBuf, content: String },
-    Edit { path: PathBuf, appended: String },
-    Read { path: PathBuf },
+    Command {
+        command: String,
+    },
+    Write {
+        path: PathBuf,
+        content: String,
+    },
+    Edit {
+        path: PathBuf,
+        old: String,
+        new: String,
+    },
+    Read {
+        path: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -133,16 +145,31 @@ pub trait Dialect {
     fn start(&mut self, out: &mut Emitter);
     fn thinking(&mut self, out: &mut Emitter, text: &str);
     fn message(&mut self, out: &mut Emitter, text: &str);
-    fn todos(&mut self, out: &mut Emitter, todos: &[(&str, &str)]);
     fn tool_started(&mut self, out: &mut Emitter, id: &str, call: &ToolCall);
     fn tool_finished(&mut self, out: &mut Emitter, id: &str, call: &ToolCall, result: &ToolResult);
     fn tool_refused(&mut self, out: &mut Emitter, id: &str, call: &ToolCall, why: &Refusal);
     /// Prints the closing event(s) and returns the exit code.
     fn finish(&mut self, out: &mut Emitter, end: &RunEnd) -> i32;
+    /// How the CLI retries a request the API refused with `error`.
+    fn retry_policy(&self, error: ApiError) -> RetryPolicy;
+    /// What the CLI prints before visible retry `attempt` of `max`; returns the delay it
+    /// waits before that retry, in milliseconds.
+    fn api_retry(&mut self, out: &mut Emitter, error: ApiError, attempt: u32, max: u32) -> u64;
+    /// What the CLI prints when it gives up on `error`; returns the exit code.
+    fn api_failed(&mut self, out: &mut Emitter, error: ApiError, end: &RunEnd) -> i32;
     /// Directories the CLI lets tools touch, when it checks (Gemini).
     fn workspace(&self) -> Option<Vec<PathBuf>> {
         None
     }
+}
+
+/// How a CLI retries an API failure, as the real one does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Failures it absorbs without printing anything (Codex's request-level retries).
+    pub silent: u32,
+    /// Retries it announces before giving up.
+    pub visible: u32,
 }
 
 /// Prints native JSON lines as they happen, or keeps them for a CLI's one-document modes.
@@ -203,7 +230,7 @@ pub fn run(cli: SimCli, args: &[String]) -> i32 {
         None => Scenario::Success,
         Some(Ok(s)) => s,
         Some(Err(e)) => {
-            eprintln!("orchestrate sim: {e}");
+            eprintln!("orchestrate sim: ORCHESTRATE_SIM_SCENARIO: {e}");
             return 2;
         }
     };
@@ -217,12 +244,19 @@ pub fn run(cli: SimCli, args: &[String]) -> i32 {
         SimCli::Codex => codex::check_args(args, &host),
         SimCli::Gemini => gemini::check_args(args, &host),
     };
-    let (mut invocation, dialect): (Invocation, Box<dyn Dialect>) = match checked {
+    let (mut invocation, dialect, cli): (Invocation, Box<dyn Dialect>, Cli) = match checked {
         Ok(CheckedArgs::Version(text)) => {
             print_document(&text);
             return 0;
         }
-        Ok(CheckedArgs::Run(invocation, dialect)) => (invocation, dialect),
+        Ok(CheckedArgs::Run(invocation, dialect)) => {
+            let cli = match cli {
+                SimCli::Claude => Cli::Claude,
+                SimCli::Codex => Cli::Codex,
+                SimCli::Gemini => Cli::Gemini,
+            };
+            (invocation, dialect, cli)
+        }
         Err(err) => {
             eprintln!("{}", err.message);
             return err.code;
@@ -236,7 +270,11 @@ pub fn run(cli: SimCli, args: &[String]) -> i32 {
         return invocation.no_input.code;
     }
     let mut out = Emitter::new(invocation.streaming);
-    script::play(scenario, &invocation, dialect, &mut out, Pace(speed))
+    let steps = scenario.steps(&Context {
+        cli,
+        prompt: &invocation.prompt,
+    });
+    script::play(&steps, &invocation, dialect, &mut out, Pace(speed))
 }
 
 /// A checked command line: print a version, or run.

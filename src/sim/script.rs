@@ -1,78 +1,14 @@
-//! The scenarios a simulated agent plays, in CLI-neutral steps. Side effects are real: files
-//! are written, commands run, in the agent's working directory. The dialect renders each step.
+//! Plays a scenario's steps as a simulated CLI: the dialect prints each step in the CLI's wire
+//! format, and the side effects are real (files written, commands run in the agent's working
+//! directory), as they are when a real CLI acts the same story out against the stub model.
 
-use std::fmt;
-use std::fs::{self, OpenOptions};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::str::FromStr;
 use std::time::Instant;
 
 use super::{Dialect, Emitter, Invocation, Pace, Refusal, RunEnd, ToolCall, ToolResult, is_within};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scenario {
-    /// Plans a todo list, runs a command, writes and edits a file, reports usage, exits 0.
-    Success,
-    /// Hits an action that needs approval, sits blocked for a while, then gives up (exit 0).
-    Blocker,
-    /// A command fails and the run ends in the CLI's error result (exit 1).
-    Fail,
-    /// Thousands of lines as fast as the pace allows, then success.
-    Chatty,
-    /// Starts a long command (a real child process) and never finishes.
-    Hang,
-    /// Dies by SIGABRT in the middle of writing a line.
-    Crash,
-}
-
-impl Scenario {
-    pub const ALL: [Scenario; 6] = [
-        Scenario::Success,
-        Scenario::Blocker,
-        Scenario::Fail,
-        Scenario::Chatty,
-        Scenario::Hang,
-        Scenario::Crash,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Scenario::Success => "success",
-            Scenario::Blocker => "blocker",
-            Scenario::Fail => "fail",
-            Scenario::Chatty => "chatty",
-            Scenario::Hang => "hang",
-            Scenario::Crash => "crash",
-        }
-    }
-}
-
-impl fmt::Display for Scenario {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(self.name())
-    }
-}
-
-impl FromStr for Scenario {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Scenario::ALL
-            .into_iter()
-            .find(|sc| sc.name() == s)
-            .ok_or_else(|| {
-                format!(
-                    "unknown ORCHESTRATE_SIM_SCENARIO {s:?} (expected success, blocker, fail, chatty, hang or crash)"
-                )
-            })
-    }
-}
-
-/// How long the blocker scenario stays blocked at speed 1.
-const BLOCKED_MS: u64 = 20_000;
-/// Lines the chatty scenario prints unless `ORCHESTRATE_SIM_LINES` says otherwise.
-const CHATTY_LINES: usize = 2000;
+use crate::scenario::{Action, ApiError, Step};
 
 struct Run<'a> {
     dialect: Box<dyn Dialect>,
@@ -81,13 +17,14 @@ struct Run<'a> {
     inv: &'a Invocation,
     next_tool: u32,
     messages: u32,
+    last_message: String,
     denials: Vec<(String, ToolCall)>,
     started: Instant,
 }
 
-/// Plays `scenario`; returns the exit code.
+/// Plays `steps`; returns the exit code.
 pub fn play(
-    scenario: Scenario,
+    steps: &[Step],
     inv: &Invocation,
     dialect: Box<dyn Dialect>,
     out: &mut Emitter,
@@ -100,169 +37,59 @@ pub fn play(
         inv,
         next_tool: 0,
         messages: 0,
+        last_message: String::new(),
         denials: Vec::new(),
         started: Instant::now(),
     };
     run.dialect.start(run.out);
     run.pace.wait(500);
-    match scenario {
-        Scenario::Success => run.success(),
-        Scenario::Blocker => run.blocker(),
-        Scenario::Fail => run.fail(),
-        Scenario::Chatty => run.chatty(),
-        Scenario::Hang => run.hang(),
-        Scenario::Crash => run.crash(),
+    for (i, step) in steps.iter().enumerate() {
+        let burst = matches!(steps.get(i + 1), Some(Step::Say(_)));
+        match step {
+            Step::Think(text) => {
+                run.dialect.thinking(run.out, text);
+                run.pace.wait(700);
+            }
+            Step::Say(text) => {
+                run.message(text);
+                // Text that streams on (the chatty story) comes fast; a sentence before an
+                // action takes a moment.
+                run.pace.wait(if burst { 2 } else { 600 });
+            }
+            Step::Act(action) => {
+                run.tool(action);
+            }
+            Step::Blocked(action) => run.refused(action),
+            Step::Wait { ms } => run.pace.wait(*ms),
+            Step::Answer(text) => {
+                run.message(text);
+                return run.finish(true, text.clone());
+            }
+            Step::Fail { error, times } => {
+                if let Some(code) = run.api_failure(*error, *times) {
+                    return code;
+                }
+            }
+            Step::Hang => loop {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+            },
+            Step::Crash => {
+                run.out.torn(
+                    r#"{"type":"assistant","message":{"content":[{"type":"text","text":"half a li"#,
+                );
+                std::process::abort();
+            }
+        }
     }
+    let summary = run.last_message.clone();
+    run.finish(true, summary)
 }
 
 impl Run<'_> {
-    fn success(&mut self) -> i32 {
-        let notes = self.notes_path();
-        self.thinking(&format!("The task: {}", first_words(&self.inv.prompt, 24)));
-        self.todos(&[
-            ("Inspect the working directory", "in_progress"),
-            ("Write the change", "pending"),
-            ("Verify the result", "pending"),
-        ]);
-        self.message("I'll look at the project first.");
-        self.tool(ToolCall::Command {
-            argv: vec!["ls".into(), "-la".into()],
-        });
-        for path in absolute_paths(&self.inv.prompt) {
-            self.tool(ToolCall::Read { path });
-        }
-        self.todos(&[
-            ("Inspect the working directory", "completed"),
-            ("Write the change", "in_progress"),
-            ("Verify the result", "pending"),
-        ]);
-        let content = format!(
-            "# {}\n\nTask: {}\n\nWritten by the simulated {} agent.\n",
-            first_words(&self.inv.prompt, 8),
-            self.inv.prompt.trim(),
-            self.dialect_name()
-        );
-        self.tool(ToolCall::Write {
-            path: notes.clone(),
-            content,
-        });
-        self.tool(ToolCall::Edit {
-            path: notes.clone(),
-            appended: "\n- [x] reviewed the change\n".into(),
-        });
-        self.todos(&[
-            ("Inspect the working directory", "completed"),
-            ("Write the change", "completed"),
-            ("Verify the result", "in_progress"),
-        ]);
-        self.tool(ToolCall::Command {
-            argv: vec!["wc".into(), "-l".into(), notes.display().to_string()],
-        });
-        self.todos(&[
-            ("Inspect the working directory", "completed"),
-            ("Write the change", "completed"),
-            ("Verify the result", "completed"),
-        ]);
-        let summary = match planned_answer(&self.inv.prompt) {
-            // Asked for a plan: the answer is the plan, as JSON.
-            Some(plan) => plan,
-            None => format!(
-                "Done. I wrote {} and checked it.",
-                relative(&notes, &self.inv.workdir)
-            ),
-        };
-        self.message(&summary);
-        self.finish(true, summary)
-    }
-
-    fn blocker(&mut self) -> i32 {
-        self.message("The change is ready; I will publish the branch.");
-        let call = ToolCall::Command {
-            argv: vec!["git".into(), "push".into(), "origin".into(), "HEAD".into()],
-        };
-        let id = self.tool_id();
-        self.dialect.tool_started(self.out, &id, &call);
-        self.dialect
-            .tool_refused(self.out, &id, &call, &Refusal::NeedsApproval);
-        self.denials.push((id, call));
-        self.pace.wait(BLOCKED_MS);
-        let summary = "I could not push the branch: that action needs approval.".to_string();
-        self.message(&summary);
-        self.finish(true, summary)
-    }
-
-    fn fail(&mut self) -> i32 {
-        self.message("Let me run the build.");
-        let missing = format!("missing-build-script-{}", std::process::id());
-        let result = self.tool(ToolCall::Command {
-            argv: vec!["ls".into(), missing],
-        });
-        self.message("The build script is missing and I cannot continue.");
-        let summary = format!(
-            "Command failed with exit code {}: the build script is missing",
-            result.exit_code.unwrap_or(1)
-        );
-        self.finish(false, summary)
-    }
-
-    fn chatty(&mut self) -> i32 {
-        let lines = std::env::var("ORCHESTRATE_SIM_LINES")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(CHATTY_LINES);
-        for i in 0..lines {
-            self.out_message(&format!(
-                "Step {i}: checking module {} of the project for anything the task touches.",
-                i % 97
-            ));
-            if i % 200 == 199 {
-                self.tool(ToolCall::Command {
-                    argv: vec!["seq".into(), "1".into(), "300".into()],
-                });
-            }
-            self.pace.wait(2);
-        }
-        self.finish(true, format!("Checked {lines} steps."))
-    }
-
-    fn hang(&mut self) -> i32 {
-        self.message("Running the full test suite; this takes a while.");
-        self.tool(ToolCall::Command {
-            argv: vec!["sleep".into(), "86400".into()],
-        });
-        loop {
-            std::thread::sleep(std::time::Duration::from_secs(3600));
-        }
-    }
-
-    fn crash(&mut self) -> i32 {
-        self.message("Starting work.");
-        self.tool(ToolCall::Command {
-            argv: vec!["ls".into()],
-        });
-        self.out
-            .torn(r#"{"type":"assistant","message":{"content":[{"type":"text","text":"half a li"#);
-        std::process::abort();
-    }
-
-    fn thinking(&mut self, text: &str) {
-        self.dialect.thinking(self.out, text);
-        self.pace.wait(700);
-    }
-
     fn message(&mut self, text: &str) {
-        self.out_message(text);
-        self.pace.wait(600);
-    }
-
-    fn out_message(&mut self, text: &str) {
         self.messages += 1;
+        self.last_message = text.to_string();
         self.dialect.message(self.out, text);
-    }
-
-    fn todos(&mut self, todos: &[(&str, &str)]) {
-        self.dialect.todos(self.out, todos);
-        self.pace.wait(300);
     }
 
     fn tool_id(&mut self) -> String {
@@ -271,11 +98,12 @@ impl Run<'_> {
     }
 
     /// Runs one tool call for real, announcing it before and its result after.
-    fn tool(&mut self, call: ToolCall) -> ToolResult {
+    fn tool(&mut self, action: &Action) -> ToolResult {
+        let call = ToolCall::resolve(action, &self.inv.workdir);
         let id = self.tool_id();
         self.dialect.tool_started(self.out, &id, &call);
         self.pace.wait(400);
-        if let (ToolCall::Read { path }, Some(workspace)) = (&call, self.dialect.workspace())
+        if let (Some(path), Some(workspace)) = (call.path(), self.dialect.workspace())
             && !is_within(path, &workspace)
         {
             let why = Refusal::OutsideWorkspace { workspace };
@@ -289,60 +117,107 @@ impl Run<'_> {
         result
     }
 
+    /// A call the headless CLI refuses because it would need the operator's approval.
+    fn refused(&mut self, action: &Action) {
+        let call = ToolCall::resolve(action, &self.inv.workdir);
+        let id = self.tool_id();
+        self.dialect.tool_started(self.out, &id, &call);
+        self.dialect
+            .tool_refused(self.out, &id, &call, &Refusal::NeedsApproval);
+        self.denials.push((id, call));
+    }
+
+    /// The API refuses `times` requests (or every one). The CLI retries as the real one does;
+    /// the exit code when it gives up, `None` when a retry got through.
+    fn api_failure(&mut self, error: ApiError, times: Option<u32>) -> Option<i32> {
+        let policy = self.dialect.retry_policy(error);
+        let failures = times.unwrap_or(u32::MAX);
+        if failures <= policy.silent {
+            return None;
+        }
+        let shown = failures - policy.silent;
+        for attempt in 1..=policy.visible.min(shown) {
+            let delay = self
+                .dialect
+                .api_retry(self.out, error, attempt, policy.visible);
+            self.pace.wait(delay);
+        }
+        if shown <= policy.visible {
+            return None;
+        }
+        let end = self.run_end(false, String::new());
+        Some(self.dialect.api_failed(self.out, error, &end))
+    }
+
     fn finish(&mut self, ok: bool, summary: String) -> i32 {
+        let end = self.run_end(ok, summary);
+        self.dialect.finish(self.out, &end)
+    }
+
+    fn run_end(&mut self, ok: bool, summary: String) -> RunEnd {
         let tools = u64::from(self.next_tool);
         let input = 1500 + 4 * self.inv.prompt.len() as u64 + 600 * tools;
         let output = 200 + 80 * u64::from(self.messages);
-        let end = RunEnd {
+        RunEnd {
             ok,
             summary,
             input_tokens: input,
             output_tokens: output,
             cached_tokens: input / 2,
             cost_usd: ((input as f64 * 3e-6 + output as f64 * 15e-6) * 1e4).round() / 1e4,
-            turns: self.messages.max(1),
+            turns: self.next_tool + 1,
             duration_ms: self.started.elapsed().as_millis() as u64,
             denials: std::mem::take(&mut self.denials),
-        };
-        self.dialect.finish(self.out, &end)
-    }
-
-    fn notes_path(&self) -> PathBuf {
-        let slug = slug(&self.inv.prompt);
-        self.inv
-            .workdir
-            .join("notes")
-            .join(format!("{}-{slug}.md", self.dialect_name()))
-    }
-
-    fn dialect_name(&self) -> &'static str {
-        self.dialect.name()
+        }
     }
 }
 
-/// The JSON plan a planner answers when the prompt asks for one: design, implement, review.
-fn planned_answer(prompt: &str) -> Option<String> {
-    if !prompt.starts_with(crate::coordinator::plan::PLANNER_PROMPT_START) {
-        return None;
+impl ToolCall {
+    /// The action with its paths made absolute against `workdir`.
+    pub fn resolve(action: &Action, workdir: &Path) -> ToolCall {
+        let path = |p: &str| {
+            let p = Path::new(p);
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                workdir.join(p)
+            }
+        };
+        match action {
+            Action::Run { command } => ToolCall::Command {
+                command: command.clone(),
+            },
+            Action::Write { path: p, content } => ToolCall::Write {
+                path: path(p),
+                content: content.clone(),
+            },
+            Action::Edit { path: p, old, new } => ToolCall::Edit {
+                path: path(p),
+                old: old.clone(),
+                new: new.clone(),
+            },
+            Action::Read { path: p } => ToolCall::Read { path: path(p) },
+        }
     }
-    let goal = prompt.rsplit("Goal:").next().unwrap_or(prompt).trim();
-    let plan = serde_json::json!({"tasks": [
-        {"id": "design", "title": "Design", "role": "design", "depends_on": [],
-         "prompt": format!("Design how to: {goal}")},
-        {"id": "implement", "title": "Implement", "role": "implement", "depends_on": ["design"],
-         "prompt": format!("Implement the design for: {goal}")},
-        {"id": "review", "title": "Review", "role": "review", "depends_on": ["implement"],
-         "prompt": format!("Review the implementation of: {goal}")},
-    ]});
-    Some(plan.to_string())
+
+    /// The file the call touches, if any.
+    pub fn path(&self) -> Option<&PathBuf> {
+        match self {
+            ToolCall::Command { .. } => None,
+            ToolCall::Write { path, .. }
+            | ToolCall::Edit { path, .. }
+            | ToolCall::Read { path } => Some(path),
+        }
+    }
 }
 
 /// Does what the tool call says, in `workdir`.
 pub fn perform(call: &ToolCall, workdir: &Path) -> ToolResult {
     match call {
-        ToolCall::Command { argv } => {
-            let output = Command::new(&argv[0])
-                .args(&argv[1..])
+        ToolCall::Command { command } => {
+            let output = Command::new("sh")
+                .arg("-c")
+                .arg(command)
                 .current_dir(workdir)
                 .stdin(Stdio::null())
                 .output();
@@ -356,11 +231,7 @@ pub fn perform(call: &ToolCall, workdir: &Path) -> ToolResult {
                         exit_code: o.status.code(),
                     }
                 }
-                Err(e) => ToolResult {
-                    ok: false,
-                    output: format!("{}: {e}", argv[0]),
-                    exit_code: Some(127),
-                },
+                Err(e) => failed(format!("sh: {e}"), Some(127)),
             }
         }
         ToolCall::Write { path, content } => {
@@ -368,18 +239,21 @@ pub fn perform(call: &ToolCall, workdir: &Path) -> ToolResult {
                 .parent()
                 .map_or(Ok(()), fs::create_dir_all)
                 .and_then(|_| fs::write(path, content));
-            file_result(
-                written,
-                format!("Wrote {} bytes to {}", content.len(), path.display()),
-            )
+            match written {
+                Ok(()) => succeeded(format!("File created successfully at: {}", path.display())),
+                Err(e) => failed(e.to_string(), None),
+            }
         }
-        ToolCall::Edit { path, appended } => {
-            let edited = OpenOptions::new()
-                .append(true)
-                .open(path)
-                .and_then(|mut f| f.write_all(appended.as_bytes()));
-            file_result(edited, format!("Edited {}", path.display()))
-        }
+        ToolCall::Edit { path, old, new } => match fs::read_to_string(path) {
+            Ok(text) if text.contains(old.as_str()) => {
+                match fs::write(path, text.replacen(old.as_str(), new, 1)) {
+                    Ok(()) => succeeded(format!("The file {} has been updated.", path.display())),
+                    Err(e) => failed(e.to_string(), None),
+                }
+            }
+            Ok(_) => failed(format!("String to replace not found in file: {old}"), None),
+            Err(e) => failed(format!("{}: {e}", path.display()), None),
+        },
         ToolCall::Read { path } => {
             let read = if path.is_dir() {
                 fs::read_dir(path).map(|entries| {
@@ -395,76 +269,27 @@ pub fn perform(call: &ToolCall, workdir: &Path) -> ToolResult {
                     .map(|b| String::from_utf8_lossy(&b[..b.len().min(2048)]).into_owned())
             };
             match read {
-                Ok(text) => ToolResult {
-                    ok: true,
-                    output: text,
-                    exit_code: None,
-                },
-                Err(e) => ToolResult {
-                    ok: false,
-                    output: format!("{}: {e}", path.display()),
-                    exit_code: None,
-                },
+                Ok(text) => succeeded(text),
+                Err(e) => failed(format!("{}: {e}", path.display()), None),
             }
         }
     }
 }
 
-fn file_result(result: std::io::Result<()>, success: String) -> ToolResult {
-    match result {
-        Ok(()) => ToolResult {
-            ok: true,
-            output: success,
-            exit_code: None,
-        },
-        Err(e) => ToolResult {
-            ok: false,
-            output: e.to_string(),
-            exit_code: None,
-        },
+fn succeeded(output: String) -> ToolResult {
+    ToolResult {
+        ok: true,
+        output,
+        exit_code: None,
     }
 }
 
-/// Absolute paths named in the prompt that exist: the agent will want to read them.
-fn absolute_paths(prompt: &str) -> Vec<PathBuf> {
-    prompt
-        .split_whitespace()
-        .map(|w| {
-            w.trim_matches(|c: char| {
-                matches!(c, '"' | '\'' | ',' | '.' | ';' | ':' | '(' | ')' | '`')
-            })
-        })
-        .filter(|w| w.starts_with('/') && w.len() > 1)
-        .map(PathBuf::from)
-        .filter(|p| p.exists())
-        .take(3)
-        .collect()
-}
-
-fn first_words(text: &str, n: usize) -> String {
-    text.split_whitespace()
-        .take(n)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn slug(text: &str) -> String {
-    let words: Vec<String> = text
-        .split(|c: char| !c.is_ascii_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .take(5)
-        .map(str::to_ascii_lowercase)
-        .collect();
-    let slug = words.join("-");
-    let slug: String = slug.chars().take(40).collect();
-    if slug.is_empty() { "task".into() } else { slug }
-}
-
-fn relative(path: &Path, base: &Path) -> String {
-    path.strip_prefix(base)
-        .unwrap_or(path)
-        .display()
-        .to_string()
+fn failed(output: String, exit_code: Option<i32>) -> ToolResult {
+    ToolResult {
+        ok: false,
+        output,
+        exit_code,
+    }
 }
 
 #[cfg(test)]
@@ -472,24 +297,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn scenarios_parse_by_name() {
-        for s in Scenario::ALL {
-            assert_eq!(s.name().parse::<Scenario>(), Ok(s));
-        }
-        assert!(
-            "boom"
-                .parse::<Scenario>()
-                .unwrap_err()
-                .contains("expected success")
-        );
+    fn edits_replace_text_and_say_when_it_is_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("n.md");
+        std::fs::write(&file, "- [ ] done\n").unwrap();
+        let edit = |old: &str| ToolCall::Edit {
+            path: file.clone(),
+            old: old.into(),
+            new: "- [x] done".into(),
+        };
+        assert!(perform(&edit("- [ ] done"), dir.path()).ok);
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "- [x] done\n");
+        let missing = perform(&edit("- [ ] done"), dir.path());
+        assert!(!missing.ok);
+        assert!(missing.output.starts_with("String to replace not found"));
     }
 
     #[test]
-    fn slugs_are_short_and_safe() {
-        assert_eq!(
-            slug("Add a /login endpoint, with tests!"),
-            "add-a-login-endpoint-with"
+    fn relative_paths_resolve_against_the_workdir() {
+        let call = ToolCall::resolve(
+            &Action::Read {
+                path: "notes/a.md".into(),
+            },
+            Path::new("/w"),
         );
-        assert_eq!(slug("!!!"), "task");
+        assert_eq!(call.path(), Some(&PathBuf::from("/w/notes/a.md")));
     }
 }

@@ -1,8 +1,12 @@
-//! Process-group control for a worker: signals to the whole group, exit status from
-//! `waitpid`, and a look at `/proc` to see which processes a group still has.
+//! Process control for a worker: signals to everything it runs, exit status from `waitpid`,
+//! and a look at `/proc` to see which of its processes are left.
 //!
 //! A PTY child is a session and group leader (portable-pty calls `setsid`), so its pid is the
-//! group id and `kill(-pgid, sig)` reaches every descendant that did not leave the group.
+//! group id and `kill(-pgid, sig)` reaches every descendant that stayed in the group. The real
+//! CLIs do not all stay: Codex and Gemini start each tool command in a session of its own. So a
+//! worker's processes are its group, every descendant, the groups those lead, and anything
+//! that still carries the worker's mark in its environment (found even after its parent died
+//! and it was reparented).
 
 use std::io;
 use std::time::{Duration, Instant};
@@ -38,23 +42,147 @@ pub fn group_alive(pgid: i32) -> bool {
             || group_members(pgid).iter().any(|p| p.state != 'Z'))
 }
 
-/// SIGTERM to the group, a grace period, then SIGKILL to whatever is left. A stopped (paused)
-/// group is continued so it can act on the TERM. Returns true if KILL was needed.
-pub fn terminate_group(pgid: i32, grace: Duration) -> bool {
-    let _ = signal_group(pgid, libc::SIGTERM);
-    let _ = signal_group(pgid, libc::SIGCONT);
-    let deadline = Instant::now() + grace;
-    while Instant::now() < deadline {
-        if !group_alive(pgid) {
-            return false;
+/// The environment variable every process of a worker inherits: its mark.
+pub const WORKER_MARK_VAR: &str = "ORCHESTRATE_WORKER_MARK";
+
+/// What identifies one worker's processes: its leader (pid = process group; 0 when unknown or
+/// no longer ours) and its mark.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerProcs {
+    pub leader: i32,
+    pub mark: Option<String>,
+}
+
+impl WorkerProcs {
+    /// Every live process of the worker (zombies excluded), never this process, its
+    /// ancestors or init.
+    pub fn members(&self) -> Vec<ProcInfo> {
+        let all = all_processes();
+        let protected = ancestors(&all);
+        let marked: Vec<i32> = match self.mark.as_deref() {
+            Some(mark) => all
+                .iter()
+                .filter(|p| carries_mark(p.pid, mark))
+                .map(|p| p.pid)
+                .collect(),
+            None => Vec::new(),
+        };
+        // Kernel threads sit in group 0: a leader of 0 or 1 names no group.
+        let mut groups = if self.leader > 1 {
+            vec![self.leader]
+        } else {
+            Vec::new()
+        };
+        let mut members: Vec<i32> = Vec::new();
+        loop {
+            let before = members.len();
+            for p in &all {
+                let belongs = groups.contains(&p.group)
+                    || members.contains(&p.parent)
+                    || marked.contains(&p.pid);
+                if belongs && !members.contains(&p.pid) && !protected.contains(&p.pid) {
+                    members.push(p.pid);
+                    if p.group == p.pid && !groups.contains(&p.pid) {
+                        groups.push(p.pid);
+                    }
+                }
+            }
+            if members.len() == before {
+                break;
+            }
         }
-        std::thread::sleep(Duration::from_millis(20));
+        all.into_iter()
+            .filter(|p| members.contains(&p.pid) && p.state != 'Z')
+            .collect()
     }
-    if group_alive(pgid) {
-        let _ = signal_group(pgid, libc::SIGKILL);
-        return true;
+
+    /// True while a live process of the worker is left.
+    pub fn alive(&self) -> bool {
+        if !std::path::Path::new("/proc/self/stat").exists() {
+            return group_alive(self.leader);
+        }
+        !self.members().is_empty()
     }
-    false
+
+    /// Sends `signal` to the leader's group and to every other process of the worker. Errors
+    /// only when nothing could be signalled.
+    pub fn signal(&self, signal: i32) -> io::Result<()> {
+        let group = signal_group(self.leader, signal);
+        let mut others = 0;
+        for p in self.members() {
+            if p.group != self.leader {
+                // SAFETY: kill has no memory-safety preconditions; members() never lists
+                // this process, its ancestors or init.
+                if unsafe { libc::kill(p.pid, signal) } == 0 {
+                    others += 1;
+                }
+            }
+        }
+        if others > 0 { Ok(()) } else { group }
+    }
+
+    /// Stops every process of the worker. Stopped processes cannot fork, so a second pass
+    /// catches what was started while the first went round.
+    pub fn pause(&self) -> io::Result<()> {
+        self.signal(libc::SIGSTOP)?;
+        let _ = self.signal(libc::SIGSTOP);
+        Ok(())
+    }
+
+    /// SIGTERM to every process of the worker, a grace period, then SIGKILL to whatever is
+    /// left. Paused processes are continued so they can act on the TERM. The members are
+    /// listed before the first signal: once the leader dies its children are reparented. Returns
+    /// true if KILL was needed.
+    pub fn terminate(&self, grace: Duration) -> bool {
+        let _ = self.signal(libc::SIGTERM);
+        let _ = self.signal(libc::SIGCONT);
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if !self.alive() {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if self.alive() {
+            let _ = self.signal(libc::SIGKILL);
+            return true;
+        }
+        false
+    }
+}
+
+/// Whether `pid`'s environment holds the worker mark `mark`.
+pub fn carries_mark(pid: i32, mark: &str) -> bool {
+    let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
+        return false;
+    };
+    let wanted = format!("{WORKER_MARK_VAR}={mark}");
+    environ.split(|&b| b == 0).any(|v| v == wanted.as_bytes())
+}
+
+/// This process and its ancestors, with init: never a worker's.
+fn ancestors(all: &[ProcInfo]) -> Vec<i32> {
+    let mut chain = vec![1, std::process::id() as i32];
+    let mut next = std::process::id() as i32;
+    while let Some(p) = all.iter().find(|p| p.pid == next) {
+        if p.parent <= 1 || chain.contains(&p.parent) {
+            break;
+        }
+        chain.push(p.parent);
+        next = p.parent;
+    }
+    chain
+}
+
+fn all_processes() -> Vec<ProcInfo> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(proc_info)
+        .collect()
 }
 
 /// Blocks until `pid` (our child) exits and reaps it.
@@ -106,13 +234,8 @@ pub struct ProcInfo {
 
 /// Every live process whose process group is `pgid` (Linux `/proc`).
 pub fn group_members(pgid: i32) -> Vec<ProcInfo> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter_map(proc_info)
+    all_processes()
+        .into_iter()
         .filter(|p| p.group == pgid)
         .collect()
 }

@@ -136,6 +136,8 @@ struct ExitCell {
 pub struct Worker {
     name: String,
     pid: i32,
+    /// Everything the worker runs, for signals: its group, descendants and marked processes.
+    procs: process::WorkerProcs,
     stop_grace: Duration,
     journal: Arc<Mutex<Journal>>,
     master: Mutex<Box<dyn MasterPty + Send>>,
@@ -181,7 +183,13 @@ impl Worker {
             issues: Vec::new(),
         };
 
-        let pty = match spawn_in_pty(&spec.launch, spec.rows, spec.cols) {
+        // Every process the worker starts inherits this mark, even those that leave its group.
+        let mark = format!("{}-{}", spec.name, Timestamp::now().millis());
+        let mut launch = spec.launch.clone();
+        launch
+            .env
+            .push((process::WORKER_MARK_VAR.into(), mark.clone()));
+        let pty = match spawn_in_pty(&launch, spec.rows, spec.cols) {
             Ok(pty) => pty,
             Err(source) => {
                 let message = source.to_string();
@@ -204,6 +212,7 @@ impl Worker {
             )
             .with("phase", "spawned")
             .with("pid", pty.pid)
+            .with("mark", mark.clone())
             .with("argv", spec.launch.redacted_argv())
             .with("cwd", spec.launch.cwd.display().to_string()),
         );
@@ -262,6 +271,10 @@ impl Worker {
         Ok(Worker {
             name: spec.name,
             pid,
+            procs: process::WorkerProcs {
+                leader: pid,
+                mark: Some(mark),
+            },
             stop_grace: spec.stop_grace,
             journal,
             master: Mutex::new(pty.master),
@@ -279,44 +292,56 @@ impl Worker {
         self.pid
     }
 
-    /// SIGSTOP to the whole group.
+    /// SIGSTOP to every process of the worker.
     pub fn pause(&self) -> io::Result<()> {
         self.ensure_running()?;
-        process::signal_group(self.pid, libc::SIGSTOP)?;
-        self.journal_lifecycle("paused", "paused (SIGSTOP to the process group)");
+        self.procs.pause()?;
+        self.journal_lifecycle("paused", "paused (SIGSTOP to every process of the worker)");
         Ok(())
     }
 
-    /// SIGCONT to the whole group.
+    /// SIGCONT to every process of the worker.
     pub fn resume(&self) -> io::Result<()> {
         self.ensure_running()?;
-        process::signal_group(self.pid, libc::SIGCONT)?;
-        self.journal_lifecycle("resumed", "resumed (SIGCONT to the process group)");
+        self.procs.signal(libc::SIGCONT)?;
+        self.journal_lifecycle(
+            "resumed",
+            "resumed (SIGCONT to every process of the worker)",
+        );
         Ok(())
     }
 
-    /// SIGTERM to the group, the grace period, then SIGKILL; waits until the exit is journaled.
+    /// SIGTERM to every process of the worker, the grace period, then SIGKILL; waits until
+    /// the exit is journaled.
     pub fn stop(&self) -> ExitFacts {
         if let Some(exit) = self.try_exit() {
-            // The leader is gone; make sure nothing it left in the group survives.
-            process::terminate_group(self.pid, Duration::ZERO);
+            // The leader is gone; make sure nothing it started survives.
+            self.procs.terminate(Duration::ZERO);
             return exit;
         }
         self.journal_lifecycle(
             "stopping",
             "stopping (SIGTERM, then SIGKILL after the grace period)",
         );
-        process::terminate_group(self.pid, self.stop_grace);
+        self.procs.terminate(self.stop_grace);
         self.wait()
     }
 
-    /// SIGKILL to the group at once.
+    /// SIGKILL to every process of the worker at once.
     pub fn kill(&self) -> ExitFacts {
         if self.try_exit().is_none() {
-            self.journal_lifecycle("stopping", "killing (SIGKILL to the process group)");
+            self.journal_lifecycle(
+                "stopping",
+                "killing (SIGKILL to every process of the worker)",
+            );
         }
-        let _ = process::signal_group(self.pid, libc::SIGKILL);
+        let _ = self.procs.signal(libc::SIGKILL);
         self.wait()
+    }
+
+    /// What identifies the worker's processes, to signal what it left behind.
+    pub fn procs(&self) -> &process::WorkerProcs {
+        &self.procs
     }
 
     /// Bytes for the worker's terminal, as if typed.

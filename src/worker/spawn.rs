@@ -128,6 +128,9 @@ pub fn spawn_in_pty(launch: &Launch, rows: u16, cols: u16) -> Result<PtyProcess,
     // A worker is not inside the operator's tmux, whatever the coordinator inherited.
     cmd.env_remove("TMUX");
     cmd.env_remove("TMUX_PANE");
+    for key in &launch.env_remove {
+        cmd.env_remove(key);
+    }
     for (key, value) in &launch.env {
         cmd.env(key, value);
     }

@@ -112,3 +112,227 @@ pub fn command_launch(workdir: &Path, argv: &[&str]) -> Launch {
         ..Launch::default()
     }
 }
+
+/// A workspace, a target git repository with one commit, and a home of its own, for driving
+/// the real binary: with simulated agents, or with the real pinned CLIs against the stub model.
+pub struct Env {
+    _dir: tempfile::TempDir,
+    pub workspace: PathBuf,
+    pub target: PathBuf,
+    /// `HOME` of every command: the operator's own configuration is never read.
+    pub home: PathBuf,
+    /// The pinned CLIs' directory when the agents are real.
+    real: Option<PathBuf>,
+}
+
+impl Env {
+    /// Simulated agents (`run --simulate`).
+    pub fn new() -> Env {
+        Env::with_agents(None)
+    }
+
+    /// The real pinned CLIs against the stub model (`run --stub-model`), cut off from every
+    /// network but loopback when the machine allows it.
+    pub fn real(clis: PathBuf) -> Env {
+        let env = Env::with_agents(Some(clis));
+        // Claude refuses bypass mode as root unless told the machine is a sandbox; the tests
+        // run as root on CI, in a throwaway directory.
+        let config = env.home.join(".config").join("orchestrate");
+        std::fs::create_dir_all(&config).unwrap();
+        std::fs::write(
+            config.join("orchestrate.toml"),
+            "[agents.claude]\nenv = { IS_SANDBOX = \"1\" }\n",
+        )
+        .unwrap();
+        env
+    }
+
+    fn with_agents(real: Option<PathBuf>) -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let workspace = dir.path().join("ws");
+        let target = dir.path().join("repo");
+        let home = dir.path().join("home");
+        std::fs::create_dir_all(&target).unwrap();
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::write(target.join("README.md"), "# repo\n").unwrap();
+        for args in [
+            &["init", "-q", "-b", "main"][..],
+            &["add", "-A"],
+            &[
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+                "commit",
+                "-q",
+                "-m",
+                "init",
+            ],
+        ] {
+            assert!(
+                std::process::Command::new("git")
+                    .arg("-C")
+                    .arg(&target)
+                    .args(args)
+                    .status()
+                    .unwrap()
+                    .success()
+            );
+        }
+        Env {
+            _dir: dir,
+            workspace,
+            target,
+            home,
+            real,
+        }
+    }
+
+    /// `orchestrate --workspace WS ARGS`, fast pacing, this env's home and agents.
+    pub fn cmd(&self, args: &[&str]) -> std::process::Command {
+        let mut cmd = match &self.real {
+            Some(_) => offline(&binary()),
+            None => std::process::Command::new(binary()),
+        };
+        cmd.arg("--workspace")
+            .arg(&self.workspace)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .current_dir(self.workspace.parent().unwrap());
+        cmd.env("ORCHESTRATE_SIM_SPEED", "0")
+            .env("ORCHESTRATE_RETRY_BACKOFF_MS", "50")
+            .env("HOME", &self.home)
+            .env_remove("XDG_CONFIG_HOME")
+            .env_remove("ORCHESTRATE_SIM_SCENARIO");
+        if let Some(clis) = &self.real {
+            let path = std::env::var("PATH").unwrap_or_default();
+            cmd.env("PATH", format!("{}:{path}", clis.display()));
+        }
+        cmd
+    }
+
+    pub fn plan(&self, toml: &str) -> PathBuf {
+        let path = self.workspace.with_file_name("plan.toml");
+        std::fs::write(&path, toml).unwrap();
+        path
+    }
+
+    /// `run --simulate|--stub-model --plan ...` with extra arguments; returns the output.
+    pub fn run(&self, plan: &Path, extra: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+        let mode = if self.real.is_some() {
+            "--stub-model"
+        } else {
+            "--simulate"
+        };
+        let mut args = vec![
+            "run",
+            mode,
+            "--target",
+            self.target.to_str().unwrap(),
+            "--plan",
+            plan.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        args.push("build the thing");
+        let mut cmd = self.cmd(&args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    }
+
+    pub fn status(&self, session: &str) -> serde_json::Value {
+        let out = self.cmd(&["status", session, "--json"]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    pub fn session_dir(&self, session: &str) -> PathBuf {
+        self.workspace.join(session)
+    }
+}
+
+pub fn session_id(out: &std::process::Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("session "))
+        .unwrap_or_else(|| {
+            panic!(
+                "no session line in {stdout}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    line.split_whitespace().nth(1).unwrap().to_string()
+}
+
+pub fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The pinned agent CLIs' directory, if `.ci/install-agent-clis` (or `ORCHESTRATE_AGENT_CLIS`)
+/// provides all three.
+pub fn agent_clis() -> Option<PathBuf> {
+    let dir = std::env::var_os("ORCHESTRATE_AGENT_CLIS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(".agent-clis/node_modules/.bin")
+        });
+    ["claude", "codex", "gemini"]
+        .iter()
+        .all(|cli| dir.join(cli).is_file())
+        .then_some(dir)
+}
+
+/// The pinned CLIs for a test that needs them. Without them the test says it is skipped and
+/// returns `None`; under `CI=true` their absence fails it.
+pub fn require_agent_clis(test: &str) -> Option<PathBuf> {
+    if let Some(dir) = agent_clis() {
+        return Some(dir);
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!(
+            "{test}: the pinned agent CLIs are not installed, and CI must run the real-CLI tests (.ci/run installs them with .ci/install-agent-clis)"
+        );
+    }
+    eprintln!(
+        "SKIPPED {test}: the pinned agent CLIs are not installed (run .ci/install-agent-clis)"
+    );
+    None
+}
+
+/// A command for `program` that sees only the loopback network (`unshare -n`, then `lo` up),
+/// when this machine allows it (root, util-linux, iproute2); otherwise a plain command. The
+/// stub model is on 127.0.0.1 either way, and nothing else is ever contacted.
+pub fn offline(program: &Path) -> std::process::Command {
+    static CAN_UNSHARE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let can = *CAN_UNSHARE.get_or_init(|| {
+        std::process::Command::new("unshare")
+            .args(["-n", "--", "ip", "link", "set", "lo", "up"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    if !can {
+        return std::process::Command::new(program);
+    }
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args([
+        "-n",
+        "--",
+        "sh",
+        "-c",
+        "ip link set lo up && exec \"$0\" \"$@\"",
+    ])
+    .arg(program);
+    cmd
+}

@@ -24,7 +24,9 @@ use super::tiers::Availability;
 use crate::agents::Draft;
 use crate::config::Config;
 use crate::event::{AgentEvent, EventType, read_journal, repair_torn_tail};
+use crate::scenario::Scenario;
 use crate::session::{SessionDir, SessionInfo, Store, Workspace};
+use crate::stub::{StubConfig, StubModel};
 use crate::timestamp::Timestamp;
 use crate::worker::{Worker, WorkerStatus};
 
@@ -101,6 +103,8 @@ pub struct Coordinator {
     inbox_tx: Sender<Inbox>,
     available: Availability,
     exe: PathBuf,
+    /// The in-process stub model the real CLIs talk to, when the session runs against it.
+    stub: Option<StubModel>,
     target_is_git: bool,
     paused: bool,
     stopping: bool,
@@ -141,6 +145,16 @@ pub fn run_coordinator(
     let exe = std::env::current_exe().context("cannot find the orchestrate executable")?;
     let available = Availability::detect(&settings.config, settings.simulate, &info.target, None);
     let target_is_git = runs::is_git_repo(&info.target);
+    let stub = if settings.config.stub_model {
+        let config = StubConfig {
+            port: 0,
+            scenario: Scenario::Success,
+            log: Some(session.stub_log_path()),
+        };
+        Some(StubModel::start(config).context("cannot start the stub model")?)
+    } else {
+        None
+    };
     let mut c = Coordinator {
         session,
         info,
@@ -151,6 +165,7 @@ pub fn run_coordinator(
         inbox_tx,
         available,
         exe,
+        stub,
         target_is_git,
         paused: false,
         stopping: false,
@@ -367,8 +382,11 @@ impl Coordinator {
     }
 
     /// On resume: a worker the dead coordinator left behind (its journal never says it
-    /// exited, and its process group is still there) is killed before its task runs again.
+    /// exited, and its processes are still there) is killed before its task runs again. Its
+    /// mark finds what it started outside its group; the leader's pid counts only while it is
+    /// still the worker's (not a reused pid).
     fn kill_leftovers(&mut self, history: &super::replay::SessionHistory) {
+        use crate::worker::process::{WorkerProcs, carries_mark, proc_info};
         for h in history.tasks.values() {
             let Some(name) = &h.worker else { continue };
             let Ok((events, _)) = read_journal(&self.session.events_path(name)) else {
@@ -380,10 +398,20 @@ impl Coordinator {
                 continue;
             };
             let pid = pid as i32;
-            if crate::worker::process::proc_info(pid).is_some_and(|p| p.group == pid)
-                && crate::worker::process::group_alive(pid)
-            {
-                let _ = crate::worker::process::signal_group(pid, libc::SIGKILL);
+            let mark = events
+                .iter()
+                .rev()
+                .find(|e| e.phase() == Some("spawned"))
+                .and_then(|e| e.str_field("mark"))
+                .map(str::to_string);
+            let leader_is_ours = proc_info(pid).is_some_and(|p| p.group == pid)
+                && mark.as_deref().is_none_or(|m| carries_mark(pid, m));
+            let procs = WorkerProcs {
+                leader: if leader_is_ours { pid } else { 0 },
+                mark,
+            };
+            if procs.alive() {
+                let _ = procs.signal(libc::SIGKILL);
                 self.record(
                     None,
                     Draft::new(

@@ -10,11 +10,12 @@ use anyhow::{Context, Result};
 
 use super::records::last_agent_session;
 use super::{Coordinator, EndedBy, Inbox, RunningTask};
-use crate::agents::{AgentKind, Autonomy, Draft, LaunchSpec};
+use crate::agents::{AgentKind, Autonomy, Draft, LaunchSpec, stub_env};
 use crate::coordinator::plan::{self, Plan};
 use crate::coordinator::runs::{self, Base};
 use crate::coordinator::schedule::{AttemptOutcome, Scheduler};
 use crate::event::{AgentEvent, EventType, read_journal};
+use crate::scenario::Scenario;
 use crate::session::store::WorkerRow;
 use crate::timestamp::Timestamp;
 use crate::worker::{Worker, WorkerSpec, WorkerStatus};
@@ -150,12 +151,18 @@ impl Coordinator {
             mcp: None,
             resume,
             extra_args: profile.args.clone(),
-            state_dir: self.session.path.join("state").join(name),
+            state_dir: self.session.state_dir(name),
         };
         let mut launch = profile.kind.launch(&spec);
         launch
             .env
             .extend(profile.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        if let Some(stub) = &self.stub {
+            let scenario = stub_scenario(&profile.env)?;
+            let home = private_dir(&self.session.state_dir(name).join("home"))?;
+            let url = crate::stub::base_url(stub.addr(), scenario, name);
+            stub_env::point_at_stub(profile.kind, &mut launch, &url, &home);
+        }
         if self.settings.simulate {
             launch.env.push((
                 "ORCHESTRATE_SIM_SPEED".into(),
@@ -240,10 +247,11 @@ impl Coordinator {
         let Some(r) = running.remove(&task_id) else {
             return;
         };
-        // Whatever the worker left in its process group (a child that ignored TERM) goes too.
-        let pgid = r.worker.pid();
-        if crate::worker::process::group_alive(pgid) {
-            let _ = crate::worker::process::signal_group(pgid, libc::SIGKILL);
+        // Whatever the worker left behind (a child that ignored TERM, a tool command in a
+        // session of its own) goes too.
+        let procs = r.worker.procs();
+        if procs.alive() {
+            let _ = procs.signal(libc::SIGKILL);
         }
         self.save_worker(&task_id, &r, &event);
         let state = r.status.state();
@@ -363,6 +371,37 @@ impl Coordinator {
         }
         self.save_all(sched, plan);
     }
+}
+
+/// The story the stub plays for a worker: its profile's `ORCHESTRATE_SIM_SCENARIO`, else the
+/// coordinator's, else success (the same variable the simulated agents read).
+fn stub_scenario(profile_env: &BTreeMap<String, String>) -> Result<Scenario> {
+    let name = profile_env
+        .get(SCENARIO_VAR)
+        .cloned()
+        .or_else(|| std::env::var(SCENARIO_VAR).ok());
+    match name {
+        None => Ok(Scenario::Success),
+        Some(name) => name
+            .parse()
+            .map_err(|e| anyhow::anyhow!("{SCENARIO_VAR}: {e}")),
+    }
+}
+
+const SCENARIO_VAR: &str = "ORCHESTRATE_SIM_SCENARIO";
+
+/// Creates `dir` (and its parents) readable by its owner only: Gemini ignores settings in a
+/// directory others can write to.
+fn private_dir(dir: &std::path::Path) -> Result<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("cannot restrict {}", dir.display()))?;
+    Ok(dir.to_path_buf())
 }
 
 pub fn worker_name(task: &plan::Task) -> String {

@@ -1,0 +1,224 @@
+//! What each named scenario does, step by step. Pure: the steps follow from the CLI and the
+//! prompt alone, so the sim and the stub (which sees the prompt in every request) agree.
+
+use serde_json::json;
+
+use super::{Action, ApiError, Context, Scenario, Step};
+
+/// How long the blocker scenario stays blocked, in model time.
+const BLOCKED_MS: u64 = 20_000;
+/// Lines the chatty scenario prints unless `ORCHESTRATE_SIM_LINES` says otherwise.
+const CHATTY_LINES: usize = 2000;
+/// Pauses of the slow scenario between its steps.
+const SLOW_MS: u64 = 2_500;
+
+pub fn steps(scenario: Scenario, ctx: &Context<'_>) -> Vec<Step> {
+    match scenario {
+        Scenario::Success => success(ctx, 0),
+        Scenario::Slow => success(ctx, SLOW_MS),
+        Scenario::Blocker => vec![
+            say("The change is ready; I will publish the branch."),
+            Step::Blocked(run("git push origin HEAD")),
+            Step::Wait { ms: BLOCKED_MS },
+            Step::Answer("I could not push the branch: that action needs approval.".into()),
+        ],
+        Scenario::Fail => vec![
+            say("Let me run the build."),
+            Step::Act(run("ls missing-build-script")),
+            say("The build script is missing and I cannot continue."),
+            Step::Fail {
+                error: ApiError::BadRequest,
+                times: None,
+            },
+        ],
+        Scenario::Chatty => chatty(),
+        Scenario::Hang => vec![
+            say("Running the full test suite; this takes a while."),
+            // Claude refuses a command that starts with `sleep N`; a shell around it passes.
+            Step::Act(run("sh -c 'sleep 86400'")),
+            Step::Hang,
+        ],
+        Scenario::Crash => vec![say("Starting work."), Step::Act(run("ls")), Step::Crash],
+        Scenario::Flaky => {
+            let mut steps = vec![Step::Fail {
+                error: ApiError::ServerError,
+                times: Some(2),
+            }];
+            steps.extend(success(ctx, 0));
+            steps
+        }
+        Scenario::Api(error) => vec![Step::Fail { error, times: None }],
+        Scenario::Approve => review("approved", "The change does what the task asks."),
+        Scenario::Concern => review(
+            "concern",
+            "The change has no test for the error path; add one before merging.",
+        ),
+    }
+}
+
+fn say(text: &str) -> Step {
+    Step::Say(text.to_string())
+}
+
+fn run(command: &str) -> Action {
+    Action::Run {
+        command: command.to_string(),
+    }
+}
+
+/// Look around, read what the prompt names, write and edit a notes file, check it, answer.
+fn success(ctx: &Context<'_>, pause_ms: u64) -> Vec<Step> {
+    let notes = format!("notes/{}-{}.md", ctx.cli.name(), slug(ctx.prompt));
+    let mut steps = vec![
+        Step::Think(format!("The task: {}", first_words(ctx.prompt, 24))),
+        say("I'll look at the project first."),
+        Step::Act(run("ls -la")),
+    ];
+    for path in absolute_paths(ctx.prompt) {
+        steps.push(Step::Act(Action::Read { path }));
+    }
+    let pause = |steps: &mut Vec<Step>| {
+        if pause_ms > 0 {
+            steps.push(Step::Wait { ms: pause_ms });
+        }
+    };
+    pause(&mut steps);
+    steps.push(say("Now I'll write the change."));
+    steps.push(Step::Act(Action::Write {
+        path: notes.clone(),
+        content: format!(
+            "# {}\n\nTask: {}\n\nWritten by the {} agent.\n\n- [ ] reviewed the change\n",
+            first_words(ctx.prompt, 8),
+            ctx.prompt.trim(),
+            ctx.cli.name()
+        ),
+    }));
+    pause(&mut steps);
+    steps.push(Step::Act(Action::Edit {
+        path: notes.clone(),
+        old: "- [ ] reviewed the change".into(),
+        new: "- [x] reviewed the change".into(),
+    }));
+    pause(&mut steps);
+    steps.push(say("Let me verify the result."));
+    steps.push(Step::Act(run(&format!("wc -l {notes}"))));
+    let answer = planned_answer(ctx.prompt)
+        .unwrap_or_else(|| format!("Done. I wrote {notes} and checked it."));
+    steps.push(Step::Answer(answer));
+    steps
+}
+
+fn chatty() -> Vec<Step> {
+    let lines = std::env::var("ORCHESTRATE_SIM_LINES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(CHATTY_LINES);
+    let mut steps = Vec::with_capacity(lines + lines / 200 + 1);
+    for i in 0..lines {
+        steps.push(Step::Say(format!(
+            "Step {i}: checking module {} of the project for anything the task touches.",
+            i % 97
+        )));
+        if i % 200 == 199 {
+            steps.push(Step::Act(run("seq 1 300")));
+        }
+    }
+    steps.push(Step::Answer(format!("Checked {lines} steps.")));
+    steps
+}
+
+/// A reviewer's story: look at the change, answer with a verdict as JSON.
+fn review(verdict: &str, summary: &str) -> Vec<Step> {
+    vec![
+        say("I'll review the change."),
+        Step::Act(run("git status --short")),
+        Step::Answer(json!({"verdict": verdict, "summary": summary, "findings": []}).to_string()),
+    ]
+}
+
+/// The JSON plan a planner answers when the prompt asks for one: design, implement, review.
+pub fn planned_answer(prompt: &str) -> Option<String> {
+    if !prompt.starts_with(crate::coordinator::plan::PLANNER_PROMPT_START) {
+        return None;
+    }
+    let goal = prompt.rsplit("Goal:").next().unwrap_or(prompt).trim();
+    let plan = json!({"tasks": [
+        {"id": "design", "title": "Design", "role": "design", "depends_on": [],
+         "prompt": format!("Design how to: {goal}")},
+        {"id": "implement", "title": "Implement", "role": "implement", "depends_on": ["design"],
+         "prompt": format!("Implement the design for: {goal}")},
+        {"id": "review", "title": "Review", "role": "review", "depends_on": ["implement"],
+         "prompt": format!("Review the implementation of: {goal}")},
+    ]});
+    Some(plan.to_string())
+}
+
+/// Absolute paths the prompt names: the agent will want to read them.
+fn absolute_paths(prompt: &str) -> Vec<String> {
+    prompt
+        .split_whitespace()
+        .map(|w| {
+            w.trim_matches(|c: char| {
+                matches!(c, '"' | '\'' | ',' | '.' | ';' | ':' | '(' | ')' | '`')
+            })
+        })
+        .filter(|w| w.starts_with('/') && w.len() > 1)
+        .filter(|w| std::path::Path::new(w).exists())
+        .take(3)
+        .map(str::to_string)
+        .collect()
+}
+
+fn first_words(text: &str, n: usize) -> String {
+    text.split_whitespace()
+        .take(n)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn slug(text: &str) -> String {
+    let words: Vec<String> = text
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .take(5)
+        .map(str::to_ascii_lowercase)
+        .collect();
+    let slug: String = words.join("-").chars().take(40).collect();
+    if slug.is_empty() { "task".into() } else { slug }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::Cli;
+
+    #[test]
+    fn slugs_are_short_and_safe() {
+        assert_eq!(
+            slug("Add a /login endpoint, with tests!"),
+            "add-a-login-endpoint-with"
+        );
+        assert_eq!(slug("!!!"), "task");
+    }
+
+    #[test]
+    fn success_writes_a_notes_file_named_after_the_cli_and_prompt() {
+        let steps = steps(
+            Scenario::Success,
+            &Context {
+                cli: Cli::Codex,
+                prompt: "add a health endpoint",
+            },
+        );
+        assert!(steps.contains(&Step::Act(Action::Write {
+            path: "notes/codex-add-a-health-endpoint.md".into(),
+            content: "# add a health endpoint\n\nTask: add a health endpoint\n\nWritten by the codex agent.\n\n- [ ] reviewed the change\n".into(),
+        })));
+        assert_eq!(
+            steps.last(),
+            Some(&Step::Answer(
+                "Done. I wrote notes/codex-add-a-health-endpoint.md and checked it.".into()
+            ))
+        );
+    }
+}
