@@ -7,81 +7,12 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use common::tmux::Tmux;
 use common::{binary, wait_for};
 use orchestrate::worker::process::group_members;
 use serde_json::Value;
 
 const LIMIT: Duration = Duration::from_secs(60);
-
-/// A tmux server of our own (its own socket), killed when dropped.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn new() -> Tmux {
-        let found = Command::new("tmux")
-            .arg("-V")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        assert!(
-            found,
-            "tmux is required for this test (.ci/run installs it)"
-        );
-        // One server per test: tests run in parallel, and each kills its own server at the end.
-        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        Tmux {
-            socket: format!("orchestrate-test-{}-{n}", std::process::id()),
-        }
-    }
-
-    fn cmd(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn start(&self, name: &str, shell_command: &str) {
-        self.cmd(&[
-            "new-session",
-            "-d",
-            "-s",
-            name,
-            "-x",
-            "120",
-            "-y",
-            "40",
-            shell_command,
-        ]);
-    }
-
-    fn screen(&self, name: &str) -> String {
-        self.cmd(&["capture-pane", "-p", "-t", name])
-    }
-
-    fn keys(&self, name: &str, keys: &str) {
-        self.cmd(&["send-keys", "-t", name, keys]);
-    }
-
-    fn alternate_screen(&self, name: &str) -> bool {
-        self.cmd(&["display-message", "-p", "-t", name, "#{alternate_on}"])
-            .trim()
-            == "1"
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .output();
-    }
-}
 
 fn status(workspace: &Path) -> Value {
     let out = Command::new(binary())

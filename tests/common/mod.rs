@@ -2,6 +2,8 @@
 //! bounded waiting, and reading journals back.
 #![allow(dead_code)]
 
+pub mod tmux;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -335,4 +337,48 @@ pub fn offline(program: &Path) -> std::process::Command {
     ])
     .arg(program);
     cmd
+}
+
+/// `cmd` as one line for `sh -c` (a tmux pane): its directory, environment and arguments.
+pub fn shell_line(cmd: &std::process::Command) -> String {
+    let quote = |s: &std::ffi::OsStr| format!("'{}'", s.to_string_lossy().replace('\'', r"'\''"));
+    let mut line = String::new();
+    if let Some(dir) = cmd.get_current_dir() {
+        line.push_str(&format!("cd {} && ", quote(dir.as_os_str())));
+    }
+    line.push_str("env");
+    // env takes its options (-u) before the assignments.
+    for (key, _) in cmd.get_envs().filter(|(_, v)| v.is_none()) {
+        line.push_str(&format!(" -u {}", key.to_string_lossy()));
+    }
+    for (key, value) in cmd.get_envs() {
+        if let Some(v) = value {
+            line.push_str(&format!(" {}={}", key.to_string_lossy(), quote(v)));
+        }
+    }
+    line.push(' ');
+    line.push_str(&quote(cmd.get_program()));
+    for arg in cmd.get_args() {
+        line.push(' ');
+        line.push_str(&quote(arg));
+    }
+    line
+}
+
+/// What identifies a worker's processes, from its journal: its pid and mark.
+pub fn worker_procs(events: &[AgentEvent]) -> Option<orchestrate::worker::process::WorkerProcs> {
+    let spawned = events.iter().rev().find(|e| e.phase() == Some("spawned"))?;
+    Some(orchestrate::worker::process::WorkerProcs {
+        leader: spawned.i64_field("pid")? as i32,
+        mark: spawned.str_field("mark").map(str::to_string),
+    })
+}
+
+/// The stub model's request log of a session, one JSON object per request.
+pub fn stub_log(session_dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(session_dir.join("stub-model.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
 }
