@@ -167,6 +167,39 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Which agent CLIs are installed, at which versions, with credentials or not, and the
+    /// tier that follows; --live also runs one offline turn of each through orchestrate.
+    ///
+    /// Versions are compared with the ones orchestrate is tested against. Credentials are
+    /// named (the variable or file), never printed. --live runs each installed CLI with its
+    /// profile's argv in a PTY against the local stub model (no key, no network) and says pass
+    /// or fail, with the reason. Exit 1 when no CLI is found or a live turn fails.
+    Doctor {
+        /// Also run one offline turn of each installed CLI against the stub model.
+        #[arg(long)]
+        live: bool,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+        /// The story the live turn plays (see stub-model --help).
+        #[arg(long, default_value = "success")]
+        scenario: String,
+        /// Only these CLIs (agent profile names), comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        cli: Option<Vec<String>>,
+        /// The live turn's autonomy instead of the profile's: read-only, edit or full.
+        #[arg(long, hide = true)]
+        autonomy: Option<String>,
+        /// The live turn's prompt.
+        #[arg(long, hide = true)]
+        prompt: Option<String>,
+        /// Keep each live turn's journal, raw terminal bytes and CLI home in DIR/<cli>/.
+        #[arg(long, value_name = "DIR")]
+        keep: Option<PathBuf>,
+        /// Seconds a live turn may take.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+    },
     /// A local model endpoint that plays a scenario, so the real agent CLIs run offline.
     ///
     /// Speaks the Anthropic Messages, OpenAI Responses and Gemini APIs on 127.0.0.1, streaming
@@ -236,6 +269,11 @@ enum EventsCommand {
         #[arg(long)]
         task: Option<String>,
     },
+}
+
+fn parse_autonomy(text: &str) -> anyhow::Result<orchestrate::agents::Autonomy> {
+    serde_json::from_value(serde_json::Value::String(text.to_string()))
+        .map_err(|_| anyhow::anyhow!("--autonomy: {text:?} is not read-only, edit or full"))
 }
 
 fn main() -> ExitCode {
@@ -321,6 +359,28 @@ fn main() -> ExitCode {
                 },
         } => cli::events::normalize(format, file.as_deref(), &worker, task.as_deref()),
         Command::Sim { cli, args } => Ok(cli::sim::run(cli, &args)),
+        Command::Doctor {
+            live,
+            json,
+            scenario,
+            cli,
+            autonomy,
+            prompt,
+            keep,
+            timeout,
+        } => match autonomy.as_deref().map(parse_autonomy).transpose() {
+            Ok(autonomy) => cli::doctor::doctor(cli::doctor::DoctorRequest {
+                live,
+                json,
+                scenario,
+                clis: cli,
+                autonomy,
+                prompt,
+                keep,
+                timeout_secs: timeout,
+            }),
+            Err(e) => Err(e),
+        },
         Command::StubModel {
             port,
             scenario,

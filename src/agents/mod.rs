@@ -10,6 +10,7 @@ pub mod events;
 mod framing;
 pub mod gemini;
 mod normalize;
+pub mod pins;
 mod stream_state;
 pub mod stub_env;
 mod todo;

@@ -47,6 +47,8 @@ pub fn point_at_stub(kind: AgentKind, launch: &mut Launch, base_url: &str, home:
     env.push(("XDG_DATA_HOME".into(), dir(".local/share")));
     env.push(("XDG_CACHE_HOME".into(), dir(".cache")));
     env.push(("XDG_STATE_HOME".into(), dir(".local/state")));
+    // Scratch files (Gemini's error reports, Claude's sockets) stay in the worker's home too.
+    env.push(("TMPDIR".into(), dir("tmp")));
     match kind {
         AgentKind::Claude => {
             env.push(("ANTHROPIC_BASE_URL".into(), base_url.into()));

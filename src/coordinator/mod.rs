@@ -5,6 +5,7 @@
 pub mod control;
 pub mod daemon;
 pub mod journal;
+pub mod launch;
 pub mod lock;
 pub mod plan;
 pub mod replay;

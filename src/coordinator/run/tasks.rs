@@ -10,12 +10,12 @@ use anyhow::{Context, Result};
 
 use super::records::last_agent_session;
 use super::{Coordinator, EndedBy, Inbox, RunningTask};
-use crate::agents::{AgentKind, Autonomy, Draft, LaunchSpec, stub_env};
+use crate::agents::{Autonomy, Draft};
+use crate::coordinator::launch::{AgentSource, WorkerLaunch};
 use crate::coordinator::plan::{self, Plan};
 use crate::coordinator::runs::{self, Base};
 use crate::coordinator::schedule::{AttemptOutcome, Scheduler};
 use crate::event::{AgentEvent, EventType, read_journal};
-use crate::scenario::Scenario;
 use crate::session::store::WorkerRow;
 use crate::timestamp::Timestamp;
 use crate::worker::{Worker, WorkerSpec, WorkerStatus};
@@ -132,45 +132,28 @@ impl Coordinator {
             .profile(agent)
             .with_context(|| format!("no profile for agent {agent}"))?
             .clone();
-        let program = if self.settings.simulate && profile.kind != AgentKind::Events {
-            vec![
-                self.exe.display().to_string(),
-                "sim".into(),
-                profile.kind.name().into(),
-            ]
+        let source = if self.settings.simulate {
+            AgentSource::Simulated {
+                exe: self.exe.clone(),
+                speed: self.settings.config.sim_speed,
+            }
+        } else if let Some(stub) = &self.stub {
+            AgentSource::Stub { addr: stub.addr() }
         } else {
-            profile.command.clone()
+            AgentSource::Installed
         };
-        let spec = LaunchSpec {
-            program,
-            prompt: prompt.to_string(),
-            workdir: workdir.to_path_buf(),
+        let launch = WorkerLaunch {
+            profile: &profile,
+            name,
+            prompt,
+            workdir,
             extra_dirs,
-            model: profile.model.clone(),
             autonomy,
-            mcp: None,
             resume,
-            extra_args: profile.args.clone(),
             state_dir: self.session.state_dir(name),
-        };
-        let mut launch = profile.kind.launch(&spec);
-        launch
-            .env
-            .extend(profile.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-        if let Some(stub) = &self.stub {
-            let scenario = stub_scenario(&profile.env)?;
-            let home = private_dir(&self.session.state_dir(name).join("home"))?;
-            let url = crate::stub::base_url(stub.addr(), scenario, name);
-            stub_env::point_at_stub(profile.kind, &mut launch, &url, &home);
+            source,
         }
-        if self.settings.simulate {
-            launch.env.push((
-                "ORCHESTRATE_SIM_SPEED".into(),
-                self.settings.config.sim_speed.to_string(),
-            ));
-            // The simulated Claude, like the real one, refuses bypass mode as root without it.
-            launch.env.push(("IS_SANDBOX".into(), "1".into()));
-        }
+        .build()?;
         let events_path = self.session.events_path(name);
         let first_seq = read_journal(&events_path)
             .ok()
@@ -371,37 +354,6 @@ impl Coordinator {
         }
         self.save_all(sched, plan);
     }
-}
-
-/// The story the stub plays for a worker: its profile's `ORCHESTRATE_SIM_SCENARIO`, else the
-/// coordinator's, else success (the same variable the simulated agents read).
-fn stub_scenario(profile_env: &BTreeMap<String, String>) -> Result<Scenario> {
-    let name = profile_env
-        .get(SCENARIO_VAR)
-        .cloned()
-        .or_else(|| std::env::var(SCENARIO_VAR).ok());
-    match name {
-        None => Ok(Scenario::Success),
-        Some(name) => name
-            .parse()
-            .map_err(|e| anyhow::anyhow!("{SCENARIO_VAR}: {e}")),
-    }
-}
-
-const SCENARIO_VAR: &str = "ORCHESTRATE_SIM_SCENARIO";
-
-/// Creates `dir` (and its parents) readable by its owner only: Gemini ignores settings in a
-/// directory others can write to.
-fn private_dir(dir: &std::path::Path) -> Result<PathBuf> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .with_context(|| format!("cannot create {}", dir.display()))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-        .with_context(|| format!("cannot restrict {}", dir.display()))?;
-    Ok(dir.to_path_buf())
 }
 
 pub fn worker_name(task: &plan::Task) -> String {
