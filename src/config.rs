@@ -37,6 +37,9 @@ pub struct Config {
     pub task_timeout_secs: u64,
     /// Between SIGTERM and SIGKILL when stopping a worker.
     pub stop_grace_secs: u64,
+    /// A worker whose CLI has been retrying its model API this long without getting through
+    /// fails, with the CLI's last reason, instead of waiting out the task timeout.
+    pub agent_unreachable_secs: u64,
     /// The agent asked to break the goal into tasks when no plan is given.
     pub planner: String,
     /// A non-git target is copied per task; past this size the copy is refused.
@@ -102,6 +105,7 @@ impl Default for Config {
             retry_backoff_ms: 2000,
             task_timeout_secs: 3600,
             stop_grace_secs: 10,
+            agent_unreachable_secs: 120,
             planner: "claude".into(),
             copy_limit_mb: 500,
             sim_speed: 1.0,
@@ -113,12 +117,16 @@ impl Default for Config {
 }
 
 /// Environment variables that override configuration fields.
-pub const ENV_OVERRIDES: [(&str, &str); 5] = [
+pub const ENV_OVERRIDES: [(&str, &str); 6] = [
     ("ORCHESTRATE_PARALLELISM", "parallelism"),
     ("ORCHESTRATE_RETRIES", "retries"),
     ("ORCHESTRATE_RETRY_BACKOFF_MS", "retry_backoff_ms"),
     ("ORCHESTRATE_TASK_TIMEOUT_SECS", "task_timeout_secs"),
     ("ORCHESTRATE_SIM_SPEED", "sim_speed"),
+    (
+        "ORCHESTRATE_AGENT_UNREACHABLE_SECS",
+        "agent_unreachable_secs",
+    ),
 ];
 
 impl Config {
@@ -192,6 +200,10 @@ impl Config {
                 }
                 "sim_speed" => {
                     self.sim_speed = value.parse().map_err(|_| bad("expected a number"))?
+                }
+                "agent_unreachable_secs" => {
+                    self.agent_unreachable_secs =
+                        value.parse().map_err(|_| bad("expected seconds"))?
                 }
                 _ => {}
             }

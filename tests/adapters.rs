@@ -62,8 +62,10 @@ fn claude_stream_json_covers_every_mapping_row() {
             Progress, Blocker, Blocker, Blocker,
             Blocker, // Write denied, question, requires_action, permission_denied
             Progress, Progress, // a failing tool is progress, not a blocker
-            Error, Error, Error, Progress, // warning, hook error, assistant.error, its text
-            Blocker, Milestone, // a denial only in permission_denials, the result
+            // warning, hook error; an assistant message carrying an API `error` is the CLI
+            // saying its call failed, and the result that follows says it once
+            Error, Error, Blocker,
+            Milestone, // a denial only in permission_denials, the result
         ]
     );
     let e = &r.events;
@@ -178,7 +180,8 @@ fn codex_json_covers_every_mapping_row() {
             Blocker, Blocker,  // declined, sandbox-refused
             Progress, // an ordinary failed command
             Blocker, Blocker, // request_user_input, "not supported in exec mode" on stderr
-            Error, Error, // warning item, tentative stream error
+            Error,   // warning item
+            Status,  // a reconnect: the retrying state, not an error
             Progress, Milestone, // agent_message, turn.completed
         ]
     );
@@ -205,8 +208,8 @@ fn codex_json_covers_every_mapping_row() {
         find(e, Blocker, "touch /etc/x").str_field("reason"),
         Some("sandbox")
     );
-    let tentative = find(e, Error, "Reconnecting");
-    assert!(tentative.bool_field("tentative") && !tentative.bool_field("fatal"));
+    let retrying = find(e, Status, "retrying (1/5)");
+    assert_eq!(retrying.phase(), Some("retrying"));
     assert!(!find(e, Error, "rerouted").bool_field("fatal"));
     let done = e.last().unwrap();
     assert_eq!(done.text(), "Added a per-user rate limiter to login.");
@@ -227,9 +230,9 @@ fn codex_stream_errors_stay_tentative_until_turn_failed_or_the_exit_code() {
             signal: None,
         }),
     );
-    assert_eq!(kinds(&r.events), vec![Status, Status, Error, Error]);
-    assert!(r.events[2].bool_field("tentative"));
-    assert!(r.events[3].bool_field("fatal"), "turn.failed confirms it");
+    // The stream's error and turn.failed say one failure: one fatal, final error.
+    assert_eq!(kinds(&r.events), vec![Status, Status, Error]);
+    assert!(r.events[2].bool_field("fatal") && r.events[2].bool_field("final"));
 
     // A run that recovered from its stream error and exited 0 has no fatal error.
     let ok = replay(

@@ -262,7 +262,8 @@ fn after_a_coordinator_sigkill_each_real_cli_continues_its_own_conversation() {
     assert!(out.status.success(), "{}", text(&out));
     let id = session_id(&out);
     let dir = env.session_dir(&id);
-    // Killed once every CLI is mid-conversation: the stub has answered a tool result of each.
+    // Killed once every CLI is mid-conversation: the stub has answered a tool result of each,
+    // and none has had its final answer.
     wait_for("every CLI mid-conversation", LIMIT, || {
         let log = stub_log(&dir);
         WORKERS.iter().all(|w| {
@@ -270,6 +271,16 @@ fn after_a_coordinator_sigkill_each_real_cli_continues_its_own_conversation() {
                 .any(|r| r["worker"] == *w && r["tool_results"].as_u64() >= Some(1))
         })
     });
+    let log = stub_log(&dir);
+    let finished: Vec<&str> = WORKERS
+        .iter()
+        .copied()
+        .filter(|w| log.iter().any(|r| r["worker"] == *w && r["reply"] == "answer"))
+        .collect();
+    assert!(
+        finished.is_empty(),
+        "{finished:?} finished before the others started: the slow story is too fast here"
+    );
     let before = stub_log(&dir).len();
     let sessions_before: Vec<Option<String>> = WORKERS
         .iter()
@@ -376,4 +387,62 @@ fn session_of(env: &Env) -> String {
     let out = env.cmd(&["status", "latest", "--json"]).output().unwrap();
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     v["session"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn a_cli_that_cannot_reach_its_api_is_retrying_then_fails_with_the_reason() {
+    let Some(clis) = require_agent_clis("a_cli_that_cannot_reach_its_api") else {
+        return;
+    };
+    let env = Env::real(clis);
+    // Each CLI gets the failure it retries: Claude a 529, Codex a 500, Gemini a 429.
+    let config = env.home.join(".config/orchestrate/orchestrate.toml");
+    std::fs::write(
+        &config,
+        "agent_unreachable_secs = 4\n\
+         [agents.claude]\nenv = { IS_SANDBOX = \"1\", ORCHESTRATE_SIM_SCENARIO = \"api-529\" }\n\
+         [agents.codex]\nenv = { ORCHESTRATE_SIM_SCENARIO = \"api-500\" }\n\
+         [agents.gemini]\nenv = { ORCHESTRATE_SIM_SCENARIO = \"api-429\" }\n",
+    )
+    .unwrap();
+    let out = env.run(&env.plan(TRIO), &["--retries", "0"], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let id = session_id(&out);
+    let mut seen = std::collections::BTreeSet::new();
+    wait_for("each worker to show it is retrying", LIMIT, || {
+        for w in env.status(&id)["workers"].as_array().unwrap() {
+            if w["state"] == "retrying" && w["retrying"].is_string() {
+                seen.insert(w["name"].as_str().unwrap().to_string());
+            }
+        }
+        seen.len() == 3
+    });
+    wait_for("the session to fail", LIMIT, || {
+        env.status(&id)["state"] == "failed"
+    });
+    let journal = journal(&env.session_dir(&id).join("orchestrator.jsonl"));
+    for task in ["x", "y", "z"] {
+        let failed = journal
+            .iter()
+            .find(|e| e.phase() == Some("task_failed") && e.task.as_deref() == Some(task))
+            .unwrap_or_else(|| panic!("task {task} did not fail"));
+        let reason = failed.str_field("reason").unwrap();
+        assert!(
+            reason.starts_with("cannot reach its model API: still retrying ("),
+            "{task}: {reason}"
+        );
+    }
+    // No error per attempt: the retries are one state, not a flood.
+    for worker in WORKERS {
+        let events = journal_of(&env, &id, worker);
+        let errors = events
+            .iter()
+            .filter(|e| e.kind == EventType::Error && e.phase() != Some("exited"))
+            .count();
+        assert!(errors <= 1, "{worker}: {errors} errors");
+    }
+}
+
+fn journal_of(env: &Env, id: &str, worker: &str) -> Vec<orchestrate::event::AgentEvent> {
+    journal(&env.session_dir(id).join(format!("events/{worker}.jsonl")))
 }

@@ -7,8 +7,8 @@ use std::collections::HashSet;
 use serde_json::{Value, json};
 
 use super::draft::{
-    Draft, claude_usage, one_line, owned_str, reported_event, shorten, str_of, tail_excerpt, take,
-    text_line,
+    Draft, claude_usage, one_line, owned_str, reported_event, retrying, shorten, str_of,
+    tail_excerpt, take, text_line,
 };
 use super::stream_state::{PendingTools, TextDeltas};
 use super::todo::{Todo, TodoList};
@@ -16,8 +16,15 @@ use super::{Adapter, Autonomy, Launch, LaunchSpec, ORCH_MCP_SERVER, Parsed, REPO
 use crate::event::EventType;
 use crate::worker::state::ExitFacts;
 
-/// Tool-result text that means the headless run denied a permission (§1.6).
-const PERMISSION_MARKERS: [&str; 2] = ["requested permissions to", "haven't granted it yet"];
+/// Tool-result text that means the headless run denied a permission (§1.6, and what 2.1.330
+/// says for Bash and in plan mode).
+const PERMISSION_MARKERS: [&str; 5] = [
+    "requested permissions to",
+    "haven't granted it yet",
+    "needs approval",
+    "requires approval",
+    "while in plan mode",
+];
 
 const DELTA_NATIVE: &str = "stream_event/text_delta";
 
@@ -67,8 +74,13 @@ pub fn launch(spec: &LaunchSpec) -> Launch {
 #[derive(Default)]
 pub struct ClaudeAdapter {
     pending_tools: PendingTools,
-    /// Tool calls already reported as blockers, so `permission_denials` does not repeat them.
+    /// Tool calls already reported as blockers: one denial is one blocker, whether it shows up
+    /// in `system/permission_denied`, the tool result or `result.permission_denials`.
     blocked_tools: HashSet<String>,
+    /// The API's failure as the CLI's synthetic assistant message said it; the `result` that
+    /// follows reports it, or `finish` does when the run died first.
+    api_error: Option<String>,
+    saw_result: bool,
     todos: TodoList,
     deltas: TextDeltas,
 }
@@ -138,6 +150,14 @@ impl Adapter for ClaudeAdapter {
 
     fn finish(&mut self, _exit: Option<&ExitFacts>, out: &mut Vec<Draft>) {
         self.flush_delta(out);
+        if let Some(message) = self.api_error.take().filter(|_| !self.saw_result) {
+            out.push(
+                Draft::new(EventType::Error, message.clone())
+                    .native("assistant/error")
+                    .with("message", message)
+                    .with("fatal", false),
+            );
+        }
     }
 }
 
@@ -185,19 +205,17 @@ impl ClaudeAdapter {
                 let state = v.get("status").and_then(Value::as_str).unwrap_or("idle");
                 out.push(status(format!("status: {state}"), "status"));
             }
-            "api_retry" => out.push(
-                status(
-                    format!(
-                        "API retry {}/{}: {}",
-                        v["attempt"],
-                        v["max_retries"],
-                        one_line(str_of(&v, "error"))
-                    ),
-                    "retry",
-                )
-                .with_some("attempt", v.get("attempt").cloned())
-                .with_some("retry_delay_ms", v.get("retry_delay_ms").cloned()),
-            ),
+            "api_retry" => {
+                let reason = match v["error_status"].as_u64() {
+                    Some(status) => format!("HTTP {status} {}", str_of(&v, "error")),
+                    None => str_of(&v, "error").to_string(),
+                };
+                out.push(
+                    retrying(v["attempt"].as_u64(), v["max_retries"].as_u64(), &reason)
+                        .native(&native)
+                        .with_some("retry_delay_ms", v.get("retry_delay_ms").cloned()),
+                );
+            }
             "compact_boundary" => {
                 out.push(status("compacting the conversation".into(), "compacting"))
             }
@@ -289,6 +307,7 @@ impl ClaudeAdapter {
             }
             "notification" => out.push(status(str_of(&v, "text").to_string(), "notification")),
             "hook_started"
+            | "thinking_tokens"
             | "commands_changed"
             | "plugin_install"
             | "elicitation_complete"
@@ -302,12 +321,14 @@ impl ClaudeAdapter {
         let subagent = v.get("parent_tool_use_id").is_some_and(|p| !p.is_null());
         let mut message = take(&mut v, "message");
         if let Some(error) = v.get("error").and_then(Value::as_str) {
-            out.push(
-                Draft::new(EventType::Error, format!("API error: {error}"))
-                    .native("assistant/error")
-                    .with("message", error)
-                    .with("fatal", false),
-            );
+            // A synthetic message that only says the API call failed; the result repeats it.
+            let text = result_text(&message["content"]);
+            self.api_error = Some(if text.is_empty() {
+                format!("API error: {error}")
+            } else {
+                text
+            });
+            return;
         }
         let Value::Array(blocks) = take(&mut message, "content") else {
             return;
@@ -360,6 +381,9 @@ impl ClaudeAdapter {
                 .or_else(|| input["question"].as_str())
                 .unwrap_or("the agent asked a question")
                 .to_string();
+            // Its result tells whether anyone was asked (a tool this mode does not offer gives
+            // "No such tool available", which is progress and ends the wait).
+            self.pending_tools.insert(id, name, Value::Null);
             self.blocked_tools.insert(id.to_string());
             return Some(
                 Draft::new(EventType::Blocker, format!("question: {question}"))
@@ -394,6 +418,14 @@ impl ClaudeAdapter {
         let Value::Array(blocks) = take(&mut message, "content") else {
             return; // A plain string is the prompt echoed back.
         };
+        // 2.1.330 says which results its permission check rejected.
+        let rejected: Vec<String> = v["tool_result_meta"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|m| m["permission_decision"]["decision"] == "reject")
+            .filter_map(|m| m["id"].as_str().map(str::to_string))
+            .collect();
         for block in blocks {
             if str_of(&block, "type") != "tool_result" {
                 continue;
@@ -405,7 +437,12 @@ impl ClaudeAdapter {
                 .unwrap_or(false);
             let output = result_text(&block["content"]);
             let (tool, input) = self.pending_tools.take(&id);
-            if is_error && PERMISSION_MARKERS.iter().any(|m| output.contains(m)) {
+            let denied = rejected.contains(&id)
+                || (is_error && PERMISSION_MARKERS.iter().any(|m| output.contains(m)));
+            if denied && self.blocked_tools.contains(&id) {
+                continue; // Already reported by `system/permission_denied`.
+            }
+            if denied {
                 self.blocked_tools.insert(id.clone());
                 out.push(
                     Draft::new(EventType::Blocker, format!("permission denied: {output}"))
@@ -440,6 +477,7 @@ impl ClaudeAdapter {
     }
 
     fn on_result(&mut self, mut v: Value, out: &mut Vec<Draft>) {
+        self.saw_result = true;
         let subtype = owned_str(take(&mut v, "subtype"));
         // Some versions report API failures as subtype "success" with is_error: true (§1.3).
         let is_error = v
@@ -496,6 +534,7 @@ impl ClaudeAdapter {
                 common(Draft::new(EventType::Error, message.clone()))
                     .with("message", message)
                     .with("fatal", true)
+                    .with_some("http_status", v.get("api_error_status").cloned())
                     .with("errors", errors)
                     .with_some("terminal_reason", v.get("terminal_reason").cloned())
                     .with_some(

@@ -6,7 +6,8 @@
 use serde_json::{Value, json};
 
 use super::draft::{
-    Draft, one_line, owned_str, plain_usage, reported_event, str_of, tail_excerpt, take, text_line,
+    Draft, one_line, owned_str, plain_usage, reported_event, retrying, str_of, tail_excerpt, take,
+    text_line,
 };
 use super::todo::{Todo, TodoList};
 use super::{Adapter, Autonomy, Launch, LaunchSpec, ORCH_MCP_SERVER, Parsed, REPORT_TOOL};
@@ -60,6 +61,9 @@ pub struct CodexAdapter {
     last_message: String,
     /// A stream-level error not yet confirmed by `turn.failed` or the exit code.
     tentative_error: Option<String>,
+    /// A stream-level error not yet said: Codex prints its final error and then `turn.failed`
+    /// with the same message, which says it once, as the fatal end.
+    held_error: Option<String>,
     turn_failed: bool,
     todos: TodoList,
     failed_commands: u32,
@@ -72,6 +76,9 @@ impl Adapter for CodexAdapter {
             return self.on_legacy(msg, out);
         }
         let kind = owned_str(take(&mut v, "type"));
+        if kind != "error" {
+            self.release_held_error(kind == "turn.failed", out);
+        }
         let status = |text: &str, phase: &str| {
             Draft::new(EventType::Status, text)
                 .native(&kind)
@@ -109,19 +116,22 @@ impl Adapter for CodexAdapter {
                     Draft::new(EventType::Error, message.clone())
                         .native(&kind)
                         .with("message", message)
-                        .with("fatal", true),
+                        .with("fatal", true)
+                        .with("final", true),
                 );
             }
             "error" => {
                 let message = str_of(&v, "message").to_string();
+                if let Some((attempt, max, reason)) = reconnecting(&message) {
+                    // One retrying state, not an error per attempt; the reason stays in case
+                    // the exit confirms the failure.
+                    self.tentative_error = Some(reason.to_string());
+                    out.push(retrying(attempt, max, reason).native(&kind));
+                    return Parsed::Handled;
+                }
+                self.release_held_error(false, out);
                 self.tentative_error = Some(message.clone());
-                out.push(
-                    Draft::new(EventType::Error, message.clone())
-                        .native(&kind)
-                        .with("message", message)
-                        .with("fatal", false)
-                        .with("tentative", true),
-                );
+                self.held_error = Some(message);
             }
             "item.started" | "item.updated" | "item.completed" => {
                 let item = take(&mut v, "item");
@@ -140,17 +150,47 @@ impl Adapter for CodexAdapter {
     }
 
     fn on_text(&mut self, line: &str, out: &mut Vec<Draft>) {
+        // Codex logs a refused tool call only on stderr, as tracing: `<time> ERROR
+        // codex_core::tools::router: error=patch rejected: writing is blocked by read-only
+        // sandbox; ...`. Nothing in the JSON stream says so.
+        if let Some((level, target, message)) = tracing_line(line) {
+            let message = message.strip_prefix("error=").unwrap_or(message);
+            let refused = ["rejected", "blocked by", "sandbox"]
+                .iter()
+                .any(|m| message.contains(m));
+            let draft = match level {
+                "ERROR" if refused => Draft::new(
+                    EventType::Blocker,
+                    format!("refused by the sandbox: {}", one_line(message)),
+                )
+                .with("reason", "sandbox")
+                .with("message", message),
+                "ERROR" if target.contains("tools") => Draft::new(
+                    EventType::Progress,
+                    format!("tool failed: {}", one_line(message)),
+                )
+                .with("kind", "tool_result")
+                .with("ok", false)
+                .with("output", tail_excerpt(message)),
+                "ERROR" => Draft::new(EventType::Error, one_line(message))
+                    .with("message", message)
+                    .with("fatal", false),
+                _ => Draft::new(EventType::Status, one_line(message)).with("phase", "output"),
+            };
+            out.push(draft.native("stderr").with("source", target));
+            return;
+        }
         out.push(text_line(line, &BLOCKER_MARKERS));
     }
 
     fn finish(&mut self, exit: Option<&ExitFacts>, out: &mut Vec<Draft>) {
         // A stream error stays tentative until the exit code says the run failed (§2.2).
         let failed = exit.is_some_and(|e| !e.success());
-        if let Some(message) = self
-            .tentative_error
-            .take()
-            .filter(|_| failed && !self.turn_failed)
+        if failed
+            && !self.turn_failed
+            && let Some(message) = self.tentative_error.take()
         {
+            self.held_error = None;
             out.push(
                 Draft::new(EventType::Error, message.clone())
                     .native("error")
@@ -159,10 +199,28 @@ impl Adapter for CodexAdapter {
                     .with("confirmed_by", "exit"),
             );
         }
+        self.release_held_error(false, out);
     }
 }
 
 impl CodexAdapter {
+    /// Says the held stream error, as tentative, unless `turn.failed` is about to say it.
+    fn release_held_error(&mut self, turn_failed_next: bool, out: &mut Vec<Draft>) {
+        let Some(message) = self.held_error.take() else {
+            return;
+        };
+        if turn_failed_next {
+            return;
+        }
+        out.push(
+            Draft::new(EventType::Error, message.clone())
+                .native("error")
+                .with("message", message)
+                .with("fatal", false)
+                .with("tentative", true),
+        );
+    }
+
     fn on_item(&mut self, event: &str, mut item: Value, out: &mut Vec<Draft>) -> Parsed {
         // Moved out, not copied: this runs for every item line of the stream.
         let item_type = match take(&mut item, "type") {
@@ -191,7 +249,8 @@ impl CodexAdapter {
             }
             "command_execution" => self.on_command(event, &item, progress, out),
             "file_change" => {
-                if event == "item.updated" {
+                // 0.169 announces a change (`in_progress`) then completes it: one event.
+                if event != "item.completed" {
                     return Parsed::Handled;
                 }
                 let changes = take(&mut item, "changes");
@@ -331,8 +390,9 @@ impl CodexAdapter {
                     self.failed_commands += 1;
                 }
                 // A declined command, or one the sandbox refused, will not succeed by retrying.
-                let sandboxed =
-                    output.contains("sandbox") || output.contains("Operation not permitted");
+                let sandboxed = output.contains("sandbox")
+                    || output.contains("Operation not permitted")
+                    || output.contains("Read-only file system");
                 if status == "declined" || (failed && sandboxed) {
                     out.push(
                         Draft::new(
@@ -486,6 +546,35 @@ impl CodexAdapter {
     }
 }
 
+/// `Reconnecting... 2/5 (reason)` or `Reconnecting... waiting for network (reason)`: the
+/// attempt, the most attempts, and the reason.
+fn reconnecting(message: &str) -> Option<(Option<u64>, Option<u64>, &str)> {
+    let rest = message.strip_prefix("Reconnecting...")?.trim_start();
+    let (counts, reason) = match rest.split_once(" (") {
+        Some((counts, reason)) => (counts, reason.strip_suffix(')').unwrap_or(reason)),
+        None => (rest, "reconnecting"),
+    };
+    let (attempt, max) = match counts.split_once('/') {
+        Some((n, m)) => (n.trim().parse().ok(), m.trim().parse().ok()),
+        None => (None, None),
+    };
+    Some((attempt, max, reason))
+}
+
+/// A `tracing` line: `<RFC 3339 time> <LEVEL> <target>: <message>`.
+fn tracing_line(line: &str) -> Option<(&str, &str, &str)> {
+    let mut parts = line.splitn(3, ' ');
+    let time = parts.next()?;
+    let level = parts.next()?;
+    let rest = parts.next()?;
+    let looks_like_time = time.len() >= 20 && time.as_bytes()[4] == b'-' && time.contains('T');
+    if !looks_like_time || !matches!(level, "ERROR" | "WARN" | "INFO" | "DEBUG" | "TRACE") {
+        return None;
+    }
+    let (target, message) = rest.split_once(": ")?;
+    Some((level, target, message))
+}
+
 /// The `progress` event of one item: its native name and item id, used at most once.
 struct ItemProgress {
     native: String,
@@ -558,14 +647,31 @@ mod tests {
     }
 
     #[test]
+    fn reconnects_and_tracing_lines_are_read() {
+        assert_eq!(
+            reconnecting("Reconnecting... 2/5 (stream disconnected)"),
+            Some((Some(2), Some(5), "stream disconnected"))
+        );
+        assert_eq!(
+            reconnecting("Reconnecting... waiting for network (no route)"),
+            Some((None, None, "no route"))
+        );
+        assert_eq!(reconnecting("other"), None);
+        assert_eq!(
+            tracing_line(
+                "2026-11-21T13:58:07.447195Z ERROR codex_core::tools::router: error=patch rejected"
+            ),
+            Some(("ERROR", "codex_core::tools::router", "error=patch rejected"))
+        );
+        assert_eq!(tracing_line("ERROR: not tracing"), None);
+    }
+
+    #[test]
     fn a_stream_error_is_tentative_until_the_exit_confirms_it() {
         let mut a = CodexAdapter::default();
         let mut out = Vec::new();
-        a.on_json(
-            json!({"type":"error","message":"Reconnecting... 1/5"}),
-            &mut out,
-        );
-        assert_eq!(out[0].payload["tentative"], json!(true));
+        a.on_json(json!({"type":"error","message":"We're busy"}), &mut out);
+        assert!(out.is_empty(), "held until the next line says what it was");
         a.finish(
             Some(&ExitFacts {
                 code: Some(0),
@@ -573,7 +679,15 @@ mod tests {
             }),
             &mut out,
         );
-        assert_eq!(out.len(), 1, "a successful exit clears it");
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            (
+                out[0].payload["tentative"].clone(),
+                out[0].payload["fatal"].clone()
+            ),
+            (json!(true), json!(false)),
+            "a successful exit leaves it a passing error"
+        );
 
         let mut a = CodexAdapter::default();
         a.on_json(

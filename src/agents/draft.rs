@@ -178,6 +178,24 @@ pub fn reported_event(input: &Value) -> Option<Draft> {
     })
 }
 
+/// The CLI cannot reach its model API and retries: one `retrying` status per attempt, which
+/// the worker's state shows as `retrying (n/m): reason` until the agent moves on.
+pub fn retrying(attempt: Option<u64>, max: Option<u64>, reason: &str) -> Draft {
+    let count = match (attempt, max) {
+        (Some(n), Some(m)) => format!(" ({n}/{m})"),
+        (Some(n), None) => format!(" ({n})"),
+        _ => String::new(),
+    };
+    Draft::new(
+        EventType::Status,
+        format!("retrying{count}: {}", one_line(reason)),
+    )
+    .with("phase", "retrying")
+    .with_some("attempt", attempt)
+    .with_some("max_attempts", max)
+    .with("reason", one_line(reason))
+}
+
 /// A non-JSON line: an `error` when it reads like one (so recovery can match it), otherwise a
 /// `status` line of output. `blocker_markers` are phrases that mean the agent is stuck.
 pub fn text_line(line: &str, blocker_markers: &[&str]) -> Draft {

@@ -5,7 +5,8 @@
 use serde_json::{Value, json};
 
 use super::draft::{
-    Draft, one_line, owned_str, plain_usage, reported_event, str_of, tail_excerpt, take, text_line,
+    Draft, one_line, owned_str, plain_usage, reported_event, retrying, str_of, tail_excerpt, take,
+    text_line,
 };
 use super::stream_state::{PendingTools, TextDeltas};
 use super::todo::{Todo, TodoList};
@@ -25,8 +26,11 @@ pub const PATH_NOT_IN_WORKSPACE_MARKERS: [&str; 5] = [
 pub fn launch(spec: &LaunchSpec) -> Launch {
     let mut l = Launch::new(spec);
     l.args(["--output-format", "stream-json"]);
+    // What each mode offers the model, headless (0.61): `default` the read tools only,
+    // `auto_edit` those and write_file/replace, `yolo` everything (run_shell_command too).
+    // `plan` offers the write tools as well, limited to its plan files.
     l.arg(match spec.autonomy {
-        Autonomy::ReadOnly => "--approval-mode=plan",
+        Autonomy::ReadOnly => "--approval-mode=default",
         Autonomy::Edit => "--approval-mode=auto_edit",
         Autonomy::Full => "--approval-mode=yolo",
     });
@@ -75,6 +79,11 @@ pub struct GeminiAdapter {
     pending_tools: PendingTools,
     todos: TodoList,
     deltas: TextDeltas,
+    /// The text of the run's fatal error, for the exit code to complete.
+    fatal_seen: Option<String>,
+    /// The result's error, said at the exit, which names its HTTP status: one failure, one
+    /// error.
+    held_result: Option<Draft>,
 }
 
 impl Adapter for GeminiAdapter {
@@ -160,7 +169,8 @@ impl Adapter for GeminiAdapter {
                         .as_str()
                         .unwrap_or("run failed")
                         .to_string();
-                    out.push(
+                    self.fatal_seen = Some(one_line(&message));
+                    self.held_result = Some(
                         Draft::new(EventType::Error, message.clone())
                             .native("result/error")
                             .with("final", true)
@@ -171,6 +181,10 @@ impl Adapter for GeminiAdapter {
                     );
                 }
             }
+            // `--output-format json`: one document, no type (see `on_document`).
+            "" if v.get("response").is_some() || v.get("error").is_some() => {
+                self.on_document(v, out)
+            }
             _ => return Parsed::Unknown(kind),
         }
         Parsed::Handled
@@ -178,15 +192,179 @@ impl Adapter for GeminiAdapter {
 
     fn on_text(&mut self, line: &str, out: &mut Vec<Draft>) {
         self.flush_delta(out);
-        out.push(text_line(line, &[]));
+        if let Some(draft) = stderr_line(line) {
+            out.push(draft.native("stderr"));
+        } else {
+            out.push(text_line(line, &[]));
+        }
     }
 
-    fn finish(&mut self, _exit: Option<&ExitFacts>, out: &mut Vec<Draft>) {
+    fn finish(&mut self, exit: Option<&ExitFacts>, out: &mut Vec<Draft>) {
         self.flush_delta(out);
+        let meaning = exit.and_then(|e| exit_meaning(e, self.fatal_seen.as_deref()));
+        match (self.held_result.take(), meaning) {
+            (Some(mut held), Some(meaning)) => {
+                // The result's error, in the words that name its HTTP status.
+                for (key, value) in meaning.payload {
+                    if key != "native" {
+                        held.payload.insert(key, value);
+                    }
+                }
+                out.push(held);
+            }
+            (Some(held), None) => out.push(held),
+            (None, Some(meaning)) => out.push(meaning),
+            (None, None) => {}
+        }
     }
 }
 
+/// Token usage summed over the models of a json document's `stats.models`.
+fn document_usage(stats: &Value) -> Option<Value> {
+    let models = stats["models"].as_object()?;
+    let sum = |key: &str| {
+        models
+            .values()
+            .filter_map(|m| m["tokens"][key].as_u64())
+            .sum::<u64>()
+    };
+    Some(super::draft::usage(
+        sum("prompt"),
+        sum("candidates"),
+        sum("cached"),
+    ))
+}
+
+/// How many attempts Gemini CLI makes at one request before it gives up (its default).
+const GEMINI_MAX_ATTEMPTS: u64 = 10;
+
+/// What Gemini writes on stderr, merged into the PTY before and between its JSON lines: retry
+/// attempts become the retrying state; its echo of a failure the JSON stream reports anyway
+/// (`Error executing tool`, `Error when talking to Gemini API`) and its warnings stay log
+/// lines, never errors.
+fn stderr_line(line: &str) -> Option<Draft> {
+    if let Some(rest) = line.strip_prefix("Attempt ") {
+        let (number, tail) = rest.split_once(' ')?;
+        let attempt: u64 = number.parse().ok()?;
+        // The last attempt is not a retry (Gemini says "Max attempts reached" after it).
+        if attempt >= GEMINI_MAX_ATTEMPTS || tail.contains("Max attempts reached") {
+            return Some(log_line(line));
+        }
+        let reason = if let Some(status) = tail
+            .strip_prefix("failed with status ")
+            .and_then(|t| t.split(['.', ' ']).next())
+        {
+            format!("HTTP {status}")
+        } else {
+            tail.strip_prefix("failed: ").unwrap_or(tail).to_string()
+        };
+        return Some(retrying(Some(attempt), Some(GEMINI_MAX_ATTEMPTS), &reason));
+    }
+    let echo = ["Error executing tool ", "Error when talking to Gemini API"]
+        .iter()
+        .any(|p| line.starts_with(p));
+    let warning = [
+        "Warning: ",
+        "YOLO mode is enabled",
+        "Ripgrep is not available",
+    ]
+    .iter()
+    .any(|p| line.starts_with(p));
+    (echo || warning).then(|| log_line(line))
+}
+
+fn log_line(line: &str) -> Draft {
+    Draft::new(EventType::Status, line.trim())
+        .with("phase", "output")
+        .with("line", line.trim())
+}
+
+/// What Gemini's exit code says that its stream may not: an API error ends the run with the
+/// HTTP status modulo 256 (400 gives 144), and 41 is a missing or refused auth method.
+fn exit_meaning(exit: &ExitFacts, fatal: Option<&str>) -> Option<Draft> {
+    let code = exit.code?;
+    if code == 41 {
+        let message = "Gemini has no usable credentials: set GEMINI_API_KEY (or GOOGLE_API_KEY), or choose an auth method in ~/.gemini/settings.json";
+        return Some(
+            Draft::new(EventType::Error, message)
+                .native("exit")
+                .with("message", message)
+                .with("reason", "authentication")
+                .with("fatal", true)
+                .with("exit_code", code),
+        );
+    }
+    let status = http_status_of_exit(code)?;
+    let detail = fatal.map_or(String::new(), |f| format!(": {f}"));
+    let message = format!("the Gemini API answered HTTP {status} (exit code {code}){detail}");
+    Some(
+        Draft::new(EventType::Error, message.clone())
+            .native("exit")
+            .with("message", message)
+            .with("http_status", status)
+            .with("fatal", true)
+            .with("exit_code", code),
+    )
+}
+
+/// The HTTP status behind an exit code, for the statuses an API answers with.
+fn http_status_of_exit(code: i64) -> Option<i64> {
+    [
+        400, 401, 403, 404, 408, 409, 413, 429, 500, 502, 503, 504, 529,
+    ]
+    .into_iter()
+    .find(|status| status % 256 == code)
+}
+
 impl GeminiAdapter {
+    /// The one object `--output-format json` prints at the end: `session_id`, `response`,
+    /// `stats.models.<model>.tokens`, and `error` when the run failed.
+    fn on_document(&mut self, mut v: Value, out: &mut Vec<Draft>) {
+        if let Some(id) = v.get("session_id").cloned() {
+            out.push(
+                Draft::new(EventType::Status, "session started")
+                    .native("json")
+                    .with("phase", "init")
+                    .with("session_id", id),
+            );
+        }
+        let response = owned_str(take(&mut v, "response"));
+        if !response.trim().is_empty() {
+            out.push(
+                Draft::new(EventType::Progress, response.as_str())
+                    .native("json/response")
+                    .with("kind", "message"),
+            );
+        }
+        let usage = document_usage(&v["stats"]);
+        let error = take(&mut v, "error");
+        if let Some(message) = error["message"].as_str() {
+            self.fatal_seen = Some(one_line(message));
+            out.push(
+                Draft::new(EventType::Error, message)
+                    .native("json/error")
+                    .with("final", true)
+                    .with("message", message)
+                    .with("fatal", true)
+                    .with_some("error_type", error.get("type").cloned())
+                    .with_some("usage", usage),
+            );
+        } else {
+            let text = if response.trim().is_empty() {
+                "run complete".to_string()
+            } else {
+                one_line(&response)
+            };
+            out.push(
+                Draft::new(EventType::Milestone, text)
+                    .native("json/response")
+                    .with("final", true)
+                    .with("result", response)
+                    .with_some("usage", usage),
+            );
+        }
+    }
+
     fn on_tool_use(&mut self, id: &str, name: &str, params: Value) -> Option<Draft> {
         if name == "write_todos" {
             // Its result only acknowledges the list; the task event says everything.
@@ -282,9 +460,14 @@ impl GeminiAdapter {
                 .any(|m| message.contains(m));
         let denied =
             error_type == "policy_violation" || message.contains("requires user confirmation");
-        if outside_workspace || denied {
+        // The mode does not offer the tool (headless `default` and `auto_edit` hide the shell):
+        // the agent cannot do what it tried, however often it tries.
+        let not_offered = error_type == "tool_not_registered";
+        if outside_workspace || denied || not_offered {
             let reason = if outside_workspace {
                 "path_not_in_workspace"
+            } else if not_offered {
+                "tool_not_offered"
             } else {
                 "policy_violation"
             };
@@ -372,6 +555,48 @@ mod tests {
             PathBuf::from("/state/gemini-system-settings.json")
         );
         assert!(l.files[0].1.contains("\"trust\": true"));
+    }
+
+    #[test]
+    fn stderr_retries_are_the_retrying_state_and_echoes_are_log_lines() {
+        let r =
+            stderr_line("Attempt 3 failed with status 503. Retrying with backoff... _ApiError: {}")
+                .unwrap();
+        assert_eq!(r.text(), "retrying (3/10): HTTP 503");
+        let r = stderr_line("Attempt 2 failed: Resource has been exhausted (e.g. check quota).")
+            .unwrap();
+        assert_eq!(
+            r.text(),
+            "retrying (2/10): Resource has been exhausted (e.g. check quota)."
+        );
+        let echo = stderr_line("Error executing tool read_file: Path not in workspace").unwrap();
+        assert_eq!(echo.kind, EventType::Status);
+        assert!(stderr_line("Error: something else").is_none());
+    }
+
+    #[test]
+    fn exit_codes_name_the_http_status_and_the_auth_fix() {
+        let exit = |code| ExitFacts {
+            code: Some(code),
+            signal: None,
+        };
+        let e = exit_meaning(&exit(144), Some("[API Error: bad]")).unwrap();
+        assert_eq!(
+            e.text(),
+            "the Gemini API answered HTTP 400 (exit code 144): [API Error: bad]"
+        );
+        assert_eq!(
+            exit_meaning(&exit(173), None).unwrap().payload["http_status"],
+            429
+        );
+        assert!(
+            exit_meaning(&exit(41), None)
+                .unwrap()
+                .text()
+                .contains("GEMINI_API_KEY")
+        );
+        assert!(exit_meaning(&exit(0), None).is_none());
+        assert!(exit_meaning(&exit(1), None).is_none());
     }
 
     #[test]

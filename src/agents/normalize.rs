@@ -88,6 +88,10 @@ struct LineHandler {
     line_number: usize,
     stats: NormalizeStats,
     drafts: Vec<Draft>,
+    /// The lines so far of a pretty-printed JSON document (Gemini's `--output-format json`):
+    /// from a lone `{` or `[` at column 0 until a closing line at column 0 makes them parse.
+    document: Vec<String>,
+    document_bytes: usize,
 }
 
 impl Normalizer {
@@ -107,6 +111,8 @@ impl Normalizer {
                 line_number: 0,
                 stats: NormalizeStats::default(),
                 drafts: Vec::new(),
+                document: Vec::new(),
+                document_bytes: 0,
             },
         }
     }
@@ -149,6 +155,7 @@ impl Normalizer {
         let lines = &mut self.lines;
         self.framer
             .finish(|frame| lines.handle(frame, now, events, issues));
+        lines.spill_document();
         lines.adapter.finish(exit, &mut lines.drafts);
         lines.flush(now, events);
     }
@@ -209,12 +216,53 @@ impl LineHandler {
                     self.stats.blank += 1;
                     return;
                 }
+                let at_column_0 = !cleaned.starts_with(char::is_whitespace);
+                if !self.document.is_empty() || (at_column_0 && matches!(line, "{" | "[")) {
+                    self.document_line(line, at_column_0 && matches!(line, "}" | "]"));
+                    self.flush(now, events);
+                    return;
+                }
                 if let Some(problem) = self.dispatch(line) {
                     report(problem);
                 }
             }
         }
         self.flush(now, events);
+    }
+
+    /// One line of a pretty-printed document; at its closing line the whole parses as one.
+    fn document_line(&mut self, line: &str, closing: bool) {
+        self.document_bytes += line.len() + 1;
+        self.document.push(line.to_string());
+        if closing {
+            match serde_json::from_str::<Value>(&self.document.join("\n")) {
+                Ok(value) => {
+                    self.document.clear();
+                    self.document_bytes = 0;
+                    self.dispatch_value(value);
+                }
+                Err(_) => self.spill_document(),
+            }
+        } else if self.document_bytes > MAX_LINE_BYTES {
+            self.spill_document();
+        }
+    }
+
+    /// A document that never parsed: its lines are kept as log lines, nothing is lost.
+    fn spill_document(&mut self) {
+        self.document_bytes = 0;
+        for line in std::mem::take(&mut self.document) {
+            self.stats.not_json += 1;
+            self.adapter.on_text(&line, &mut self.drafts);
+        }
+    }
+
+    fn dispatch_value(&mut self, value: Value) {
+        match value {
+            // Claude `--output-format json` with verbose on: every message in one array.
+            Value::Array(items) => items.into_iter().for_each(|item| self.on_json(item)),
+            other => self.on_json(other),
+        }
     }
 
     /// Parses a line and hands it to the adapter; returns what was wrong with it, if anything.
@@ -225,15 +273,8 @@ impl LineHandler {
             return Some(Problem::NotJson);
         }
         match serde_json::from_str::<Value>(line) {
-            Ok(Value::Array(items)) => {
-                // Claude `--output-format json` with verbose on: every message in one array.
-                for item in items {
-                    self.on_json(item);
-                }
-                None
-            }
-            Ok(value @ Value::Object(_)) => {
-                self.on_json(value);
+            Ok(value @ (Value::Array(_) | Value::Object(_))) => {
+                self.dispatch_value(value);
                 None
             }
             Ok(_) => {
@@ -390,6 +431,22 @@ mod tests {
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].kind, EventType::Error);
         assert_eq!(issues[0].problem, Problem::Oversize { bytes: 200 });
+    }
+
+    #[test]
+    fn a_pretty_printed_document_is_read_as_one() {
+        let doc = b"warning first\n{\n  \"type\": \"init\",\n  \"nested\": {\n    \"a\": 1\n  }\n}\nafter\n";
+        let (events, issues, stats) = run(AgentKind::Gemini, doc);
+        let kinds: Vec<EventType> = events.iter().map(|e| e.kind).collect();
+        assert_eq!(
+            kinds,
+            [EventType::Status, EventType::Status, EventType::Status]
+        );
+        assert_eq!(events[1].phase(), Some("init"));
+        assert_eq!(stats.not_json, 2, "only the two plain lines: {issues:?}");
+        // One that never closes is kept line by line.
+        let (events, _, _) = run(AgentKind::Gemini, b"{\n  \"a\": 1,\n");
+        assert_eq!(events.len(), 2);
     }
 
     #[test]

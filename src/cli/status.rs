@@ -92,6 +92,7 @@ pub fn one_session(workspace: &Workspace, session: &SessionDir) -> Result<Value>
             json!({"name": name, "task": first.and_then(|e| e.task.as_deref()), "agent": first.map(|e| e.agent.to_string()),
                    "state": status.state(), "pid": status.pid, "exit_code": status.exit.and_then(|x| x.code),
                    "signal": status.exit.and_then(|x| x.signal), "retries": status.retries(),
+                   "retrying": status.retrying.as_ref().map(|r| r.text.clone()),
                    "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens, "cost_usd": usage.cost_usd})
         })
         .collect();
@@ -175,5 +176,8 @@ fn print_session(r: &Value) {
             tokens,
             cost
         );
+        if let Some(retrying) = w["retrying"].as_str() {
+            println!("{:<22} {retrying}", "");
+        }
     }
 }

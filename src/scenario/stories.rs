@@ -10,7 +10,7 @@ const BLOCKED_MS: u64 = 20_000;
 /// Lines the chatty scenario prints unless `ORCHESTRATE_SIM_LINES` says otherwise.
 const CHATTY_LINES: usize = 2000;
 /// Pauses of the slow scenario between its steps.
-const SLOW_MS: u64 = 2_500;
+const SLOW_MS: u64 = 4_000;
 
 pub fn steps(scenario: Scenario, ctx: &Context<'_>) -> Vec<Step> {
     match scenario {

@@ -10,6 +10,7 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::event::{AgentEvent, EventType};
+use crate::timestamp::Timestamp;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -19,6 +20,8 @@ pub enum WorkerState {
     Running,
     /// The agent reported a blocker (a denied permission, a question) and has not moved on.
     Waiting,
+    /// The agent cannot reach its model API and is retrying; it has not moved on since.
+    Retrying,
     Paused,
     Done,
     Failed,
@@ -31,6 +34,7 @@ impl WorkerState {
             WorkerState::Pending => "pending",
             WorkerState::Running => "running",
             WorkerState::Waiting => "waiting",
+            WorkerState::Retrying => "retrying",
             WorkerState::Paused => "paused",
             WorkerState::Done => "done",
             WorkerState::Failed => "failed",
@@ -65,12 +69,21 @@ impl ExitFacts {
     }
 }
 
+/// An unbroken run of retries: since when, and the latest `retrying (n/m): reason`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Retrying {
+    pub since: Timestamp,
+    pub text: String,
+}
+
 /// Everything the fold keeps; `state()` reads it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct WorkerStatus {
     seen_any: bool,
     spawns: u32,
     blocked: bool,
+    /// Set by `retrying` events, cleared when the agent moves on.
+    pub retrying: Option<Retrying>,
     paused: bool,
     stop_requested: bool,
     fatal_error: bool,
@@ -104,15 +117,33 @@ impl WorkerStatus {
                     signal: event.i64_field("signal"),
                 });
             }
-            (EventType::Blocker, _) => self.blocked = true,
-            (EventType::Error, _) if event.bool_field("fatal") => self.fatal_error = true,
+            (_, Some("retrying")) => {
+                let since = self.retrying.as_ref().map_or(event.timestamp, |r| r.since);
+                self.retrying = Some(Retrying {
+                    since,
+                    text: event.text().to_string(),
+                });
+            }
+            (EventType::Blocker, _) => {
+                self.blocked = true;
+                self.retrying = None;
+            }
+            (EventType::Error, _) if event.bool_field("fatal") => {
+                // The retries ended, in failure.
+                self.fatal_error = true;
+                self.retrying = None;
+            }
             (EventType::Milestone, _) => {
                 self.blocked = false;
+                self.retrying = None;
                 if event.bool_field("final") {
                     self.finished_run = true;
                 }
             }
-            (EventType::Progress | EventType::Task | EventType::Finding, _) => self.blocked = false,
+            (EventType::Progress | EventType::Task | EventType::Finding, _) => {
+                self.blocked = false;
+                self.retrying = None;
+            }
             _ => {}
         }
     }
@@ -137,6 +168,8 @@ impl WorkerStatus {
             WorkerState::Paused
         } else if self.blocked {
             WorkerState::Waiting
+        } else if self.retrying.is_some() {
+            WorkerState::Retrying
         } else {
             WorkerState::Running
         }
@@ -165,7 +198,6 @@ pub fn derive_state<'a>(events: impl IntoIterator<Item = &'a AgentEvent>) -> Wor
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::timestamp::Timestamp;
     use serde_json::{Value, json};
 
     fn ev(kind: EventType, payload: Value) -> AgentEvent {
@@ -228,6 +260,38 @@ mod tests {
         // A status line (say a rate-limit notice) is not the agent moving on.
         let run = [phase("spawned"), blocker(), phase("init")];
         assert_eq!(derive_state(&run), WorkerState::Waiting);
+    }
+
+    #[test]
+    fn retries_are_one_state_from_the_first_until_the_agent_moves_on() {
+        let retry = |at: i64, text: &str| {
+            let mut e = ev(
+                EventType::Status,
+                json!({"phase": "retrying", "text": text}),
+            );
+            e.timestamp = Timestamp(at);
+            e
+        };
+        let mut status = WorkerStatus::default();
+        for e in [
+            phase("spawned"),
+            retry(10, "retrying (1/5): a"),
+            retry(50, "retrying (2/5): b"),
+        ] {
+            status.observe(&e);
+        }
+        assert_eq!(status.state(), WorkerState::Retrying);
+        let r = status.retrying.clone().unwrap();
+        assert_eq!(
+            (r.since, r.text.as_str()),
+            (Timestamp(10), "retrying (2/5): b")
+        );
+        // A log line between retries (a stack trace) is not the agent moving on.
+        status.observe(&phase("output"));
+        assert_eq!(status.state(), WorkerState::Retrying);
+        status.observe(&progress());
+        assert_eq!(status.state(), WorkerState::Running);
+        assert_eq!(status.retrying, None);
     }
 
     #[test]

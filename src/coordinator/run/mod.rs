@@ -87,10 +87,12 @@ struct RunningTask {
     last_error: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 enum EndedBy {
     Operator,
     Timeout,
+    /// Its CLI could not reach the model API for `agent_unreachable_secs`; its last words.
+    Unreachable(String),
 }
 
 pub struct Coordinator {
@@ -357,6 +359,27 @@ impl Coordinator {
                         )
                         .with("phase", "task_timeout"),
                     );
+                    stop_in_background(&r.worker, false);
+                }
+                let unreachable_ms = self.settings.config.agent_unreachable_secs as i64 * 1000;
+                if let Some(retrying) = r.status.retrying.clone().filter(|_| r.ended_by.is_none())
+                    && now.millis() - retrying.since.millis() > unreachable_ms
+                {
+                    let why = format!(
+                        "cannot reach its model API: still {} after {}s",
+                        retrying.text,
+                        unreachable_ms / 1000
+                    );
+                    self.record(
+                        Some(id),
+                        Draft::new(
+                            EventType::Status,
+                            format!("task {id}: {} {why}; stopping it", r.name),
+                        )
+                        .with("phase", "agent_unreachable")
+                        .with("reason", why.clone()),
+                    );
+                    r.ended_by = Some(EndedBy::Unreachable(why));
                     stop_in_background(&r.worker, false);
                 }
             }

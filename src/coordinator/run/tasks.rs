@@ -270,6 +270,8 @@ impl Coordinator {
                 "timed out after {}s",
                 self.settings.config.task_timeout_secs
             )
+        } else if let Some(EndedBy::Unreachable(why)) = &r.ended_by {
+            why.clone()
         } else {
             r.last_error
                 .clone()
