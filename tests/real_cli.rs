@@ -275,7 +275,10 @@ fn after_a_coordinator_sigkill_each_real_cli_continues_its_own_conversation() {
     let finished: Vec<&str> = WORKERS
         .iter()
         .copied()
-        .filter(|w| log.iter().any(|r| r["worker"] == *w && r["reply"] == "answer"))
+        .filter(|w| {
+            log.iter()
+                .any(|r| r["worker"] == *w && r["reply"] == "answer")
+        })
         .collect();
     assert!(
         finished.is_empty(),
@@ -445,4 +448,52 @@ fn a_cli_that_cannot_reach_its_api_is_retrying_then_fails_with_the_reason() {
 
 fn journal_of(env: &Env, id: &str, worker: &str) -> Vec<orchestrate::event::AgentEvent> {
     journal(&env.session_dir(id).join(format!("events/{worker}.jsonl")))
+}
+
+#[test]
+fn codex_in_edit_mode_edits_and_commits_in_its_worktree_and_no_change_is_flagged() {
+    let Some(clis) = require_agent_clis("codex_in_edit_mode_edits_and_commits") else {
+        return;
+    };
+    let env = Env::real(clis);
+    // Codex under --sandbox workspace-write, committing its own work; and a reviewer (Codex
+    // too) that only reads: a writing task that changed nothing.
+    std::fs::write(
+        env.home.join(".config/orchestrate/orchestrate.toml"),
+        "[agents.codex]\nautonomy = \"edit\"\nenv = { ORCHESTRATE_SIM_SCENARIO = \"commit\" }\n\
+         [agents.reviewer]\nkind = \"codex\"\ncommand = [\"codex\"]\n\
+         env = { ORCHESTRATE_SIM_SCENARIO = \"approve\" }\n",
+    )
+    .unwrap();
+    let plan = env.plan(
+        "[[tasks]]\nid = \"e\"\nagent = \"codex\"\nprompt = \"note it\"\n\n\
+         [[tasks]]\nid = \"r\"\nagent = \"reviewer\"\nprompt = \"review it\"\n",
+    );
+    let out = env.run(&plan, &["--no-dashboard"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let id = session_id(&out);
+    let log = git(
+        &env.target,
+        &["log", "--format=%s", &format!("orchestrate/{id}/e")],
+    );
+    assert!(
+        log.lines().any(|l| l == "notes from the agent"),
+        "codex's own commit is on the task's branch: {log}"
+    );
+    let journal = journal(&env.session_dir(&id).join("orchestrator.jsonl"));
+    let flagged: Vec<&str> = journal
+        .iter()
+        .filter(|e| e.phase() == Some("no_change"))
+        .filter_map(|e| e.task.as_deref())
+        .collect();
+    assert_eq!(
+        flagged,
+        ["r"],
+        "only the task that changed nothing is flagged"
+    );
+    let stdout = text(&out);
+    assert!(
+        stdout.contains("task r finished without changing anything in its directory"),
+        "{stdout}"
+    );
 }

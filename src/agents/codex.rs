@@ -23,7 +23,15 @@ pub fn launch(spec: &LaunchSpec) -> Launch {
     l.arg(spec.workdir.display().to_string());
     match spec.autonomy {
         Autonomy::ReadOnly => l.args(["--sandbox", "read-only"]),
-        Autonomy::Edit => l.args(["--sandbox", "workspace-write"]),
+        Autonomy::Edit => {
+            // Edits happen in the workspace; so do commits, once the sandbox may write the
+            // worktree's git data (it keeps `.git` itself read-only).
+            l.args(["--sandbox", "workspace-write"]);
+            for dir in &spec.commit_dirs {
+                l.arg("--add-dir").arg(dir.display().to_string());
+            }
+            &mut l
+        }
         Autonomy::Full => l.arg("--dangerously-bypass-approvals-and-sandbox"),
     };
     if let Some(model) = &spec.model {
@@ -623,6 +631,7 @@ mod tests {
             extra_dirs: vec![PathBuf::from("/x")],
             autonomy: Autonomy::Edit,
             resume: Some("thread-1".into()),
+            commit_dirs: vec![PathBuf::from("/r/.git/worktrees/t")],
             mcp: Some(super::super::McpServer {
                 name: "orch".into(),
                 command: "/o".into(),
@@ -640,7 +649,8 @@ mod tests {
         let argv = launch.argv.join(" ");
         assert_eq!(
             argv,
-            "codex exec --json --skip-git-repo-check -C /w --sandbox workspace-write --add-dir /x \
+            "codex exec --json --skip-git-repo-check -C /w --sandbox workspace-write \
+             --add-dir /r/.git/worktrees/t --add-dir /x \
              -c mcp_servers.orch.command=\"/o\" -c mcp_servers.orch.args=[\"mcp\"] \
              -c mcp_servers.orch.env={\"T\"=\"v\"} resume thread-1 -- do it"
         );

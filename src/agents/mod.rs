@@ -139,6 +139,9 @@ pub struct LaunchSpec {
     pub extra_args: Vec<String>,
     /// A private directory for files the launch needs (Gemini's MCP settings).
     pub state_dir: PathBuf,
+    /// Where a commit in `workdir` writes outside it (a worktree's git data), for CLIs whose
+    /// sandbox must be told.
+    pub commit_dirs: Vec<PathBuf>,
 }
 
 /// A ready-to-spawn command. There is never a shell in between: `argv[0]` is executed directly.

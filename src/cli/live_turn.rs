@@ -156,6 +156,7 @@ fn one_turn(
         workdir: &work,
         extra_dirs: Vec::new(),
         autonomy: turn.autonomy.unwrap_or(profile.autonomy),
+        commit_dirs: Vec::new(),
         resume: None,
         state_dir: dir.join("state"),
         source: AgentSource::Stub { addr: stub },

@@ -37,6 +37,8 @@ pub struct WorkerLaunch<'a> {
     pub workdir: &'a Path,
     pub extra_dirs: Vec<PathBuf>,
     pub autonomy: Autonomy,
+    /// Where a commit in `workdir` writes outside it (`runs::commit_dirs`).
+    pub commit_dirs: Vec<PathBuf>,
     /// The agent's own conversation to continue.
     pub resume: Option<String>,
     /// The worker's private directory (`<session>/state/<worker>`).
@@ -67,6 +69,7 @@ impl WorkerLaunch<'_> {
             resume: self.resume,
             extra_args: profile.args.clone(),
             state_dir: self.state_dir.clone(),
+            commit_dirs: self.commit_dirs,
         };
         let mut launch = profile.kind.launch(&spec);
         launch
@@ -141,6 +144,7 @@ mod tests {
             workdir: dir.path(),
             extra_dirs: Vec::new(),
             autonomy: Autonomy::Full,
+            commit_dirs: Vec::new(),
             resume: None,
             state_dir: dir.path().join("state/gemini-a"),
             source: AgentSource::Stub {

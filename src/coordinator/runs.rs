@@ -154,6 +154,36 @@ pub fn commit_work(run_dir: &Path, message: &str) -> Result<Option<String>, RunE
     ))
 }
 
+/// The commit checked out in `run_dir`, if it is a git working tree.
+pub fn head(run_dir: &Path) -> Option<String> {
+    if !is_git_repo(run_dir) {
+        return None;
+    }
+    git(run_dir, &["rev-parse", "HEAD"])
+        .ok()
+        .map(|h| h.trim().to_string())
+}
+
+/// Where a commit made inside the worktree `run_dir` writes, outside it: the worktree's own git
+/// directory and the repository's shared objects, refs and logs. Codex's `workspace-write`
+/// sandbox keeps any `.git` read-only, even one given with `--add-dir`; these directories
+/// added one by one let the agent commit. Empty when `run_dir` is not a worktree.
+pub fn commit_dirs(run_dir: &Path) -> Vec<PathBuf> {
+    let dir = |flag: &str| {
+        git(run_dir, &["rev-parse", "--path-format=absolute", flag])
+            .ok()
+            .map(|d| PathBuf::from(d.trim()))
+    };
+    match (dir("--git-dir"), dir("--git-common-dir")) {
+        (Some(own), Some(common)) if own != common => {
+            let mut dirs = vec![own];
+            dirs.extend(["objects", "refs", "logs"].map(|d| common.join(d)));
+            dirs
+        }
+        _ => Vec::new(),
+    }
+}
+
 /// Commits made here work with or without a configured identity: when git has none, the
 /// commit is the orchestrator's.
 fn with_identity(dir: &Path, args: &mut Vec<&str>) {
@@ -359,6 +389,53 @@ mod tests {
         assert!(
             err.to_string().contains("over the 1 MiB copy limit"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn a_worktree_commits_into_its_own_git_dir_and_the_shared_objects_refs_and_logs() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("repo");
+        std::fs::create_dir(&repo).unwrap();
+        let run = |args: &[&str]| {
+            assert!(
+                Command::new("git")
+                    .arg("-C")
+                    .arg(&repo)
+                    .args(args)
+                    .output()
+                    .unwrap()
+                    .status
+                    .success()
+            )
+        };
+        run(&["init", "-q", "-b", "main"]);
+        std::fs::write(repo.join("a"), "a").unwrap();
+        run(&["add", "a"]);
+        run(&[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-qm",
+            "init",
+        ]);
+        assert!(
+            commit_dirs(&repo).is_empty(),
+            "a plain checkout is not a worktree"
+        );
+        let wt = dir.path().join("wt");
+        run(&["worktree", "add", "-q", wt.to_str().unwrap(), "-b", "t"]);
+        let git = std::fs::canonicalize(repo.join(".git")).unwrap();
+        assert_eq!(
+            commit_dirs(&wt),
+            [
+                git.join("worktrees/wt"),
+                git.join("objects"),
+                git.join("refs"),
+                git.join("logs")
+            ]
         );
     }
 }

@@ -160,6 +160,8 @@ pub enum Scenario {
     Crash,
     /// Two server errors, then the success story: a run that recovers after retries.
     Flaky,
+    /// Writes a notes file and commits it itself (inside a sandbox, commits need the git data).
+    Commit,
     /// Every request fails with this API error.
     Api(ApiError),
     /// A reviewer that approves.
@@ -170,7 +172,7 @@ pub enum Scenario {
 
 impl Scenario {
     /// Every name, for help texts and errors.
-    pub const NAMES: [&'static str; 16] = [
+    pub const NAMES: [&'static str; 17] = [
         "success",
         "slow",
         "blocker",
@@ -179,6 +181,7 @@ impl Scenario {
         "hang",
         "crash",
         "flaky",
+        "commit",
         "api-400",
         "api-401",
         "api-429",
@@ -199,6 +202,7 @@ impl Scenario {
             Scenario::Hang => "hang",
             Scenario::Crash => "crash",
             Scenario::Flaky => "flaky",
+            Scenario::Commit => "commit",
             Scenario::Api(ApiError::BadRequest) => "api-400",
             Scenario::Api(ApiError::Unauthorized) => "api-401",
             Scenario::Api(ApiError::RateLimited { .. }) => "api-429",
@@ -234,6 +238,7 @@ impl FromStr for Scenario {
             "hang" => Scenario::Hang,
             "crash" => Scenario::Crash,
             "flaky" => Scenario::Flaky,
+            "commit" => Scenario::Commit,
             "api-400" => Scenario::Api(ApiError::BadRequest),
             "api-401" => Scenario::Api(ApiError::Unauthorized),
             "api-429" => Scenario::Api(ApiError::RateLimited {

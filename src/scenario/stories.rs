@@ -47,6 +47,20 @@ pub fn steps(scenario: Scenario, ctx: &Context<'_>) -> Vec<Step> {
             steps.extend(success(ctx, 0));
             steps
         }
+        Scenario::Commit => {
+            let notes = format!("notes/{}-commit.md", ctx.cli.name());
+            vec![
+                say("I'll write the note and commit it."),
+                Step::Act(Action::Write {
+                    path: notes.clone(),
+                    content: format!("Committed by the {} agent.\n", ctx.cli.name()),
+                }),
+                Step::Act(run(&format!(
+                    "git add {notes} && git -c user.name=agent -c user.email=agent@localhost commit -q -m 'notes from the agent' && git log --oneline -1"
+                ))),
+                Step::Answer(format!("Done. I committed {notes}.")),
+            ]
+        }
         Scenario::Api(error) => vec![Step::Fail { error, times: None }],
         Scenario::Approve => review("approved", "The change does what the task asks."),
         Scenario::Concern => review(

@@ -85,6 +85,9 @@ struct RunningTask {
     /// Why the operator or a timeout ended it, if they did.
     ended_by: Option<EndedBy>,
     last_error: Option<String>,
+    /// The commit its worktree started from, when the task may write: a run that ends on it
+    /// with nothing to commit changed nothing.
+    start_head: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -84,6 +84,7 @@ impl Coordinator {
                     )
                     .with_some("resumed_conversation", agent_session),
                 );
+                let writes = self.profile_autonomy(&task.agent) != Autonomy::ReadOnly;
                 running.insert(
                     task.id.clone(),
                     RunningTask {
@@ -93,6 +94,7 @@ impl Coordinator {
                         started: Timestamp::now(),
                         ended_by: None,
                         last_error: None,
+                        start_head: runs::head(&run_dir).filter(|_| writes),
                     },
                 );
                 self.save_task(sched, &task.id, plan);
@@ -149,6 +151,7 @@ impl Coordinator {
             workdir,
             extra_dirs,
             autonomy,
+            commit_dirs: runs::commit_dirs(workdir),
             resume,
             state_dir: self.session.state_dir(name),
             source,
@@ -277,12 +280,34 @@ impl Coordinator {
                 .clone()
                 .unwrap_or_else(|| format!("{} ({})", event.text(), state))
         };
+        let run_dir = self.session.run_dir(&task_id);
+        let committed = if succeeded {
+            runs::commit_work(&run_dir, &format!("orchestrate: {task_id}"))
+        } else {
+            Ok(None)
+        };
         if succeeded
-            && let Ok(Some(commit)) = runs::commit_work(
-                &self.session.run_dir(&task_id),
-                &format!("orchestrate: {task_id}"),
-            )
+            && matches!(committed, Ok(None))
+            && r.start_head.is_some()
+            && runs::head(&run_dir) == r.start_head
         {
+            // A sandbox can refuse every write and the turn still end "completed" (Codex
+            // says so only on stderr): a writing task that changed nothing is worth a look.
+            self.record(
+                Some(&task_id),
+                Draft::new(
+                    EventType::Error,
+                    format!(
+                        "task {task_id} finished without changing anything in its directory (did its sandbox refuse the writes?)"
+                    ),
+                )
+                .with("phase", "no_change")
+                .with("fatal", false)
+                .with("severity", "warning")
+                .with("worker", r.name.clone()),
+            );
+        }
+        if let Ok(Some(commit)) = committed {
             self.record(
                 Some(&task_id),
                 Draft::new(
