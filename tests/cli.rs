@@ -122,95 +122,22 @@ fn an_unreadable_file_is_one_line_and_exit_1() {
     assert!(out.stdout.is_empty());
 }
 
-/// One refusal: the arguments and environment, the exit code, how stderr starts.
-struct Refusal {
-    args: &'static [&'static str],
-    env: &'static [(&'static str, &'static str)],
-    code: i32,
-    stderr: &'static str,
-}
-
-const REFUSALS: &[Refusal] = &[
-    Refusal {
-        args: &[
-            "sim",
-            "claude",
-            "-p",
-            "--output-format",
-            "stream-json",
-            "hi",
-        ],
-        env: &[],
-        code: 1,
-        stderr: "Error: When using --print, --output-format=stream-json requires --verbose\n",
-    },
-    Refusal {
-        args: &["sim", "claude", "-p", "--add-dir", "/tmp", "hi"],
-        env: &[],
-        code: 1,
-        stderr: "Error: Input must be provided either through stdin or as a prompt argument when using --print\n",
-    },
-    Refusal {
-        args: &["sim", "codex", "exec", "--json", "hi"],
-        env: &[],
-        code: 1,
-        stderr: "Not inside a trusted directory and --skip-git-repo-check was not specified.\n",
-    },
-    Refusal {
-        args: &[
-            "sim",
-            "codex",
-            "exec",
-            "--full-auto",
-            "--skip-git-repo-check",
-            "hi",
-        ],
-        env: &[],
-        code: 2,
-        stderr: "error: unexpected argument '--full-auto' found\n\nUsage: codex exec [OPTIONS] [PROMPT]\n\nFor more information, try '--help'.\n",
-    },
-    Refusal {
-        args: &[
-            "sim",
-            "gemini",
-            "-p",
-            "hi",
-            "--output-format",
-            "stream-json",
-        ],
-        env: &[],
-        code: 55,
-        stderr: "Gemini CLI is not running in a trusted directory.",
-    },
-    Refusal {
-        args: &["sim", "gemini", "--output-format", "stream-json"],
-        env: &[("GEMINI_CLI_TRUST_WORKSPACE", "true")],
-        code: 42,
-        stderr: "No input provided via stdin.",
-    },
-    Refusal {
-        args: &["sim", "claude", "-p", "hi"],
-        env: &[("ORCHESTRATE_SIM_SCENARIO", "explode")],
-        code: 2,
-        stderr: "orchestrate sim: ORCHESTRATE_SIM_SCENARIO: unknown scenario \"explode\"",
-    },
-];
-
 #[test]
-fn the_sims_refuse_bad_flags_with_the_real_texts_and_codes() {
+fn the_sim_refuses_an_unknown_scenario() {
+    // The argv cases of the real CLIs are in tests/sim_vs_real.rs.
     let dir = tempfile::tempdir().unwrap();
-    for case in REFUSALS {
-        let out = run(case.args, case.env, dir.path());
-        let stderr = text(&out.stderr);
-        assert_eq!(
-            out.status.code(),
-            Some(case.code),
-            "{:?}: {stderr}",
-            case.args
-        );
-        assert!(stderr.starts_with(case.stderr), "{:?}: {stderr}", case.args);
-        assert!(out.stdout.is_empty(), "{:?}", case.args);
-    }
+    let out = run(
+        &["sim", "claude", "-p", "hi"],
+        &[("ORCHESTRATE_SIM_SCENARIO", "explode")],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr)
+            .starts_with("orchestrate sim: ORCHESTRATE_SIM_SCENARIO: unknown scenario \"explode\""),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -250,6 +177,8 @@ fn gemini_reads_outside_its_workspace_only_with_include_directories() {
     let env = [
         ("ORCHESTRATE_SIM_SPEED", "0"),
         ("GEMINI_CLI_TRUST_WORKSPACE", "true"),
+        ("GEMINI_API_KEY", "k"),
+        ("ORCHESTRATE_SIM_HOME", "/nonexistent"),
     ];
     let base = [
         "sim",
@@ -262,17 +191,19 @@ fn gemini_reads_outside_its_workspace_only_with_include_directories() {
     let out = run(&base, &env, work.path());
     assert!(out.status.success());
     let stdout = text(&out.stdout);
+    // 0.61's error type for it, with the text that names the path.
     assert!(
-        stdout.contains("\"type\":\"path_not_in_workspace\""),
+        stdout.contains("\"type\":\"invalid_tool_params\""),
         "{stdout}"
     );
+    assert!(stdout.contains("Path not in workspace"), "{stdout}");
 
     let include = format!("--include-directories={}", outside.path().display());
     let mut args = base.to_vec();
     args.push(&include);
     let out = run(&args, &env, work.path());
     let stdout = text(&out.stdout);
-    assert!(!stdout.contains("path_not_in_workspace"));
+    assert!(!stdout.contains("Path not in workspace"));
     assert!(stdout.contains("the spec"), "the file was read");
 }
 

@@ -24,7 +24,7 @@ use serde_json::Value;
 
 pub use draft::Draft;
 pub use framing::{Frame, LineFramer, MAX_LINE_BYTES};
-pub use normalize::{LineIssue, NormalizeStats, Normalizer, Problem};
+pub use normalize::{LineIssue, NormalizeStats, Normalizer, Problem, strip_terminal_escapes};
 
 use crate::worker::state::ExitFacts;
 

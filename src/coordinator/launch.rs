@@ -81,8 +81,12 @@ impl WorkerLaunch<'_> {
                 launch
                     .env
                     .push(("ORCHESTRATE_SIM_SPEED".into(), speed.to_string()));
-                // The simulated Claude, like the real one, refuses bypass mode as root without it.
+                // The simulated CLIs, like the real ones, refuse bypass mode as root without
+                // IS_SANDBOX (Claude) and want an auth method (Gemini).
                 launch.env.push(("IS_SANDBOX".into(), "1".into()));
+                launch
+                    .env
+                    .push(("GEMINI_API_KEY".into(), "orchestrate-sim".into()));
             }
             AgentSource::Stub { addr } => {
                 let scenario = scenario_for(&profile.env)?;

@@ -288,9 +288,34 @@ pub fn turn(steps: &[Step], index: usize) -> Option<&[Step]> {
     Some(&steps[start..end])
 }
 
+/// The steps from model turn `index` on: where a conversation continues after `index` tool
+/// results. Empty once the story has nothing more to say.
+pub fn from_turn(steps: &[Step], index: usize) -> &[Step] {
+    let mut start = 0;
+    for _ in 0..index {
+        match steps[start..].iter().position(ends_turn) {
+            Some(end) => start += end + 1,
+            None => return &[],
+        }
+    }
+    &steps[start.min(steps.len())..]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_continued_conversation_starts_at_its_next_turn() {
+        let steps = Scenario::Success.steps(&Context {
+            cli: Cli::Claude,
+            prompt: "x",
+        });
+        assert_eq!(from_turn(&steps, 0), &steps[..]);
+        let rest = from_turn(&steps, 1);
+        assert_eq!(rest[0], turn(&steps, 1).unwrap()[0]);
+        assert!(from_turn(&steps, 99).is_empty());
+    }
 
     #[test]
     fn names_round_trip() {

@@ -6,24 +6,79 @@ use serde_json::{Value, json};
 use super::argv::ArgWalker;
 use super::{
     ApiError, ArgError, CheckedArgs, Dialect, Emitter, Host, Invocation, Refusal, RetryPolicy,
-    RunEnd, ToolCall, ToolResult, absolute, print_document, session_uuid,
+    RunEnd, StdinUse, ToolCall, ToolResult, absolute, print_document, session_uuid,
 };
 
-pub const VERSION: &str = "2.1.240 (Claude Code)";
-const MODEL: &str = "claude-sonnet-4-5";
+/// The pinned version (`.ci/agent-clis.pins`) and the model it reports.
+pub const VERSION: &str = "2.1.330 (Claude Code)";
+const MODEL: &str = "claude-opus-5-5";
+/// What 2.1.330 lists in `init.tools` in -p mode: no TodoWrite, Glob or Grep.
+const TOOLS: [&str; 22] = [
+    "Task",
+    "Bash",
+    "CronCreate",
+    "CronDelete",
+    "CronList",
+    "Edit",
+    "EnterWorktree",
+    "ExitWorktree",
+    "ListAgents",
+    "Monitor",
+    "NotebookEdit",
+    "Read",
+    "ReportFindings",
+    "ScheduleWakeup",
+    "SendMessage",
+    "Skill",
+    "TaskStop",
+    "ToolSearch",
+    "WebFetch",
+    "WebSearch",
+    "Workflow",
+    "Write",
+];
 
-const BOOLEAN_FLAGS: [&str; 9] = [
+const BOOLEAN_FLAGS: [&str; 24] = [
     "--strict-mcp-config",
     "--include-partial-messages",
     "--replay-user-messages",
     "-c",
     "--continue",
     "--fork-session",
-    "--debug",
     "--include-hook-events",
     "--no-session-persistence",
+    "--bare",
+    "--safe-mode",
+    "--bg",
+    "--background",
+    "--brief",
+    "--chrome",
+    "--no-chrome",
+    "--ide",
+    "--disable-slash-commands",
+    "--forward-subagent-text",
+    "--exclude-dynamic-system-prompt-sections",
+    "--restricted",
+    "--ax-screen-reader",
+    "--tmux",
+    "--desktop",
+    "--verbose",
 ];
-const VALUE_FLAGS: [&str; 21] = [
+/// Commander `[value]` options: they take the next argument unless it looks like an option.
+const OPTIONAL_VALUE_FLAGS: [&str; 11] = [
+    "-w",
+    "-d",
+    "--debug",
+    "-r",
+    "--resume",
+    "--prompt-suggestions",
+    "--from-pr",
+    "--cloud",
+    "--remote-control",
+    "--teleport",
+    "--worktree",
+];
+const VALUE_FLAGS: [&str; 29] = [
     "--output-format",
     "--input-format",
     "--permission-mode",
@@ -34,38 +89,64 @@ const VALUE_FLAGS: [&str; 21] = [
     "--system-prompt",
     "--system-prompt-file",
     "--append-system-prompt",
+    "--append-system-prompt-file",
     "--session-id",
-    "-r",
-    "--resume",
     "--settings",
     "--setting-sources",
     "--permission-prompt-tool",
     "--effort",
     "--json-schema",
-    "--tools",
     "--agents",
+    "--agent",
     "--max-thinking-tokens",
+    "--autocompact",
+    "--debug-file",
+    "--environment",
+    "-n",
+    "--name",
+    "--permission-prompts",
+    "--plugin-dir",
+    "--plugin-url",
+    "--system-prompt-snapshot",
 ];
-const VARIADIC_FLAGS: [&str; 6] = [
+/// Commander `<values...>` options: written `--flag a b`, they swallow the prompt too.
+const VARIADIC_FLAGS: [&str; 9] = [
     "--allowedTools",
     "--allowed-tools",
     "--disallowedTools",
     "--disallowed-tools",
     "--mcp-config",
     "--add-dir",
+    "--tools",
+    "--betas",
+    "--file",
 ];
+const PERMISSION_MODES: [&str; 6] = [
+    "acceptEdits",
+    "auto",
+    "bypassPermissions",
+    "manual",
+    "dontAsk",
+    "plan",
+];
+
+/// Commander's refusal of an option's value.
+fn invalid(option: &str, value: &str, why: &str) -> ArgError {
+    ArgError::new(
+        format!("error: option '{option}' argument '{value}' is invalid. {why}"),
+        1,
+    )
+}
 
 pub fn check_args(args: &[String], host: &Host) -> Result<CheckedArgs, ArgError> {
     let mut print = false;
-    let mut verbose = false;
-    let mut bypass = false;
+    let mut flags: Vec<&str> = Vec::new();
     let mut values: Vec<(String, String)> = Vec::new();
     let mut positional: Vec<String> = Vec::new();
     let mut walker = ArgWalker::new(args);
     while let Some((name, inline, raw)) = walker.next_option(&mut positional) {
         match name {
             "-p" | "--print" => print = true,
-            "--verbose" => verbose = true,
             "-v" | "--version" => return Ok(CheckedArgs::Version(VERSION.into())),
             "-h" | "--help" => {
                 return Ok(CheckedArgs::Version(
@@ -74,9 +155,13 @@ pub fn check_args(args: &[String], host: &Host) -> Result<CheckedArgs, ArgError>
                 ));
             }
             "--dangerously-skip-permissions" | "--allow-dangerously-skip-permissions" => {
-                bypass = true
+                flags.push("bypass")
             }
-            _ if BOOLEAN_FLAGS.contains(&name) => {}
+            _ if BOOLEAN_FLAGS.contains(&name) => flags.push(name),
+            _ if OPTIONAL_VALUE_FLAGS.contains(&name) => {
+                let value = inline.or_else(|| walker.take_plain()).unwrap_or("");
+                values.push((name.to_string(), value.to_string()));
+            }
             _ if VALUE_FLAGS.contains(&name) => {
                 let value = walker.value(inline).ok_or_else(|| {
                     ArgError::new(
@@ -84,6 +169,27 @@ pub fn check_args(args: &[String], host: &Host) -> Result<CheckedArgs, ArgError>
                         1,
                     )
                 })?;
+                // Commander checks choices and numbers as it parses, in argv order.
+                match name {
+                    "--output-format" if !matches!(value, "text" | "json" | "stream-json") => {
+                        return Err(invalid(
+                            "--output-format <format>",
+                            value,
+                            "Allowed choices are text, json, stream-json.",
+                        ));
+                    }
+                    "--permission-mode" if !PERMISSION_MODES.contains(&value) => {
+                        return Err(invalid(
+                            "--permission-mode <mode>",
+                            value,
+                            &format!("Allowed choices are {}.", PERMISSION_MODES.join(", ")),
+                        ));
+                    }
+                    "--max-turns" if value.parse::<f64>().is_err() => {
+                        return Err(invalid("--max-turns <turns>", value, "must be a number"));
+                    }
+                    _ => {}
+                }
                 values.push((name.to_string(), value.to_string()));
             }
             // Commander: `--flag=value` takes one value; `--flag a b c` takes every following
@@ -106,37 +212,46 @@ pub fn check_args(args: &[String], host: &Host) -> Result<CheckedArgs, ArgError>
             .find(|(f, _)| f == flag)
             .map(|(_, v)| v.as_str())
     };
+    let has = |flag: &str| flags.contains(&flag);
+    let verbose = has("--verbose");
     let output_format = value("--output-format").unwrap_or("text").to_string();
-    if !matches!(output_format.as_str(), "text" | "json" | "stream-json") {
-        return Err(ArgError::new(
-            format!(
-                "error: option '--output-format <format>' argument '{output_format}' is invalid. Allowed choices are text, json, stream-json."
-            ),
-            1,
-        ));
-    }
     if print && output_format == "stream-json" && !verbose {
         return Err(ArgError::new(
             "Error: When using --print, --output-format=stream-json requires --verbose",
             1,
         ));
     }
-    if value("--permission-mode") == Some("bypassPermissions") {
-        bypass = true;
-    }
-    if bypass && host.is_root && host.env("IS_SANDBOX") != Some("1") {
+    if value("--input-format") == Some("stream-json") && output_format != "stream-json" {
         return Err(ArgError::new(
-            "--dangerously-skip-permissions cannot be used with root/sudo privileges for security reasons",
+            "Error: --input-format=stream-json requires output-format=stream-json.",
+            1,
+        ));
+    }
+    if has("--include-partial-messages") && !(print && output_format == "stream-json") {
+        return Err(ArgError::new(
+            "Error: --include-partial-messages requires --print and --output-format=stream-json.",
             1,
         ));
     }
     let resume = value("--resume").or(value("-r")).map(str::to_string);
-    if value("--session-id").is_some()
-        && resume.is_some()
-        && !args.iter().any(|a| a == "--fork-session")
-    {
+    if let Some(id) = value("--session-id") {
+        if !is_uuid(id) {
+            return Err(ArgError::new(
+                "Error: Invalid session ID. Must be a valid UUID.",
+                1,
+            ));
+        }
+        if (resume.is_some() || has("-c") || has("--continue")) && !has("--fork-session") {
+            return Err(ArgError::new(
+                "Error: --session-id with --continue or --resume also needs --fork-session.",
+                1,
+            ));
+        }
+    }
+    let bypass = has("bypass") || value("--permission-mode") == Some("bypassPermissions");
+    if bypass && host.is_root && host.env("IS_SANDBOX") != Some("1") {
         return Err(ArgError::new(
-            "Error: --session-id can only be used with --continue or --resume if --fork-session is also specified.",
+            "--dangerously-skip-permissions cannot be used with root/sudo privileges for security reasons",
             1,
         ));
     }
@@ -162,16 +277,23 @@ pub fn check_args(args: &[String], host: &Host) -> Result<CheckedArgs, ArgError>
     let model = value("--model").unwrap_or(MODEL).to_string();
     let session_id = resume
         .clone()
+        .filter(|r| !r.is_empty())
         .or_else(|| value("--session-id").map(str::to_string))
         .unwrap_or_else(|| session_uuid("claude"));
+    let permission_mode = if bypass {
+        "bypassPermissions".to_string()
+    } else {
+        value("--permission-mode").unwrap_or("default").to_string()
+    };
     let invocation = Invocation {
         prompt,
         workdir: host.cwd.clone(),
         extra_dirs,
-        resume,
+        resume: resume.filter(|r| !r.is_empty()),
         streaming: output_format == "stream-json",
         model: model.clone(),
         no_input,
+        stdin: StdinUse::default(),
     };
     let dialect = ClaudeDialect {
         session_id,
@@ -179,14 +301,19 @@ pub fn check_args(args: &[String], host: &Host) -> Result<CheckedArgs, ArgError>
         cwd: host.cwd.display().to_string(),
         output_format,
         verbose,
-        permission_mode: if bypass {
-            "bypassPermissions"
-        } else {
-            "default"
-        }
-        .to_string(),
+        permission_mode,
     };
     Ok(CheckedArgs::Run(invocation, Box::new(dialect)))
+}
+
+/// 8-4-4-4-12 hexadecimal digits.
+fn is_uuid(id: &str) -> bool {
+    let groups: Vec<&str> = id.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, len)| g.len() == len && g.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 pub struct ClaudeDialect {
@@ -250,11 +377,30 @@ impl Dialect for ClaudeDialect {
         "claude"
     }
 
+    fn session_id(&self) -> &str {
+        &self.session_id
+    }
+
+    fn unknown_session(&mut self, out: &mut Emitter, id: &str) -> i32 {
+        let text = format!("No conversation found with session ID: {id}");
+        let result = json!({"type": "result", "subtype": "error_during_execution",
+            "is_error": true, "duration_ms": 0, "num_turns": 0, "session_id": self.session_id,
+            "total_cost_usd": 0, "errors": [text], "uuid": session_uuid("result")});
+        if self.output_format != "text" {
+            out.emit(result.clone());
+            if self.output_format == "json" {
+                print_document(&result.to_string());
+            }
+        }
+        eprintln!("{text}");
+        1
+    }
+
     fn start(&mut self, out: &mut Emitter) {
         out.emit(json!({
             "type": "system", "subtype": "init",
             "cwd": self.cwd, "session_id": self.session_id,
-            "tools": ["Task", "Bash", "Glob", "Grep", "Read", "Edit", "Write", "TodoWrite", "WebFetch"],
+            "tools": TOOLS,
             "mcp_servers": [], "model": self.model, "permissionMode": self.permission_mode,
             "apiKeySource": "none", "claude_code_version": VERSION.split(' ').next(),
             "output_style": "default", "slash_commands": [], "uuid": session_uuid("init"),

@@ -8,47 +8,110 @@ use serde_json::{Value, json};
 use super::argv::ArgWalker;
 use super::{
     ApiError, ArgError, CheckedArgs, Dialect, Emitter, Host, Invocation, Refusal, RetryPolicy,
-    RunEnd, ToolCall, ToolResult, absolute, print_document, session_uuid,
+    RunEnd, StdinUse, ToolCall, ToolResult, absolute, print_document, session_uuid,
 };
 
-pub const VERSION: &str = "codex-cli 0.163.0";
-const MODEL: &str = "gpt-5-codex";
-const USAGE: &str = "Usage: codex exec [OPTIONS] [PROMPT]";
+/// The pinned version (`.ci/agent-clis.pins`).
+pub const VERSION: &str = "codex-cli 0.169.0";
+const MODEL: &str = "gpt-5.5";
+const USAGE: &str =
+    "Usage: codex exec [OPTIONS] [PROMPT]\n       codex exec [OPTIONS] <COMMAND> [ARGS]";
 
+/// clap's refusal of an argument it does not know, with its tip.
 fn unexpected(arg: &str) -> ArgError {
     ArgError::new(
         format!(
-            "error: unexpected argument '{arg}' found\n\n{USAGE}\n\nFor more information, try '--help'."
+            "error: unexpected argument '{arg}' found\n\n  tip: to pass '{arg}' as a value, use '-- {arg}'\n\n{USAGE}\n\nFor more information, try '--help'."
         ),
         2,
     )
 }
 
+/// Options `codex` takes before its subcommand; `-a` only there.
+const GLOBAL_VALUE_FLAGS: [&str; 12] = [
+    "-a",
+    "--ask-for-approval",
+    "-c",
+    "--config",
+    "-m",
+    "--model",
+    "-s",
+    "--sandbox",
+    "-C",
+    "--cd",
+    "-p",
+    "--profile",
+];
+
 pub fn check_args(args: &[String], host: &Host) -> Result<CheckedArgs, ArgError> {
-    let Some(first) = args.first() else {
-        return Err(ArgError::new(
-            "orchestrate sim codex: only `codex exec` is simulated",
-            2,
-        ));
-    };
-    match first.as_str() {
-        "--version" | "-V" => return Ok(CheckedArgs::Version(VERSION.into())),
-        "exec" | "e" => {}
-        other => {
-            return Err(ArgError::new(
-                format!("orchestrate sim codex: only `codex exec` is simulated, not {other:?}"),
+    // `codex [global options] exec [options] [PROMPT]`: the global options apply to exec.
+    let Some(exec_at) = args.iter().position(|a| a == "exec" || a == "e") else {
+        return match args.first().map(String::as_str) {
+            Some("--version" | "-V") => Ok(CheckedArgs::Version(VERSION.into())),
+            other => Err(ArgError::new(
+                format!(
+                    "orchestrate sim codex: only `codex exec` is simulated, not {:?}",
+                    other.unwrap_or("")
+                ),
                 2,
-            ));
+            )),
+        };
+    };
+    let mut exec_args: Vec<String> = Vec::new();
+    let mut global = args[..exec_at].iter();
+    while let Some(arg) = global.next() {
+        let (name, inline) = match arg.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n, Some(v.to_string())),
+            _ => (arg.as_str(), None),
+        };
+        if GLOBAL_VALUE_FLAGS.contains(&name) {
+            let value = inline.or_else(|| global.next().cloned()).ok_or_else(|| {
+                ArgError::new(
+                    format!(
+                        "error: a value is required for '{name} <VALUE>' but none was supplied"
+                    ),
+                    2,
+                )
+            })?;
+            if matches!(name, "-a" | "--ask-for-approval") {
+                if !matches!(
+                    value.as_str(),
+                    "untrusted" | "on-failure" | "on-request" | "never"
+                ) {
+                    return Err(ArgError::new(
+                        format!(
+                            "error: invalid value '{value}' for '--ask-for-approval <APPROVAL_POLICY>'\n  [possible values: untrusted, on-failure, on-request, never]\n\nFor more information, try '--help'."
+                        ),
+                        2,
+                    ));
+                }
+                continue;
+            }
+            exec_args.push(name.to_string());
+            exec_args.push(value);
+        } else if matches!(
+            name,
+            "--dangerously-bypass-approvals-and-sandbox" | "--yolo" | "--oss" | "--search"
+        ) {
+            exec_args.push(name.to_string());
+        } else {
+            return Err(unexpected(arg));
         }
     }
+    exec_args.extend(args[exec_at + 1..].iter().cloned());
+    check_exec_args(&exec_args, host)
+}
+
+fn check_exec_args(args: &[String], host: &Host) -> Result<CheckedArgs, ArgError> {
     let mut json_output = false;
     let mut skip_git_check = false;
     let mut bypass = false;
+    let mut last = false;
     let mut cd: Option<String> = None;
     let mut add_dirs = Vec::new();
     let mut model = MODEL.to_string();
     let mut positional: Vec<String> = Vec::new();
-    let mut walker = ArgWalker::new(&args[1..]);
+    let mut walker = ArgWalker::new(args);
     while let Some((name, inline, raw)) = walker.next_option(&mut positional) {
         let mut take_value = |label: &str| -> Result<String, ArgError> {
             let missing = || {
@@ -65,12 +128,17 @@ pub fn check_args(args: &[String], host: &Host) -> Result<CheckedArgs, ArgError>
             "--json" | "--experimental-json" => json_output = true,
             "--skip-git-repo-check" => skip_git_check = true,
             "--dangerously-bypass-approvals-and-sandbox" | "--yolo" => bypass = true,
+            "--last" => last = true,
             "--ephemeral"
             | "--oss"
+            | "--search"
             | "--ignore-user-config"
             | "--ignore-rules"
-            | "--last"
-            | "--all" => {}
+            | "--all"
+            | "--strict-config"
+            | "--dangerously-bypass-hook-trust"
+            | "--approve-for-me"
+            | "--trust" => {}
             "-h" | "--help" => {
                 return Ok(CheckedArgs::Version(format!(
                     "Run Codex non-interactively\n\n{USAGE}\n\n(simulated by orchestrate sim)"
@@ -103,31 +171,40 @@ pub fn check_args(args: &[String], host: &Host) -> Result<CheckedArgs, ArgError>
                     ));
                 }
             }
+            "--output-schema" => {
+                let path = take_value("FILE")?;
+                if let Err(e) = std::fs::read(absolute(&host.cwd, &path)) {
+                    return Err(ArgError::new(
+                        format!("Failed to read output schema file {path}: {e}"),
+                        1,
+                    ));
+                }
+            }
             "-p"
             | "--profile"
             | "-i"
             | "--image"
             | "-o"
             | "--output-last-message"
-            | "--output-schema"
             | "--color"
-            | "--local-provider" => {
+            | "--local-provider"
+            | "--worktree"
+            | "--thread-source" => {
                 take_value("VALUE")?;
             }
-            // Removed in 0.147.0; `-a` was never an exec flag.
+            // Removed in 0.147.0; `-a` is only a top-level flag.
             _ => return Err(unexpected(raw)),
         }
     }
     let mut resume = None;
     if positional.first().map(String::as_str) == Some("resume") {
         positional.remove(0);
-        if positional.is_empty() {
-            return Err(ArgError::new(
-                "error: the following required arguments were not provided:\n  <SESSION_ID>\n\nUsage: codex exec resume <SESSION_ID> [PROMPT]",
-                2,
-            ));
-        }
-        resume = Some(positional.remove(0));
+        // The thread id is optional (`--last`); without one the prompt comes from stdin.
+        resume = Some(if last || positional.is_empty() {
+            "latest".to_string()
+        } else {
+            positional.remove(0)
+        });
     }
     if positional.len() > 1 {
         return Err(unexpected(&positional[1]));
@@ -140,14 +217,21 @@ pub fn check_args(args: &[String], host: &Host) -> Result<CheckedArgs, ArgError>
         ));
     }
     let prompt = positional.pop().filter(|p| p != "-").unwrap_or_default();
-    let no_input = ArgError::new(
-        "No prompt provided. Either specify one as an argument or pipe the prompt into stdin.",
-        1,
-    );
+    let no_input = if host.stdin_is_tty {
+        ArgError::new(
+            "No prompt provided. Either specify one as an argument or pipe the prompt into stdin.",
+            1,
+        )
+    } else {
+        ArgError::new("No prompt provided via stdin.", 1)
+    };
     if prompt.is_empty() && host.stdin_is_tty {
         return Err(no_input);
     }
-    let thread_id = resume.clone().unwrap_or_else(|| session_uuid("codex"));
+    let thread_id = resume
+        .clone()
+        .filter(|r| r != "latest")
+        .unwrap_or_else(|| session_uuid("codex"));
     let invocation = Invocation {
         prompt,
         workdir: workdir.clone(),
@@ -156,6 +240,11 @@ pub fn check_args(args: &[String], host: &Host) -> Result<CheckedArgs, ArgError>
         streaming: json_output,
         model,
         no_input,
+        // Codex reads a piped stdin to its end, prompt or not, and says so.
+        stdin: StdinUse {
+            prompt_notice: Some("Reading prompt from stdin..."),
+            extra_notice: Some("Reading additional input from stdin..."),
+        },
     };
     let dialect = CodexDialect {
         thread_id,
@@ -193,6 +282,17 @@ fn command_item(id: &str, call: &ToolCall) -> Value {
 impl Dialect for CodexDialect {
     fn name(&self) -> &'static str {
         "codex"
+    }
+
+    fn session_id(&self) -> &str {
+        &self.thread_id
+    }
+
+    fn unknown_session(&mut self, _out: &mut Emitter, id: &str) -> i32 {
+        eprintln!(
+            "Error: thread/resume: thread/resume failed: no rollout found for thread id {id} (code -32600)"
+        );
+        1
     }
 
     fn start(&mut self, out: &mut Emitter) {

@@ -8,12 +8,23 @@ use serde_json::{Value, json};
 use super::argv::ArgWalker;
 use super::{
     ApiError, ArgError, CheckedArgs, Dialect, Emitter, Host, Invocation, Refusal, RetryPolicy,
-    RunEnd, ToolCall, ToolResult, absolute, print_document, session_uuid,
+    RunEnd, StdinUse, ToolCall, ToolResult, absolute, print_document, session_uuid,
 };
 use crate::timestamp::Timestamp;
 
-pub const VERSION: &str = "0.56.0";
-const MODEL: &str = "gemini-2.5-pro";
+/// The pinned version (`.ci/agent-clis.pins`); its model is chosen per request ("auto").
+pub const VERSION: &str = "0.61.0";
+const MODEL: &str = "auto";
+/// yargs prints this (then every option) after a refusal.
+const USAGE: &str = "Usage: gemini [options] [command]";
+/// The tools each headless approval mode offers the model; yolo offers all.
+const READ_TOOLS: [&str; 1] = ["read_file"];
+const EDIT_TOOLS: [&str; 3] = ["read_file", "write_file", "replace"];
+
+/// yargs' refusal: its message, then the usage.
+fn yargs_error(message: String) -> ArgError {
+    ArgError::new(format!("{message}\n{USAGE}"), 1)
+}
 
 pub fn check_args(args: &[String], host: &Host) -> Result<CheckedArgs, ArgError> {
     let mut prompt: Option<String> = None;
@@ -29,7 +40,7 @@ pub fn check_args(args: &[String], host: &Host) -> Result<CheckedArgs, ArgError>
     while let Some((name, inline, _)) = walker.next_option(&mut query) {
         let missing = || {
             let flag = name.trim_start_matches('-');
-            ArgError::new(format!("Not enough arguments following: {flag}"), 1)
+            yargs_error(format!("Not enough arguments following: {flag}"))
         };
         let mut value = || walker.value(inline).map(str::to_string).ok_or_else(missing);
         match name {
@@ -61,17 +72,17 @@ pub fn check_args(args: &[String], host: &Host) -> Result<CheckedArgs, ArgError>
                 ));
             }
             _ => {
-                return Err(ArgError::new(
-                    format!("Unknown argument: {}", name.trim_start_matches('-')),
-                    1,
-                ));
+                return Err(yargs_error(format!(
+                    "Unknown argument: {}",
+                    name.trim_start_matches('-')
+                )));
             }
         }
     }
     if yolo && approval_mode.is_some() {
-        return Err(ArgError::new(
-            "Cannot use both --yolo (-y) and --approval-mode together. Use --approval-mode=yolo instead.",
-            1,
+        return Err(yargs_error(
+            "Cannot use both --yolo (-y) and --approval-mode together. Use --approval-mode=yolo instead."
+                .into(),
         ));
     }
     if let Some(mode) = &approval_mode
@@ -92,9 +103,12 @@ pub fn check_args(args: &[String], host: &Host) -> Result<CheckedArgs, ArgError>
             1,
         ));
     }
+    // 0.61 checks the auth method before folder trust (exit 41 before 55).
+    check_auth(host)?;
     if !skip_trust && host.env("GEMINI_CLI_TRUST_WORKSPACE") != Some("true") {
+        // Red even on a dumb terminal and a non-TTY stderr, as the real one prints it.
         return Err(ArgError::new(
-            "Gemini CLI is not running in a trusted directory. To proceed, either use `--skip-trust`, set the `GEMINI_CLI_TRUST_WORKSPACE=true` environment variable, or trust this directory in interactive mode. For more details, see https://geminicli.com/docs/cli/trusted-folders/#headless-and-automated-environments",
+            "\u{1b}[31mGemini CLI is not running in a trusted directory. To proceed, either use `--skip-trust`, set the `GEMINI_CLI_TRUST_WORKSPACE=true` environment variable, or trust this directory in interactive mode. For more details, see https://geminicli.com/docs/cli/trusted-folders/#headless-and-automated-environments\u{1b}[0m",
             55,
         ));
     }
@@ -124,6 +138,12 @@ pub fn check_args(args: &[String], host: &Host) -> Result<CheckedArgs, ArgError>
         streaming: output_format == "stream-json",
         model: model.clone(),
         no_input,
+        stdin: StdinUse::default(),
+    };
+    let mode = if yolo {
+        "yolo".to_string()
+    } else {
+        approval_mode.unwrap_or_else(|| "default".into())
     };
     let dialect = GeminiDialect {
         session_id,
@@ -131,10 +151,47 @@ pub fn check_args(args: &[String], host: &Host) -> Result<CheckedArgs, ArgError>
         prompt,
         output_format,
         workspace,
+        mode,
+        epoch: Timestamp::now().millis(),
         response: String::new(),
         tool_calls: 0,
     };
     Ok(CheckedArgs::Run(invocation, Box::new(dialect)))
+}
+
+/// Gemini's auth check: an API key, Vertex or GCA in the environment, or an auth type in
+/// `~/.gemini/settings.json`. A set `GOOGLE_GEMINI_BASE_URL` without a settings type makes
+/// 0.61 pick the `gateway` type, which it then refuses.
+fn check_auth(host: &Host) -> Result<(), ArgError> {
+    let home = host.env("HOME").unwrap_or("~");
+    let settings = PathBuf::from(home).join(".gemini").join("settings.json");
+    let selected = std::fs::read_to_string(&settings)
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .is_some_and(|v| v["security"]["auth"]["selectedType"].is_string());
+    if selected {
+        return Ok(());
+    }
+    if host.env("GOOGLE_GEMINI_BASE_URL").is_some() {
+        return Err(ArgError::new("Invalid auth method selected.", 41));
+    }
+    let has_env = [
+        "GEMINI_API_KEY",
+        "GOOGLE_GENAI_USE_VERTEXAI",
+        "GOOGLE_GENAI_USE_GCA",
+    ]
+    .iter()
+    .any(|k| host.env(k).is_some_and(|v| !v.is_empty()));
+    if has_env {
+        return Ok(());
+    }
+    Err(ArgError::new(
+        format!(
+            "Please set an Auth method in your {} or specify one of the following environment variables before running: GEMINI_API_KEY, GOOGLE_GENAI_USE_VERTEXAI, GOOGLE_GENAI_USE_GCA",
+            settings.display()
+        ),
+        41,
+    ))
 }
 
 pub struct GeminiDialect {
@@ -143,16 +200,16 @@ pub struct GeminiDialect {
     prompt: String,
     output_format: String,
     workspace: Vec<PathBuf>,
+    /// The approval mode, which decides the tools the model is offered.
+    mode: String,
+    /// When the run started, in its tool ids.
+    epoch: i64,
     response: String,
     tool_calls: u64,
 }
 
 fn now() -> String {
     Timestamp::now().to_string()
-}
-
-fn tool_id(name: &str, id: &str) -> String {
-    format!("{name}-{id}")
 }
 
 fn tool_name_and_params(call: &ToolCall) -> (&'static str, Value) {
@@ -177,6 +234,11 @@ fn tool_name_and_params(call: &ToolCall) -> (&'static str, Value) {
 }
 
 impl GeminiDialect {
+    /// `<tool>__<tool>_<epoch-ms>_<n>`, as 0.61 names its calls.
+    fn tool_id(&self, name: &str, id: &str) -> String {
+        format!("{name}__{name}_{}_{id}", self.epoch)
+    }
+
     fn assistant_text(&mut self, out: &mut Emitter, text: &str) {
         self.response.push_str(text);
         self.response.push('\n');
@@ -210,7 +272,30 @@ impl Dialect for GeminiDialect {
         Some(self.workspace.clone())
     }
 
+    fn offers(&self, call: &ToolCall) -> bool {
+        let (name, _) = tool_name_and_params(call);
+        match self.mode.as_str() {
+            "yolo" => true,
+            "auto_edit" | "plan" => EDIT_TOOLS.contains(&name),
+            _ => READ_TOOLS.contains(&name),
+        }
+    }
+
+    fn session_id(&self) -> &str {
+        &self.session_id
+    }
+
+    fn unknown_session(&mut self, _out: &mut Emitter, _id: &str) -> i32 {
+        eprintln!("Error resuming session: No previous sessions found for this project.");
+        42
+    }
+
     fn start(&mut self, out: &mut Emitter) {
+        if self.mode == "yolo" {
+            for _ in 0..2 {
+                eprintln!("YOLO mode is enabled. All tool calls will be automatically approved.");
+            }
+        }
         out.emit(json!({"type": "init", "timestamp": now(), "session_id": self.session_id, "model": self.model}));
         out.emit(
             json!({"type": "message", "timestamp": now(), "role": "user", "content": self.prompt}),
@@ -228,12 +313,12 @@ impl Dialect for GeminiDialect {
     fn tool_started(&mut self, out: &mut Emitter, id: &str, call: &ToolCall) {
         self.tool_calls += 1;
         let (name, params) = tool_name_and_params(call);
-        out.emit(json!({"type": "tool_use", "timestamp": now(), "tool_name": name, "tool_id": tool_id(name, id), "parameters": params}));
+        out.emit(json!({"type": "tool_use", "timestamp": now(), "tool_name": name, "tool_id": self.tool_id(name, id), "parameters": params}));
     }
 
     fn tool_finished(&mut self, out: &mut Emitter, id: &str, call: &ToolCall, result: &ToolResult) {
         let (name, _) = tool_name_and_params(call);
-        let mut event = json!({"type": "tool_result", "timestamp": now(), "tool_id": tool_id(name, id),
+        let mut event = json!({"type": "tool_result", "timestamp": now(), "tool_id": self.tool_id(name, id),
                                "status": if result.ok { "success" } else { "error" }, "output": result.output});
         if !result.ok {
             event["error"] = json!({"type": "execution_failed", "message": result.output});
@@ -243,19 +328,36 @@ impl Dialect for GeminiDialect {
 
     fn tool_refused(&mut self, out: &mut Emitter, id: &str, call: &ToolCall, why: &Refusal) {
         let (name, _) = tool_name_and_params(call);
-        let error = match (why, call) {
-            (Refusal::OutsideWorkspace { workspace }, call) if call.path().is_some() => {
-                let path = call.path().expect("checked by the guard");
+        let (kind, message) = match (why, call.path()) {
+            (Refusal::OutsideWorkspace { workspace }, Some(path)) => {
                 let dirs: Vec<String> = workspace.iter().map(|d| d.display().to_string()).collect();
-                json!({"type": "path_not_in_workspace", "message": format!(
-                    "Path not in workspace: Attempted path \"{}\" resolves outside the allowed workspace directories: {} or the project temp directory: /tmp/gemini/{}",
-                    path.display(), dirs.join(", "), &self.session_id[..8])})
+                (
+                    "invalid_tool_params",
+                    format!(
+                        "Path not in workspace: Attempted path \"{}\" resolves outside the allowed workspace directories: {} or the project temp directory: /tmp/gemini/{}",
+                        path.display(),
+                        dirs.join(", "),
+                        &self.session_id[..8]
+                    ),
+                )
             }
-            _ => json!({"type": "policy_violation", "message": format!(
-                "Tool execution for \"{name}\" requires user confirmation, which is not supported in non-interactive mode.")}),
+            (Refusal::NotOffered, _) => (
+                "tool_not_registered",
+                format!(
+                    "Tool \"{name}\" not found. Did you mean one of: \"update_topic\", \"grep_search\", \"invoke_agent\"?"
+                ),
+            ),
+            _ => (
+                "policy_violation",
+                format!(
+                    "Tool execution for \"{name}\" requires user confirmation, which is not supported in non-interactive mode."
+                ),
+            ),
         };
-        out.emit(json!({"type": "tool_result", "timestamp": now(), "tool_id": tool_id(name, id), "status": "error",
-                        "output": "Error: Path not in workspace.", "error": error}));
+        // Gemini echoes a failed tool on stderr too.
+        eprintln!("Error executing tool {name}: {message}");
+        out.emit(json!({"type": "tool_result", "timestamp": now(), "tool_id": self.tool_id(name, id),
+                        "status": "error", "output": message, "error": {"type": kind, "message": message}}));
     }
 
     fn retry_policy(&self, error: ApiError) -> RetryPolicy {
@@ -353,15 +455,15 @@ mod tests {
     use super::*;
 
     fn host(trusted: bool) -> Host {
+        let mut env = vec![("GEMINI_API_KEY".to_string(), "k".to_string())];
+        if trusted {
+            env.push(("GEMINI_CLI_TRUST_WORKSPACE".into(), "true".into()));
+        }
         Host {
             cwd: PathBuf::from("/w"),
             is_root: false,
             stdin_is_tty: true,
-            env: if trusted {
-                vec![("GEMINI_CLI_TRUST_WORKSPACE".into(), "true".into())]
-            } else {
-                vec![]
-            },
+            env,
         }
     }
     fn check(args: &[&str], host: &Host) -> Result<CheckedArgs, ArgError> {
@@ -379,9 +481,29 @@ mod tests {
         assert_eq!(e.code, 55);
         assert!(
             e.message
-                .starts_with("Gemini CLI is not running in a trusted directory.")
+                .starts_with("\u{1b}[31mGemini CLI is not running in a trusted directory.")
         );
         assert!(check(&["-p", "hi", "--skip-trust"], &host(false)).is_ok());
+    }
+
+    #[test]
+    fn the_auth_method_is_checked_before_trust() {
+        let mut h = host(false);
+        h.env.clear();
+        let Err(e) = check(&["-p", "hi"], &h) else {
+            panic!()
+        };
+        assert_eq!(e.code, 41);
+        assert!(e.message.starts_with("Please set an Auth method in your"));
+        h.env
+            .push(("GOOGLE_GEMINI_BASE_URL".into(), "http://x".into()));
+        let Err(e) = check(&["-p", "hi"], &h) else {
+            panic!()
+        };
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (41, "Invalid auth method selected.")
+        );
     }
 
     #[test]

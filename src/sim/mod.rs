@@ -12,6 +12,7 @@ mod claude;
 mod codex;
 mod gemini;
 mod script;
+mod sessions;
 
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -43,6 +44,18 @@ pub struct Invocation {
     pub model: String,
     /// The CLI's refusal when no prompt came from argv or stdin.
     pub no_input: ArgError,
+    /// What the CLI does with a piped stdin.
+    pub stdin: StdinUse,
+}
+
+/// How a CLI reads a stdin that is not a terminal.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StdinUse {
+    /// Said (on stderr) before reading the prompt from stdin.
+    pub prompt_notice: Option<&'static str>,
+    /// When set, a piped stdin is read to its end even with a prompt, and appended to it;
+    /// this is said first.
+    pub extra_notice: Option<&'static str>,
 }
 
 /// A refusal with the real CLI's text (on stderr) and exit code.
@@ -123,6 +136,8 @@ pub enum Refusal {
     NeedsApproval,
     /// Gemini: the path is outside the workspace directories.
     OutsideWorkspace { workspace: Vec<PathBuf> },
+    /// The CLI's mode does not offer this tool (Gemini's headless default and auto_edit).
+    NotOffered,
 }
 
 /// How a run ends, for the CLI's final event.
@@ -161,6 +176,14 @@ pub trait Dialect {
     fn workspace(&self) -> Option<Vec<PathBuf>> {
         None
     }
+    /// Whether the CLI's mode offers the model this tool.
+    fn offers(&self, _call: &ToolCall) -> bool {
+        true
+    }
+    /// The conversation's id, as the CLI reports it.
+    fn session_id(&self) -> &str;
+    /// What the CLI prints when asked to resume a conversation it does not have; the exit code.
+    fn unknown_session(&mut self, out: &mut Emitter, id: &str) -> i32;
 }
 
 /// How a CLI retries an API failure, as the real one does.
@@ -262,19 +285,56 @@ pub fn run(cli: SimCli, args: &[String]) -> i32 {
             return err.code;
         }
     };
-    if invocation.prompt.is_empty() && !host.stdin_is_tty {
-        invocation.prompt = read_stdin_prompt();
+    if !host.stdin_is_tty {
+        if invocation.prompt.is_empty() {
+            if let Some(notice) = invocation.stdin.prompt_notice {
+                eprintln!("{notice}");
+            }
+            invocation.prompt = read_stdin_prompt();
+        } else if let Some(notice) = invocation.stdin.extra_notice {
+            eprintln!("{notice}");
+            let extra = read_stdin_prompt();
+            if !extra.is_empty() {
+                invocation.prompt = format!("{}\n\n<stdin>\n{extra}\n</stdin>", invocation.prompt);
+            }
+        }
     }
     if invocation.prompt.trim().is_empty() {
         eprintln!("{}", invocation.no_input.message);
         return invocation.no_input.code;
     }
     let mut out = Emitter::new(invocation.streaming);
+    let sessions = sessions::Sessions::of(&host, cli.name());
+    let mut dialect = dialect;
+    // A resumed conversation continues after the tool results it already had.
+    let turns_done = match invocation.resume.as_deref() {
+        None => 0,
+        Some(id) => {
+            let id = if id == "latest" {
+                sessions.latest().unwrap_or_default()
+            } else {
+                id.to_string()
+            };
+            match sessions.turns_done(&id) {
+                Some(done) => done,
+                None => return dialect.unknown_session(&mut out, &id),
+            }
+        }
+    };
     let steps = scenario.steps(&Context {
         cli,
         prompt: &invocation.prompt,
     });
-    script::play(&steps, &invocation, dialect, &mut out, Pace(speed))
+    let rest = crate::scenario::from_turn(&steps, turns_done);
+    script::play(
+        rest,
+        turns_done,
+        &sessions,
+        &invocation,
+        dialect,
+        &mut out,
+        Pace(speed),
+    )
 }
 
 /// A checked command line: print a version, or run.
@@ -341,5 +401,22 @@ pub fn absolute(base: &Path, dir: &str) -> PathBuf {
         p.to_path_buf()
     } else {
         base.join(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::agents::AgentKind;
+    use crate::agents::pins::{pin, version_in};
+
+    #[test]
+    fn the_sims_report_the_pinned_versions() {
+        for (kind, version) in [
+            (AgentKind::Claude, super::claude::VERSION),
+            (AgentKind::Codex, super::codex::VERSION),
+            (AgentKind::Gemini, super::gemini::VERSION),
+        ] {
+            assert_eq!(version_in(version), pin(kind).map(|(_, v)| v), "{kind}");
+        }
     }
 }

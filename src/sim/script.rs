@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
+use super::sessions::Sessions;
 use super::{Dialect, Emitter, Invocation, Pace, Refusal, RunEnd, ToolCall, ToolResult, is_within};
 use crate::scenario::{Action, ApiError, Step};
 
@@ -15,6 +16,7 @@ struct Run<'a> {
     out: &'a mut Emitter,
     pace: Pace,
     inv: &'a Invocation,
+    sessions: &'a Sessions,
     next_tool: u32,
     messages: u32,
     last_message: String,
@@ -22,9 +24,12 @@ struct Run<'a> {
     started: Instant,
 }
 
-/// Plays `steps`; returns the exit code.
+/// Plays `steps`, the story from the turn after `turns_done` tool results; remembers the
+/// conversation in `sessions` as it goes. Returns the exit code.
 pub fn play(
     steps: &[Step],
+    turns_done: usize,
+    sessions: &Sessions,
     inv: &Invocation,
     dialect: Box<dyn Dialect>,
     out: &mut Emitter,
@@ -35,13 +40,15 @@ pub fn play(
         out,
         pace,
         inv,
-        next_tool: 0,
+        sessions,
+        next_tool: turns_done as u32,
         messages: 0,
         last_message: String::new(),
         denials: Vec::new(),
         started: Instant::now(),
     };
     run.dialect.start(run.out);
+    run.sessions.save(run.dialect.session_id(), turns_done);
     run.pace.wait(500);
     for (i, step) in steps.iter().enumerate() {
         let burst = matches!(steps.get(i + 1), Some(Step::Say(_)));
@@ -58,8 +65,12 @@ pub fn play(
             }
             Step::Act(action) => {
                 run.tool(action);
+                run.remember();
             }
-            Step::Blocked(action) => run.refused(action),
+            Step::Blocked(action) => {
+                run.refused(action);
+                run.remember();
+            }
             Step::Wait { ms } => run.pace.wait(*ms),
             Step::Answer(text) => {
                 run.message(text);
@@ -86,6 +97,12 @@ pub fn play(
 }
 
 impl Run<'_> {
+    /// The conversation now has one more tool result.
+    fn remember(&self) {
+        self.sessions
+            .save(self.dialect.session_id(), self.next_tool as usize);
+    }
+
     fn message(&mut self, text: &str) {
         self.messages += 1;
         self.last_message = text.to_string();
@@ -103,10 +120,17 @@ impl Run<'_> {
         let id = self.tool_id();
         self.dialect.tool_started(self.out, &id, &call);
         self.pace.wait(400);
-        if let (Some(path), Some(workspace)) = (call.path(), self.dialect.workspace())
-            && !is_within(path, &workspace)
-        {
-            let why = Refusal::OutsideWorkspace { workspace };
+        let refusal = if !self.dialect.offers(&call) {
+            Some(Refusal::NotOffered)
+        } else {
+            match (call.path(), self.dialect.workspace()) {
+                (Some(path), Some(workspace)) if !is_within(path, &workspace) => {
+                    Some(Refusal::OutsideWorkspace { workspace })
+                }
+                _ => None,
+            }
+        };
+        if let Some(why) = refusal {
             self.dialect.tool_refused(self.out, &id, &call, &why);
             self.pace.wait(400);
             return ToolResult::default();

@@ -92,8 +92,12 @@ pub fn sim_launch(
     launch
         .env
         .push(("ORCHESTRATE_SIM_SPEED".into(), speed.into()));
-    // The tests run as root on CI; Claude refuses bypass mode as root without this.
+    // The tests run as root on CI; Claude refuses bypass mode as root without this, and
+    // Gemini wants an auth method.
     launch.env.push(("IS_SANDBOX".into(), "1".into()));
+    launch
+        .env
+        .push(("GEMINI_API_KEY".into(), "orchestrate-sim".into()));
     launch
 }
 
