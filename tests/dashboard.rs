@@ -291,6 +291,25 @@ fn a_waiting_worker_stands_out() {
 }
 
 #[test]
+fn a_worker_retrying_its_api_says_so_in_its_pane() {
+    let mut a = three_running();
+    let retry = |seq, attempt| {
+        ev(
+            EventType::Status,
+            "claude-implement",
+            "claude",
+            Some("implement"),
+            seq,
+            json!({"phase": "retrying", "text": format!("retrying ({attempt}/10): HTTP 529 overloaded"),
+                   "attempt": attempt, "max_attempts": 10}),
+        )
+    };
+    feed(&mut a, vec![retry(20, 1), retry(21, 2), retry(22, 3)]);
+    assert_eq!(a.workers[2].state().as_str(), "retrying");
+    assert_screen("retrying_worker", &mut a, 120, 40);
+}
+
+#[test]
 fn a_failed_worker() {
     let mut a = three_running();
     feed(

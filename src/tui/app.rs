@@ -96,6 +96,10 @@ pub struct WorkerPane {
     pub progress: Option<u8>,
     /// The last tool call or command.
     pub activity: String,
+    /// Tool calls so far, and how many of them changed files: progress for agents that keep
+    /// no todo list (none of the pinned CLIs offers one in headless mode).
+    pub tool_calls: u32,
+    pub edits: u32,
     /// The last lines of what it said or printed.
     pub lines: VecDeque<String>,
     pub transcript: VecDeque<(EventType, String)>,
@@ -113,6 +117,8 @@ impl WorkerPane {
             status: WorkerStatus::default(),
             progress: None,
             activity: String::new(),
+            tool_calls: 0,
+            edits: 0,
             lines: VecDeque::new(),
             transcript: VecDeque::new(),
             usage: UsageTotals::default(),
@@ -125,6 +131,37 @@ impl WorkerPane {
         self.status.state()
     }
 
+    /// What the worker is doing now: retrying its model API, or its last tool call.
+    pub fn current_activity(&self) -> &str {
+        match &self.status.retrying {
+            Some(retrying) => &retrying.text,
+            None => &self.activity,
+        }
+    }
+
+    fn count_tool_call(&mut self, e: &AgentEvent) {
+        const EDIT_TOOLS: [&str; 6] = [
+            "Write",
+            "Edit",
+            "MultiEdit",
+            "NotebookEdit",
+            "write_file",
+            "replace",
+        ];
+        let (call, edit) = match e.str_field("kind") {
+            Some("tool_call") => (
+                true,
+                e.str_field("tool").is_some_and(|t| EDIT_TOOLS.contains(&t)),
+            ),
+            // Codex: a command is announced, then completed with its outcome.
+            Some("command") => (!e.payload.contains_key("ok"), false),
+            Some("file_change") => (true, true),
+            _ => (false, false),
+        };
+        self.tool_calls += u32::from(call);
+        self.edits += u32::from(edit);
+    }
+
     fn observe(&mut self, e: &AgentEvent) {
         self.status.observe(e);
         self.last_event = e.timestamp;
@@ -132,6 +169,9 @@ impl WorkerPane {
             self.started = Some(e.timestamp);
         }
         let text = e.text().to_string();
+        if e.kind == EventType::Progress {
+            self.count_tool_call(e);
+        }
         match e.kind {
             EventType::Progress => match e.str_field("kind") {
                 Some("tool_call" | "command" | "file_change") => self.activity = text.clone(),

@@ -121,10 +121,10 @@ fn card(frame: &mut Frame<'_>, area: Rect, app: &App, pane: &WorkerPane, selecte
     lines.push(Line::from(vec![
         Span::styled("› ", style(app, Role::dim)),
         Span::styled(
-            if pane.activity.is_empty() {
+            if pane.current_activity().is_empty() {
                 "—".to_string()
             } else {
-                pane.activity.clone()
+                pane.current_activity().to_string()
             },
             style(app, Role::text),
         ),
@@ -181,7 +181,16 @@ fn progress_line<'a>(app: &App, pane: &WorkerPane, width: usize) -> Line<'a> {
     } else {
         None
     }) else {
-        return Line::from(Span::styled("progress —", style(app, Role::dim)));
+        // Without a todo list, the work done so far says how far it got.
+        let text = match (pane.tool_calls, pane.edits) {
+            (0, _) => "progress —".to_string(),
+            (calls, edits) => format!(
+                "{calls} tool call{} · {edits} edit{}",
+                if calls == 1 { "" } else { "s" },
+                if edits == 1 { "" } else { "s" }
+            ),
+        };
+        return Line::from(Span::styled(text, style(app, Role::dim)));
     };
     let bar_width = width.saturating_sub(6).clamp(4, 40);
     let filled = bar_width * percent as usize / 100;
@@ -238,7 +247,7 @@ pub fn draw_list(frame: &mut Frame<'_>, area: Rect, app: &App) {
                     style(app, state_role(state)),
                 ),
                 Span::styled(format!(" {progress} "), style(app, Role::text)),
-                Span::styled(pane.activity.clone(), style(app, Role::dim)),
+                Span::styled(pane.current_activity().to_string(), style(app, Role::dim)),
             ])
         })
         .collect();
