@@ -3,7 +3,10 @@
 //! Two corpora per CLI, each repeated into a ~4 MiB CRLF stream as a PTY delivers it:
 //! - `fixture`: the coverage transcript in tests/fixtures (every mapping row, mostly tiny
 //!   lines: the worst case, where per-event overhead dominates);
-//! - `sim`: what `orchestrate sim <cli>` prints for a successful run (typical traffic).
+//! - `sim`: what `orchestrate sim <cli>` prints for a successful run (typical traffic);
+//! - `real`: what the pinned real CLI printed in a PTY for the same story against the stub
+//!   model (tests/fixtures/real/<cli>-success.pty, CRLF, escapes and stderr warnings included),
+//!   repeated verbatim.
 //!
 //! "bare" parses every line into a `Value` and drops it; "normalize" runs the full pipeline a
 //! worker uses (framing, CRLF, UTF-8 check, parse, adapter, stamping). The ratio
@@ -53,6 +56,7 @@ fn sim_transcript(kind: AgentKind) -> Vec<u8> {
             "gemini",
             "--output-format",
             "stream-json",
+            "--approval-mode=yolo",
             "--prompt=add a health endpoint",
         ],
         AgentKind::Events => return fixture(kind),
@@ -63,6 +67,8 @@ fn sim_transcript(kind: AgentKind) -> Vec<u8> {
         .current_dir(dir.path())
         .env("ORCHESTRATE_SIM_SPEED", "0")
         .env("GEMINI_CLI_TRUST_WORKSPACE", "true")
+        .env("GEMINI_API_KEY", "bench")
+        .env("ORCHESTRATE_SIM_HOME", dir.path())
         .output()
         .unwrap();
     assert!(
@@ -71,6 +77,21 @@ fn sim_transcript(kind: AgentKind) -> Vec<u8> {
         String::from_utf8_lossy(&out.stderr)
     );
     out.stdout
+}
+
+/// A real CLI's PTY bytes for the success story (tests/fixtures/real/).
+fn real_recording(kind: AgentKind) -> Vec<u8> {
+    std::fs::read(format!("tests/fixtures/real/{kind}-success.pty"))
+        .expect("run from the crate root")
+}
+
+/// `one` repeated as it is (it is already what a PTY delivered).
+fn repeat_verbatim(one: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(TARGET_BYTES + one.len());
+    while out.len() < TARGET_BYTES {
+        out.extend_from_slice(one);
+    }
+    out
 }
 
 fn repeat(one: &[u8]) -> Vec<u8> {
@@ -140,6 +161,7 @@ fn main() {
         corpora.push((kind, "fixture", repeat(&fixture(kind))));
         if kind != AgentKind::Events {
             corpora.push((kind, "sim", repeat(&sim_transcript(kind))));
+            corpora.push((kind, "real", repeat_verbatim(&real_recording(kind))));
         }
     }
     for (kind, name, bytes) in &corpora {

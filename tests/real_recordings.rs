@@ -248,6 +248,17 @@ fn gemini_tools_its_mode_does_not_offer_and_paths_outside_are_blockers() {
             .iter()
             .any(|e| e.text().contains("not found"))
     );
+    // Read-only runs in `default` mode: neither the shell nor the write tools are offered.
+    let events = replay("gemini-readonly");
+    let refused: Vec<&str> = of(&events, Blocker)
+        .iter()
+        .filter(|b| b.str_field("reason") == Some("tool_not_offered"))
+        .filter_map(|b| b.str_field("tool"))
+        .collect();
+    assert_eq!(
+        refused,
+        ["run_shell_command", "write_file", "replace", "run_shell_command"]
+    );
     let events = replay("gemini-outside");
     let outside = of(&events, Blocker);
     assert_eq!(outside.len(), 1, "{outside:#?}");
