@@ -10,6 +10,7 @@ use common::binary;
 fn run(args: &[&str], env: &[(&str, &str)], dir: &std::path::Path) -> Output {
     let mut cmd = Command::new(binary());
     cmd.args(args).current_dir(dir).stdin(Stdio::null());
+    cmd.env("ORCHESTRATE_SIM_HOME", dir.join(".sim"));
     cmd.env_remove("IS_SANDBOX")
         .env_remove("GEMINI_CLI_TRUST_WORKSPACE");
     for (k, v) in env {

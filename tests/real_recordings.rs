@@ -257,7 +257,12 @@ fn gemini_tools_its_mode_does_not_offer_and_paths_outside_are_blockers() {
         .collect();
     assert_eq!(
         refused,
-        ["run_shell_command", "write_file", "replace", "run_shell_command"]
+        [
+            "run_shell_command",
+            "write_file",
+            "replace",
+            "run_shell_command"
+        ]
     );
     let events = replay("gemini-outside");
     let outside = of(&events, Blocker);

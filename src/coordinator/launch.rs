@@ -87,6 +87,11 @@ impl WorkerLaunch<'_> {
                 launch
                     .env
                     .push(("GEMINI_API_KEY".into(), "orchestrate-sim".into()));
+                // Its conversations live with the worker, for a resume to continue them.
+                launch.env.push((
+                    "ORCHESTRATE_SIM_HOME".into(),
+                    self.state_dir.join("sim").display().to_string(),
+                ));
             }
             AgentSource::Stub { addr } => {
                 let scenario = scenario_for(&profile.env)?;

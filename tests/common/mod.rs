@@ -98,6 +98,10 @@ pub fn sim_launch(
     launch
         .env
         .push(("GEMINI_API_KEY".into(), "orchestrate-sim".into()));
+    launch.env.push((
+        "ORCHESTRATE_SIM_HOME".into(),
+        workdir.join(".state").join("sim").display().to_string(),
+    ));
     launch
 }
 
