@@ -145,7 +145,10 @@ impl Config {
                 reason: e.to_string(),
             })?;
             // Each file is checked on its own text, so an error names its file, line and key.
-            toml::from_str::<Config>(&text).map_err(|e| file_error(path, &text, &e))?;
+            let own = toml::from_str::<Config>(&text).map_err(|e| file_error(path, &text, &e))?;
+            if let Some((key, reason)) = own.first_problem() {
+                return Err(value_error(path, &text, &key, &reason));
+            }
             let table: toml::Table = text.parse().map_err(|e| file_error(path, &text, &e))?;
             merged = merge(merged, table);
             last_path = path.clone();
@@ -207,11 +210,66 @@ impl Config {
                 }
                 _ => {}
             }
-        }
-        if self.parallelism == 0 {
-            self.parallelism = 1;
+            if let Some((_, reason)) = self.first_problem().filter(|(key, _)| key == field) {
+                return Err(bad(&reason));
+            }
         }
         Ok(())
+    }
+
+    /// The first setting out of its sensible range, as (key, why). Every layer is checked
+    /// with this: each file on its own, each environment variable, and the flags at the end.
+    pub fn first_problem(&self) -> Option<(String, String)> {
+        let within = |key: &str, value: u64, low: u64, high: u64, unit: &str| {
+            (value < low || value > high).then(|| {
+                (
+                    key.to_string(),
+                    format!("{value} is out of range: {low} to {high} {unit}"),
+                )
+            })
+        };
+        within("parallelism", self.parallelism as u64, 1, 256, "workers")
+            .or_else(|| within("retries", u64::from(self.retries), 0, 100, "relaunches"))
+            .or_else(|| {
+                within(
+                    "retry_backoff_ms",
+                    self.retry_backoff_ms,
+                    0,
+                    3_600_000,
+                    "ms",
+                )
+            })
+            .or_else(|| {
+                within(
+                    "task_timeout_secs",
+                    self.task_timeout_secs,
+                    1,
+                    7 * 86_400,
+                    "seconds",
+                )
+            })
+            .or_else(|| within("stop_grace_secs", self.stop_grace_secs, 0, 3_600, "seconds"))
+            .or_else(|| {
+                within(
+                    "agent_unreachable_secs",
+                    self.agent_unreachable_secs,
+                    1,
+                    86_400,
+                    "seconds",
+                )
+            })
+            .or_else(|| {
+                check_speed(self.sim_speed)
+                    .err()
+                    .map(|r| ("sim_speed".into(), r))
+            })
+            .or_else(|| {
+                self.agents.keys().find_map(|name| {
+                    crate::session::check_name("agent profile", name)
+                        .err()
+                        .map(|e| (format!("agents.{name}"), e.to_string()))
+                })
+            })
     }
 
     /// A profile named after a built-in CLI speaks that CLI's format and runs it by default.
@@ -230,6 +288,36 @@ impl Config {
 
     pub fn profile(&self, name: &str) -> Option<&AgentProfile> {
         self.agents.get(name)
+    }
+}
+
+/// How fast simulated agents go: 0 (instant) to 10 (ten times human pacing), finite.
+pub fn check_speed(speed: f64) -> Result<f64, String> {
+    if speed.is_finite() && (0.0..=10.0).contains(&speed) {
+        Ok(speed)
+    } else {
+        Err(format!(
+            "{speed} is not a speed: use 0 (instant) to 10 (1 is human-like)"
+        ))
+    }
+}
+
+/// `path:line: key: reason`, the line being where the file sets `key`.
+fn value_error(path: &Path, text: &str, key: &str, reason: &str) -> ConfigError {
+    let line = text.lines().position(|l| {
+        let l = l.trim_start();
+        match key.strip_prefix("agents.") {
+            Some(profile) => l.starts_with("[agents.") && l.contains(profile),
+            None => l.starts_with(key),
+        }
+    });
+    let path = match line {
+        Some(n) => PathBuf::from(format!("{}:{}", path.display(), n + 1)),
+        None => path.to_path_buf(),
+    };
+    ConfigError::File {
+        path,
+        reason: format!("{key}: {reason}"),
     }
 }
 
@@ -366,6 +454,55 @@ mod tests {
             err,
             "environment variable ORCHESTRATE_RETRIES=\"lots\": expected a whole number"
         );
+    }
+
+    #[test]
+    fn numbers_out_of_range_are_refused_with_their_key() {
+        let dir = tempfile::tempdir().unwrap();
+        for (text, expected) in [
+            (
+                "task_timeout_secs = 0\n",
+                ":1: task_timeout_secs: 0 is out of range: 1 to",
+            ),
+            (
+                "retries = 1\nsim_speed = nan\n",
+                ":2: sim_speed: NaN is not a speed",
+            ),
+            ("sim_speed = inf\n", "sim_speed: inf is not a speed"),
+            ("sim_speed = 1e9\n", "sim_speed: 1000000000 is not a speed"),
+            (
+                "parallelism = 0\n",
+                "parallelism: 0 is out of range: 1 to 256",
+            ),
+            ("parallelism = -2\n", "invalid value: integer `-2`"),
+            (
+                "[agents.\"../x\"]\nkind = \"events\"\n",
+                ":1: agents.../x: agent profile \"../x\" is not a valid name",
+            ),
+        ] {
+            let file = write(dir.path(), "o.toml", text);
+            let err = Config::load(std::slice::from_ref(&file), &[])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(expected), "{text:?}: {err}");
+            assert_eq!(err.lines().count(), 1, "{err}");
+        }
+        for (name, value, expected) in [
+            ("ORCHESTRATE_SIM_SPEED", "NaN", "NaN is not a speed"),
+            ("ORCHESTRATE_SIM_SPEED", "-1", "-1 is not a speed"),
+            ("ORCHESTRATE_TASK_TIMEOUT_SECS", "0", "0 is out of range"),
+            ("ORCHESTRATE_PARALLELISM", "0", "0 is out of range"),
+            ("ORCHESTRATE_RETRIES", "-1", "expected a whole number"),
+        ] {
+            let env = vec![(name.to_string(), value.to_string())];
+            let err = Config::load(&[], &env).unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!(
+                    "environment variable {name}={value:?}: {expected}"
+                )),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -75,7 +75,7 @@ enum Command {
     /// no agent CLI needed.
     Demo {
         /// Pacing of the simulated agents: 1 is human-like, 0 as fast as possible.
-        #[arg(long, default_value_t = 0.5)]
+        #[arg(long, default_value_t = 0.5, value_parser = parse_speed)]
         speed: f64,
         /// Follow here, one line per event, instead of opening the dashboard.
         #[arg(long)]
@@ -129,6 +129,13 @@ enum Command {
         /// Only this worker.
         #[arg(long)]
         worker: Option<String>,
+        /// Seconds to wait for the coordinator's answer; a request it could not take in time
+        /// is refused, never applied later.
+        #[arg(long, default_value_t = 30.0, value_name = "SECS", value_parser = parse_timeout)]
+        timeout: f64,
+        /// Print the reply as one JSON object {"ok", "message"}.
+        #[arg(long)]
+        json: bool,
     },
     /// Kill a session's workers at once (SIGKILL), or one worker.
     Kill {
@@ -271,6 +278,23 @@ enum EventsCommand {
     },
 }
 
+fn parse_speed(text: &str) -> Result<f64, String> {
+    let speed = text
+        .parse::<f64>()
+        .map_err(|_| format!("{text:?} is not a number"))?;
+    orchestrate::config::check_speed(speed)
+}
+
+/// Seconds: a finite number above zero and at most a day.
+fn parse_timeout(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs > 0.0 && secs <= 86_400.0 => Ok(secs),
+        _ => Err(format!(
+            "{text:?} is not a number of seconds between 0 and 86400"
+        )),
+    }
+}
+
 fn parse_autonomy(text: &str) -> anyhow::Result<orchestrate::agents::Autonomy> {
     serde_json::from_value(serde_json::Value::String(text.to_string()))
         .map_err(|_| anyhow::anyhow!("--autonomy: {text:?} is not read-only, edit or full"))
@@ -335,12 +359,27 @@ fn main() -> ExitCode {
             session,
             action,
             worker,
-        } => cli::control::control(&workspace, &session, action.into(), worker.as_deref()),
+            timeout,
+            json,
+        } => cli::control::control(
+            &workspace,
+            &session,
+            action.into(),
+            cli::control::ControlOptions {
+                worker: worker.as_deref(),
+                timeout: std::time::Duration::from_secs_f64(timeout),
+                json,
+            },
+        ),
         Command::Kill { session, worker } => cli::control::control(
             &workspace,
             &session,
             ControlCommand::Kill,
-            worker.as_deref(),
+            cli::control::ControlOptions {
+                worker: worker.as_deref(),
+                timeout: orchestrate::coordinator::control::REPLY_TIMEOUT,
+                json: false,
+            },
         ),
         Command::Resume {
             session,

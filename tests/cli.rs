@@ -103,6 +103,47 @@ fn normalize_reads_stdin_and_keeps_going_after_malformed_lines() {
 }
 
 #[test]
+fn garbage_gets_twenty_line_reports_a_count_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage: String = (0..100).map(|i| format!("not json {i}\n")).collect();
+    std::fs::write(dir.path().join("g.txt"), garbage).unwrap();
+    let out = run(
+        &["events", "normalize", "--format", "codex", "g.txt"],
+        &[],
+        dir.path(),
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.matches(": not JSON").count(), 20, "{stderr}");
+    assert!(
+        stderr.contains("100 not readable as JSON (80 more line reports not shown)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("g.txt: nothing usable: no line was a codex event (exit 2)"),
+        "{stderr}"
+    );
+    // Empty input is nothing usable too; one good line is enough.
+    let out = run(
+        &["events", "normalize", "--format", "claude", "/dev/null"],
+        &[],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    std::fs::write(
+        dir.path().join("one.jsonl"),
+        "junk\n{\"type\":\"result\",\"subtype\":\"success\",\"result\":\"ok\"}\n",
+    )
+    .unwrap();
+    let out = run(
+        &["events", "normalize", "--format", "claude", "one.jsonl"],
+        &[],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+#[test]
 fn an_unreadable_file_is_one_line_and_exit_1() {
     let out = run(
         &[

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Env, binary, journal, session_id, text, wait_for};
+use common::{Env, binary, hanging_session, journal, session_id, text, wait_for};
 use orchestrate::worker::process::{group_alive, group_members};
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -153,29 +153,6 @@ fn a_bad_plan_is_refused_before_anything_starts() {
 }
 
 /// Starts a session whose two workers never finish; returns its id and the workers' pids.
-fn hanging_session(env: &Env) -> (String, Vec<i32>) {
-    let plan = env.plan("[[tasks]]\nid = \"x\"\nagent = \"claude\"\nprompt = \"p\"\n\n[[tasks]]\nid = \"y\"\nagent = \"codex\"\nprompt = \"q\"\n");
-    let out = env.run(&plan, &[], &[("ORCHESTRATE_SIM_SCENARIO", "hang")]);
-    assert!(out.status.success(), "{}", text(&out));
-    let id = session_id(&out);
-    let mut pids = Vec::new();
-    wait_for("two workers with their children", LIMIT, || {
-        let status = env.status(&id);
-        pids = status["workers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|w| w["pid"].as_i64())
-            .map(|p| p as i32)
-            .collect();
-        pids.len() == 2
-            && pids
-                .iter()
-                .all(|p| group_members(*p).iter().any(|m| m.name == "sleep"))
-    });
-    (id, pids)
-}
-
 #[test]
 fn pause_resume_and_stop_act_on_every_worker_process() {
     let env = Env::new();

@@ -116,9 +116,8 @@ fn spawn_key_forwarder(
             if !keys.is_empty() {
                 let data = String::from_utf8_lossy(keys).into_owned();
                 let request = ControlRequest {
-                    cmd: ControlCommand::Input,
-                    worker: Some(worker.clone()),
                     data: Some(data),
+                    ..ControlRequest::new(ControlCommand::Input, Some(worker.clone()))
                 };
                 if send(&socket, &session, &request).is_err() {
                     break;

@@ -43,6 +43,7 @@ pub fn normalize(
         }
     };
     let mut normalizer = Normalizer::new(format.into(), worker, task);
+    let mut reports = IssueReports::default();
     let mut stdout = BufWriter::new(io::stdout().lock());
     let mut stderr = io::stderr().lock();
     let (mut events, mut issues) = (Vec::new(), Vec::new());
@@ -55,12 +56,26 @@ pub fn normalize(
             Err(e) => return Err(e).with_context(|| format!("cannot read {name}")),
         };
         normalizer.push(&buf[..n], Timestamp::now(), &mut events, &mut issues);
-        if !emit(&mut stdout, &mut stderr, &name, &mut events, &mut issues)? {
+        if !emit(
+            &mut stdout,
+            &mut stderr,
+            &name,
+            &mut events,
+            &mut issues,
+            &mut reports,
+        )? {
             return Ok(0);
         }
     }
     normalizer.finish(None, Timestamp::now(), &mut events, &mut issues);
-    if !emit(&mut stdout, &mut stderr, &name, &mut events, &mut issues)? {
+    if !emit(
+        &mut stdout,
+        &mut stderr,
+        &name,
+        &mut events,
+        &mut issues,
+        &mut reports,
+    )? {
         return Ok(0);
     }
     stdout.flush().ok();
@@ -82,8 +97,38 @@ pub fn normalize(
     if unreadable > 0 {
         summary.push_str(&format!(", {unreadable} not readable as JSON"));
     }
+    if reports.unshown > 0 {
+        summary.push_str(&format!(
+            " ({} more line reports not shown)",
+            reports.unshown
+        ));
+    }
     writeln!(stderr, "{summary}").ok();
+    // Lines of the format that the adapter knew: without one, the input was not this format
+    // (or was empty), and a script must be able to tell.
+    let usable = stats.lines - stats.blank - unreadable - stats.unknown_total();
+    if usable == 0 {
+        let format = AgentKind::from(format).name();
+        writeln!(
+            stderr,
+            "{name}: nothing usable: no line was a {format} event (exit 2)"
+        )
+        .ok();
+        return Ok(2);
+    }
     Ok(0)
+}
+
+/// Per-line reports shown on stderr: the first [`IssueReports::SHOWN`], then only counted,
+/// so a file of garbage does not bury the summary.
+#[derive(Default)]
+struct IssueReports {
+    shown: usize,
+    unshown: u64,
+}
+
+impl IssueReports {
+    const SHOWN: usize = 20;
 }
 
 /// Writes pending events and issues; false when stdout is closed (`| head`), which ends the
@@ -94,9 +139,15 @@ fn emit(
     name: &str,
     events: &mut Vec<crate::event::AgentEvent>,
     issues: &mut Vec<crate::agents::LineIssue>,
+    reports: &mut IssueReports,
 ) -> Result<bool> {
     for issue in issues.drain(..) {
-        writeln!(stderr, "{name}: {issue}").ok();
+        if reports.shown < IssueReports::SHOWN {
+            reports.shown += 1;
+            writeln!(stderr, "{name}: {issue}").ok();
+        } else {
+            reports.unshown += 1;
+        }
     }
     for event in events.drain(..) {
         match stdout.write_all(&event.to_line()) {

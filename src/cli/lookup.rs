@@ -6,7 +6,7 @@ use anyhow::{Result, bail};
 use crate::coordinator::lock;
 use crate::coordinator::replay::{SessionHistory, replay};
 use crate::event::read_journal;
-use crate::session::{SessionDir, Workspace};
+use crate::session::{SessionDir, Workspace, check_name};
 
 pub fn session(workspace: &Workspace, name: &str) -> Result<SessionDir> {
     let ids = workspace.session_ids();
@@ -21,6 +21,7 @@ pub fn session(workspace: &Workspace, name: &str) -> Result<SessionDir> {
     } else {
         name.to_string()
     };
+    check_name("session", &id)?;
     match workspace.open_session(&id) {
         Ok(session) => Ok(session),
         Err(_) if ids.is_empty() => bail!(
@@ -53,6 +54,7 @@ pub fn worker_names(session: &SessionDir) -> Vec<String> {
 }
 
 pub fn worker(session: &SessionDir, name: &str) -> Result<String> {
+    check_name("worker", name)?;
     let names = worker_names(session);
     if names.iter().any(|n| n == name) {
         return Ok(name.to_string());

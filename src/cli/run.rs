@@ -48,7 +48,7 @@ pub fn run(workspace: &Workspace, request: RunRequest) -> Result<u8> {
     let env: Vec<(String, String)> = std::env::vars().collect();
     let mut config = Config::load(&Config::default_files(&cwd, &env), &env)?;
     if let Some(p) = request.parallelism {
-        config.parallelism = p.max(1);
+        config.parallelism = p;
     }
     if let Some(r) = request.retries {
         config.retries = r;
@@ -58,6 +58,15 @@ pub fn run(workspace: &Workspace, request: RunRequest) -> Result<u8> {
     }
     if request.stub_model {
         config.stub_model = true;
+    }
+    if let Some((key, reason)) = config.first_problem() {
+        let flag = match key.as_str() {
+            "parallelism" => "--parallelism",
+            "retries" => "--retries",
+            "sim_speed" => "--speed",
+            other => other,
+        };
+        bail!("{flag}: {reason}");
     }
     if request.simulate && config.stub_model {
         bail!(

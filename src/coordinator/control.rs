@@ -13,7 +13,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// How long a client waits for the coordinator's answer.
+use crate::session::check_name;
+use crate::timestamp::Timestamp;
+
+/// How long a client waits for the coordinator's answer, unless it says otherwise.
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,7 +54,38 @@ pub struct ControlRequest {
     /// Bytes for `input`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<String>,
+    /// Unix milliseconds after which the client has given up waiting: a request that reaches
+    /// the coordinator later (it was stopped, or swamped) is refused, never applied late.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline_ms: Option<i64>,
 }
+
+impl ControlRequest {
+    pub fn new(cmd: ControlCommand, worker: Option<String>) -> Self {
+        ControlRequest {
+            cmd,
+            worker,
+            data: None,
+            deadline_ms: None,
+        }
+    }
+
+    /// True once the client that sent it has stopped waiting.
+    pub fn expired(&self, now: Timestamp) -> bool {
+        self.deadline_ms.is_some_and(|d| now.millis() > d)
+    }
+
+    /// Why it is not even a request the coordinator could act on. (An expired one still goes
+    /// to the loop, which refuses and journals it.)
+    fn refusal(&self) -> Option<String> {
+        let worker = self.worker.as_deref()?;
+        check_name("worker", worker).err().map(|e| e.to_string())
+    }
+}
+
+/// The reply to a request whose client had already given up.
+pub const EXPIRED: &str =
+    "expired: the client stopped waiting before the coordinator could act; nothing was done";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ControlReply {
@@ -111,13 +145,19 @@ fn serve_client(stream: UnixStream, to_loop: &dyn Fn(ControlMessage)) {
         }
         let reply = match serde_json::from_str::<ControlRequest>(&line) {
             Err(e) => ControlReply::refused(format!("not a control request: {e}")),
-            Ok(request) => {
-                let (tx, rx) = mpsc::channel();
-                to_loop((request, tx));
-                rx.recv_timeout(REPLY_TIMEOUT).unwrap_or_else(|_| {
-                    ControlReply::refused("the coordinator did not answer in time")
-                })
-            }
+            Ok(request) => match request.refusal() {
+                Some(why) => ControlReply::refused(why),
+                None => {
+                    let wait = request.deadline_ms.map_or(REPLY_TIMEOUT, |d| {
+                        Duration::from_millis((d - Timestamp::now().millis()).max(0) as u64)
+                    });
+                    let (tx, rx) = mpsc::channel();
+                    to_loop((request, tx));
+                    rx.recv_timeout(wait).unwrap_or_else(|_| {
+                        ControlReply::refused("the coordinator did not answer in time")
+                    })
+                }
+            },
         };
         let mut text = serde_json::to_string(&reply).unwrap_or_default();
         text.push('\n');
@@ -134,6 +174,8 @@ pub enum ControlError {
         path: std::path::PathBuf,
         session: String,
     },
+    #[error("the coordinator of {session} did not answer within {}s (is it stopped or overloaded?); the request will not be applied later", timeout.as_secs_f64())]
+    NoAnswer { session: String, timeout: Duration },
     #[error("control socket {}: {source}", path.display())]
     Io {
         path: std::path::PathBuf,
@@ -141,11 +183,22 @@ pub enum ControlError {
     },
 }
 
-/// Sends one request and waits for the reply.
+/// Sends one request and waits up to [`REPLY_TIMEOUT`] for the reply.
 pub fn send(
     path: &Path,
     session: &str,
     request: &ControlRequest,
+) -> Result<ControlReply, ControlError> {
+    send_within(path, session, request, REPLY_TIMEOUT)
+}
+
+/// Sends one request carrying the deadline `timeout` from now, and waits that long for the
+/// reply; past it, the coordinator refuses the request instead of applying it late.
+pub fn send_within(
+    path: &Path,
+    session: &str,
+    request: &ControlRequest,
+    timeout: Duration,
 ) -> Result<ControlReply, ControlError> {
     let io_error = |source| ControlError::Io {
         path: path.to_path_buf(),
@@ -155,17 +208,32 @@ pub fn send(
         path: path.to_path_buf(),
         session: session.to_string(),
     })?;
+    // The socket's own answer ("did not answer in time") comes at the deadline; a stopped
+    // coordinator gives none, so the client stops waiting a little after it.
     stream
-        .set_read_timeout(Some(REPLY_TIMEOUT + Duration::from_secs(5)))
+        .set_read_timeout(Some(timeout + Duration::from_millis(500)))
         .map_err(io_error)?;
     let mut writer = stream.try_clone().map_err(io_error)?;
-    let mut line = serde_json::to_string(request).unwrap_or_default();
+    let mut request = request.clone();
+    request.deadline_ms = Some(Timestamp::now().millis() + timeout.as_millis() as i64);
+    let mut line = serde_json::to_string(&request).unwrap_or_default();
     line.push('\n');
     writer.write_all(line.as_bytes()).map_err(io_error)?;
     let mut reply = String::new();
-    BufReader::new(stream)
-        .read_line(&mut reply)
-        .map_err(io_error)?;
+    match BufReader::new(stream).read_line(&mut reply) {
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
+            return Err(ControlError::NoAnswer {
+                session: session.to_string(),
+                timeout,
+            });
+        }
+        other => other.map_err(io_error)?,
+    };
     serde_json::from_str(&reply)
         .map_err(|e| io_error(io::Error::other(format!("bad reply {reply:?}: {e}"))))
 }
@@ -200,11 +268,7 @@ mod tests {
         let reply = send(
             &path,
             "s",
-            &ControlRequest {
-                cmd: ControlCommand::Pause,
-                worker: Some("w1".into()),
-                data: None,
-            },
+            &ControlRequest::new(ControlCommand::Pause, Some("w1".into())),
         )
         .unwrap();
         assert_eq!(reply, ControlReply::done("paused w1"));
@@ -212,11 +276,7 @@ mod tests {
         let missing = send(
             &dir.path().join("nope.sock"),
             "orch_x",
-            &ControlRequest {
-                cmd: ControlCommand::Stop,
-                worker: None,
-                data: None,
-            },
+            &ControlRequest::new(ControlCommand::Stop, None),
         );
         assert!(
             missing
@@ -224,5 +284,29 @@ mod tests {
                 .to_string()
                 .starts_with("the coordinator is not running")
         );
+    }
+
+    #[test]
+    fn hostile_worker_names_never_reach_the_loop_and_requests_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("control.sock");
+        serve(&path, |_| panic!("must not reach the loop")).unwrap();
+        let reply = send(
+            &path,
+            "s",
+            &ControlRequest::new(ControlCommand::Stop, Some("../../etc".into())),
+        )
+        .unwrap();
+        assert!(!reply.ok);
+        assert!(
+            reply.message.contains("not a valid name"),
+            "{}",
+            reply.message
+        );
+
+        let mut stale = ControlRequest::new(ControlCommand::Pause, None);
+        stale.deadline_ms = Some(Timestamp::now().millis() - 1);
+        assert!(stale.expired(Timestamp::now()));
+        assert!(!ControlRequest::new(ControlCommand::Pause, None).expired(Timestamp::now()));
     }
 }

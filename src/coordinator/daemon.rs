@@ -50,12 +50,21 @@ pub fn spawn_detached(workspace: &Workspace, session: &SessionDir, resume: bool)
     let pid = child.id();
     let deadline = Instant::now() + STARTUP_LIMIT;
     loop {
-        if lock::holder(&session.lock_path()).is_some() {
+        // Ours must hold the lock: another coordinator holding it (a racing `resume`) means
+        // ours is about to give up, and this start did not happen.
+        let holder = lock::holder(&session.lock_path());
+        if holder == Some(i64::from(pid)) {
             // Reap it whenever it ends, so it never lingers as a zombie of ours.
             std::thread::spawn(move || child.wait());
             return Ok(pid);
         }
         if let Some(status) = child.try_wait()? {
+            if let Some(other) = lock::holder(&session.lock_path()) {
+                bail!(
+                    "another coordinator (pid {other}) is already running session {}",
+                    session.id
+                );
+            }
             let log = std::fs::read_to_string(&log_path).unwrap_or_default();
             let last = log
                 .lines()

@@ -36,10 +36,17 @@ impl CoordinatorLock {
             .write(true)
             .open(path)
             .map_err(open_error)?;
-        if !try_flock(&file) {
-            return Err(LockError::Held {
-                pid: read_pid(&mut file).unwrap_or(0),
-            });
+        // `holder` takes the lock for an instant to look; a few tries ride over such a probe
+        // so that only a live coordinator keeps another from starting.
+        let mut tries = 0;
+        while !try_flock(&file) {
+            tries += 1;
+            if tries == 25 {
+                return Err(LockError::Held {
+                    pid: read_pid(&mut file).unwrap_or(0),
+                });
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
         let pid = std::process::id();
         file.set_len(0).map_err(open_error)?;

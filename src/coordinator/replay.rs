@@ -15,6 +15,10 @@ use crate::timestamp::Timestamp;
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TaskHistory {
     pub attempts: u32,
+    /// Attempts that ended in a failure of the task itself (`task_retry`, `task_failed`).
+    /// A coordinator that died mid-attempt, or an operator's stop, is not one: only these
+    /// count against the retry budget on resume.
+    pub failures: u32,
     /// The last thing that happened to the task, as a scheduler state. A task that was running
     /// when the coordinator died is `Running`.
     pub status: Option<TaskStatus>,
@@ -104,13 +108,19 @@ impl SessionHistory {
                 }
             }
             "task_succeeded" => TaskStatus::Succeeded,
-            "task_retry" => TaskStatus::RetryAt {
-                attempt: entry.attempts,
-                at: Timestamp(e.i64_field("retry_at_ms").unwrap_or(0)),
-            },
-            "task_failed" => TaskStatus::Failed {
-                reason: e.str_field("reason").unwrap_or("").to_string(),
-            },
+            "task_retry" => {
+                entry.failures += 1;
+                TaskStatus::RetryAt {
+                    attempt: entry.attempts,
+                    at: Timestamp(e.i64_field("retry_at_ms").unwrap_or(0)),
+                }
+            }
+            "task_failed" => {
+                entry.failures += 1;
+                TaskStatus::Failed {
+                    reason: e.str_field("reason").unwrap_or("").to_string(),
+                }
+            }
             "task_skipped" => TaskStatus::Skipped {
                 because: e.str_field("because").unwrap_or("").to_string(),
             },
@@ -163,6 +173,11 @@ mod tests {
         ];
         let h = replay(&events);
         assert_eq!(h.tasks["a"].attempts, 2);
+        assert_eq!(h.tasks["a"].failures, 1);
+        assert_eq!(
+            h.tasks["b"].failures, 0,
+            "an attempt cut short by the coordinator's death is not a failure"
+        );
         assert_eq!(h.tasks["a"].status, Some(TaskStatus::Succeeded));
         assert_eq!(
             h.tasks["b"].status,

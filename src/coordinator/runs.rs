@@ -215,8 +215,19 @@ fn git(dir: &Path, args: &[&str]) -> Result<String, RunError> {
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
+        // All of it: git's first line is often only progress ("Preparing worktree ..."),
+        // the reason ("fatal: ...") comes after.
         let stderr = String::from_utf8_lossy(&out.stderr);
-        let reason = stderr.lines().next().unwrap_or("failed").trim().to_string();
+        let lines: Vec<&str> = stderr
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        let reason = if lines.is_empty() {
+            format!("failed ({})", out.status)
+        } else {
+            lines.join("; ")
+        };
         Err(RunError::Git {
             args: args.join(" "),
             reason,
@@ -313,6 +324,21 @@ mod tests {
         );
         // Resuming reuses the worktree as it is.
         prepare(target.path(), &b, &branch_name("orch_1", "b"), &base, 1).unwrap();
+    }
+
+    #[test]
+    fn a_git_failure_keeps_its_whole_reason() {
+        let target = repo();
+        let runs = tempfile::tempdir().unwrap();
+        let (a, b) = (runs.path().join("a"), runs.path().join("b"));
+        let branch = branch_name("orch_1", "a");
+        prepare(target.path(), &a, &branch, &Base::Target, 1).unwrap();
+        // The same branch again, in a second directory: git says why only on its second line.
+        let err = prepare(target.path(), &b, &branch, &Base::Target, 1)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("Preparing worktree"), "{err}");
+        assert!(err.contains("fatal:") && err.contains("already"), "{err}");
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::names::{BadName, check_name};
 use crate::timestamp::Timestamp;
 
 /// Environment variable naming the workspace root (seed 003).
@@ -22,6 +23,8 @@ pub enum LayoutError {
     NoSuchSession { id: String, workspace: PathBuf },
     #[error("cannot read {}: {reason}", path.display())]
     Read { path: PathBuf, reason: String },
+    #[error(transparent)]
+    BadName(#[from] BadName),
 }
 
 /// The root that holds `orchestrate.db` and one directory per session.
@@ -53,8 +56,9 @@ impl Workspace {
         self.root.join("orchestrate.db")
     }
 
-    /// Creates `<root>/orch_YYYYMMDD_HHMMSS` (with `_2`, `_3`... when that second is taken),
-    /// its subdirectories and `session.json`.
+    /// Creates `<root>/orch_YYYYMMDD_HHMMSS_xxxx`, its subdirectories and `session.json`. The
+    /// random suffix keeps ids (and so branch names, `orchestrate/<id>/<task>`) apart across
+    /// workspaces sharing a target; within one workspace a taken id just draws again.
     pub fn create_session(
         &self,
         prompt: &str,
@@ -67,18 +71,14 @@ impl Workspace {
             source,
         })?;
         let base = format!("orch_{}", now.compact());
-        let mut n = 1;
+        let mut draw = 0u64;
         let session = loop {
-            let id = if n == 1 {
-                base.clone()
-            } else {
-                format!("{base}_{n}")
-            };
+            let id = format!("{base}_{:04x}", random_u16(draw));
             let path = self.root.join(&id);
             // create_dir (not _all) fails if the directory exists: the id is ours alone.
             match fs::create_dir(&path) {
                 Ok(()) => break SessionDir { id, path },
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => n += 1,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => draw += 1,
                 Err(source) => return Err(LayoutError::Create { path, source }),
             }
         };
@@ -112,8 +112,9 @@ impl Workspace {
     }
 
     pub fn open_session(&self, id: &str) -> Result<SessionDir, LayoutError> {
+        check_name("session", id)?;
         let path = self.root.join(id);
-        if id.is_empty() || id.contains('/') || !path.join("session.json").is_file() {
+        if !path.join("session.json").is_file() {
             return Err(LayoutError::NoSuchSession {
                 id: id.to_string(),
                 workspace: self.root.clone(),
@@ -217,6 +218,25 @@ impl SessionDir {
     }
 }
 
+/// Sixteen random bits from the kernel; should /dev/urandom be unreadable, the clock, the pid
+/// and `draw` still make successive draws differ.
+fn random_u16(draw: u64) -> u16 {
+    use std::io::Read;
+    let mut bytes = [0u8; 2];
+    if fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .is_ok()
+    {
+        return u16::from_le_bytes(bytes);
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mixed = (nanos ^ u64::from(std::process::id()) << 20 ^ draw.wrapping_mul(0x9E37_79B9))
+        .wrapping_mul(0x2545_F491_4F6C_DD1D);
+    (mixed >> 48) as u16
+}
+
 /// Writes through a temporary file and a rename, so a crash leaves the old or the new file,
 /// never half of one.
 pub fn write_atomically(path: &Path, contents: &str) -> io::Result<()> {
@@ -257,14 +277,18 @@ mod tests {
         let b = ws
             .create_session("goal", Path::new("/t"), json!({}), now)
             .unwrap();
-        assert_eq!(a.id, "orch_20261121_180000");
-        assert_eq!(b.id, "orch_20261121_180000_2");
+        assert!(a.id.starts_with("orch_20261121_180000_"), "{}", a.id);
+        assert!(b.id.starts_with("orch_20261121_180000_"), "{}", b.id);
+        assert_ne!(a.id, b.id);
+        assert_eq!(a.id.len(), "orch_20261121_180000_a3f9".len());
         for sub in ["events", "raw", "runs", "reviews"] {
             assert!(a.path.join(sub).is_dir(), "{sub}");
         }
         let info = a.read_info().unwrap();
         assert_eq!((info.prompt.as_str(), info.created_at), ("goal", now));
-        assert_eq!(ws.session_ids(), vec![a.id.clone(), b.id.clone()]);
+        let mut both = vec![a.id.clone(), b.id.clone()];
+        both.sort();
+        assert_eq!(ws.session_ids(), both);
         assert_eq!(ws.open_session(&a.id).unwrap(), a);
         let missing = ws.open_session("orch_nope").unwrap_err().to_string();
         assert!(
@@ -272,5 +296,9 @@ mod tests {
             "{missing}"
         );
         assert!(ws.open_session("../x").is_err());
+        // `..` would name the workspace's parent, which may well hold a session.json.
+        fs::write(dir.path().join("session.json"), "{}").unwrap();
+        let parent = ws.open_session("..").unwrap_err().to_string();
+        assert!(parent.contains("not a valid name"), "{parent}");
     }
 }

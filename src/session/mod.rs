@@ -2,9 +2,11 @@
 //! use to follow a session.
 
 pub mod layout;
+pub mod names;
 pub mod store;
 pub mod tailer;
 
 pub use layout::{SessionDir, SessionInfo, Workspace};
+pub use names::{BadName, check_name};
 pub use store::Store;
 pub use tailer::{TailEvent, TailSpec, Tailer};

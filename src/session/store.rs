@@ -175,21 +175,30 @@ impl Store {
                 known,
             });
         }
-        for (index, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
-            let version = index as i64 + 1;
-            let path = self.path.clone();
-            let wrap = |source| StoreError::Sqlite {
-                path: path.clone(),
-                source,
+        let path = self.path.clone();
+        let wrap = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        loop {
+            // One transaction per step: a crash leaves the previous version intact. IMMEDIATE
+            // takes the write lock before reading the version, so two processes opening a
+            // new database at once apply each step once (the second sees it done).
+            let tx = self
+                .conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(wrap)?;
+            let version: i64 = tx
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .map_err(wrap)?;
+            let Some(sql) = MIGRATIONS.get(version as usize) else {
+                return Ok(());
             };
-            // One transaction per step: a crash leaves the previous version intact.
-            let tx = self.conn.transaction().map_err(wrap)?;
             tx.execute_batch(sql).map_err(wrap)?;
-            tx.pragma_update(None, "user_version", version)
+            tx.pragma_update(None, "user_version", version + 1)
                 .map_err(wrap)?;
             tx.commit().map_err(wrap)?;
         }
-        Ok(())
     }
 
     pub fn insert_session(&self, info: &SessionInfo) -> Result<(), StoreError> {

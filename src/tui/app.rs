@@ -529,11 +529,7 @@ impl App {
         } else {
             None
         };
-        let request = ControlRequest {
-            cmd,
-            worker: worker.clone(),
-            data: None,
-        };
+        let request = ControlRequest::new(cmd, worker.clone());
         if cmd == ControlCommand::Stop {
             let question = match &worker {
                 Some(w) => format!("Stop worker {w}? Its task will not be retried."),

@@ -266,6 +266,37 @@ impl Env {
     }
 }
 
+/// A session of two simulated workers (claude x, codex y) that hang, each with a child
+/// `sleep`; returns its id and the workers' pids once all are up.
+pub fn hanging_session(env: &Env) -> (String, Vec<i32>) {
+    let plan = env.plan("[[tasks]]\nid = \"x\"\nagent = \"claude\"\nprompt = \"p\"\n\n[[tasks]]\nid = \"y\"\nagent = \"codex\"\nprompt = \"q\"\n");
+    let out = env.run(&plan, &[], &[("ORCHESTRATE_SIM_SCENARIO", "hang")]);
+    assert!(out.status.success(), "{}", text(&out));
+    let id = session_id(&out);
+    let mut pids = Vec::new();
+    wait_for(
+        "two workers with their children",
+        Duration::from_secs(60),
+        || {
+            let status = env.status(&id);
+            pids = status["workers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|w| w["pid"].as_i64())
+                .map(|p| p as i32)
+                .collect();
+            pids.len() == 2
+                && pids.iter().all(|p| {
+                    orchestrate::worker::process::group_members(*p)
+                        .iter()
+                        .any(|m| m.name == "sleep")
+                })
+        },
+    );
+    (id, pids)
+}
+
 pub fn session_id(out: &std::process::Output) -> String {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let line = stdout

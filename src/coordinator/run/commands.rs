@@ -8,9 +8,10 @@ use std::sync::Arc;
 use super::tasks::stop_in_background;
 use super::{Coordinator, EndedBy, RunningTask};
 use crate::agents::Draft;
-use crate::coordinator::control::{ControlCommand, ControlReply, ControlRequest};
+use crate::coordinator::control::{ControlCommand, ControlReply, ControlRequest, EXPIRED};
 use crate::coordinator::schedule::Scheduler;
 use crate::event::EventType;
+use crate::timestamp::Timestamp;
 use crate::worker::Worker;
 
 impl Coordinator {
@@ -20,6 +21,10 @@ impl Coordinator {
         sched: &mut Scheduler,
         running: &mut BTreeMap<String, RunningTask>,
     ) -> ControlReply {
+        if request.expired(Timestamp::now()) {
+            self.journal_control(request, false, EXPIRED);
+            return ControlReply::refused(EXPIRED);
+        }
         let targets: Vec<(String, Arc<Worker>)> = match &request.worker {
             None => running
                 .values()

@@ -303,7 +303,9 @@ impl Coordinator {
                     }
                     _ => TaskStatus::Pending,
                 };
-                sched.restore(id, status, h.attempts);
+                // Only the task's own failures use up its retries: an attempt cut short by
+                // the coordinator's death runs again as the same attempt.
+                sched.restore(id, status, h.failures);
             }
         }
         for task in &plan.tasks {

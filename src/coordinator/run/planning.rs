@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 
 use super::{Coordinator, Inbox, PLANNER_TIMEOUT, TERMINATE, TICK};
 use crate::agents::{Autonomy, Draft};
-use crate::coordinator::control::{ControlCommand, ControlReply};
+use crate::coordinator::control::{ControlCommand, ControlReply, EXPIRED};
 use crate::coordinator::plan::{self, Plan, PlannedTask};
 use crate::event::EventType;
 use crate::timestamp::Timestamp;
@@ -153,6 +153,9 @@ impl Coordinator {
                     }
                 }
                 Ok(Inbox::Event(_)) | Err(RecvTimeoutError::Timeout) => {}
+                Ok(Inbox::Control(request, _)) if request.expired(Timestamp::now()) => {
+                    self.journal_control(&request, false, EXPIRED);
+                }
                 Ok(Inbox::Control(request, reply)) => {
                     if matches!(request.cmd, ControlCommand::Stop | ControlCommand::Kill)
                         && request.worker.is_none()
