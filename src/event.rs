@@ -11,7 +11,7 @@
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader};
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -19,6 +19,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::session::append::HeldAppender;
 use crate::timestamp::Timestamp;
 
 /// What an event means. Workers produce the first eight; the coordinator adds the last three.
@@ -179,22 +180,38 @@ impl UsageTotals {
 
 /// Appends events to a JSONL file, one `write` per line so readers never see a torn
 /// line from a healthy writer.
+/// Appends events to a journal; on a full disk they are held in memory, in order, and
+/// written by a later append or [`JournalWriter::flush`] (see `session::append`).
 pub struct JournalWriter {
-    file: File,
+    log: HeldAppender,
 }
 
 impl JournalWriter {
     pub fn open(path: &Path) -> io::Result<Self> {
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(JournalWriter { file })
+        Ok(JournalWriter {
+            log: HeldAppender::open(path)?,
+        })
     }
 
+    /// `Err`: the event is held, not lost; `held()` says how many wait.
     pub fn append(&mut self, event: &AgentEvent) -> io::Result<()> {
-        self.file.write_all(&event.to_line())
+        self.log.append(event.to_line())
+    }
+
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.log.flush()
+    }
+
+    pub fn held(&self) -> usize {
+        self.log.held()
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.log.dropped()
     }
 
     pub fn sync(&self) -> io::Result<()> {
-        self.file.sync_data()
+        self.log.sync()
     }
 }
 
@@ -341,6 +358,7 @@ mod tests {
         let mut writer = JournalWriter::open(&path).unwrap();
         writer.append(&sample()).unwrap();
         drop(writer);
+        use std::io::Write;
         let mut file = OpenOptions::new().append(true).open(&path).unwrap();
         file.write_all(b"not json\r\n\n").unwrap();
         file.write_all(&sample().to_line()[..40]).unwrap();

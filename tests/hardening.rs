@@ -269,3 +269,165 @@ fn a_request_the_client_gave_up_on_is_refused_not_applied_late() {
     assert_eq!(reply["ok"], true);
     assert!(env.cmd(&["kill", &id]).output().unwrap().status.success());
 }
+
+/// A tmpfs of `mb` MiB mounted at `path` for one test, unmounted when dropped; `None` where
+/// this machine does not let us mount (not root, no CAP_SYS_ADMIN).
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(path: &std::path::Path, mb: u32) -> Option<Tmpfs> {
+        std::fs::create_dir_all(path).unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mb}m"), "tmpfs"])
+            .arg(path)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        mounted.then(|| Tmpfs(path.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// Fills the filesystem of `dir` to the last byte; returns the filler to remove.
+fn fill_disk(dir: &std::path::Path) -> std::path::PathBuf {
+    use std::io::Write;
+    let path = dir.join("filler");
+    let mut file = std::fs::File::create(&path).unwrap();
+    let chunk = vec![7u8; 64 << 10];
+    while file.write_all(&chunk).is_ok() {}
+    while file.write_all(&[7u8]).is_ok() {}
+    path
+}
+
+#[test]
+fn a_full_disk_pauses_the_session_loses_nothing_and_resume_finishes_it() {
+    let env = Env::new();
+    let Some(_tmpfs) = Tmpfs::mount(&env.workspace, 8) else {
+        eprintln!("SKIPPED a_full_disk_...: cannot mount a tmpfs here (needs root)");
+        return;
+    };
+    let plan = env.plan("[[tasks]]\nid = \"a\"\nagent = \"claude\"\nprompt = \"p\"\n");
+    let slow = [
+        ("ORCHESTRATE_SIM_SCENARIO", "slow"),
+        ("ORCHESTRATE_SIM_SPEED", "0.5"),
+    ];
+    let out = env.run(&plan, &[], &slow);
+    assert!(out.status.success(), "{}", text(&out));
+    let id = session_id(&out);
+    let events = env.session_dir(&id).join("events/claude-a.jsonl");
+    wait_for("the worker to be under way", LIMIT, || {
+        journal(&events).len() >= 4
+    });
+    let filler = fill_disk(&env.workspace);
+
+    wait_for("the coordinator to pause the session", LIMIT, || {
+        env.status(&id)["paused_for"].is_string()
+    });
+    let status = env.status(&id);
+    assert_eq!(status["state"], "paused");
+    assert_eq!(
+        status["coordinator"]["alive"], true,
+        "the coordinator lives"
+    );
+    assert!(
+        status["paused_for"]
+            .as_str()
+            .unwrap()
+            .contains("No space left on device"),
+        "{status}"
+    );
+    let shown = env.cmd(&["status", &id]).output().unwrap();
+    assert!(
+        text(&shown).contains("paused by the coordinator") && text(&shown).contains("resume"),
+        "{}",
+        text(&shown)
+    );
+    // Long enough for the story to end had it not been paused: nothing is settled meanwhile.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_ne!(env.status(&id)["tasks"][0]["state"], "succeeded");
+    let refused = env.cmd(&["control", &id, "resume"]).output().unwrap();
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("still cannot be written"),
+        "{}",
+        text(&refused)
+    );
+
+    std::fs::remove_file(filler).unwrap();
+    let resumed = env.cmd(&["control", &id, "resume"]).output().unwrap();
+    assert!(resumed.status.success(), "{}", text(&resumed));
+    wait_for("the session to finish", LIMIT, || {
+        env.status(&id)["state"] == "done"
+    });
+    for path in [events, env.session_dir(&id).join("orchestrator.jsonl")] {
+        let seqs: Vec<u64> = journal(&path).iter().map(|e| e.seq).collect();
+        let expected: Vec<u64> = (0..seqs.len() as u64).collect();
+        assert_eq!(seqs, expected, "{}: no event lost or torn", path.display());
+    }
+    let phases = common::phases(&journal(&env.session_dir(&id).join("orchestrator.jsonl")));
+    assert!(phases.iter().any(|p| p == "disk_recovered"), "{phases:?}");
+}
+
+#[test]
+fn a_full_or_read_only_workspace_still_reads_and_a_failed_run_leaves_nothing() {
+    let env = Env::new();
+    let Some(_tmpfs) = Tmpfs::mount(&env.workspace, 8) else {
+        eprintln!("SKIPPED a_full_or_read_only_...: cannot mount a tmpfs here (needs root)");
+        return;
+    };
+    let plan = env.plan("[[tasks]]\nid = \"a\"\nagent = \"claude\"\nprompt = \"p\"\n");
+    let out = env.run(&plan, &["--no-dashboard"], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let id = session_id(&out);
+    let sessions = |env: &Env| {
+        listing(&env.workspace)
+            .into_iter()
+            .filter(|n| n.starts_with("orch_"))
+            .count()
+    };
+    let reads = |env: &Env| {
+        for args in [
+            vec!["status"],
+            vec!["status", id.as_str()],
+            vec!["logs", id.as_str(), "claude-a"],
+        ] {
+            let out = env.cmd(&args).output().unwrap();
+            assert!(out.status.success(), "{args:?}: {}", text(&out));
+        }
+    };
+
+    let filler = fill_disk(&env.workspace);
+    reads(&env);
+    let out = env.run(&plan, &[], &[]);
+    assert_ne!(out.status.code(), Some(0));
+    assert_eq!(sessions(&env), 1, "no half-created session on a full disk");
+    std::fs::remove_file(filler).unwrap();
+
+    let remount = |mode: &str| {
+        assert!(
+            std::process::Command::new("mount")
+                .args(["-o", &format!("remount,{mode}")])
+                .arg(&env.workspace)
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    remount("ro");
+    reads(&env);
+    let out = env.run(&plan, &[], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("Read-only file system"), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    remount("rw");
+    assert_eq!(sessions(&env), 1);
+}

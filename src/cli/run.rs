@@ -106,9 +106,24 @@ pub fn run(workspace: &Workspace, request: RunRequest) -> Result<u8> {
         serde_json::to_value(&settings)?,
         Timestamp::now(),
     )?;
-    let store = Store::open(&workspace.db_path())?;
-    store.insert_session(&session.read_info()?)?;
-    let pid = spawn_detached(workspace, &session, false)?;
+    let started = Store::open(&workspace.db_path())
+        .map_err(anyhow::Error::from)
+        .and_then(|store| {
+            store.insert_session(&session.read_info()?)?;
+            let pid = spawn_detached(workspace, &session, false);
+            if pid.is_err() {
+                let _ = store.delete_session(&session.id);
+            }
+            pid
+        });
+    let pid = match started {
+        Ok(pid) => pid,
+        Err(e) => {
+            // Nothing half-made stays: the session never ran.
+            let _ = std::fs::remove_dir_all(&session.path);
+            return Err(e);
+        }
+    };
     println!(
         "session {} started (coordinator pid {pid}, {})",
         session.id,

@@ -69,7 +69,8 @@ fn all_sessions(workspace: &Workspace, as_json: bool) -> Result<u8> {
 pub fn one_session(workspace: &Workspace, session: &SessionDir) -> Result<Value> {
     let info = session.read_info()?;
     let (history, alive) = lookup::history(session);
-    let store = Store::open(&workspace.db_path())?;
+    // Read-only: status works on a full or read-only disk, and never creates anything.
+    let store = Store::open_read_only(&workspace.db_path())?;
     let row = store.session(&session.id)?;
     let recorded_pid = row.as_ref().and_then(|r| r.coordinator_pid);
     let tasks: Vec<Value> = store
@@ -102,6 +103,7 @@ pub fn one_session(workspace: &Workspace, session: &SessionDir) -> Result<Value>
         "target": info.target,
         "created_at": info.created_at,
         "state": history.state(alive.is_some()),
+        "paused_for": history.disk_full.as_ref().filter(|_| alive.is_some()),
         "tier": history.tier,
         "coordinator": {"pid": alive.or(recorded_pid), "alive": alive.is_some()},
         "tasks": tasks,
@@ -129,6 +131,10 @@ fn print_session(r: &Value) {
         "interrupted" => println!(
             "state    interrupted: the coordinator (pid {}) died before finishing; `orchestrate resume {id}` continues",
             s(pid)
+        ),
+        "paused" if r["paused_for"].is_string() => println!(
+            "state    paused by the coordinator: {}. Nothing is lost; free space, then `orchestrate control {id} resume`",
+            s(&r["paused_for"])
         ),
         _ if r["coordinator"]["alive"] == true => {
             println!("state    {state} (coordinator pid {})", s(pid))

@@ -35,7 +35,13 @@ impl CoordinatorJournal {
         })
     }
 
-    /// Appends one event about `task` (if any); returns it.
+    /// Writes what a full disk held back.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.writer.flush()
+    }
+
+    /// Appends one event about `task` (if any); returns it. `Err`: it is held in memory,
+    /// with its sequence number taken, until a later append or `flush` writes it.
     pub fn record(&mut self, task: Option<&str>, draft: Draft) -> io::Result<AgentEvent> {
         let event = AgentEvent {
             kind: draft.kind,
@@ -46,8 +52,8 @@ impl CoordinatorJournal {
             timestamp: Timestamp::now(),
             payload: draft.payload,
         };
-        self.writer.append(&event)?;
         self.next_seq += 1;
+        self.writer.append(&event)?;
         Ok(event)
     }
 }

@@ -58,7 +58,8 @@ impl CoordinatorLock {
 
 /// The pid of the live coordinator holding `path`, or `None` when nobody holds it.
 pub fn holder(path: &Path) -> Option<i64> {
-    let mut file = OpenOptions::new().read(true).write(true).open(path).ok()?;
+    // Read-only is enough for flock, and works on a read-only disk.
+    let mut file = OpenOptions::new().read(true).open(path).ok()?;
     if try_flock(&file) {
         // Free: we took it only to look; closing the file releases it.
         return None;

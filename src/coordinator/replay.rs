@@ -35,6 +35,8 @@ pub struct SessionHistory {
     pub paused: bool,
     /// A stop of the whole session was accepted.
     pub stopping: bool,
+    /// Why the coordinator paused the session itself: its journals could not be written.
+    pub disk_full: Option<String>,
     pub started: bool,
 }
 
@@ -77,8 +79,16 @@ impl SessionHistory {
             && e.bool_field("took_effect")
         {
             match e.str_field("command") {
-                Some("pause") => self.paused = true,
-                Some("resume") => self.paused = false,
+                Some("pause") => {
+                    self.paused = true;
+                    if e.bool_field("disk_full") {
+                        self.disk_full = e.str_field("reason").map(str::to_string);
+                    }
+                }
+                Some("resume") => {
+                    self.paused = false;
+                    self.disk_full = None;
+                }
                 Some("stop" | "kill") => self.stopping = true,
                 _ => {}
             }
@@ -90,6 +100,7 @@ impl SessionHistory {
         if phase == "resumed" {
             self.finished = None;
             self.paused = false;
+            self.disk_full = None;
             self.stopping = false;
             return;
         }

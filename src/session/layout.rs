@@ -82,33 +82,12 @@ impl Workspace {
                 Err(source) => return Err(LayoutError::Create { path, source }),
             }
         };
-        for dir in [
-            session.events_dir(),
-            session.raw_dir(),
-            session.runs_dir(),
-            session.reviews_dir(),
-        ] {
-            fs::create_dir_all(&dir).map_err(|source| LayoutError::Create {
-                path: dir.clone(),
-                source,
-            })?;
+        let filled = session.fill(prompt, target, config, now);
+        if filled.is_err() {
+            // A full or read-only disk: no half-created session is left behind.
+            let _ = fs::remove_dir_all(&session.path);
         }
-        let info = SessionInfo {
-            id: session.id.clone(),
-            prompt: prompt.to_string(),
-            target: target.to_path_buf(),
-            created_at: now,
-            config,
-        };
-        write_atomically(
-            &session.info_path(),
-            &format!("{:#}\n", serde_json::to_value(&info).unwrap_or(Value::Null)),
-        )
-        .map_err(|source| LayoutError::Create {
-            path: session.info_path(),
-            source,
-        })?;
-        Ok(session)
+        filled.map(|()| session)
     }
 
     pub fn open_session(&self, id: &str) -> Result<SessionDir, LayoutError> {
@@ -160,6 +139,42 @@ pub struct SessionDir {
 }
 
 impl SessionDir {
+    /// The subdirectories and `session.json` of a new session.
+    fn fill(
+        &self,
+        prompt: &str,
+        target: &Path,
+        config: Value,
+        now: Timestamp,
+    ) -> Result<(), LayoutError> {
+        for dir in [
+            self.events_dir(),
+            self.raw_dir(),
+            self.runs_dir(),
+            self.reviews_dir(),
+        ] {
+            fs::create_dir_all(&dir).map_err(|source| LayoutError::Create {
+                path: dir.clone(),
+                source,
+            })?;
+        }
+        let info = SessionInfo {
+            id: self.id.clone(),
+            prompt: prompt.to_string(),
+            target: target.to_path_buf(),
+            created_at: now,
+            config,
+        };
+        write_atomically(
+            &self.info_path(),
+            &format!("{:#}\n", serde_json::to_value(&info).unwrap_or(Value::Null)),
+        )
+        .map_err(|source| LayoutError::Create {
+            path: self.info_path(),
+            source,
+        })
+    }
+
     pub fn info_path(&self) -> PathBuf {
         self.path.join("session.json")
     }

@@ -1,6 +1,7 @@
 //! Sessions on disk: the workspace layout, the SQLite index and the JSONL tailer that readers
 //! use to follow a session.
 
+pub mod append;
 pub mod layout;
 pub mod names;
 pub mod store;

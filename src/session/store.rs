@@ -159,6 +159,45 @@ impl Store {
         Ok(store)
     }
 
+    /// Opens for reading only, creating and changing nothing: for `status` and the
+    /// dashboard, which must work on a full or read-only disk. A database that does not exist
+    /// yet reads as empty.
+    pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
+        use rusqlite::OpenFlags;
+        let wrap = |source| StoreError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        };
+        if !path.exists() {
+            let mut store = Store {
+                conn: Connection::open_in_memory().map_err(wrap)?,
+                path: path.to_path_buf(),
+            };
+            store.migrate()?;
+            return Ok(store);
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(wrap)?;
+        conn.busy_timeout(Duration::from_secs(5)).map_err(wrap)?;
+        let store = Store {
+            conn,
+            path: path.to_path_buf(),
+        };
+        if store.schema_version().is_ok() {
+            return Ok(store);
+        }
+        // A WAL database in a directory we cannot write (no -shm to create): read the file
+        // as it stands.
+        let uri = format!("file:{}?immutable=1", path.display());
+        let conn = Connection::open_with_flags(uri, flags).map_err(wrap)?;
+        Ok(Store {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
     pub fn schema_version(&self) -> Result<i64, StoreError> {
         self.conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
@@ -208,6 +247,14 @@ impl Store {
                 "INSERT INTO sessions (id, prompt, target, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)",
                 params![info.id, info.prompt, info.target.display().to_string(), created],
             )
+            .map(|_| ())
+            .map_err(|e| self.error(e))
+    }
+
+    /// Removes a session and (by cascade) its tasks, workers, reviews and decisions.
+    pub fn delete_session(&self, id: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute("DELETE FROM sessions WHERE id = ?1", params![id])
             .map(|_| ())
             .map_err(|e| self.error(e))
     }

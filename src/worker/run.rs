@@ -3,7 +3,6 @@
 //! that reaps the process and journals how it ended, and the controls (pause, resume, stop,
 //! input, resize). Lifecycle facts go into the same journal as the agent's events, in order.
 
-use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Sender};
@@ -18,6 +17,7 @@ use super::spawn::{SpawnError, spawn_in_pty};
 use super::state::ExitFacts;
 use crate::agents::{AgentKind, Draft, Launch, LineIssue, Normalizer};
 use crate::event::{AgentEvent, EventType, JournalWriter};
+use crate::session::append::HeldAppender;
 use crate::timestamp::Timestamp;
 
 /// How long after the process exits the reader may take to drain what is left in the PTY.
@@ -72,18 +72,19 @@ pub fn channel_observer(tx: Sender<AgentEvent>) -> Observer {
 struct Journal {
     normalizer: Normalizer,
     events: JournalWriter,
-    raw: File,
+    raw: HeldAppender,
     observer: Option<Observer>,
-    /// The first write failure (a full disk): reading goes on so the worker never blocks.
-    write_error: Option<String>,
+    /// Why writes are failing (a full disk), while they are: records wait in memory and the
+    /// worker is never blocked on the disk. Cleared by a successful [`Journal::flush`].
+    blocked: Option<String>,
     pending: Vec<AgentEvent>,
     issues: Vec<LineIssue>,
 }
 
 impl Journal {
     fn ingest(&mut self, bytes: &[u8]) {
-        if let Err(e) = self.raw.write_all(bytes) {
-            self.note_error("raw log", e);
+        if let Err(e) = self.raw.append_bytes(bytes) {
+            self.block(format!("cannot write the raw log: {e}"));
         }
         self.normalizer
             .push(bytes, Timestamp::now(), &mut self.pending, &mut self.issues);
@@ -110,20 +111,73 @@ impl Journal {
     }
 
     fn append_pending(&mut self) {
-        for event in self.pending.drain(..) {
-            if let Err(e) = self.events.append(&event) {
-                let message = format!("cannot write the event journal: {e}");
-                self.write_error.get_or_insert(message);
-            }
+        let mut pending = std::mem::take(&mut self.pending);
+        for event in pending.drain(..) {
+            let written = self.events.append(&event);
             if let Some(observer) = &mut self.observer {
                 observer(event);
             }
+            if let Err(e) = written {
+                self.block(format!("cannot write the event journal: {e}"));
+            }
+        }
+        self.pending = pending;
+    }
+
+    /// The first failed write says so once, as a `journal_blocked` event (held like the
+    /// rest, and seen at once by the observer: the coordinator pauses the session).
+    fn block(&mut self, reason: String) {
+        if self.blocked.is_some() {
+            return;
+        }
+        self.blocked = Some(reason.clone());
+        let event = self.normalizer.stamp(
+            Draft::new(
+                EventType::Error,
+                format!("{reason}; its events are held in memory until the disk has room"),
+            )
+            .with("phase", "journal_blocked")
+            .with("reason", reason)
+            .with("fatal", false),
+            Timestamp::now(),
+        );
+        let _ = self.events.append(&event);
+        if let Some(observer) = &mut self.observer {
+            observer(event);
         }
     }
 
-    fn note_error(&mut self, what: &str, e: io::Error) {
-        self.write_error
-            .get_or_insert_with(|| format!("cannot write the {what}: {e}"));
+    /// Writes what is held; after a block, says how much came through (`journal_recovered`).
+    fn flush(&mut self) -> Result<(), String> {
+        let raw = self.raw.flush();
+        let events = self.events.flush();
+        if let Err(e) = raw.and(events) {
+            return Err(self
+                .blocked
+                .clone()
+                .unwrap_or_else(|| format!("cannot write the journal: {e}")));
+        }
+        if self.blocked.take().is_some() {
+            let lost = self.events.dropped() + self.raw.dropped();
+            let text = if lost == 0 {
+                "the journal is written again; nothing was lost".to_string()
+            } else {
+                format!("the journal is written again; {lost} records held too long were dropped")
+            };
+            self.record(
+                Draft::new(EventType::Status, text)
+                    .with("phase", "journal_recovered")
+                    .with("dropped", lost),
+            );
+        }
+        if self.blocked.is_some() {
+            return Err(self.blocked.clone().unwrap_or_default());
+        }
+        Ok(())
+    }
+
+    fn held(&self) -> bool {
+        self.events.held() > 0 || self.raw.held() > 0
     }
 }
 
@@ -166,11 +220,8 @@ impl Worker {
         }
         let events = JournalWriter::open(&spec.events_path)
             .map_err(|e| journal_error(&spec.events_path, e))?;
-        let raw = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&spec.raw_path)
-            .map_err(|e| journal_error(&spec.raw_path, e))?;
+        let raw =
+            HeldAppender::open(&spec.raw_path).map_err(|e| journal_error(&spec.raw_path, e))?;
         let normalizer = Normalizer::new(spec.agent, &spec.name, spec.task.as_deref())
             .starting_at(spec.first_seq);
         let mut journal = Journal {
@@ -178,7 +229,7 @@ impl Worker {
             events,
             raw,
             observer,
-            write_error: None,
+            blocked: None,
             pending: Vec::new(),
             issues: Vec::new(),
         };
@@ -260,8 +311,8 @@ impl Worker {
                 let _ = drained_rx.recv_timeout(DRAIN_AFTER_EXIT);
                 let mut journal = lock(&waiter_journal);
                 journal.finish(&facts);
-                let write_error = journal.write_error.clone();
-                journal.record(exit_draft(&facts, write_error));
+                let unwritten = journal.held().then(|| journal.blocked.clone()).flatten();
+                journal.record(exit_draft(&facts, unwritten));
                 drop(journal);
                 *lock(&waiter_exit.exit) = Some(facts);
                 waiter_exit.changed.notify_all();
@@ -285,6 +336,17 @@ impl Worker {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Retries the journal writes a full disk held back; `Err` with the reason while the
+    /// disk still refuses them.
+    pub fn flush_journal(&self) -> Result<(), String> {
+        lock(&self.journal).flush()
+    }
+
+    /// True while some of the worker's records wait in memory for the disk.
+    pub fn journal_held(&self) -> bool {
+        lock(&self.journal).held()
     }
 
     /// The process id, which is also the process group id.

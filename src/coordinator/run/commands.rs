@@ -25,9 +25,18 @@ impl Coordinator {
             self.journal_control(request, false, EXPIRED);
             return ControlReply::refused(EXPIRED);
         }
+        if request.cmd == ControlCommand::Resume
+            && request.worker.is_none()
+            && let Err(reply) = self.unblock_disk(running)
+        {
+            self.journal_control(request, false, &reply.message);
+            return reply;
+        }
+        // A worker that exited while its journal waits for the disk has nothing to signal.
         let targets: Vec<(String, Arc<Worker>)> = match &request.worker {
             None => running
                 .values()
+                .filter(|r| r.pending_exit.is_none())
                 .map(|r| (r.name.clone(), Arc::clone(&r.worker)))
                 .collect(),
             Some(name) => match running.values().find(|r| &r.name == name) {
@@ -130,9 +139,13 @@ impl Coordinator {
                     .statuses()
                     .map(|(id, s)| format!("{id}={s}"))
                     .collect();
+                let state = match &self.disk_blocked {
+                    Some(reason) => format!("paused (disk: {reason})"),
+                    None if self.paused => "paused".into(),
+                    None => "running".into(),
+                };
                 ControlReply::done(format!(
-                    "{}{}: {}",
-                    if self.paused { "paused" } else { "running" },
+                    "{state}{}: {}",
                     if self.stopping { " (stopping)" } else { "" },
                     tasks.join(" ")
                 ))
@@ -154,7 +167,13 @@ impl Coordinator {
         sched.stop();
         for r in running.values_mut() {
             r.ended_by = Some(EndedBy::Operator);
-            stop_in_background(&r.worker, kill);
+            match r.pending_exit.take() {
+                // Gone already, its journal waiting for the disk: settled as stopped now.
+                Some(exit) => {
+                    let _ = self.inbox_tx.send(super::Inbox::Event(exit));
+                }
+                None => stop_in_background(&r.worker, kill),
+            }
         }
     }
 

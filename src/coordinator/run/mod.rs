@@ -31,6 +31,7 @@ use crate::timestamp::Timestamp;
 use crate::worker::{Worker, WorkerStatus};
 
 mod commands;
+mod disk;
 mod planning;
 mod records;
 mod tasks;
@@ -88,6 +89,9 @@ struct RunningTask {
     /// The commit its worktree started from, when the task may write: a run that ends on it
     /// with nothing to commit changed nothing.
     start_head: Option<String>,
+    /// Its exit, kept back while some of its events wait for the disk: a task is settled
+    /// only on what its journal holds.
+    pending_exit: Option<AgentEvent>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -113,6 +117,10 @@ pub struct Coordinator {
     target_is_git: bool,
     paused: bool,
     stopping: bool,
+    /// Why the session is paused for a full disk, while it is.
+    disk_blocked: Option<String>,
+    /// A write failure not yet acted on (see `disk.rs`).
+    write_failure: Option<String>,
     _lock: CoordinatorLock,
 }
 
@@ -174,8 +182,11 @@ pub fn run_coordinator(
         target_is_git,
         paused: false,
         stopping: false,
+        disk_blocked: None,
+        write_failure: None,
         _lock: lock,
     };
+    c.make_reserve();
     c.store.set_session_state(
         &c.session.id,
         "running",
@@ -336,6 +347,7 @@ impl Coordinator {
                 );
                 self.stop_session(sched, &mut running, false);
             }
+            self.block_on_disk(&running);
             if !self.paused && !self.stopping {
                 for id in sched.startable(now) {
                     let task = plan
@@ -349,7 +361,7 @@ impl Coordinator {
             if sched.is_finished() && running.is_empty() {
                 break;
             }
-            for (id, r) in running.iter_mut() {
+            for (id, r) in running.iter_mut().filter(|(_, r)| r.pending_exit.is_none()) {
                 if r.ended_by.is_none() && now.millis() - r.started.millis() > timeout_ms {
                     r.ended_by = Some(EndedBy::Timeout);
                     self.record(
@@ -471,12 +483,12 @@ impl Coordinator {
         outcome
     }
 
+    /// Journals one event. A refused write holds it in memory and pauses the session.
     fn record(&mut self, task: Option<&str>, draft: Draft) {
         if let Err(e) = self.journal.record(task, draft) {
-            eprintln!(
-                "{}: cannot write the coordinator journal: {e}",
-                Timestamp::now()
-            );
+            let reason = format!("cannot write the coordinator journal: {e}");
+            disk::log_line(&reason);
+            self.note_write_failure(reason);
         }
     }
 }

@@ -93,6 +93,7 @@ impl Coordinator {
                         status: WorkerStatus::default(),
                         started: Timestamp::now(),
                         ended_by: None,
+                        pending_exit: None,
                         last_error: None,
                         start_head: runs::head(&run_dir).filter(|_| writes),
                     },
@@ -220,6 +221,16 @@ impl Coordinator {
             return;
         }
         r.status.observe(&event);
+        if event.phase() == Some("journal_blocked") {
+            let reason = format!(
+                "{}: {}",
+                r.name,
+                event
+                    .str_field("reason")
+                    .unwrap_or("cannot write its journal")
+            );
+            self.note_write_failure(reason);
+        }
         // The agent's own fatal error is the reason; the exit event only says how it ended.
         if event.kind == EventType::Error
             && event.bool_field("fatal")
@@ -228,6 +239,10 @@ impl Coordinator {
             r.last_error = Some(event.text().to_string());
         }
         if event.phase() != Some("exited") {
+            return;
+        }
+        if r.worker.journal_held() && !self.stopping {
+            r.pending_exit = Some(event);
             return;
         }
         let Some(r) = running.remove(&task_id) else {
