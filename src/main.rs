@@ -19,13 +19,10 @@ use orchestrate::sim::SimCli;
 #[derive(Parser)]
 #[command(name = "orchestrate", version, about, long_about)]
 struct Cli {
-    /// Where sessions live [default: ./workspace].
-    #[arg(
-        long,
-        global = true,
-        env = "ORCHESTRATOR_WORKSPACE",
-        value_name = "DIR"
-    )]
+    /// Where sessions live. Default: ORCHESTRATE_WORKSPACE (or ORCHESTRATOR_WORKSPACE), else
+    /// the nearest ./workspace holding orchestrate.db here or in a parent directory, else
+    /// ~/.local/share/orchestrate/workspace.
+    #[arg(long, global = true, value_name = "DIR")]
     workspace: Option<PathBuf>,
 
     #[command(subcommand)]
@@ -101,17 +98,22 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// A worker's events as readable lines, or its raw terminal output.
+    /// A worker's events as readable lines, or its raw terminal output; without a worker,
+    /// every worker and the coordinator merged in time order.
     Logs {
         /// A session id, or `latest`.
         session: String,
-        worker: String,
-        /// Keep printing as the worker goes on, until the session's coordinator is gone.
+        /// One worker (see `orchestrate status SESSION`); all of them when left out.
+        worker: Option<String>,
+        /// Keep printing as the session goes on, until its coordinator is gone.
         #[arg(long, short)]
         follow: bool,
         /// The exact bytes the worker's terminal produced.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "json")]
         raw: bool,
+        /// One AgentEvent JSON object per line.
+        #[arg(long)]
+        json: bool,
     },
     /// Connect this terminal to a worker's terminal: see its output, type to it. Ctrl-]
     /// detaches and leaves the worker running.
@@ -311,7 +313,8 @@ fn main() -> ExitCode {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         }
     }
-    let workspace = Workspace::resolve(cli.workspace.as_deref(), None);
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let workspace = Workspace::resolve(cli.workspace.as_deref(), |k| std::env::var(k).ok(), &cwd);
     let result = match cli.command {
         Command::Run {
             goal,
@@ -353,7 +356,17 @@ fn main() -> ExitCode {
             worker,
             follow,
             raw,
-        } => cli::logs::logs(&workspace, &session, &worker, follow, raw),
+            json,
+        } => cli::logs::logs(
+            &workspace,
+            cli::logs::LogsRequest {
+                session: &session,
+                worker: worker.as_deref(),
+                follow,
+                raw,
+                json,
+            },
+        ),
         Command::Attach { session, worker } => cli::attach::attach(&workspace, &session, &worker),
         Command::Control {
             session,

@@ -1,6 +1,7 @@
 //! Following a session headless: one readable line per significant event until the session
 //! ends, then the exit code says how (0 done, 1 failed, 3 stopped, 4 the coordinator died).
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -31,24 +32,45 @@ const LIVENESS_CHECK: Duration = Duration::from_millis(500);
 
 pub fn follow(session: &SessionDir) -> Result<u8> {
     let (tx, rx) = mpsc::channel::<AgentEvent>();
+    // Watching starts before the history is read, so nothing falls between the two; what
+    // both see is told once (each journal's sequence numbers only grow).
     let _tailer = follow_session(session, None, move |event| {
         let _ = tx.send(event);
     })
     .context("cannot watch the session's journals")?;
+    let (history, mut told) = history_in_time_order(session);
+    for event in &history {
+        if let Some(line) = describe(event) {
+            let mut out = std::io::stdout().lock();
+            if writeln!(out, "{line}").is_err() {
+                return Ok(EXIT_DONE);
+            }
+        }
+    }
+    // Finished already, and no coordinator to start it again (a resumed session's history
+    // holds the end of its earlier run).
+    if let Some(finished) = history.iter().rev().find(|e| is_session_end(e))
+        && lock::holder(&session.lock_path()).is_none()
+    {
+        return Ok(exit_code(finished.str_field("outcome").unwrap_or("failed")));
+    }
     let mut dead_checks = 0;
     let mut last_check = Instant::now();
     loop {
         match rx.recv_timeout(LIVENESS_CHECK) {
             Ok(event) => {
+                let last = told.entry(event.worker.to_string()).or_insert(None);
+                if last.is_some_and(|seq| event.seq <= seq) {
+                    continue;
+                }
+                *last = Some(event.seq);
                 if let Some(line) = describe(&event) {
                     let mut out = std::io::stdout().lock();
                     if writeln!(out, "{line}").is_err() {
                         return Ok(EXIT_DONE); // stdout closed (| head): nothing more to show.
                     }
                 }
-                if event.phase() == Some("session_finished")
-                    && &*event.worker == crate::coordinator::journal::COORDINATOR
-                {
+                if is_session_end(&event) {
                     return Ok(exit_code(event.str_field("outcome").unwrap_or("failed")));
                 }
             }
@@ -80,6 +102,36 @@ pub fn follow(session: &SessionDir) -> Result<u8> {
             }
         }
     }
+}
+
+fn is_session_end(event: &AgentEvent) -> bool {
+    event.phase() == Some("session_finished")
+        && &*event.worker == crate::coordinator::journal::COORDINATOR
+}
+
+/// Every journal of the session merged in time order (a resumed session's history reads
+/// as it happened), with the last sequence number seen per journal.
+pub fn history_in_time_order(
+    session: &SessionDir,
+) -> (Vec<AgentEvent>, BTreeMap<String, Option<u64>>) {
+    let mut files = vec![session.orchestrator_journal()];
+    files.extend(
+        super::lookup::worker_names(session)
+            .iter()
+            .map(|w| session.events_path(w)),
+    );
+    let mut events = Vec::new();
+    let mut told = BTreeMap::new();
+    for path in files {
+        let (journal, _) = crate::event::read_journal(&path).unwrap_or_default();
+        for e in &journal {
+            told.insert(e.worker.to_string(), Some(e.seq));
+        }
+        events.extend(journal);
+    }
+    // Stable: events of one journal stamped in the same millisecond keep their order.
+    events.sort_by_key(|e| e.timestamp);
+    (events, told)
 }
 
 /// The exit code of a session its journal says is finished, after printing its last line.

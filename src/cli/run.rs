@@ -170,15 +170,13 @@ fn finish_start(workspace: &Workspace, session: &SessionDir, no_dashboard: bool)
     }
     println!("The session runs in the background; closing this terminal does not stop it.");
     println!(
-        "  follow it:  orchestrate status {id}   |   orchestrate logs {id} <worker> --follow",
+        "  watch it:   orchestrate dashboard {id}   (in a terminal)   |   orchestrate status {id} --watch",
         id = session.id
     );
+    println!("  its events: orchestrate logs {} --follow", session.id);
     println!(
         "  control it: orchestrate control {} pause|resume|stop",
         session.id
-    );
-    println!(
-        "(the full-screen dashboard is not built yet; run with --no-dashboard to follow here)"
     );
     Ok(0)
 }

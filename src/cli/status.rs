@@ -43,10 +43,11 @@ fn all_sessions(workspace: &Workspace, as_json: bool) -> Result<u8> {
     if rows.is_empty() {
         println!(
             "no sessions in {} yet; try `orchestrate demo`",
-            workspace.root().display()
+            shown_root(workspace).display()
         );
         return Ok(0);
     }
+    println!("workspace {}", shown_root(workspace).display());
     println!("{:<26} {:<12} {:>6}  GOAL", "SESSION", "STATE", "TASKS");
     for r in rows {
         let tasks = r["tasks"].as_array().map_or(0, Vec::len);
@@ -99,6 +100,7 @@ pub fn one_session(workspace: &Workspace, session: &SessionDir) -> Result<Value>
         .collect();
     Ok(json!({
         "session": session.id,
+        "workspace": shown_root(workspace),
         "goal": info.prompt,
         "target": info.target,
         "created_at": info.created_at,
@@ -123,6 +125,7 @@ fn print_session(r: &Value) {
     };
     let id = s(&r["session"]);
     println!("session  {id}");
+    println!("in       {}", s(&r["workspace"]));
     println!("goal     {}", s(&r["goal"]));
     println!("target   {}", s(&r["target"]));
     let state = s(&r["state"]);
@@ -186,4 +189,9 @@ fn print_session(r: &Value) {
             println!("{:<22} {retrying}", "");
         }
     }
+}
+
+/// The workspace as an absolute path: which one was read is worth knowing.
+pub fn shown_root(workspace: &Workspace) -> std::path::PathBuf {
+    std::fs::canonicalize(workspace.root()).unwrap_or_else(|_| workspace.root().to_path_buf())
 }

@@ -11,8 +11,9 @@ use serde_json::Value;
 use super::names::{BadName, check_name};
 use crate::timestamp::Timestamp;
 
-/// Environment variable naming the workspace root (seed 003).
-pub const WORKSPACE_ENV: &str = "ORCHESTRATOR_WORKSPACE";
+/// Environment variables naming the workspace root: ours, and the seeds' (seed 003).
+pub const WORKSPACE_ENV: &str = "ORCHESTRATE_WORKSPACE";
+pub const SEED_WORKSPACE_ENV: &str = "ORCHESTRATOR_WORKSPACE";
 pub const DEFAULT_WORKSPACE: &str = "workspace";
 
 #[derive(Debug, thiserror::Error)]
@@ -34,14 +35,42 @@ pub struct Workspace {
 }
 
 impl Workspace {
-    /// `--workspace`, else `ORCHESTRATOR_WORKSPACE`, else `./workspace`.
-    pub fn resolve(flag: Option<&Path>, env: Option<&str>) -> Workspace {
-        let root = match (flag, env) {
-            (Some(dir), _) => dir.to_path_buf(),
-            (None, Some(dir)) if !dir.is_empty() => PathBuf::from(dir),
-            _ => PathBuf::from(DEFAULT_WORKSPACE),
-        };
-        Workspace { root }
+    /// Where sessions live, so that they are found from any directory: `--workspace`, else
+    /// `ORCHESTRATE_WORKSPACE` (or the seeds' `ORCHESTRATOR_WORKSPACE`), else the nearest
+    /// `workspace/` holding an `orchestrate.db` in the current directory or above it (a
+    /// worker's run directory finds its own session's), else the user's data directory
+    /// (`$XDG_DATA_HOME/orchestrate/workspace`, `~/.local/share/orchestrate/workspace`), else
+    /// `./workspace`.
+    pub fn resolve(
+        flag: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+        cwd: &Path,
+    ) -> Workspace {
+        let set = |name: &str| env(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+        if let Some(root) = flag
+            .map(Path::to_path_buf)
+            .or_else(|| set(WORKSPACE_ENV))
+            .or_else(|| set(SEED_WORKSPACE_ENV))
+        {
+            return Workspace { root };
+        }
+        for dir in cwd.ancestors() {
+            if dir.join("orchestrate.db").is_file()
+                && dir.file_name().is_some_and(|n| n == DEFAULT_WORKSPACE)
+            {
+                return Workspace::at(dir);
+            }
+            let candidate = dir.join(DEFAULT_WORKSPACE);
+            if candidate.join("orchestrate.db").is_file() {
+                return Workspace::at(candidate);
+            }
+        }
+        let data =
+            set("XDG_DATA_HOME").or_else(|| set("HOME").map(|h| h.join(".local").join("share")));
+        match data {
+            Some(dir) => Workspace::at(dir.join("orchestrate").join(DEFAULT_WORKSPACE)),
+            None => Workspace::at(DEFAULT_WORKSPACE),
+        }
     }
 
     pub fn at(root: impl Into<PathBuf>) -> Workspace {
@@ -267,16 +296,55 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn the_workspace_comes_from_flag_then_env_then_default() {
-        let flag = Path::new("/f");
-        assert_eq!(Workspace::resolve(Some(flag), Some("/e")).root(), flag);
-        assert_eq!(Workspace::resolve(None, Some("/e")).root(), Path::new("/e"));
+    fn the_workspace_is_found_from_any_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let project = dir.path().join("project");
+        let deep = project.join("workspace/orch_x/runs/a/src");
+        fs::create_dir_all(&deep).unwrap();
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                vars.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let home = env(&[("HOME", "/home/u")]);
+        let resolve = |flag, cwd: &Path| Workspace::resolve(flag, home, cwd);
+        // Nothing there yet: the user's data directory.
         assert_eq!(
-            Workspace::resolve(None, None).root(),
-            Path::new("workspace")
+            resolve(None, &deep).root(),
+            Path::new("/home/u/.local/share/orchestrate/workspace")
+        );
+        fs::write(project.join("workspace/orchestrate.db"), "").unwrap();
+        for cwd in [&project, &deep, &project.join("workspace")] {
+            assert_eq!(
+                resolve(None, cwd).root(),
+                project.join("workspace"),
+                "{cwd:?}"
+            );
+        }
+        let flag = Path::new("/f");
+        assert_eq!(resolve(Some(flag), &deep).root(), flag);
+        let both = env(&[
+            ("ORCHESTRATE_WORKSPACE", "/ours"),
+            ("ORCHESTRATOR_WORKSPACE", "/seed"),
+        ]);
+        assert_eq!(
+            Workspace::resolve(None, both, &deep).root(),
+            Path::new("/ours")
+        );
+        let seed = env(&[("ORCHESTRATOR_WORKSPACE", "/seed")]);
+        assert_eq!(
+            Workspace::resolve(None, seed, &deep).root(),
+            Path::new("/seed")
+        );
+        let xdg = env(&[("XDG_DATA_HOME", "/x"), ("HOME", "/home/u")]);
+        assert_eq!(
+            Workspace::resolve(None, xdg, dir.path()).root(),
+            Path::new("/x/orchestrate/workspace")
         );
         assert_eq!(
-            Workspace::resolve(None, Some("")).root(),
+            Workspace::resolve(None, env(&[]), dir.path()).root(),
             Path::new("workspace")
         );
     }

@@ -51,7 +51,8 @@ pub enum Exit {
 pub fn run_dashboard(workspace: &Workspace, session: &SessionDir, theme: Theme) -> Result<Exit> {
     if !io::stdout().is_terminal() || !io::stdin().is_terminal() {
         bail!(
-            "the dashboard needs a terminal; use --no-dashboard, `orchestrate status` or `orchestrate logs`"
+            "the dashboard needs a terminal (standard input and output); without one, follow the session with `orchestrate status {id} --watch` or `orchestrate logs {id}`",
+            id = session.id
         );
     }
     let info = session.read_info()?;
