@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 use orchestrate::cli;
 use orchestrate::coordinator::control::ControlCommand;
@@ -36,8 +36,12 @@ enum Command {
     /// Exit codes with --no-dashboard: 0 every task succeeded, 1 a task failed, 3 the session
     /// was stopped, 4 the coordinator died (resume it).
     Run {
-        /// What the agents should achieve.
-        goal: String,
+        /// What the agents should achieve; `-` reads it from standard input.
+        #[arg(required_unless_present = "goal_file")]
+        goal: Option<String>,
+        /// Read the goal from FILE (for a long goal).
+        #[arg(long, value_name = "FILE", conflicts_with = "goal")]
+        goal_file: Option<PathBuf>,
         /// The repository to work on [default: the current directory].
         #[arg(long, value_name = "DIR")]
         target: Option<PathBuf>,
@@ -97,7 +101,60 @@ enum Command {
         /// Machine-readable output, including the coordinator's pid and whether it is alive.
         #[arg(long)]
         json: bool,
+        /// Redraw every --interval seconds; with a session, until it ends.
+        #[arg(long, short, conflicts_with = "json")]
+        watch: bool,
+        /// Seconds between redraws with --watch.
+        #[arg(long, default_value_t = 2.0, value_parser = parse_timeout, requires = "watch")]
+        interval: f64,
     },
+    /// Every session, one line each, with its age and state (`status` without a session).
+    Ls {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a session: its directory, its worktrees and branches in the target, its rows
+    /// (and the demo's temporary repository, for a demo session).
+    Rm {
+        /// A session id, or `latest`.
+        session: String,
+    },
+    /// Remove finished sessions older than --older-than (see `rm`).
+    Prune {
+        /// Age: 30m, 12h, 7d... [default: 7d].
+        #[arg(long, default_value = "7d", value_parser = parse_age)]
+        older_than: u64,
+        /// Say what would be removed, remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// The change a finished session (or one of its tasks) made, as a diff against the
+    /// target's current branch.
+    Diff {
+        /// A session id, or `latest`.
+        session: String,
+        /// Only this task's work.
+        task: Option<String>,
+    },
+    /// Merge a finished session's result branch into the target's current branch; refused
+    /// on uncommitted changes or conflicts, leaving the target as it was.
+    Merge {
+        /// A session id, or `latest`.
+        session: String,
+    },
+    /// The configuration in effect, or the files it is read from.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// A shell completion script: `orchestrate completions bash > /etc/bash_completion.d/orchestrate`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// The manual page, in roff: `orchestrate man | man -l -`.
+    Man,
     /// A worker's events as readable lines, or its raw terminal output; without a worker,
     /// every worker and the coordinator merged in time order.
     Logs {
@@ -260,6 +317,14 @@ impl From<ControlAction> for ControlCommand {
 }
 
 #[derive(Subcommand)]
+enum ConfigCommand {
+    /// The configuration in effect here (defaults, files, environment), as TOML.
+    Show,
+    /// The files read, lowest precedence first, and whether each exists.
+    Path,
+}
+
+#[derive(Subcommand)]
 enum EventsCommand {
     /// Print a CLI's native output as AgentEvent JSON lines.
     ///
@@ -278,6 +343,28 @@ enum EventsCommand {
         #[arg(long)]
         task: Option<String>,
     },
+}
+
+/// `30s`, `45m`, `12h`, `7d` (or plain seconds) as seconds.
+fn parse_age(text: &str) -> Result<u64, String> {
+    let (digits, unit) = text.split_at(text.trim_end_matches(char::is_alphabetic).len());
+    let scale = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => {
+            return Err(format!(
+                "{text:?}: use a number with s, m, h, d or w (e.g. 7d)"
+            ));
+        }
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .ok_or_else(|| format!("{text:?}: use a number with s, m, h, d or w (e.g. 7d)"))
 }
 
 fn parse_speed(text: &str) -> Result<f64, String> {
@@ -318,6 +405,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run {
             goal,
+            goal_file,
             target,
             agents,
             plan,
@@ -326,21 +414,23 @@ fn main() -> ExitCode {
             no_dashboard,
             parallelism,
             retries,
-        } => cli::run::run(
-            &workspace,
-            cli::run::RunRequest {
-                goal,
-                target,
-                agents,
-                plan_file: plan,
-                simulate,
-                stub_model,
-                no_dashboard,
-                parallelism,
-                retries,
-                sim_speed: None,
-            },
-        ),
+        } => cli::run::read_goal(goal.as_deref(), goal_file.as_deref()).and_then(|goal| {
+            cli::run::run(
+                &workspace,
+                cli::run::RunRequest {
+                    goal,
+                    target,
+                    agents,
+                    plan_file: plan,
+                    simulate,
+                    stub_model,
+                    no_dashboard,
+                    parallelism,
+                    retries,
+                    sim_speed: None,
+                },
+            )
+        }),
         Command::Demo {
             speed,
             no_dashboard,
@@ -348,9 +438,44 @@ fn main() -> ExitCode {
         Command::Dashboard { session, theme } => {
             cli::dashboard::dashboard(&workspace, session.as_deref(), theme.as_deref())
         }
-        Command::Status { session, json } => {
-            cli::status::status(&workspace, session.as_deref(), json)
+        Command::Status {
+            session,
+            json,
+            watch: false,
+            ..
+        } => cli::status::status(&workspace, session.as_deref(), json),
+        Command::Status {
+            session, interval, ..
+        } => cli::status::watch(
+            &workspace,
+            session.as_deref(),
+            std::time::Duration::from_secs_f64(interval),
+        ),
+        Command::Ls { json } => cli::status::status(&workspace, None, json),
+        Command::Rm { session } => cli::housekeeping::rm(&workspace, &session),
+        Command::Prune {
+            older_than,
+            dry_run,
+        } => cli::housekeeping::prune(&workspace, older_than, dry_run),
+        Command::Diff { session, task } => cli::result::diff(&workspace, &session, task.as_deref()),
+        Command::Merge { session } => cli::result::merge(&workspace, &session),
+        Command::Config { command } => match command {
+            ConfigCommand::Show => cli::config::show(),
+            ConfigCommand::Path => cli::config::path(),
+        },
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "orchestrate",
+                &mut std::io::stdout(),
+            );
+            Ok(0)
         }
+        Command::Man => clap_mangen::Man::new(Cli::command())
+            .render(&mut std::io::stdout())
+            .map(|()| 0)
+            .map_err(anyhow::Error::from),
         Command::Logs {
             session,
             worker,

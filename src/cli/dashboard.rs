@@ -20,10 +20,13 @@ pub fn dashboard(workspace: &Workspace, session: Option<&str>, theme: Option<&st
 pub fn open(workspace: &Workspace, session: &SessionDir, theme: Option<&str>) -> Result<u8> {
     let theme = load_theme(theme);
     match run_dashboard(workspace, session, theme)? {
-        Exit::Left => println!(
-            "left the dashboard; session {id} goes on (`orchestrate dashboard {id}` reopens it)",
-            id = session.id
-        ),
+        Exit::Left => match finished_result(session) {
+            Some(result) => println!("left the dashboard; {result}"),
+            None => println!(
+                "left the dashboard; session {id} goes on (`orchestrate dashboard {id}` reopens it)",
+                id = session.id
+            ),
+        },
         Exit::Signalled => eprintln!(
             "orchestrate: the dashboard was closed by a signal; session {} goes on",
             session.id
@@ -51,4 +54,26 @@ fn load_theme(flag: Option<&str>) -> Theme {
         std::thread::sleep(std::time::Duration::from_millis(1500));
         Theme::load("default", &[], no_color).unwrap_or_else(|_| Theme::default_theme())
     })
+}
+
+/// For a finished session: how it ended and where its result is.
+fn finished_result(session: &SessionDir) -> Option<String> {
+    let (events, _) = crate::event::read_journal(&session.orchestrator_journal()).ok()?;
+    // The last end, unless the session was resumed after it.
+    let finished = events
+        .iter()
+        .rev()
+        .find(|e| matches!(e.phase(), Some("session_finished" | "resumed")))
+        .filter(|e| e.phase() == Some("session_finished"))?;
+    let result = events
+        .iter()
+        .rev()
+        .find(|e| e.phase() == Some("result"))
+        .map(|e| format!("\n{}", e.text()))
+        .unwrap_or_default();
+    Some(format!(
+        "session {} {}{result}",
+        session.id,
+        finished.str_field("outcome").unwrap_or("finished")
+    ))
 }

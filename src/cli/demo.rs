@@ -76,11 +76,12 @@ pub fn demo(workspace: &Workspace, speed: f64, no_dashboard: bool) -> Result<u8>
     }
     let plan = root.join("demo-plan.toml");
     std::fs::write(&plan, PLAN)?;
+    std::fs::write(root.join(super::housekeeping::DEMO_MARK), "")?;
     println!(
-        "demo: simulated gemini, claude and codex on a fresh repository at {}",
+        "demo: simulated gemini, claude and codex on a fresh repository at {} (`orchestrate rm SESSION` or `orchestrate prune` removes it with the session)",
         target.display()
     );
-    run(
+    let started = run(
         workspace,
         RunRequest {
             goal: GOAL.into(),
@@ -95,7 +96,19 @@ pub fn demo(workspace: &Workspace, speed: f64, no_dashboard: bool) -> Result<u8>
             retries: None,
             sim_speed: Some(speed),
         },
-    )
+    );
+    if started.is_err()
+        && !workspace.session_ids().iter().any(|id| {
+            workspace
+                .open_session(id)
+                .and_then(|s| s.read_info())
+                .is_ok_and(|i| i.target.starts_with(&root))
+        })
+    {
+        // No session was made: nothing will ever point at the repository.
+        let _ = std::fs::remove_dir_all(&root);
+    }
+    started
 }
 
 fn is_terminal() -> bool {

@@ -2,15 +2,18 @@
 //! carry context for a one-line message.
 
 pub mod attach;
+pub mod config;
 pub mod control;
 pub mod dashboard;
 pub mod demo;
 pub mod doctor;
 pub mod events;
 pub mod follow;
+pub mod housekeeping;
 pub mod live_turn;
 pub mod logs;
 pub mod lookup;
+pub mod result;
 pub mod run;
 pub mod sim;
 pub mod status;

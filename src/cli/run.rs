@@ -32,6 +32,26 @@ pub struct RunRequest {
     pub sim_speed: Option<f64>,
 }
 
+/// The goal from the argument, from `--goal-file`, or from standard input for `-`.
+pub fn read_goal(goal: Option<&str>, goal_file: Option<&Path>) -> Result<String> {
+    use std::io::Read;
+    match (goal, goal_file) {
+        (_, Some(path)) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the goal from {}", path.display())),
+        (Some("-"), None) => {
+            let mut goal = String::new();
+            std::io::stdin()
+                .read_to_string(&mut goal)
+                .context("cannot read the goal from standard input")?;
+            Ok(goal)
+        }
+        (Some(goal), None) => Ok(goal.to_string()),
+        (None, None) => bail!(
+            "give a goal: orchestrate run \"GOAL\", --goal-file FILE, or - to read it from standard input"
+        ),
+    }
+}
+
 pub fn run(workspace: &Workspace, request: RunRequest) -> Result<u8> {
     if request.goal.trim().is_empty() {
         bail!(

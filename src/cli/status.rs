@@ -2,12 +2,16 @@
 //! with its tasks and workers. Worker state comes from the journals through the same
 //! function every surface uses; task state from the coordinator's journal and the database.
 
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
 use anyhow::Result;
 use serde_json::{Value, json};
 
-use super::lookup;
+use super::{follow, lookup};
 use crate::event::{UsageTotals, read_journal};
 use crate::session::{SessionDir, Store, Workspace};
+use crate::timestamp::Timestamp;
 use crate::worker::WorkerStatus;
 
 pub fn status(workspace: &Workspace, session: Option<&str>, as_json: bool) -> Result<u8> {
@@ -48,7 +52,12 @@ fn all_sessions(workspace: &Workspace, as_json: bool) -> Result<u8> {
         return Ok(0);
     }
     println!("workspace {}", shown_root(workspace).display());
-    println!("{:<26} {:<12} {:>6}  GOAL", "SESSION", "STATE", "TASKS");
+    println!(
+        "{:<26} {:<12} {:>5} {:>6}  GOAL",
+        "SESSION", "STATE", "AGE", "TASKS"
+    );
+    let colour = use_colour();
+    let now = Timestamp::now();
     for r in rows {
         let tasks = r["tasks"].as_array().map_or(0, Vec::len);
         let done = r["tasks"].as_array().map_or(0, |t| {
@@ -56,10 +65,14 @@ fn all_sessions(workspace: &Workspace, as_json: bool) -> Result<u8> {
         });
         let goal = r["goal"].as_str().unwrap_or("");
         let goal: String = goal.chars().take(60).collect();
+        let state = r["state"].as_str().unwrap_or("");
+        let created = serde_json::from_value::<Timestamp>(r["created_at"].clone()).ok();
+        let age = created.map_or("-".into(), |c| age(now.millis() - c.millis()));
         println!(
-            "{:<26} {:<12} {:>6}  {goal}",
+            "{:<26} {} {:>5} {:>6}  {goal}",
             r["session"].as_str().unwrap_or(""),
-            r["state"].as_str().unwrap_or(""),
+            paint(state, &format!("{state:<12}"), colour),
+            age,
             format!("{done}/{tasks}")
         );
     }
@@ -194,4 +207,71 @@ fn print_session(r: &Value) {
 /// The workspace as an absolute path: which one was read is worth knowing.
 pub fn shown_root(workspace: &Workspace) -> std::path::PathBuf {
     std::fs::canonicalize(workspace.root()).unwrap_or_else(|_| workspace.root().to_path_buf())
+}
+
+/// `status --watch`: the same view, redrawn every `interval`; with a session, until it ends
+/// (then the exit code says how, as with `--no-dashboard`).
+pub fn watch(workspace: &Workspace, session: Option<&str>, interval: Duration) -> Result<u8> {
+    let tty = std::io::stdout().is_terminal();
+    loop {
+        if tty {
+            print!("\x1b[H\x1b[2J");
+        }
+        let ended = match session {
+            None => {
+                all_sessions(workspace, false)?;
+                None
+            }
+            Some(name) => {
+                let session = lookup::session(workspace, name)?;
+                let report = one_session(workspace, &session)?;
+                print_session(&report);
+                match report["state"].as_str() {
+                    Some(s @ ("done" | "failed" | "stopped")) => Some(follow::exit_code(s)),
+                    Some("interrupted") => Some(follow::EXIT_INTERRUPTED),
+                    _ => None,
+                }
+            }
+        };
+        if let Some(code) = ended {
+            return Ok(code);
+        }
+        if !tty {
+            println!();
+        }
+        let _ = std::io::stdout().flush();
+        std::thread::sleep(interval);
+    }
+}
+
+/// `42s`, `5m`, `3h`, `2d`.
+fn age(millis: i64) -> String {
+    let secs = millis.max(0) / 1000;
+    match secs {
+        0..60 => format!("{secs}s"),
+        60..3600 => format!("{}m", secs / 60),
+        3600..86_400 => format!("{}h", secs / 3600),
+        _ => format!("{}d", secs / 86_400),
+    }
+}
+
+/// Colour for a terminal that wants it (NO_COLOR is respected).
+fn use_colour() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// `text` in the colour of `state`: the dashboard's meanings in plain ANSI.
+fn paint(state: &str, text: &str, colour: bool) -> String {
+    let code = match state {
+        "done" => "32",
+        "running" => "36",
+        "paused" | "stopping" => "33",
+        "failed" | "interrupted" => "31",
+        _ => "2",
+    };
+    if colour {
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_string()
+    }
 }

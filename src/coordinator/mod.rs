@@ -9,6 +9,7 @@ pub mod launch;
 pub mod lock;
 pub mod plan;
 pub mod replay;
+pub mod result;
 pub mod run;
 pub mod runs;
 pub mod schedule;

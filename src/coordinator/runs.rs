@@ -124,7 +124,7 @@ pub fn prepare(
 }
 
 /// Merges `other` into the worktree at `run_dir`; a conflict is undone and reported.
-fn merge_into(run_dir: &Path, other: &str, into: &str) -> Result<(), RunError> {
+pub(crate) fn merge_into(run_dir: &Path, other: &str, into: &str) -> Result<(), RunError> {
     let mut args = vec!["merge", "--no-edit", "-q", other];
     with_identity(run_dir, &mut args);
     git(run_dir, &args).map(|_| ()).map_err(|e| {
@@ -186,7 +186,7 @@ pub fn commit_dirs(run_dir: &Path) -> Vec<PathBuf> {
 
 /// Commits made here work with or without a configured identity: when git has none, the
 /// commit is the orchestrator's.
-fn with_identity(dir: &Path, args: &mut Vec<&str>) {
+pub(crate) fn with_identity(dir: &Path, args: &mut Vec<&str>) {
     if git(dir, &["config", "user.email"]).is_err() {
         args.splice(
             0..0,
@@ -201,7 +201,7 @@ fn with_identity(dir: &Path, args: &mut Vec<&str>) {
 }
 
 /// Runs git in `dir`; its stdout, or its stderr as the error.
-fn git(dir: &Path, args: &[&str]) -> Result<String, RunError> {
+pub(crate) fn git(dir: &Path, args: &[&str]) -> Result<String, RunError> {
     let out = Command::new("git")
         .arg("-C")
         .arg(dir)

@@ -18,6 +18,7 @@ use super::journal::CoordinatorJournal;
 use super::lock::CoordinatorLock;
 use super::plan::{Plan, PlannedTask};
 use super::replay::replay;
+use super::result;
 use super::runs;
 use super::schedule::{Limits, Scheduler, SessionOutcome, TaskStatus};
 use super::tiers::Availability;
@@ -418,7 +419,60 @@ impl Coordinator {
                 Err(RecvTimeoutError::Disconnected) => break,
             }
         }
-        Ok(self.finish(sched.outcome()))
+        let outcome = sched.outcome();
+        if outcome == SessionOutcome::Done {
+            self.record_result(plan);
+        }
+        Ok(self.finish(outcome))
+    }
+
+    /// Where the work of a finished session is: one branch, what it adds, how to take it.
+    fn record_result(&mut self, plan: &Plan) {
+        let id = self.session.id.clone();
+        if !self.target_is_git {
+            let text = format!(
+                "result: the target is not a git repository; each task's work is in {}/<task>/",
+                self.session.runs_dir().display()
+            );
+            self.record(
+                None,
+                Draft::new(EventType::Milestone, text).with("phase", "result"),
+            );
+            return;
+        }
+        let last: Vec<String> = plan
+            .tasks
+            .iter()
+            .filter(|t| !plan.tasks.iter().any(|o| o.depends_on.contains(&t.id)))
+            .map(|t| t.id.clone())
+            .collect();
+        let scratch = self.session.runs_dir().join(".result");
+        let draft = match result::make_result(&self.info.target, &id, &last, &scratch) {
+            Ok(r) => {
+                let into = result::current_branch(&self.info.target);
+                Draft::new(
+                    EventType::Milestone,
+                    format!(
+                        "result: branch {} ({} commit(s) ahead of {into}); see it: orchestrate diff {id}; take it: orchestrate merge {id}",
+                        r.branch, r.ahead
+                    ),
+                )
+                .with("phase", "result")
+                .with("branch", r.branch)
+                .with("ahead", r.ahead)
+                .with("commits", r.commits)
+            }
+            Err(e) => Draft::new(
+                EventType::Error,
+                format!(
+                    "result: the last tasks' branches ({}) do not merge into one: {e}",
+                    last.join(", ")
+                ),
+            )
+            .with("phase", "result")
+            .with("fatal", false),
+        };
+        self.record(None, draft);
     }
 
     /// On resume: a worker the dead coordinator left behind (its journal never says it
