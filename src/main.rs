@@ -207,6 +207,10 @@ enum Command {
     Resume {
         /// A session id, or `latest`.
         session: String,
+        /// Also run this failed (or stopped) task again, with a fresh retry budget, and what
+        /// it had held up; may be given more than once.
+        #[arg(long, value_name = "TASK")]
+        retry: Vec<String>,
         /// Follow the session here until it ends.
         #[arg(long)]
         no_dashboard: bool,
@@ -294,6 +298,8 @@ enum Command {
         session: String,
         #[arg(long)]
         resume: bool,
+        #[arg(long)]
+        retry: Vec<String>,
     },
 }
 
@@ -303,6 +309,8 @@ enum ControlAction {
     Resume,
     Stop,
     Review,
+    /// Run the failed task of --worker again.
+    Restart,
 }
 
 impl From<ControlAction> for ControlCommand {
@@ -312,6 +320,7 @@ impl From<ControlAction> for ControlCommand {
             ControlAction::Resume => ControlCommand::Resume,
             ControlAction::Stop => ControlCommand::Stop,
             ControlAction::Review => ControlCommand::Review,
+            ControlAction::Restart => ControlCommand::Restart,
         }
     }
 }
@@ -521,11 +530,14 @@ fn main() -> ExitCode {
         ),
         Command::Resume {
             session,
+            retry,
             no_dashboard,
-        } => cli::run::resume(&workspace, &session, no_dashboard),
-        Command::Coordinator { session, resume } => {
-            cli::run::coordinator(&workspace, &session, resume)
-        }
+        } => cli::run::resume(&workspace, &session, &retry, no_dashboard),
+        Command::Coordinator {
+            session,
+            resume,
+            retry,
+        } => cli::run::coordinator(&workspace, &session, resume, &retry),
         Command::Events {
             command:
                 EventsCommand::Normalize {

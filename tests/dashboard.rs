@@ -6,7 +6,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use orchestrate::coordinator::control::{ControlCommand, ControlReply};
 use orchestrate::event::{AgentEvent, EventType};
 use orchestrate::timestamp::Timestamp;
-use orchestrate::tui::app::{Action, App, Msg};
+use orchestrate::tui::app::{Action, App, Focus, Msg, OpenWith};
 use orchestrate::tui::theme::Theme;
 use orchestrate::tui::view;
 use ratatui::Terminal;
@@ -178,7 +178,7 @@ fn three_running() -> App {
                 "claude",
                 Some("implement"),
                 10,
-                json!({"phase": "spawned", "text": "started claude (pid 4244)", "pid": 4244}),
+                json!({"phase": "spawned", "text": "started claude (pid 4244)", "pid": 4244, "cwd": "/ws/orch_20261121_180000/runs/implement"}),
             ),
             ev(
                 EventType::Progress,
@@ -309,9 +309,7 @@ fn a_worker_retrying_its_api_says_so_in_its_pane() {
     assert_screen("retrying_worker", &mut a, 120, 40);
 }
 
-#[test]
-fn a_failed_worker() {
-    let mut a = three_running();
+fn with_failed_implement(mut a: App) -> App {
     feed(
         &mut a,
         vec![
@@ -339,7 +337,93 @@ fn a_failed_worker() {
             ),
         ],
     );
+    a
+}
+
+#[test]
+fn a_failed_worker() {
+    let mut a = with_failed_implement(three_running());
     assert_screen("failed_worker", &mut a, 120, 40);
+}
+
+#[test]
+fn a_failed_task_runs_again_with_r_and_attach_to_it_is_refused_in_the_footer() {
+    let mut a = with_failed_implement(three_running());
+    render(&mut a, 120, 40);
+    key(&mut a, KeyCode::Down);
+    assert_eq!(a.selected, 2, "down goes to the card below");
+    assert_screen("failed_worker_selected", &mut a, 120, 40);
+    let actions = key(&mut a, KeyCode::Char('r'));
+    assert!(
+        matches!(&actions[..], [Action::Control(r)] if r.cmd == ControlCommand::Restart && r.worker.as_deref() == Some("claude-implement")),
+        "{actions:?}"
+    );
+    let actions = key(&mut a, KeyCode::Char('e'));
+    assert_eq!(
+        actions,
+        vec![Action::Open {
+            program: OpenWith::Editor,
+            dir: "/ws/orch_20261121_180000/runs/implement".into()
+        }]
+    );
+    assert!(matches!(
+        &key(&mut a, KeyCode::Char('o'))[..],
+        [Action::Open {
+            program: OpenWith::Shell,
+            ..
+        }]
+    ));
+    key(&mut a, KeyCode::Enter);
+    assert!(
+        key(&mut a, KeyCode::Char('a')).is_empty(),
+        "no attach to a finished worker"
+    );
+    assert_screen("attach_refused", &mut a, 120, 40);
+
+    // The coordinator gone: R resumes the session, r resumes it running the task again.
+    key(&mut a, KeyCode::Esc);
+    a.update(Msg::Liveness(false));
+    assert_eq!(
+        key(&mut a, KeyCode::Char('r')),
+        vec![Action::Resume {
+            retry: vec!["implement".into()]
+        }]
+    );
+    assert_eq!(
+        key(&mut a, KeyCode::Char('R')),
+        vec![Action::Resume { retry: vec![] }]
+    );
+}
+
+#[test]
+fn the_grid_moves_as_drawn_and_tab_reaches_every_panel() {
+    let mut a = three_running();
+    render(&mut a, 120, 40);
+    assert_eq!(a.grid_columns, 2);
+    key(&mut a, KeyCode::Down);
+    assert_eq!(a.selected, 2);
+    key(&mut a, KeyCode::Char('k'));
+    assert_eq!(a.selected, 0);
+    key(&mut a, KeyCode::Char('l'));
+    key(&mut a, KeyCode::Char('j'));
+    assert_eq!(a.selected, 1, "nothing below the second card: it stays");
+    key(&mut a, KeyCode::Up);
+    assert_eq!(a.selected, 1, "nothing above the top row");
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        key(&mut a, KeyCode::Tab);
+        seen.push(a.focus);
+    }
+    assert_eq!(
+        seen,
+        [Focus::Log, Focus::Reviews, Focus::Decisions, Focus::Workers]
+    );
+    key(&mut a, KeyCode::BackTab);
+    assert_eq!(a.focus, Focus::Decisions);
+    key(&mut a, KeyCode::BackTab);
+    assert_screen("reviews_focused", &mut a, 120, 40);
+    // Narrow: the side panels take the log's place while focused.
+    assert_screen("reviews_focused_narrow", &mut a, 80, 24);
 }
 
 #[test]

@@ -321,3 +321,27 @@ fn a_full_disk_neither_blocks_nor_kills_the_worker_and_is_reported() {
     let error = exit.str_field("journal_error").unwrap();
     assert!(error.contains("No space left on device"), "{error}");
 }
+
+#[test]
+fn keys_typed_into_a_worker_are_not_echoed_into_its_json_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    // Reads one line, then prints an event: with echo on, the typed line would sit in front
+    // of the JSON on the same terminal line and that event would be lost.
+    let script = r#"read line; printf '{"type":"progress","payload":{"text":"got %s"}}\n' "$line""#;
+    let launch = command_launch(dir.path(), &["sh", "-c", script]);
+    let spec = worker_spec(dir.path(), "typed", AgentKind::Events, launch);
+    let (events_path, raw_path) = (spec.events_path.clone(), spec.raw_path.clone());
+    let worker = Worker::spawn(spec, None).unwrap();
+    worker.write_input(b"secret-keys\r").unwrap();
+    assert_eq!(worker.wait().code, Some(0));
+    let raw = std::fs::read_to_string(&raw_path).unwrap();
+    assert!(
+        raw.starts_with("{\"type\":\"progress\""),
+        "nothing echoed before the JSON: {raw:?}"
+    );
+    let events = journal(&events_path);
+    assert!(
+        events.iter().any(|e| e.text() == "got secret-keys"),
+        "{events:?}"
+    );
+}

@@ -33,6 +33,9 @@ pub enum Problem {
     Oversize { bytes: usize },
     /// Bytes that are not UTF-8 were replaced with U+FFFD.
     InvalidUtf8,
+    /// Text glued before a JSON object (keys a terminal echoed, say): the text is kept as a
+    /// log line and the object read.
+    LeadingText,
 }
 
 impl fmt::Display for Problem {
@@ -45,6 +48,10 @@ impl fmt::Display for Problem {
                 "line of {bytes} bytes is over the {MAX_LINE_BYTES}-byte limit, dropped"
             ),
             Problem::InvalidUtf8 => write!(f, "invalid UTF-8 replaced with U+FFFD"),
+            Problem::LeadingText => write!(
+                f,
+                "text before the JSON object, kept as a log line; the object was read"
+            ),
         }
     }
 }
@@ -268,6 +275,11 @@ impl LineHandler {
     /// Parses a line and hands it to the adapter; returns what was wrong with it, if anything.
     fn dispatch(&mut self, line: &str) -> Option<Problem> {
         if !looks_like_json(line) {
+            if let Some((text, value)) = object_after_text(line) {
+                self.adapter.on_text(text, &mut self.drafts);
+                self.dispatch_value(value);
+                return Some(Problem::LeadingText);
+            }
             self.stats.not_json += 1;
             self.adapter.on_text(line, &mut self.drafts);
             return Some(Problem::NotJson);
@@ -320,6 +332,24 @@ impl LineHandler {
             payload: draft.payload,
         }
     }
+}
+
+/// A line that ends in a stream event (a JSON object with a `type`, as every CLI's events
+/// have) with text before it: the text and the object. A log line quoting some other object
+/// (Gemini's `_ApiError: {"error":...}`) stays a log line. Tries the first few `{` only.
+fn object_after_text(line: &str) -> Option<(&str, Value)> {
+    if !line.ends_with('}') {
+        return None;
+    }
+    line.match_indices('{')
+        .take(8)
+        .filter(|(at, _)| *at > 0)
+        .find_map(|(at, _)| match serde_json::from_str::<Value>(&line[at..]) {
+            Ok(value @ Value::Object(_)) if value.get("type").is_some_and(Value::is_string) => {
+                Some((line[..at].trim(), value))
+            }
+            _ => None,
+        })
 }
 
 /// An object, or an array of values; not a bracketed tag such as `[SandboxDebug]` or `[ERROR]`.
@@ -419,6 +449,30 @@ mod tests {
             events.len(),
             2,
             "malformed and non-JSON lines are kept as log lines"
+        );
+    }
+
+    #[test]
+    fn keys_echoed_before_a_json_line_do_not_lose_its_event() {
+        let (events, issues, stats) = run(
+            AgentKind::Claude,
+            b"yes\r{\"type\":\"result\",\"subtype\":\"success\",\"result\":\"done\"}\nab{c {\"type\":\"system\",\"subtype\":\"init\",\"session_id\":\"s\"}\n",
+        );
+        assert_eq!(
+            issues.iter().map(|i| &i.problem).collect::<Vec<_>>(),
+            [&Problem::LeadingText, &Problem::LeadingText]
+        );
+        assert_eq!(stats.not_json + stats.malformed, 0);
+        assert!(events.iter().any(|e| e.text() == "yes"), "{events:?}");
+        assert!(
+            events.iter().any(|e| e.phase() == Some("init")),
+            "{events:?}"
+        );
+        assert!(
+            events
+                .iter()
+                .any(|e| e.str_field("result") == Some("done") || e.text().contains("done")),
+            "{events:?}"
         );
     }
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use super::lookup;
+use super::{follow, lookup};
 use crate::config::Config;
 use crate::session::{SessionDir, Workspace};
 use crate::tui::run::{Exit, run_dashboard};
@@ -16,23 +16,47 @@ pub fn dashboard(workspace: &Workspace, session: Option<&str>, theme: Option<&st
     open(workspace, &session, theme)
 }
 
-/// Opens the dashboard on `session`; says on leaving that the session goes on.
+/// Opens the dashboard on `session`. On leaving, the exit code follows the rules of
+/// `--no-dashboard`: 0 done (or still running: it goes on), 1 failed, 3 stopped, 4 the
+/// coordinator died; a signal gives 128 + its number.
 pub fn open(workspace: &Workspace, session: &SessionDir, theme: Option<&str>) -> Result<u8> {
     let theme = load_theme(theme);
     match run_dashboard(workspace, session, theme)? {
-        Exit::Left => match finished_result(session) {
-            Some(result) => println!("left the dashboard; {result}"),
-            None => println!(
-                "left the dashboard; session {id} goes on (`orchestrate dashboard {id}` reopens it)",
-                id = session.id
-            ),
-        },
-        Exit::Signalled => eprintln!(
-            "orchestrate: the dashboard was closed by a signal; session {} goes on",
-            session.id
-        ),
+        Exit::Left => {
+            let (history, alive) = lookup::history(session);
+            match history.state(alive.is_some()) {
+                "interrupted" => {
+                    println!(
+                        "left the dashboard; the coordinator of {id} is gone: `orchestrate resume {id}` continues it",
+                        id = session.id
+                    );
+                    Ok(follow::EXIT_INTERRUPTED)
+                }
+                outcome @ ("done" | "failed" | "stopped") if alive.is_none() => {
+                    println!(
+                        "left the dashboard; {}",
+                        finished_result(session)
+                            .unwrap_or_else(|| format!("session {} {outcome}", session.id))
+                    );
+                    Ok(follow::exit_code(outcome))
+                }
+                _ => {
+                    println!(
+                        "left the dashboard; session {id} goes on (`orchestrate dashboard {id}` reopens it)",
+                        id = session.id
+                    );
+                    Ok(0)
+                }
+            }
+        }
+        Exit::Signalled(signal) => {
+            eprintln!(
+                "orchestrate: the dashboard was closed by a signal; session {} goes on",
+                session.id
+            );
+            Ok(128u8.saturating_add(signal as u8))
+        }
     }
-    Ok(0)
 }
 
 /// The theme from --theme, else the configuration; a bad one is reported and the default used.

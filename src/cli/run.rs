@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::coordinator::daemon::spawn_detached;
 use crate::coordinator::plan::{self, PlannedTask};
 use crate::coordinator::run::{RunSettings, run_coordinator};
+use crate::coordinator::schedule::TaskStatus;
 use crate::coordinator::tiers::Availability;
 use crate::session::{SessionDir, Store, Workspace};
 use crate::timestamp::Timestamp;
@@ -130,7 +131,7 @@ pub fn run(workspace: &Workspace, request: RunRequest) -> Result<u8> {
         .map_err(anyhow::Error::from)
         .and_then(|store| {
             store.insert_session(&session.read_info()?)?;
-            let pid = spawn_detached(workspace, &session, false);
+            let pid = spawn_detached(workspace, &session, false, &[]);
             if pid.is_err() {
                 let _ = store.delete_session(&session.id);
             }
@@ -161,7 +162,15 @@ fn read_plan(path: &Path, available: &Availability) -> Result<Vec<PlannedTask>> 
     Ok(tasks)
 }
 
-pub fn resume(workspace: &Workspace, name: &str, no_dashboard: bool) -> Result<u8> {
+pub fn resume(
+    workspace: &Workspace,
+    name: &str,
+    retry: &[String],
+    no_dashboard: bool,
+) -> Result<u8> {
+    for task in retry {
+        crate::session::check_name("task", task)?;
+    }
     let session = lookup::session(workspace, name)?;
     let (history, alive) = lookup::history(&session);
     if let Some(pid) = alive {
@@ -176,7 +185,28 @@ pub fn resume(workspace: &Workspace, name: &str, no_dashboard: bool) -> Result<u
             session.id
         );
     }
-    let pid = spawn_detached(workspace, &session, true)?;
+    let failed: Vec<&str> = history
+        .tasks
+        .iter()
+        .filter(|(_, t)| matches!(t.status, Some(TaskStatus::Failed { .. })))
+        .map(|(id, _)| id.as_str())
+        .collect();
+    if let Some(task) = retry.iter().find(|t| !history.tasks.contains_key(*t)) {
+        bail!(
+            "--retry: no task {task:?} in session {} (tasks: {})",
+            session.id,
+            history.tasks.keys().cloned().collect::<Vec<_>>().join(", ")
+        );
+    }
+    if history.finished.as_deref() == Some("failed") && retry.is_empty() {
+        bail!(
+            "session {} failed ({} failed for good); `orchestrate resume {} --retry TASK` runs a task again",
+            session.id,
+            failed.join(", "),
+            session.id
+        );
+    }
+    let pid = spawn_detached(workspace, &session, true, retry)?;
     println!("session {} resumed (coordinator pid {pid})", session.id);
     finish_start(workspace, &session, no_dashboard)
 }
@@ -202,7 +232,12 @@ fn finish_start(workspace: &Workspace, session: &SessionDir, no_dashboard: bool)
 }
 
 /// The hidden `coordinator` command the detached process runs.
-pub fn coordinator(workspace: &Workspace, session: &str, resume: bool) -> Result<u8> {
-    let outcome = run_coordinator(workspace, session, resume)?;
+pub fn coordinator(
+    workspace: &Workspace,
+    session: &str,
+    resume: bool,
+    retry: &[String],
+) -> Result<u8> {
+    let outcome = run_coordinator(workspace, session, resume, retry)?;
     Ok(follow::exit_code(outcome.name()))
 }

@@ -105,7 +105,7 @@ pub fn one_session(workspace: &Workspace, session: &SessionDir) -> Result<Value>
             let usage = UsageTotals::of(&events);
             let first = events.first();
             json!({"name": name, "task": first.and_then(|e| e.task.as_deref()), "agent": first.map(|e| e.agent.to_string()),
-                   "state": status.state(), "pid": status.pid, "exit_code": status.exit.and_then(|x| x.code),
+                   "state": status.state().seen_with(alive.is_some()).as_str(), "pid": status.pid, "exit_code": status.exit.and_then(|x| x.code),
                    "signal": status.exit.and_then(|x| x.signal), "retries": status.retries(),
                    "retrying": status.retrying.as_ref().map(|r| r.text.clone()),
                    "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens, "cost_usd": usage.cost_usd})

@@ -29,6 +29,8 @@ pub enum ControlCommand {
     Input,
     Kill,
     Status,
+    /// Run a failed or stopped task again (named by its worker), with a fresh retry budget.
+    Restart,
 }
 
 impl ControlCommand {
@@ -41,6 +43,7 @@ impl ControlCommand {
             ControlCommand::Input => "input",
             ControlCommand::Kill => "kill",
             ControlCommand::Status => "status",
+            ControlCommand::Restart => "restart",
         }
     }
 }

@@ -16,7 +16,13 @@ use crate::session::{SessionDir, Workspace};
 /// How long a new coordinator may take to take its lock.
 const STARTUP_LIMIT: Duration = Duration::from_secs(15);
 
-pub fn spawn_detached(workspace: &Workspace, session: &SessionDir, resume: bool) -> Result<u32> {
+/// Starts the coordinator of `session` (resuming it, and running the `retry` tasks anew).
+pub fn spawn_detached(
+    workspace: &Workspace,
+    session: &SessionDir,
+    resume: bool,
+    retry: &[String],
+) -> Result<u32> {
     let exe = std::env::current_exe().context("cannot find the orchestrate executable")?;
     let root =
         std::fs::canonicalize(workspace.root()).unwrap_or_else(|_| workspace.root().to_path_buf());
@@ -33,6 +39,9 @@ pub fn spawn_detached(workspace: &Workspace, session: &SessionDir, resume: bool)
         .arg(&session.id);
     if resume {
         cmd.arg("--resume");
+    }
+    for task in retry {
+        cmd.arg("--retry").arg(task);
     }
     cmd.stdin(Stdio::null())
         .stdout(log.try_clone()?)

@@ -4,7 +4,7 @@
 //!
 //! The journal's vocabulary (the `phase` of the coordinator's events): `planned`,
 //! `task_started`, `task_succeeded`, `task_retry`, `task_failed`, `task_skipped`,
-//! `task_stopped`, `session_finished`.
+//! `task_stopped`, `task_restarted`, `session_finished`.
 
 use std::collections::BTreeMap;
 
@@ -136,6 +136,11 @@ impl SessionHistory {
                 because: e.str_field("because").unwrap_or("").to_string(),
             },
             "task_stopped" => TaskStatus::Stopped,
+            // The operator asked for it again: a fresh retry budget.
+            "task_restarted" => {
+                entry.failures = 0;
+                TaskStatus::Pending
+            }
             _ => return,
         };
         entry.status = Some(status);

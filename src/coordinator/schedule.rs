@@ -279,6 +279,34 @@ impl Scheduler {
         }
     }
 
+    /// The operator asks a failed or stopped task to run again: it is pending with a fresh
+    /// retry budget, and what was skipped because of it is pending too. Returns those.
+    pub fn restart(&mut self, id: &str) -> Result<Vec<String>, String> {
+        let Some(e) = self.entry_mut(id) else {
+            return Err(format!("no task {id:?} in the plan"));
+        };
+        if !matches!(e.status, TaskStatus::Failed { .. } | TaskStatus::Stopped) {
+            return Err(format!(
+                "task {id} is {}: only a failed or stopped task runs again",
+                e.status.name()
+            ));
+        }
+        e.status = TaskStatus::Pending;
+        e.attempts = 0;
+        let mut freed = vec![id.to_string()];
+        let mut unskipped = Vec::new();
+        for e in &mut self.entries {
+            if let TaskStatus::Skipped { because } = &e.status
+                && freed.contains(because)
+            {
+                e.status = TaskStatus::Pending;
+                freed.push(e.id.clone());
+                unskipped.push(e.id.clone());
+            }
+        }
+        Ok(unskipped)
+    }
+
     fn skip_dependents_of(&mut self, failed: &str) -> Vec<String> {
         let mut blocked = vec![failed.to_string()];
         let mut skipped = Vec::new();
@@ -400,6 +428,22 @@ mod tests {
         s.finish_stopped("a");
         assert!(s.is_finished());
         assert_eq!(s.outcome(), SessionOutcome::Stopped);
+    }
+
+    #[test]
+    fn a_failed_task_restarts_with_a_fresh_budget_and_frees_what_it_skipped() {
+        let mut s = Scheduler::new(&plan(&[("a", &[]), ("b", &["a"]), ("c", &["b"])]), LIMITS);
+        for _ in 0..3 {
+            s.start("a");
+            s.finish("a", false, "broke", Timestamp(0));
+        }
+        assert!(matches!(s.status("a"), Some(TaskStatus::Failed { .. })));
+        assert!(matches!(s.status("c"), Some(TaskStatus::Skipped { .. })));
+        assert_eq!(s.restart("a").unwrap(), ["b", "c"]);
+        assert_eq!(s.status("c"), Some(&TaskStatus::Pending));
+        assert_eq!(s.startable(Timestamp(0)), ["a"]);
+        assert_eq!(s.start("a"), 1, "a fresh retry budget");
+        assert!(s.restart("a").unwrap_err().contains("is running"));
     }
 
     #[test]

@@ -50,13 +50,52 @@ pub enum Action {
     Attach(String),
     /// Start feeding this worker's raw output as `Msg::Raw` (zoomed screen view).
     WatchScreen(String),
+    /// Start the session's coordinator again (it is dead), running these failed tasks anew.
+    Resume {
+        retry: Vec<String>,
+    },
+    /// Suspend the dashboard and run `program` (the operator's editor or shell) in `dir`.
+    Open {
+        program: OpenWith,
+        dir: String,
+    },
 }
 
+/// What `e` and `o` open a worker's directory with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenWith {
+    /// `$VISUAL`, `$EDITOR`, else `vi`.
+    Editor,
+    /// `$SHELL`, else `sh`.
+    Shell,
+}
+
+/// The panels Tab moves between, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Focus {
     Workers,
     Log,
-    Side,
+    Reviews,
+    Decisions,
+}
+
+impl Focus {
+    const ORDER: [Focus; 4] = [Focus::Workers, Focus::Log, Focus::Reviews, Focus::Decisions];
+
+    fn step(self, forward: bool) -> Focus {
+        let at = Focus::ORDER.iter().position(|f| *f == self).unwrap_or(0);
+        let n = Focus::ORDER.len();
+        Focus::ORDER[if forward {
+            (at + 1) % n
+        } else {
+            (at + n - 1) % n
+        }]
+    }
+
+    /// Reviews and decisions share the side of the screen.
+    pub fn is_side(self) -> bool {
+        matches!(self, Focus::Reviews | Focus::Decisions)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +139,8 @@ pub struct WorkerPane {
     /// no todo list (none of the pinned CLIs offers one in headless mode).
     pub tool_calls: u32,
     pub edits: u32,
+    /// Its working directory (from its `spawned` event), for `e` and `o`.
+    pub cwd: Option<String>,
     /// The last lines of what it said or printed.
     pub lines: VecDeque<String>,
     pub transcript: VecDeque<(EventType, String)>,
@@ -119,6 +160,7 @@ impl WorkerPane {
             activity: String::new(),
             tool_calls: 0,
             edits: 0,
+            cwd: None,
             lines: VecDeque::new(),
             transcript: VecDeque::new(),
             usage: UsageTotals::default(),
@@ -167,6 +209,7 @@ impl WorkerPane {
         self.last_event = e.timestamp;
         if e.phase() == Some("spawned") {
             self.started = Some(e.timestamp);
+            self.cwd = e.str_field("cwd").map(str::to_string);
         }
         let text = e.text().to_string();
         if e.kind == EventType::Progress {
@@ -234,6 +277,11 @@ pub struct App {
     pub decisions: Vec<DecisionEntry>,
     pub focus: Focus,
     pub selected: usize,
+    /// Worker panes per row as last drawn: up and down move by a row.
+    pub grid_columns: usize,
+    /// Lines scrolled in the reviews and decisions panels.
+    pub reviews_scroll: usize,
+    pub decisions_scroll: usize,
     pub zoom: Option<(String, ZoomMode)>,
     pub zoom_scroll: usize,
     pub overlay: Option<Overlay>,
@@ -264,6 +312,9 @@ impl App {
             decisions: Vec::new(),
             focus: Focus::Workers,
             selected: 0,
+            grid_columns: 1,
+            reviews_scroll: 0,
+            decisions_scroll: 0,
             zoom: None,
             zoom_scroll: 0,
             overlay: None,
@@ -283,6 +334,11 @@ impl App {
 
     pub fn selected_worker(&self) -> Option<&WorkerPane> {
         self.workers.get(self.selected)
+    }
+
+    /// A worker's state as shown: interrupted when its coordinator is dead.
+    pub fn pane_state(&self, pane: &WorkerPane) -> WorkerState {
+        pane.state().seen_with(self.coordinator_alive)
     }
 
     /// Applies a message; returns what the loop must do and whether the screen changed.
@@ -309,7 +365,7 @@ impl App {
                     self.notice = Some((
                         false,
                         format!(
-                            "the coordinator is not running; `orchestrate resume {}` continues the session",
+                            "the coordinator is not running: R resumes the session (orchestrate resume {})",
                             self.session
                         ),
                     ));
@@ -425,20 +481,8 @@ impl App {
         match key.code {
             KeyCode::Char('q') => return vec![Action::Quit],
             KeyCode::Char('?') => self.overlay = Some(Overlay::Help),
-            KeyCode::Tab => {
-                self.focus = match self.focus {
-                    Focus::Workers => Focus::Log,
-                    Focus::Log => Focus::Side,
-                    Focus::Side => Focus::Workers,
-                }
-            }
-            KeyCode::BackTab => {
-                self.focus = match self.focus {
-                    Focus::Workers => Focus::Side,
-                    Focus::Log => Focus::Workers,
-                    Focus::Side => Focus::Log,
-                }
-            }
+            KeyCode::Tab => self.focus = self.focus.step(true),
+            KeyCode::BackTab => self.focus = self.focus.step(false),
             KeyCode::Esc
                 if self.search.is_some()
                     || self.log_type.is_some()
@@ -455,8 +499,16 @@ impl App {
                     self.zoom_scroll = 0;
                 }
             }
+            KeyCode::Char('r') if self.selected_has_failed() => return self.restart_key(),
+            KeyCode::Char('R') if !self.coordinator_alive => return self.resume_key(),
             KeyCode::Char(c @ ('p' | 'P' | 'r' | 'R' | 's' | 'S' | 'v' | 'V')) => {
                 return self.command_key(c);
+            }
+            KeyCode::Char('e') if self.focus == Focus::Workers => {
+                return self.open_key(OpenWith::Editor);
+            }
+            KeyCode::Char('o') if self.focus == Focus::Workers => {
+                return self.open_key(OpenWith::Shell);
             }
             KeyCode::Char('/') if self.focus == Focus::Log => {
                 self.overlay = Some(Overlay::Search(String::new()))
@@ -475,8 +527,9 @@ impl App {
             KeyCode::Char('g') | KeyCode::Home if self.focus == Focus::Log => {
                 self.log_scroll = usize::MAX / 2
             }
-            KeyCode::Up | KeyCode::Char('k') => self.move_up(1),
-            KeyCode::Down | KeyCode::Char('j') => self.move_down(1),
+            // In the grid of panes, up and down move by a row, as it is drawn.
+            KeyCode::Up | KeyCode::Char('k') => self.move_up(self.row_step()),
+            KeyCode::Down | KeyCode::Char('j') => self.move_down(self.row_step()),
             KeyCode::Left | KeyCode::Char('h') if self.focus == Focus::Workers => {
                 self.selected = self.selected.saturating_sub(1)
             }
@@ -490,19 +543,83 @@ impl App {
         Vec::new()
     }
 
+    fn row_step(&self) -> usize {
+        if self.focus == Focus::Workers {
+            self.grid_columns.max(1)
+        } else {
+            1
+        }
+    }
+
     fn move_up(&mut self, n: usize) {
         match self.focus {
-            Focus::Workers => self.selected = self.selected.saturating_sub(n),
+            // A row up from the top row stays put, as in any grid.
+            Focus::Workers => self.selected = self.selected.checked_sub(n).unwrap_or(self.selected),
             Focus::Log => self.log_scroll = self.log_scroll.saturating_add(n),
-            Focus::Side => {}
+            Focus::Reviews => self.reviews_scroll = self.reviews_scroll.saturating_sub(n),
+            Focus::Decisions => self.decisions_scroll = self.decisions_scroll.saturating_sub(n),
         }
     }
 
     fn move_down(&mut self, n: usize) {
         match self.focus {
-            Focus::Workers => self.select(self.selected + n),
+            Focus::Workers if self.selected + n < self.workers.len() => self.selected += n,
+            Focus::Workers => {}
             Focus::Log => self.log_scroll = self.log_scroll.saturating_sub(n),
-            Focus::Side => {}
+            Focus::Reviews => {
+                self.reviews_scroll =
+                    (self.reviews_scroll + n).min(self.reviews.len().saturating_sub(1))
+            }
+            Focus::Decisions => {
+                self.decisions_scroll =
+                    (self.decisions_scroll + n).min(self.decisions.len().saturating_sub(1))
+            }
+        }
+    }
+
+    /// True when the selected worker's task failed or was stopped: `r` runs it again.
+    fn selected_has_failed(&self) -> bool {
+        self.focus == Focus::Workers
+            && self.selected_worker().is_some_and(|w| {
+                w.task.is_some() && matches!(w.state(), WorkerState::Failed | WorkerState::Stopped)
+            })
+    }
+
+    /// `r` on a failed worker: its task runs again (through the coordinator, or a new one).
+    fn restart_key(&mut self) -> Vec<Action> {
+        let Some(w) = self.selected_worker() else {
+            return Vec::new();
+        };
+        let (name, task) = (w.name.clone(), w.task.clone().unwrap_or_default());
+        if self.coordinator_alive {
+            self.notice = Some((true, format!("restarting task {task}…")));
+            return vec![Action::Control(ControlRequest::new(
+                ControlCommand::Restart,
+                Some(name),
+            ))];
+        }
+        self.notice = Some((true, format!("resuming the session to run {task} again…")));
+        vec![Action::Resume { retry: vec![task] }]
+    }
+
+    /// `R` with the coordinator dead: start it again, unless the session is done.
+    fn resume_key(&mut self) -> Vec<Action> {
+        if self.history.finished.as_deref() == Some("done") {
+            self.notice = Some((false, "the session is done; nothing to resume".into()));
+            return Vec::new();
+        }
+        self.notice = Some((true, "resuming the session…".into()));
+        vec![Action::Resume { retry: Vec::new() }]
+    }
+
+    /// `e` / `o`: the selected worker's directory in the editor or a shell.
+    fn open_key(&mut self, with: OpenWith) -> Vec<Action> {
+        match self.selected_worker().and_then(|w| w.cwd.clone()) {
+            Some(dir) => vec![Action::Open { program: with, dir }],
+            None => {
+                self.notice = Some((false, "no worker directory to open yet".into()));
+                Vec::new()
+            }
         }
     }
 
@@ -623,7 +740,27 @@ impl App {
                 }
                 self.screen = None;
             }
-            KeyCode::Char('a') => return Some(vec![Action::Attach(worker)]),
+            KeyCode::Char('a') => {
+                // Attaching needs a live worker: say so here, not in a shell for 2 s.
+                let state = self
+                    .workers
+                    .iter()
+                    .find(|w| w.name == worker)
+                    .map(|w| self.pane_state(w));
+                return Some(match state {
+                    Some(s) if !s.is_finished() && s != WorkerState::Pending => {
+                        vec![Action::Attach(worker)]
+                    }
+                    _ => {
+                        let how = state.map_or("unknown".to_string(), |s| s.to_string());
+                        self.notice = Some((
+                            false,
+                            format!("{worker} is {how}: there is no terminal to attach to"),
+                        ));
+                        Vec::new()
+                    }
+                });
+            }
             KeyCode::Up | KeyCode::Char('k') => {
                 self.zoom_scroll = self.zoom_scroll.saturating_add(1)
             }

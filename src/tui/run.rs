@@ -21,7 +21,7 @@ use ratatui::backend::CrosstermBackend;
 use tokio::sync::mpsc::{self, UnboundedSender};
 use tokio::time::{Instant, sleep_until};
 
-use super::app::{Action, App, Msg};
+use super::app::{Action, App, Msg, OpenWith};
 use super::theme::Theme;
 use super::view;
 use crate::coordinator::control::{self, ControlReply};
@@ -43,8 +43,8 @@ const SCREEN_BACKLOG: u64 = 64 * 1024;
 pub enum Exit {
     /// `q`: the session goes on.
     Left,
-    /// SIGTERM or SIGHUP.
-    Signalled,
+    /// SIGTERM or SIGHUP: its number.
+    Signalled(i32),
 }
 
 /// Opens the dashboard on `session` until the operator leaves it.
@@ -107,7 +107,20 @@ async fn event_loop(
                                 watch_screen(session, worker, tx.clone(), Arc::clone(&screen_generation), generation);
                             }
                             Action::Attach(worker) => {
-                                attach(workspace, session, &worker, terminal, &input)?;
+                                let attached = suspended(terminal, &input, || {
+                                    crate::cli::attach::attach(workspace, &session.id, &worker).map(|_| ())
+                                })?;
+                                if let Err(e) = attached {
+                                    let _ = tx.send(Msg::Reply(ControlReply::refused(format!("{e:#}"))));
+                                }
+                                dirty = true;
+                            }
+                            Action::Resume { retry } => resume_session(workspace, session, retry, tx.clone()),
+                            Action::Open { program, dir } => {
+                                let opened = suspended(terminal, &input, || open_in(program, &dir))?;
+                                if let Err(e) = opened {
+                                    let _ = tx.send(Msg::Reply(ControlReply::refused(format!("{e:#}"))));
+                                }
                                 dirty = true;
                             }
                         }
@@ -119,8 +132,8 @@ async fn event_loop(
                 dirty = false;
                 last_draw = Instant::now();
             }
-            _ = sigterm.recv() => return Ok(Exit::Signalled),
-            _ = sighup.recv() => return Ok(Exit::Signalled),
+            _ = sigterm.recv() => return Ok(Exit::Signalled(libc::SIGTERM)),
+            _ = sighup.recv() => return Ok(Exit::Signalled(libc::SIGHUP)),
         }
     }
 }
@@ -274,28 +287,70 @@ fn watch_screen(
     });
 }
 
-/// Hands the terminal to `attach` and takes it back.
-fn attach(
-    workspace: &Workspace,
-    session: &SessionDir,
-    worker: &str,
+/// Hands the terminal to `run` (attach, an editor, a shell) and takes it back, whatever
+/// `run` returns.
+fn suspended<T>(
     terminal: &mut Terminal<CrosstermBackend<Stdout>>,
     input: &InputGate,
-) -> Result<()> {
+    run: impl FnOnce() -> T,
+) -> Result<T> {
     input.paused.store(true, Ordering::SeqCst);
     // Wait for the key reader to leave its poll (at most one poll interval).
     while !input.parked.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(5));
     }
     restore_terminal();
-    let result = crate::cli::attach::attach(workspace, &session.id, worker);
-    if let Err(e) = &result {
-        eprintln!("orchestrate: {e:#}");
-        std::thread::sleep(Duration::from_secs(2));
-    }
+    let result = run();
     terminal::enable_raw_mode()?;
     execute!(io::stdout(), EnterAlternateScreen, cursor::Hide)?;
     terminal.clear()?;
     input.paused.store(false, Ordering::SeqCst);
+    Ok(result)
+}
+
+/// The operator's editor (`$VISUAL`, `$EDITOR`, else vi) or shell (`$SHELL`, else sh) in
+/// `dir`. The program may carry arguments (`EDITOR="code -w"`).
+fn open_in(with: OpenWith, dir: &str) -> Result<()> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let line = match with {
+        OpenWith::Editor => var("VISUAL")
+            .or_else(|| var("EDITOR"))
+            .unwrap_or("vi".into()),
+        OpenWith::Shell => var("SHELL").unwrap_or("sh".into()),
+    };
+    let mut words = line.split_whitespace();
+    let program = words.next().unwrap_or("sh");
+    let mut cmd = std::process::Command::new(program);
+    cmd.args(words).current_dir(dir);
+    if with == OpenWith::Editor {
+        cmd.arg(".");
+    } else {
+        println!("{dir}: a shell in the worker's directory; `exit` goes back to the dashboard");
+    }
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot run {program} in {dir}"))?;
+    if !status.success() && with == OpenWith::Editor {
+        anyhow::bail!("{program} ended with {status}");
+    }
     Ok(())
+}
+
+/// Starts the dead coordinator again (running `retry` anew), off the loop: it may take
+/// seconds to hold its lock.
+fn resume_session(
+    workspace: &Workspace,
+    session: &SessionDir,
+    retry: Vec<String>,
+    tx: UnboundedSender<Msg>,
+) {
+    let (workspace, session) = (workspace.clone(), session.clone());
+    std::thread::spawn(move || {
+        let reply =
+            match crate::coordinator::daemon::spawn_detached(&workspace, &session, true, &retry) {
+                Ok(pid) => ControlReply::done(format!("session resumed (coordinator pid {pid})")),
+                Err(e) => ControlReply::refused(format!("{e:#}")),
+            };
+        let _ = tx.send(Msg::Reply(reply));
+    });
 }

@@ -121,6 +121,11 @@ pub fn spawn_in_pty(launch: &Launch, rows: u16, cols: u16) -> Result<PtyProcess,
             pixel_height: 0,
         })
         .map_err(|e| pty_error(format!("{e:#}")))?;
+    // Every worker speaks a JSON stream: keys typed into it (attach) must not be echoed
+    // into that stream, where they would glue onto the next line.
+    if let Some(fd) = pair.master.as_raw_fd() {
+        echo_off(fd);
+    }
     let mut cmd = CommandBuilder::new(&executable);
     cmd.args(&launch.argv[1..]);
     cmd.cwd(&launch.cwd);
@@ -150,6 +155,18 @@ pub fn spawn_in_pty(launch: &Launch, rows: u16, cols: u16) -> Result<PtyProcess,
         pid,
         master: pair.master,
     })
+}
+
+/// Clears ECHO on the terminal of `fd` (the master of a PTY shares its slave's settings).
+fn echo_off(fd: std::os::fd::RawFd) {
+    // SAFETY: tcgetattr/tcsetattr on an open descriptor with a termios we own.
+    unsafe {
+        let mut tio: libc::termios = std::mem::zeroed();
+        if libc::tcgetattr(fd, &mut tio) == 0 {
+            tio.c_lflag &= !(libc::ECHO | libc::ECHONL);
+            libc::tcsetattr(fd, libc::TCSANOW, &tio);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -26,9 +26,22 @@ pub enum WorkerState {
     Done,
     Failed,
     Stopped,
+    /// Active when its coordinator died: no one watches it any more. Never derived from the
+    /// journal alone; see [`WorkerState::seen_with`].
+    Interrupted,
 }
 
 impl WorkerState {
+    /// What to show for a worker whose journal says `self`: an active worker of a session
+    /// whose coordinator is dead is interrupted, not running with a dead pid.
+    pub fn seen_with(self, coordinator_alive: bool) -> WorkerState {
+        if coordinator_alive || self.is_finished() || self == WorkerState::Pending {
+            self
+        } else {
+            WorkerState::Interrupted
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             WorkerState::Pending => "pending",
@@ -39,13 +52,17 @@ impl WorkerState {
             WorkerState::Done => "done",
             WorkerState::Failed => "failed",
             WorkerState::Stopped => "stopped",
+            WorkerState::Interrupted => "interrupted",
         }
     }
 
     pub fn is_finished(self) -> bool {
         matches!(
             self,
-            WorkerState::Done | WorkerState::Failed | WorkerState::Stopped
+            WorkerState::Done
+                | WorkerState::Failed
+                | WorkerState::Stopped
+                | WorkerState::Interrupted
         )
     }
 }

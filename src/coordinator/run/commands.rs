@@ -25,6 +25,11 @@ impl Coordinator {
             self.journal_control(request, false, EXPIRED);
             return ControlReply::refused(EXPIRED);
         }
+        if request.cmd == ControlCommand::Restart {
+            let reply = self.restart_task(request.worker.as_deref(), sched);
+            self.journal_control(request, reply.ok, &reply.message);
+            return reply;
+        }
         if request.cmd == ControlCommand::Resume
             && request.worker.is_none()
             && let Err(reply) = self.unblock_disk(running)
@@ -134,6 +139,8 @@ impl Coordinator {
             ControlCommand::Review => ControlReply::refused(
                 "reviews are not available yet: the review engine is still to be built",
             ),
+            // Handled before the targets are chosen.
+            ControlCommand::Restart => ControlReply::refused("restart needs a worker"),
             ControlCommand::Status => {
                 let tasks: Vec<String> = sched
                     .statuses()
@@ -155,6 +162,42 @@ impl Coordinator {
             self.journal_control(request, reply.ok, &reply.message);
         }
         reply
+    }
+
+    /// The task of `worker` runs again, if it failed or was stopped.
+    fn restart_task(&mut self, worker: Option<&str>, sched: &mut Scheduler) -> ControlReply {
+        if self.stopping {
+            return ControlReply::refused("the session is stopping");
+        }
+        let Some(worker) = worker else {
+            return ControlReply::refused("restart needs the worker whose task runs again");
+        };
+        let plan = self.current_plan.clone();
+        let Some(task) = plan
+            .iter()
+            .flat_map(|p| &p.tasks)
+            .find(|t| super::worker_name(t) == worker)
+        else {
+            return ControlReply::refused(format!("no task is run by worker {worker:?}"));
+        };
+        match sched.restart(&task.id) {
+            Ok(unskipped) => {
+                self.record_restart(&task.id, &unskipped);
+                ControlReply::done(format!("task {} will run again", task.id))
+            }
+            Err(why) => ControlReply::refused(why),
+        }
+    }
+
+    /// Journals that `task` (and what it had skipped) is pending again.
+    pub(super) fn record_restart(&mut self, task: &str, unskipped: &[String]) {
+        for id in std::iter::once(task).chain(unskipped.iter().map(String::as_str)) {
+            self.record(
+                Some(id),
+                Draft::new(EventType::Status, format!("task {id} will run again"))
+                    .with("phase", "task_restarted"),
+            );
+        }
     }
 
     pub(super) fn stop_session(

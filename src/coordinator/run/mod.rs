@@ -122,6 +122,10 @@ pub struct Coordinator {
     disk_blocked: Option<String>,
     /// A write failure not yet acted on (see `disk.rs`).
     write_failure: Option<String>,
+    /// The plan being run, once there is one (control commands name its tasks).
+    current_plan: Option<Plan>,
+    /// Failed tasks the operator asked to run again on this resume.
+    retry: Vec<String>,
     _lock: CoordinatorLock,
 }
 
@@ -130,6 +134,7 @@ pub fn run_coordinator(
     workspace: &Workspace,
     session_id: &str,
     resume: bool,
+    retry: &[String],
 ) -> Result<SessionOutcome> {
     let session = workspace.open_session(session_id)?;
     let lock = CoordinatorLock::acquire(&session.lock_path())?;
@@ -185,6 +190,8 @@ pub fn run_coordinator(
         stopping: false,
         disk_blocked: None,
         write_failure: None,
+        current_plan: None,
+        retry: retry.to_vec(),
         _lock: lock,
     };
     c.make_reserve();
@@ -290,6 +297,7 @@ impl Coordinator {
         let Some(plan) = self.plan()? else {
             return Ok(self.finish(SessionOutcome::Stopped));
         };
+        self.current_plan = Some(plan.clone());
         let limits = Limits {
             parallelism: self.settings.config.parallelism,
             retries: self.settings.config.retries,
@@ -318,6 +326,17 @@ impl Coordinator {
                 // Only the task's own failures use up its retries: an attempt cut short by
                 // the coordinator's death runs again as the same attempt.
                 sched.restore(id, status, h.failures);
+            }
+        }
+        for id in std::mem::take(&mut self.retry) {
+            match sched.restart(&id) {
+                Ok(unskipped) => self.record_restart(&id, &unskipped),
+                Err(why) => self.record(
+                    Some(&id),
+                    Draft::new(EventType::Error, format!("cannot run {id} again: {why}"))
+                        .with("phase", "restart_refused")
+                        .with("fatal", false),
+                ),
             }
         }
         for task in &plan.tasks {

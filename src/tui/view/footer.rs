@@ -8,6 +8,7 @@ use ratatui::widgets::Paragraph;
 use super::style;
 use crate::tui::app::{App, Focus, Overlay};
 use crate::tui::theme::Role;
+use crate::worker::WorkerState;
 
 pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
     if let Some(Overlay::Search(text)) = &app.overlay {
@@ -32,12 +33,36 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
             ("Esc", "back"),
             ("t", "transcript/screen"),
             ("a", "attach"),
+            ("e/o", "open"),
             ("↑↓", "scroll"),
             ("p/r/s", "pause/resume/stop"),
             ("q", "quit"),
         ]
     } else {
         match app.focus {
+            Focus::Workers if !app.coordinator_alive && app.history.finished.is_none() => &[
+                ("q", "quit"),
+                ("?", "help"),
+                ("R", "resume the session"),
+                ("r", "run a failed task again"),
+                ("e/o", "open"),
+                ("Tab", "panel"),
+            ],
+            Focus::Workers
+                if app.selected_worker().is_some_and(|w| {
+                    matches!(w.state(), WorkerState::Failed | WorkerState::Stopped)
+                }) =>
+            {
+                &[
+                    ("q", "quit"),
+                    ("?", "help"),
+                    ("⏎", "zoom"),
+                    ("r", "run again"),
+                    ("P/R/S", "session"),
+                    ("e/o", "open"),
+                    ("Tab", "panel"),
+                ]
+            }
             Focus::Workers => &[
                 ("q", "quit"),
                 ("?", "help"),
@@ -46,6 +71,7 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
                 ("r/R", "resume"),
                 ("s/S", "stop"),
                 ("v/V", "review"),
+                ("e/o", "open"),
                 ("Tab", "panel"),
             ],
             Focus::Log => &[
@@ -59,17 +85,26 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
                 ("Esc", "clear"),
                 ("Tab", "panel"),
             ],
-            Focus::Side => &[
+            Focus::Reviews | Focus::Decisions => &[
                 ("q", "quit"),
                 ("?", "help"),
+                ("↑↓", "scroll"),
                 ("P/R/S", "session"),
                 ("Tab", "panel"),
             ],
         }
     };
+    // Whole hints only: one that does not fit is left out, not cut in the middle.
+    let mut used: usize = spans.iter().map(|s| s.width()).sum();
     for (key, what) in keys {
+        let hint = format!(" {what}  ");
+        let width = key.chars().count() + hint.chars().count();
+        if used + width > area.width as usize + 2 {
+            break;
+        }
+        used += width;
         spans.push(Span::styled(key.to_string(), style(app, Role::key)));
-        spans.push(Span::styled(format!(" {what}  "), style(app, Role::dim)));
+        spans.push(Span::styled(hint, style(app, Role::dim)));
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }

@@ -15,7 +15,7 @@ use ratatui::style::Style;
 use ratatui::text::Line;
 use ratatui::widgets::{Block, BorderType, Borders};
 
-use super::app::{App, Focus, Overlay};
+use super::app::{App, Overlay};
 use super::theme::Role;
 
 /// Below this the layout cannot say anything useful; a message says so instead.
@@ -48,7 +48,7 @@ pub fn draw(frame: &mut Frame<'_>, app: &mut App) {
     }
 }
 
-fn draw_body(frame: &mut Frame<'_>, body: Rect, app: &App) {
+fn draw_body(frame: &mut Frame<'_>, body: Rect, app: &mut App) {
     // Compact at small sizes: one line per worker instead of cards.
     let compact = body.height < 30 || body.width < 100;
     let workers_height = if compact {
@@ -58,6 +58,12 @@ fn draw_body(frame: &mut Frame<'_>, body: Rect, app: &App) {
     };
     let [workers_area, lower] =
         Layout::vertical([Constraint::Length(workers_height), Constraint::Min(0)]).areas(body);
+    // Up and down move by a row of the grid as drawn.
+    app.grid_columns = if compact {
+        1
+    } else {
+        workers::cards_per_row(workers_area.width)
+    };
     if compact {
         workers::draw_list(frame, workers_area, app);
     } else {
@@ -71,7 +77,7 @@ fn draw_body(frame: &mut Frame<'_>, body: Rect, app: &App) {
                 .areas(lower);
         log::draw(frame, log_area, app);
         side::draw(frame, side_area, app);
-    } else if app.focus == Focus::Side {
+    } else if app.focus.is_side() {
         side::draw(frame, lower, app);
     } else {
         log::draw(frame, lower, app);

@@ -12,7 +12,7 @@ use crate::tui::theme::Role;
 pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let [reviews_area, decisions_area] =
         Layout::vertical([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(area);
-    let focused = app.focus == Focus::Side;
+
     let reviews: Vec<Line> = if app.reviews.is_empty() {
         vec![Line::from(Span::styled(
             "no reviews yet",
@@ -39,7 +39,8 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
     frame.render_widget(
         Paragraph::new(reviews)
             .wrap(Wrap { trim: true })
-            .block(panel(app, " Reviews ", focused)),
+            .scroll((app.reviews_scroll as u16, 0))
+            .block(panel(app, " Reviews ", app.focus == Focus::Reviews)),
         reviews_area,
     );
     let decisions: Vec<Line> = if app.decisions.is_empty() {
@@ -63,7 +64,8 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
     frame.render_widget(
         Paragraph::new(decisions)
             .wrap(Wrap { trim: true })
-            .block(panel(app, " Decisions ", focused)),
+            .scroll((app.decisions_scroll as u16, 0))
+            .block(panel(app, " Decisions ", app.focus == Focus::Decisions)),
         decisions_area,
     );
 }

@@ -15,9 +15,14 @@ use crate::worker::WorkerState;
 const CARD_HEIGHT: u16 = 7;
 const CARD_MIN_WIDTH: u16 = 48;
 
+/// Cards side by side at `width`.
+pub fn cards_per_row(width: u16) -> usize {
+    (width / CARD_MIN_WIDTH).clamp(1, 4) as usize
+}
+
 /// Rows of cards needed for `count` workers at `width`.
 pub fn cards_height(count: usize, width: u16) -> u16 {
-    let per_row = (width / CARD_MIN_WIDTH).clamp(1, 4) as usize;
+    let per_row = cards_per_row(width);
     let rows = count.max(1).div_ceil(per_row) as u16;
     rows * CARD_HEIGHT
 }
@@ -32,6 +37,7 @@ pub fn state_role(state: WorkerState) -> Role {
         WorkerState::Done => Role::done,
         WorkerState::Failed => Role::failed,
         WorkerState::Stopped => Role::stopped,
+        WorkerState::Interrupted => Role::failed,
     }
 }
 
@@ -45,6 +51,7 @@ pub fn state_symbol(state: WorkerState) -> &'static str {
         WorkerState::Done => "✓",
         WorkerState::Failed => "✗",
         WorkerState::Stopped => "■",
+        WorkerState::Interrupted => "!",
     }
 }
 
@@ -54,7 +61,7 @@ pub fn draw_cards(frame: &mut Frame<'_>, area: Rect, app: &App) {
         no_workers_yet(frame, area, app, block);
         return;
     }
-    let per_row = (area.width / CARD_MIN_WIDTH).clamp(1, 4) as usize;
+    let per_row = cards_per_row(area.width);
     let rows = app.workers.chunks(per_row).enumerate();
     let row_areas = Layout::vertical(vec![
         Constraint::Length(CARD_HEIGHT);
@@ -81,7 +88,7 @@ pub fn draw_cards(frame: &mut Frame<'_>, area: Rect, app: &App) {
 }
 
 fn card(frame: &mut Frame<'_>, area: Rect, app: &App, pane: &WorkerPane, selected: bool) {
-    let state = pane.state();
+    let state = app.pane_state(pane);
     let role = state_role(state);
     let waiting = state == WorkerState::Waiting;
     let border_style = if selected {
@@ -139,7 +146,7 @@ fn card(frame: &mut Frame<'_>, area: Rect, app: &App, pane: &WorkerPane, selecte
 }
 
 fn status_line<'a>(app: &App, pane: &WorkerPane) -> Line<'a> {
-    let state = pane.state();
+    let state = app.pane_state(pane);
     let end = if state.is_finished() {
         pane.last_event
     } else {
@@ -176,11 +183,14 @@ fn status_line<'a>(app: &App, pane: &WorkerPane) -> Line<'a> {
 }
 
 fn progress_line<'a>(app: &App, pane: &WorkerPane, width: usize) -> Line<'a> {
-    let Some(percent) = pane.progress.or(if pane.state() == WorkerState::Done {
-        Some(100)
-    } else {
-        None
-    }) else {
+    let Some(percent) = pane
+        .progress
+        .or(if app.pane_state(pane) == WorkerState::Done {
+            Some(100)
+        } else {
+            None
+        })
+    else {
         // Without a todo list, the work done so far says how far it got.
         let text = match (pane.tool_calls, pane.edits) {
             (0, _) => "progress —".to_string(),
@@ -226,7 +236,7 @@ pub fn draw_list(frame: &mut Frame<'_>, area: Rect, app: &App) {
         .skip(first)
         .take(visible)
         .map(|(i, pane)| {
-            let state = pane.state();
+            let state = app.pane_state(pane);
             let selected = i == app.selected && app.focus == Focus::Workers;
             let name_style = if selected {
                 style(app, Role::selected)

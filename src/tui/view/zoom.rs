@@ -22,7 +22,7 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &mut App, worker: &str, mode
         );
         return;
     };
-    let state = pane.state();
+    let state = app.pane_state(pane);
     let what = match mode {
         ZoomMode::Transcript => "transcript",
         ZoomMode::Screen => "terminal",
