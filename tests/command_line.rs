@@ -435,3 +435,91 @@ fn config_show_and_path_completions_and_the_man_page() {
         "{page}"
     );
 }
+
+#[test]
+fn a_failed_task_runs_again_by_control_restart_or_resume_retry() {
+    let env = Env::new();
+    // Live: a fails for good while c keeps the coordinator busy.
+    std::fs::write(
+        env.workspace.with_file_name("orchestrate.toml"),
+        "[agents.codex]\nenv = { ORCHESTRATE_SIM_SCENARIO = \"hang\" }\n",
+    )
+    .unwrap();
+    let plan = env.plan(CHAIN);
+    let out = env.run(
+        &plan,
+        &["--retries", "0"],
+        &[("ORCHESTRATE_SIM_SCENARIO", "fail")],
+    );
+    let id = session_id(&out);
+    let orchestrator = env.session_dir(&id).join("orchestrator.jsonl");
+    let phase_count = |phase: &str, task: &str| {
+        journal(&orchestrator)
+            .iter()
+            .filter(|e| e.phase() == Some(phase) && e.task.as_deref() == Some(task))
+            .count()
+    };
+    wait_for("a to fail and b to be skipped", LIMIT, || {
+        phase_count("task_failed", "a") == 1 && phase_count("task_skipped", "b") == 1
+    });
+    let out = env
+        .cmd(&["control", &id, "restart", "--worker", "claude-a"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("task a will run again"),
+        "{}",
+        text(&out)
+    );
+    wait_for("a to run again and fail again", LIMIT, || {
+        phase_count("task_failed", "a") == 2
+    });
+    assert_eq!(phase_count("task_restarted", "b"), 1, "b is pending again");
+    let refused = env
+        .cmd(&["control", &id, "restart", "--worker", "codex-c"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(text(&refused).contains("is running"), "{}", text(&refused));
+    assert!(env.cmd(&["kill", &id]).output().unwrap().status.success());
+    wait_for("the session to stop", LIMIT, || {
+        env.status(&id)["coordinator"]["alive"] == false
+    });
+
+    // Finished: resume says how to run it again, and --retry does.
+    std::fs::remove_file(env.workspace.with_file_name("orchestrate.toml")).unwrap();
+    let out = env.run(
+        &plan,
+        &["--retries", "0", "--no-dashboard"],
+        &[("ORCHESTRATE_SIM_SCENARIO", "fail")],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let id = session_id(&out);
+    let out = env
+        .cmd(&["resume", &id, "--no-dashboard"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("--retry TASK"), "{}", text(&out));
+    let out = env
+        .cmd(&[
+            "resume",
+            &id,
+            "--retry",
+            "a",
+            "--retry",
+            "c",
+            "--no-dashboard",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let states: Vec<String> = env.status(&id)["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["state"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(states, ["succeeded"; 3]);
+}

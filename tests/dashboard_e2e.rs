@@ -145,7 +145,7 @@ fn resizing_and_a_termination_signal_leave_the_terminal_sound() {
     tmux.start(
         "dash",
         &format!(
-            "{} --workspace {} dashboard; sleep 60",
+            "{} --workspace {} dashboard; echo EXIT=$?; sleep 60",
             exe.display(),
             ws.display()
         ),
@@ -183,12 +183,89 @@ fn resizing_and_a_termination_signal_leave_the_terminal_sound() {
     wait_for("the terminal restored after SIGTERM", LIMIT, || {
         !tmux.alternate_screen("dash")
     });
+    wait_for("the exit code of a termination", LIMIT, || {
+        tmux.screen("dash").contains("EXIT=143")
+    });
     assert!(
         tmux.screen("dash")
             .contains("the dashboard was closed by a signal"),
         "{}",
         tmux.screen("dash")
     );
+}
+
+#[test]
+fn leaving_says_how_the_session_ended_and_r_resumes_a_dead_coordinator() {
+    let tmux = Tmux::new();
+    let env = common::Env::new();
+    // A failed session: q exits 1, as --no-dashboard would.
+    let plan = env.plan("[[tasks]]\nid = \"a\"\nagent = \"claude\"\nprompt = \"p\"\n");
+    let mut run = env.cmd(&[
+        "run",
+        "--simulate",
+        "--retries",
+        "0",
+        "--target",
+        env.target.to_str().unwrap(),
+        "--plan",
+        plan.to_str().unwrap(),
+        "goal",
+    ]);
+    run.env("ORCHESTRATE_SIM_SCENARIO", "fail");
+    tmux.start(
+        "failing",
+        &format!("{}; echo EXIT=$?; sleep 60", common::shell_line(&run)),
+    );
+    wait_for("the failed session", LIMIT, || {
+        tmux.screen("failing").contains("● failed")
+    });
+    tmux.keys("failing", "q");
+    wait_for("exit code 1", LIMIT, || {
+        tmux.screen("failing").contains("EXIT=1")
+    });
+
+    // A dead coordinator: its workers are interrupted, R starts it again, q exits 0 as the
+    // session goes on.
+    let (id, _) = common::hanging_session(&env);
+    tmux.start(
+        "dead",
+        &format!(
+            "{}; echo EXIT=$?; sleep 60",
+            // The coordinator R starts inherits the dashboard's environment: still hanging.
+            common::shell_line(
+                env.cmd(&["dashboard", &id])
+                    .env("ORCHESTRATE_SIM_SCENARIO", "hang")
+            )
+        ),
+    );
+    wait_for("the running workers", LIMIT, || {
+        tmux.screen("dead").contains("claude-x")
+    });
+    let pid = env.status(&id)["coordinator"]["pid"].as_i64().unwrap() as i32;
+    // SAFETY: plain kill of a process this test started.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    wait_for("the workers shown interrupted", LIMIT, || {
+        let screen = tmux.screen("dead");
+        screen.contains("interrupted") && screen.contains("R resumes")
+    });
+    tmux.keys("dead", "R");
+    wait_for("a coordinator again", LIMIT, || {
+        env.status(&id)["coordinator"]["alive"] == true
+    });
+    wait_for("the dashboard to say so", LIMIT, || {
+        tmux.screen("dead")
+            .contains("session resumed (coordinator pid")
+    });
+    tmux.keys("dead", "q");
+    wait_for("exit code 0", LIMIT, || {
+        tmux.screen("dead").contains("EXIT=0")
+    });
+    assert!(
+        tmux.screen("dead").contains("goes on"),
+        "{}",
+        tmux.screen("dead")
+    );
+    assert!(env.cmd(&["kill", &id]).output().unwrap().status.success());
 }
 
 #[test]

@@ -71,6 +71,7 @@ pub fn follow(session: &SessionDir) -> Result<u8> {
                     }
                 }
                 if is_session_end(&event) {
+                    wait_for_exit(session);
                     return Ok(exit_code(event.str_field("outcome").unwrap_or("failed")));
                 }
             }
@@ -101,6 +102,15 @@ pub fn follow(session: &SessionDir) -> Result<u8> {
                 return Ok(EXIT_INTERRUPTED);
             }
         }
+    }
+}
+
+/// A coordinator that journaled the end still tidies up for a moment; what comes next (a
+/// `resume`, an `rm`) must find it gone.
+pub fn wait_for_exit(session: &SessionDir) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while lock::holder(&session.lock_path()).is_some() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

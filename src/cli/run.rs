@@ -172,7 +172,12 @@ pub fn resume(
         crate::session::check_name("task", task)?;
     }
     let session = lookup::session(workspace, name)?;
-    let (history, alive) = lookup::history(&session);
+    let (mut history, mut alive) = lookup::history(&session);
+    if alive.is_some() && history.finished.is_some() {
+        // It journaled its end and is on its way out.
+        follow::wait_for_exit(&session);
+        (history, alive) = lookup::history(&session);
+    }
     if let Some(pid) = alive {
         bail!(
             "session {} is running (coordinator pid {pid}); nothing to resume",
