@@ -235,11 +235,23 @@ fn leaving_says_how_the_session_ended_and_r_resumes_a_dead_coordinator() {
             common::shell_line(
                 env.cmd(&["dashboard", &id])
                     .env("ORCHESTRATE_SIM_SCENARIO", "hang")
+                    .env("SHELL", "/bin/sh")
             )
         ),
     );
     wait_for("the running workers", LIMIT, || {
         tmux.screen("dead").contains("claude-x")
+    });
+    // o: a shell in the selected worker's directory; exit comes back to the dashboard.
+    tmux.keys("dead", "o");
+    wait_for("the shell", LIMIT, || {
+        tmux.screen("dead")
+            .contains("a shell in the worker's directory")
+    });
+    assert!(!tmux.alternate_screen("dead"), "the dashboard steps aside");
+    tmux.cmd(&["send-keys", "-t", "dead", "pwd; exit", "Enter"]);
+    wait_for("the dashboard back", LIMIT, || {
+        tmux.alternate_screen("dead") && tmux.screen("dead").contains("claude-x")
     });
     let pid = env.status(&id)["coordinator"]["pid"].as_i64().unwrap() as i32;
     // SAFETY: plain kill of a process this test started.
