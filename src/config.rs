@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::agents::{AgentKind, Autonomy};
+use crate::safety::{SandboxConfig, SandboxPolicy};
 
 pub const CONFIG_FILE: &str = "orchestrate.toml";
 
@@ -53,6 +54,8 @@ pub struct Config {
     pub theme: String,
     /// Agent profiles by name.
     pub agents: BTreeMap<String, AgentProfile>,
+    /// What agents may run and write, and their resource limits.
+    pub sandbox: SandboxConfig,
 }
 
 /// How to run one agent CLI.
@@ -112,6 +115,7 @@ impl Default for Config {
             stub_model: false,
             theme: "default".into(),
             agents,
+            sandbox: SandboxConfig::default(),
         }
     }
 }
@@ -262,6 +266,49 @@ impl Config {
                 check_speed(self.sim_speed)
                     .err()
                     .map(|r| ("sim_speed".into(), r))
+            })
+            .or_else(|| {
+                let s = &self.sandbox;
+                within(
+                    "sandbox.cpu_percent",
+                    u64::from(s.cpu_percent),
+                    1,
+                    6400,
+                    "percent of one CPU",
+                )
+                .or_else(|| within("sandbox.memory_mb", s.memory_mb, 16, 1 << 24, "MiB"))
+                .or_else(|| {
+                    within(
+                        "sandbox.runtime_secs",
+                        s.runtime_secs,
+                        1,
+                        30 * 86_400,
+                        "seconds",
+                    )
+                })
+                .or_else(|| {
+                    within(
+                        "sandbox.command_timeout_secs",
+                        s.command_timeout_secs,
+                        1,
+                        86_400,
+                        "seconds",
+                    )
+                })
+                .or_else(|| {
+                    within(
+                        "sandbox.approval_timeout_secs",
+                        s.approval_timeout_secs,
+                        1,
+                        7 * 86_400,
+                        "seconds",
+                    )
+                })
+                .or_else(|| {
+                    SandboxPolicy::new(s, &[])
+                        .err()
+                        .map(|e| ("sandbox".to_string(), e.to_string()))
+                })
             })
             .or_else(|| {
                 self.agents.keys().find_map(|name| {

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod coordinator;
 pub mod event;
+pub mod safety;
 pub mod scenario;
 pub mod session;
 pub mod sim;

@@ -155,6 +155,11 @@ enum Command {
     },
     /// The manual page, in roff: `orchestrate man | man -l -`.
     Man,
+    /// The sandbox policy: try it on a command before trusting it.
+    Sandbox {
+        #[command(subcommand)]
+        command: SandboxCommand,
+    },
     /// A worker's events as readable lines, or its raw terminal output; without a worker,
     /// every worker and the coordinator merged in time order.
     Logs {
@@ -326,6 +331,33 @@ impl From<ControlAction> for ControlCommand {
 }
 
 #[derive(Subcommand)]
+enum SandboxCommand {
+    /// The verdict of the configured policy ([sandbox] of orchestrate.toml) on one shell
+    /// command line, or on writing one file: allow, deny or confirm, with the reason.
+    ///
+    /// Example: `orchestrate sandbox check -- 'cargo build && rm -rf target'`. The current
+    /// directory (or --cwd) is where the command runs and the writable directory, with the
+    /// policy's extra_dirs. Exit 0 allow, 1 deny, 3 confirm.
+    Check {
+        /// Machine-readable: {"verdict": "allow"|"deny"|"confirm", "reason": ..., "findings": [...]}.
+        #[arg(long)]
+        json: bool,
+        /// Read the policy from FILE instead of the user's and the project's orchestrate.toml.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Check a write of PATH (as a file tool would do) instead of a command.
+        #[arg(long, value_name = "PATH", conflicts_with = "command")]
+        write: Option<PathBuf>,
+        /// Where the command runs [default: the current directory].
+        #[arg(long, value_name = "DIR")]
+        cwd: Option<PathBuf>,
+        /// The command line, as one argument, as an agent passes it to its shell tool.
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
 enum ConfigCommand {
     /// The configuration in effect here (defaults, files, environment), as TOML.
     Show,
@@ -480,6 +512,25 @@ fn main() -> ExitCode {
                 &mut std::io::stdout(),
             );
             Ok(0)
+        }
+        Command::Sandbox {
+            command:
+                SandboxCommand::Check {
+                    json,
+                    config,
+                    write,
+                    cwd,
+                    command,
+                },
+        } => {
+            let line = (!command.is_empty()).then(|| command.join(" "));
+            cli::sandbox::check(cli::sandbox::CheckRequest {
+                command: line.as_deref(),
+                write: write.as_deref(),
+                config: config.as_deref(),
+                cwd: cwd.as_deref(),
+                json,
+            })
         }
         Command::Man => clap_mangen::Man::new(Cli::command())
             .render(&mut std::io::stdout())

@@ -15,6 +15,7 @@ pub mod logs;
 pub mod lookup;
 pub mod result;
 pub mod run;
+pub mod sandbox;
 pub mod sim;
 pub mod status;
 pub mod stub_model;
