@@ -297,6 +297,44 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         port_file: Option<PathBuf>,
     },
+    /// The approvals a session's agents wait for (a `confirm` of the sandbox).
+    Approvals {
+        /// A session id, or `latest`.
+        session: String,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Let the command an agent waits on run.
+    Approve {
+        /// A session id, or `latest`.
+        session: String,
+        /// The approval's id (see `orchestrate approvals`).
+        id: String,
+    },
+    /// Refuse the command an agent waits on; the agent is told the reason.
+    Deny {
+        /// A session id, or `latest`.
+        session: String,
+        /// The approval's id (see `orchestrate approvals`).
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// What an agent CLI runs before a tool (set up by orchestrate in each worker's CLI
+    /// configuration): reads the CLI's hook JSON on stdin and answers from the sandbox.
+    #[command(hide = true)]
+    Hook {
+        /// claude, codex or gemini: the shape of the answer.
+        cli: String,
+        #[arg(long, value_name = "PATH")]
+        socket: PathBuf,
+        #[arg(long)]
+        worker: String,
+        /// Seconds to wait for a verdict (an approval waits for the operator).
+        #[arg(long, default_value_t = 630.0, value_parser = parse_timeout)]
+        timeout: f64,
+    },
     /// The coordinator process itself (started detached by run and resume).
     #[command(hide = true)]
     Coordinator {
@@ -513,6 +551,30 @@ fn main() -> ExitCode {
             );
             Ok(0)
         }
+        Command::Approvals { session, json } => cli::approvals::list(&workspace, &session, json),
+        Command::Approve { session, id } => {
+            cli::approvals::answer(&workspace, &session, &id, true, None)
+        }
+        Command::Deny {
+            session,
+            id,
+            reason,
+        } => cli::approvals::answer(&workspace, &session, &id, false, reason),
+        Command::Hook {
+            cli,
+            socket,
+            worker,
+            timeout,
+        } => match cli.parse::<orchestrate::agents::AgentKind>() {
+            Ok(kind) => Ok(cli::hook::run(
+                kind,
+                &socket,
+                &worker,
+                std::time::Duration::from_secs_f64(timeout),
+            )),
+            // Unknown CLI: still a refusal, never a silent allow.
+            Err(_) => Ok(2),
+        },
         Command::Sandbox {
             command:
                 SandboxCommand::Check {

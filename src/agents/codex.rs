@@ -349,6 +349,15 @@ impl CodexAdapter {
                     );
                 }
             }
+            "error" if str_of(&item, "message").contains("--dangerously-bypass-hook-trust") => {
+                // Said once per hook source on every run orchestrate guards (it passes the
+                // flag itself, research/real-cli/enforcement.md): a log line, not an error.
+                out.push(
+                    Draft::new(EventType::Status, str_of(&item, "message").to_string())
+                        .native(&progress.native)
+                        .with("phase", "output"),
+                );
+            }
             "error" => {
                 let message = str_of(&item, "message").to_string();
                 out.push(
@@ -674,6 +683,19 @@ mod tests {
             Some(("ERROR", "codex_core::tools::router", "error=patch rejected"))
         );
         assert_eq!(tracing_line("ERROR: not tracing"), None);
+    }
+
+    #[test]
+    fn the_hook_trust_warning_is_a_log_line_not_an_error() {
+        let mut a = CodexAdapter::default();
+        let mut out = Vec::new();
+        // As the pinned codex prints it when orchestrate's guard passes the flag.
+        a.on_json(
+            json!({"type":"item.completed","item":{"id":"item_0","type":"error","message":"`--dangerously-bypass-hook-trust` is enabled. Enabled hooks may run without review for this invocation."}}),
+            &mut out,
+        );
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].kind, EventType::Status);
     }
 
     #[test]

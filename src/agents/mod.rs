@@ -9,6 +9,8 @@ mod draft;
 pub mod events;
 mod framing;
 pub mod gemini;
+pub mod guard;
+pub mod hook;
 mod normalize;
 pub mod pins;
 mod stream_state;

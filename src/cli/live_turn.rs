@@ -160,6 +160,7 @@ fn one_turn(
         resume: None,
         state_dir: dir.join("state"),
         source: AgentSource::Stub { addr: stub },
+        guard: None,
     }
     .build()?;
     let events_path = dir.join("events.jsonl");

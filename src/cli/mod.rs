@@ -1,6 +1,7 @@
 //! One file per subcommand. Each takes parsed arguments and returns the exit code; errors
 //! carry context for a one-line message.
 
+pub mod approvals;
 pub mod attach;
 pub mod config;
 pub mod control;
@@ -9,6 +10,7 @@ pub mod demo;
 pub mod doctor;
 pub mod events;
 pub mod follow;
+pub mod hook;
 pub mod housekeeping;
 pub mod live_turn;
 pub mod logs;

@@ -31,6 +31,14 @@ pub enum ControlCommand {
     Status,
     /// Run a failed or stopped task again (named by its worker), with a fresh retry budget.
     Restart,
+    /// From `orchestrate hook`: may this tool call run? `data` is the CLI's hook input; the
+    /// reply comes when the policy (or, for a confirm, the operator) decides.
+    Evaluate,
+    /// The open approvals, as JSON in the reply's message.
+    Approvals,
+    /// Answer approval `data` (its id); `reason` says why for a deny.
+    Approve,
+    Deny,
 }
 
 impl ControlCommand {
@@ -44,6 +52,10 @@ impl ControlCommand {
             ControlCommand::Kill => "kill",
             ControlCommand::Status => "status",
             ControlCommand::Restart => "restart",
+            ControlCommand::Evaluate => "evaluate",
+            ControlCommand::Approvals => "approvals",
+            ControlCommand::Approve => "approve",
+            ControlCommand::Deny => "deny",
         }
     }
 }
@@ -57,6 +69,12 @@ pub struct ControlRequest {
     /// Bytes for `input`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<String>,
+    /// Who asks (`$USER` of the client), journaled with answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    /// Why, for a deny.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// Unix milliseconds after which the client has given up waiting: a request that reaches
     /// the coordinator later (it was stopped, or swamped) is refused, never applied late.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -69,6 +87,8 @@ impl ControlRequest {
             cmd,
             worker,
             data: None,
+            by: std::env::var("USER").ok(),
+            reason: None,
             deadline_ms: None,
         }
     }

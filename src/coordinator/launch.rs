@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow};
 
+use crate::agents::guard::{self, Guard};
 use crate::agents::{AgentKind, Autonomy, Launch, LaunchSpec, stub_env};
 use crate::config::AgentProfile;
 use crate::scenario::Scenario;
@@ -44,6 +45,8 @@ pub struct WorkerLaunch<'a> {
     /// The worker's private directory (`<session>/state/<worker>`).
     pub state_dir: PathBuf,
     pub source: AgentSource,
+    /// The sandbox's hook and static rules for the CLI, when the session enforces one.
+    pub guard: Option<Guard>,
 }
 
 impl WorkerLaunch<'_> {
@@ -99,6 +102,13 @@ impl WorkerLaunch<'_> {
                 let url = crate::stub::base_url(addr, scenario, self.name);
                 stub_env::point_at_stub(profile.kind, &mut launch, &url, &home);
             }
+        }
+        if let Some(g) = &self.guard {
+            // The stub's private home is where the CLI reads its settings.
+            let home = matches!(self.source, AgentSource::Stub { .. })
+                .then(|| self.state_dir.join("home"));
+            let private = crate::coordinator::launch::private_dir(&self.state_dir)?;
+            guard::install(profile.kind, &mut launch, g, &private, home.as_deref());
         }
         Ok(launch)
     }
@@ -159,6 +169,7 @@ mod tests {
             source: AgentSource::Stub {
                 addr: "127.0.0.1:9".parse().unwrap(),
             },
+            guard: None,
         }
         .build()
         .unwrap();

@@ -7,7 +7,7 @@
 //! number of tool results already in a request says which turn comes next, so a resumed
 //! conversation continues where it was.
 
-mod stories;
+pub mod stories;
 
 use std::fmt;
 use std::str::FromStr;
@@ -164,6 +164,11 @@ pub enum Scenario {
     Commit,
     /// Every request fails with this API error.
     Api(ApiError),
+    /// Tries what the sandbox must stop: `rm -rf victim`, then a write outside the allowed
+    /// directories; answers with what happened.
+    Risky,
+    /// Pushes its branch (`git push origin HEAD`): a command that waits for the operator.
+    Push,
     /// A reviewer that approves.
     Approve,
     /// A reviewer with a concern.
@@ -172,7 +177,7 @@ pub enum Scenario {
 
 impl Scenario {
     /// Every name, for help texts and errors.
-    pub const NAMES: [&'static str; 17] = [
+    pub const NAMES: [&'static str; 19] = [
         "success",
         "slow",
         "blocker",
@@ -188,6 +193,8 @@ impl Scenario {
         "api-500",
         "api-529",
         "usage-limit",
+        "risky",
+        "push",
         "approve",
         "concern",
     ];
@@ -209,6 +216,8 @@ impl Scenario {
             Scenario::Api(ApiError::ServerError) => "api-500",
             Scenario::Api(ApiError::Overloaded) => "api-529",
             Scenario::Api(ApiError::UsageLimit { .. }) => "usage-limit",
+            Scenario::Risky => "risky",
+            Scenario::Push => "push",
             Scenario::Approve => "approve",
             Scenario::Concern => "concern",
         }
@@ -249,6 +258,8 @@ impl FromStr for Scenario {
             "usage-limit" => Scenario::Api(ApiError::UsageLimit {
                 resets_in_secs: 3600,
             }),
+            "risky" => Scenario::Risky,
+            "push" => Scenario::Push,
             "approve" => Scenario::Approve,
             "concern" => Scenario::Concern,
             _ => {

@@ -11,6 +11,8 @@ const BLOCKED_MS: u64 = 20_000;
 const CHATTY_LINES: usize = 2000;
 /// Pauses of the slow scenario between its steps.
 const SLOW_MS: u64 = 4_000;
+/// Where the risky story writes: outside any workspace a test or a user has.
+pub const OUTSIDE_NOTE: &str = "/var/tmp/orchestrate-sandbox-outside.txt";
 
 pub fn steps(scenario: Scenario, ctx: &Context<'_>) -> Vec<Step> {
     match scenario {
@@ -32,6 +34,21 @@ pub fn steps(scenario: Scenario, ctx: &Context<'_>) -> Vec<Step> {
             },
         ],
         Scenario::Chatty => chatty(),
+        Scenario::Risky => vec![
+            say("I'll clear the old directory first."),
+            Step::Act(run("rm -rf victim")),
+            say("Now the shared note."),
+            Step::Act(Action::Write {
+                path: OUTSIDE_NOTE.into(),
+                content: "written outside the workspace\n".into(),
+            }),
+            Step::Answer("Done trying.".into()),
+        ],
+        Scenario::Push => vec![
+            say("The change is ready; I will push the branch."),
+            Step::Act(run("git push origin HEAD")),
+            Step::Answer("Pushed the branch, or was told not to.".into()),
+        ],
         Scenario::Hang => vec![
             say("Running the full test suite; this takes a while."),
             // Claude refuses a command that starts with `sleep N`; a shell around it passes.

@@ -338,6 +338,12 @@ impl Worker {
         &self.name
     }
 
+    /// Journals an event about the worker from outside its stream (the coordinator: an
+    /// approval it waits for, the answer), in order with what the worker prints.
+    pub fn note(&self, draft: Draft) -> AgentEvent {
+        lock(&self.journal).record(draft)
+    }
+
     /// Retries the journal writes a full disk held back; `Err` with the reason while the
     /// disk still refuses them.
     pub fn flush_journal(&self) -> Result<(), String> {

@@ -139,8 +139,14 @@ impl Coordinator {
             ControlCommand::Review => ControlReply::refused(
                 "reviews are not available yet: the review engine is still to be built",
             ),
-            // Handled before the targets are chosen.
+            // Handled before the targets are chosen, or by the loop itself.
             ControlCommand::Restart => ControlReply::refused("restart needs a worker"),
+            ControlCommand::Evaluate
+            | ControlCommand::Approvals
+            | ControlCommand::Approve
+            | ControlCommand::Deny => {
+                ControlReply::refused("not now: the session is not running tasks")
+            }
             ControlCommand::Status => {
                 let tasks: Vec<String> = sched
                     .statuses()

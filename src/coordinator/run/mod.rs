@@ -3,7 +3,7 @@
 //! control commands, and journal all of it. One thread decides; workers, the control socket
 //! and signals only send it messages.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
-use super::control::{self, ControlReply, ControlRequest};
+use super::control::{self, ControlCommand, ControlReply, ControlRequest};
 use super::journal::CoordinatorJournal;
 use super::lock::CoordinatorLock;
 use super::plan::{Plan, PlannedTask};
@@ -25,6 +25,7 @@ use super::tiers::Availability;
 use crate::agents::Draft;
 use crate::config::Config;
 use crate::event::{AgentEvent, EventType, read_journal, repair_torn_tail};
+use crate::safety::SandboxPolicy;
 use crate::scenario::Scenario;
 use crate::session::{SessionDir, SessionInfo, Store, Workspace};
 use crate::stub::{StubConfig, StubModel};
@@ -35,9 +36,11 @@ mod commands;
 mod disk;
 mod planning;
 mod records;
+mod sandbox;
 mod tasks;
 
 pub use records::last_agent_session;
+pub use sandbox::ApprovalView;
 use tasks::stop_in_background;
 pub use tasks::worker_name;
 
@@ -126,6 +129,12 @@ pub struct Coordinator {
     current_plan: Option<Plan>,
     /// Failed tasks the operator asked to run again on this resume.
     retry: Vec<String>,
+    /// The sandbox every tool call of every worker is checked against.
+    policy: SandboxPolicy,
+    pending_approvals: Vec<sandbox::PendingApproval>,
+    /// (worker, command) the operator approved: the same again runs without asking.
+    approved: BTreeSet<(String, String)>,
+    approval_count: u32,
     _lock: CoordinatorLock,
 }
 
@@ -162,6 +171,12 @@ pub fn run_coordinator(
     })
     .with_context(|| format!("cannot serve {}", session.control_socket().display()))?;
     let exe = std::env::current_exe().context("cannot find the orchestrate executable")?;
+    // Writable: the workspace (run directories, the session's own files) and the target.
+    let policy = SandboxPolicy::new(
+        &settings.config.sandbox,
+        &[workspace.root().to_path_buf(), info.target.clone()],
+    )
+    .context("the [sandbox] policy")?;
     let available = Availability::detect(&settings.config, settings.simulate, &info.target, None);
     let target_is_git = runs::is_git_repo(&info.target);
     let stub = if settings.config.stub_model {
@@ -192,6 +207,10 @@ pub fn run_coordinator(
         write_failure: None,
         current_plan: None,
         retry: retry.to_vec(),
+        policy,
+        pending_approvals: Vec::new(),
+        approved: BTreeSet::new(),
+        approval_count: 0,
         _lock: lock,
     };
     c.make_reserve();
@@ -262,6 +281,7 @@ impl Coordinator {
             let (events, _) =
                 read_journal(&self.session.orchestrator_journal()).unwrap_or_default();
             let history = replay(&events);
+            self.restore_approvals(&events);
             if let Some(outcome) = history.finished.as_deref().filter(|o| *o == "done") {
                 bail!(
                     "session {} already finished ({outcome}); nothing to resume",
@@ -428,8 +448,24 @@ impl Coordinator {
                     )
                 })
                 .unwrap_or(TICK);
+            self.expire_approvals(&running);
             match self.inbox.recv_timeout(wait) {
                 Ok(Inbox::Event(event)) => self.on_worker_event(event, plan, sched, &mut running),
+                Ok(Inbox::Control(request, reply))
+                    if request.cmd == ControlCommand::Evaluate
+                        && !request.expired(Timestamp::now()) =>
+                {
+                    self.on_evaluate(&request, reply, &running);
+                }
+                Ok(Inbox::Control(request, reply))
+                    if matches!(
+                        request.cmd,
+                        ControlCommand::Approvals | ControlCommand::Approve | ControlCommand::Deny
+                    ) =>
+                {
+                    let answer = self.on_approval_command(&request, &running);
+                    let _ = reply.send(answer);
+                }
                 Ok(Inbox::Control(request, reply)) => {
                     let answer = self.on_control(&request, sched, &mut running);
                     let _ = reply.send(answer);

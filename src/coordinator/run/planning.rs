@@ -156,6 +156,10 @@ impl Coordinator {
                 Ok(Inbox::Control(request, _)) if request.expired(Timestamp::now()) => {
                     self.journal_control(&request, false, EXPIRED);
                 }
+                // The planner's own tool calls are checked like any worker's.
+                Ok(Inbox::Control(request, reply)) if request.cmd == ControlCommand::Evaluate => {
+                    self.on_evaluate(&request, reply, &std::collections::BTreeMap::new());
+                }
                 Ok(Inbox::Control(request, reply)) => {
                     if matches!(request.cmd, ControlCommand::Stop | ControlCommand::Kill)
                         && request.worker.is_none()

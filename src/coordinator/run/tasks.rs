@@ -156,6 +156,7 @@ impl Coordinator {
             resume,
             state_dir: self.session.state_dir(name),
             source,
+            guard: Some(self.guard(profile.kind, name)),
         }
         .build()?;
         let events_path = self.session.events_path(name);

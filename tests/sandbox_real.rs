@@ -1,0 +1,207 @@
+//! The sandbox enforced through each real CLI's own channel (their pre-tool hooks, with the
+//! static rules behind them), against the stub model: a blocked command never runs, a write
+//! outside the allowed directories is refused, and a command that needs approval waits, runs
+//! after `approve` and not after `deny`. Without the pinned CLIs each test says it is skipped
+//! (under CI=true it fails).
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Env, journal, require_agent_clis, session_id, text, wait_for};
+
+const LIMIT: Duration = Duration::from_secs(90);
+const OUTSIDE: &str = orchestrate::scenario::stories::OUTSIDE_NOTE;
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A plan of one task per CLI named in `clis`, each playing `scenario`.
+fn plan(env: &Env, clis: &[&str]) -> std::path::PathBuf {
+    let tasks: String = clis
+        .iter()
+        .map(|cli| format!("[[tasks]]\nid = \"{cli}\"\nagent = \"{cli}\"\nprompt = \"do it\"\n\n"))
+        .collect();
+    env.plan(&tasks)
+}
+
+/// A `victim/keep.txt` committed in the target, so every worktree has one to lose.
+fn with_victim(env: &Env) {
+    std::fs::create_dir_all(env.target.join("victim")).unwrap();
+    std::fs::write(env.target.join("victim/keep.txt"), "keep me\n").unwrap();
+    git(&env.target, &["add", "-A"]);
+    git(
+        &env.target,
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-q",
+            "-m",
+            "victim",
+        ],
+    );
+}
+
+#[test]
+fn blocked_commands_and_outside_writes_never_happen_with_the_real_clis() {
+    let Some(clis) =
+        require_agent_clis("blocked_commands_and_outside_writes_never_happen_with_the_real_clis")
+    else {
+        return;
+    };
+    let env = Env::real(clis);
+    with_victim(&env);
+    let _ = std::fs::remove_file(OUTSIDE);
+    let out = env.run(
+        &plan(&env, &["claude", "codex", "gemini"]),
+        &["--no-dashboard"],
+        &[("ORCHESTRATE_SIM_SCENARIO", "risky")],
+    );
+    let id = session_id(&out);
+    for cli in ["claude", "codex", "gemini"] {
+        let run = env.session_dir(&id).join("runs").join(cli);
+        assert!(
+            run.join("victim/keep.txt").is_file(),
+            "{cli}: rm -rf victim ran\n{}",
+            text(&out)
+        );
+    }
+    assert!(
+        !Path::new(OUTSIDE).exists(),
+        "a write outside the workspace happened"
+    );
+    let decisions: Vec<_> = journal(&env.session_dir(&id).join("orchestrator.jsonl"))
+        .into_iter()
+        .filter(|e| e.str_field("rule") == Some("sandbox") && e.str_field("action") == Some("deny"))
+        .collect();
+    for cli in ["claude", "codex", "gemini"] {
+        let worker = format!("{cli}-{cli}");
+        let refused = |what: &str| {
+            decisions
+                .iter()
+                .any(|d| d.str_field("worker") == Some(&worker) && d.text().contains(what))
+        };
+        assert!(
+            refused("rm -rf"),
+            "{worker}: the hook asked and was refused: {decisions:#?}"
+        );
+        // Gemini refuses a path outside its own workspace before its hooks run.
+        let raw = std::fs::read_to_string(env.session_dir(&id).join(format!("raw/{worker}.log")))
+            .unwrap_or_default();
+        assert!(
+            refused(OUTSIDE) || (cli == "gemini" && raw.contains("Path not in workspace")),
+            "{worker}: the write outside was refused: {decisions:#?}\n{raw}"
+        );
+    }
+}
+
+#[test]
+fn a_push_waits_for_approval_and_runs_only_when_approved() {
+    let Some(clis) = require_agent_clis("a_push_waits_for_approval_and_runs_only_when_approved")
+    else {
+        return;
+    };
+    let env = Env::real(clis);
+    let remote = env.workspace.with_file_name("remote.git");
+    git(
+        env.target.parent().unwrap(),
+        &["init", "-q", "--bare", remote.to_str().unwrap()],
+    );
+    git(
+        &env.target,
+        &["remote", "add", "origin", remote.to_str().unwrap()],
+    );
+    let out = env.run(
+        &plan(&env, &["claude"]),
+        &[],
+        &[("ORCHESTRATE_SIM_SCENARIO", "push")],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let id = session_id(&out);
+    let approvals = || {
+        let out = env.cmd(&["approvals", &id, "--json"]).output().unwrap();
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap_or_default()
+    };
+    let mut first = serde_json::Value::Null;
+    wait_for("an approval for the push", LIMIT, || {
+        first = approvals()[0].clone();
+        !first.is_null()
+    });
+    assert_eq!(first["worker"], "claude-claude");
+    assert!(
+        first["what"].as_str().unwrap().contains("git push"),
+        "{first}"
+    );
+    wait_for("the worker to wait", LIMIT, || {
+        env.status(&id)["workers"][0]["state"] == "waiting"
+    });
+    assert!(
+        git(&remote, &["branch", "--list"]).is_empty(),
+        "nothing pushed yet"
+    );
+    let approval = first["id"].as_str().unwrap().to_string();
+    let out = env.cmd(&["approve", &id, &approval]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    wait_for("the session to finish", LIMIT, || {
+        env.status(&id)["state"] == "done"
+    });
+    assert!(
+        git(&remote, &["branch", "--list"]).contains(&format!("orchestrate/{id}/claude")),
+        "the approved push ran"
+    );
+
+    // Denied: nothing is pushed and the agent is told why.
+    let out = env.run(
+        &plan(&env, &["claude"]),
+        &[],
+        &[("ORCHESTRATE_SIM_SCENARIO", "push")],
+    );
+    let id = session_id(&out);
+    let mut pending = serde_json::Value::Null;
+    wait_for("the second approval", LIMIT, || {
+        pending = approvals_of(&env, &id)[0].clone();
+        !pending.is_null()
+    });
+    let out = env
+        .cmd(&[
+            "deny",
+            &id,
+            pending["id"].as_str().unwrap(),
+            "--reason",
+            "not today",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    wait_for("the second session to finish", LIMIT, || {
+        env.status(&id)["coordinator"]["alive"] == false
+    });
+    assert!(
+        !git(&remote, &["branch", "--list"]).contains(&format!("orchestrate/{id}/claude")),
+        "the denied push did not run"
+    );
+    let raw = std::fs::read_to_string(env.session_dir(&id).join("raw/claude-claude.log")).unwrap();
+    assert!(raw.contains("not today"), "the agent was told the reason");
+}
+
+fn approvals_of(env: &Env, id: &str) -> serde_json::Value {
+    let out = env.cmd(&["approvals", id, "--json"]).output().unwrap();
+    serde_json::from_slice(&out.stdout).unwrap_or_default()
+}
