@@ -66,11 +66,34 @@ fn blocked_commands_and_outside_writes_never_happen_with_the_real_clis() {
     else {
         return;
     };
-    let env = Env::real(clis);
-    with_victim(&env);
+    blocked_commands_and_outside_writes_never_happen(&Env::real(clis));
+}
+
+#[test]
+fn blocked_commands_and_outside_writes_never_happen_with_the_sim_agents() {
+    blocked_commands_and_outside_writes_never_happen(&Env::new());
+}
+
+#[test]
+fn a_push_waits_for_approval_and_runs_only_when_approved_with_the_real_clis() {
+    let Some(clis) = require_agent_clis(
+        "a_push_waits_for_approval_and_runs_only_when_approved_with_the_real_clis",
+    ) else {
+        return;
+    };
+    a_push_waits_for_approval_and_runs_only_when_approved(&Env::real(clis));
+}
+
+#[test]
+fn a_push_waits_for_approval_and_runs_only_when_approved_with_the_sim_agents() {
+    a_push_waits_for_approval_and_runs_only_when_approved(&Env::new());
+}
+
+fn blocked_commands_and_outside_writes_never_happen(env: &Env) {
+    with_victim(env);
     let _ = std::fs::remove_file(OUTSIDE);
     let out = env.run(
-        &plan(&env, &["claude", "codex", "gemini"]),
+        &plan(env, &["claude", "codex", "gemini"]),
         &["--no-dashboard"],
         &[("ORCHESTRATE_SIM_SCENARIO", "risky")],
     );
@@ -112,13 +135,7 @@ fn blocked_commands_and_outside_writes_never_happen_with_the_real_clis() {
     }
 }
 
-#[test]
-fn a_push_waits_for_approval_and_runs_only_when_approved() {
-    let Some(clis) = require_agent_clis("a_push_waits_for_approval_and_runs_only_when_approved")
-    else {
-        return;
-    };
-    let env = Env::real(clis);
+fn a_push_waits_for_approval_and_runs_only_when_approved(env: &Env) {
     let remote = env.workspace.with_file_name("remote.git");
     git(
         env.target.parent().unwrap(),
@@ -129,7 +146,7 @@ fn a_push_waits_for_approval_and_runs_only_when_approved() {
         &["remote", "add", "origin", remote.to_str().unwrap()],
     );
     let out = env.run(
-        &plan(&env, &["claude"]),
+        &plan(env, &["claude"]),
         &[],
         &[("ORCHESTRATE_SIM_SCENARIO", "push")],
     );
@@ -169,14 +186,14 @@ fn a_push_waits_for_approval_and_runs_only_when_approved() {
 
     // Denied: nothing is pushed and the agent is told why.
     let out = env.run(
-        &plan(&env, &["claude"]),
+        &plan(env, &["claude"]),
         &[],
         &[("ORCHESTRATE_SIM_SCENARIO", "push")],
     );
     let id = session_id(&out);
     let mut pending = serde_json::Value::Null;
     wait_for("the second approval", LIMIT, || {
-        pending = approvals_of(&env, &id)[0].clone();
+        pending = approvals_of(env, &id)[0].clone();
         !pending.is_null()
     });
     let out = env

@@ -294,6 +294,11 @@ pub fn check_args(args: &[String], host: &Host) -> Result<CheckedArgs, ArgError>
         model: model.clone(),
         no_input,
         stdin: StdinUse::default(),
+        hooks: value("--settings")
+            .map(|s| {
+                super::hooks::from_settings(&super::hooks::read_settings(s), "PreToolUse", false)
+            })
+            .unwrap_or_default(),
     };
     let dialect = ClaudeDialect {
         session_id,
@@ -303,7 +308,7 @@ pub fn check_args(args: &[String], host: &Host) -> Result<CheckedArgs, ArgError>
         verbose,
         permission_mode,
     };
-    Ok(CheckedArgs::Run(invocation, Box::new(dialect)))
+    Ok(CheckedArgs::Run(Box::new(invocation), Box::new(dialect)))
 }
 
 /// 8-4-4-4-12 hexadecimal digits.
@@ -377,6 +382,27 @@ impl Dialect for ClaudeDialect {
         "claude"
     }
 
+    fn hook_input(&self, call: &ToolCall, cwd: &std::path::Path) -> Value {
+        let (tool, input) = match call {
+            ToolCall::Command { command } => (
+                "Bash",
+                json!({"command": command, "description": "Run a command"}),
+            ),
+            ToolCall::Write { path, content } => (
+                "Write",
+                json!({"file_path": path.display().to_string(), "content": content}),
+            ),
+            ToolCall::Edit { path, old, new } => (
+                "Edit",
+                json!({"file_path": path.display().to_string(), "old_string": old, "new_string": new}),
+            ),
+            ToolCall::Read { path } => ("Read", json!({"file_path": path.display().to_string()})),
+        };
+        json!({"session_id": self.session_id, "cwd": cwd.display().to_string(),
+               "permission_mode": self.permission_mode, "hook_event_name": "PreToolUse",
+               "tool_name": tool, "tool_input": input})
+    }
+
     fn session_id(&self) -> &str {
         &self.session_id
     }
@@ -440,7 +466,22 @@ impl Dialect for ClaudeDialect {
         self.tool_result(out, id, &content, !result.ok);
     }
 
-    fn tool_refused(&mut self, out: &mut Emitter, id: &str, call: &ToolCall, _why: &Refusal) {
+    fn tool_refused(&mut self, out: &mut Emitter, id: &str, call: &ToolCall, why: &Refusal) {
+        if let Refusal::Hook { reason } = why {
+            let tool = match call {
+                ToolCall::Command { .. } => "Bash",
+                ToolCall::Write { .. } => "Write",
+                ToolCall::Edit { .. } => "Edit",
+                ToolCall::Read { .. } => "Read",
+            };
+            self.tool_result(
+                out,
+                id,
+                &format!("PreToolUse:{tool} hook error: {reason}"),
+                true,
+            );
+            return;
+        }
         let what = match call {
             ToolCall::Write { path, .. } | ToolCall::Edit { path, .. } => {
                 format!("write to {}", path.display())
@@ -612,7 +653,7 @@ mod tests {
     }
     fn invocation(s: &str, host: &Host) -> Invocation {
         match check_args(&args(s), host) {
-            Ok(CheckedArgs::Run(inv, _)) => inv,
+            Ok(CheckedArgs::Run(inv, _)) => *inv,
             Ok(CheckedArgs::Version(v)) => panic!("version {v}"),
             Err(e) => panic!("{s}: {}", e.message),
         }

@@ -106,6 +106,7 @@ fn check_exec_args(args: &[String], host: &Host) -> Result<CheckedArgs, ArgError
     let mut json_output = false;
     let mut skip_git_check = false;
     let mut bypass = false;
+    let mut trust_hooks = false;
     let mut last = false;
     let mut cd: Option<String> = None;
     let mut add_dirs = Vec::new();
@@ -128,6 +129,7 @@ fn check_exec_args(args: &[String], host: &Host) -> Result<CheckedArgs, ArgError
             "--json" | "--experimental-json" => json_output = true,
             "--skip-git-repo-check" => skip_git_check = true,
             "--dangerously-bypass-approvals-and-sandbox" | "--yolo" => bypass = true,
+            "--dangerously-bypass-hook-trust" => trust_hooks = true,
             "--last" => last = true,
             "--ephemeral"
             | "--oss"
@@ -136,7 +138,6 @@ fn check_exec_args(args: &[String], host: &Host) -> Result<CheckedArgs, ArgError
             | "--ignore-rules"
             | "--all"
             | "--strict-config"
-            | "--dangerously-bypass-hook-trust"
             | "--approve-for-me"
             | "--trust" => {}
             "-h" | "--help" => {
@@ -245,13 +246,31 @@ fn check_exec_args(args: &[String], host: &Host) -> Result<CheckedArgs, ArgError
             prompt_notice: Some("Reading prompt from stdin..."),
             extra_notice: Some("Reading additional input from stdin..."),
         },
+        // Hooks it has not been told to trust are skipped, silently, as the real one does.
+        hooks: if trust_hooks {
+            let home = host
+                .env("CODEX_HOME")
+                .map(std::path::PathBuf::from)
+                .or_else(|| {
+                    host.env("HOME")
+                        .map(|h| std::path::Path::new(h).join(".codex"))
+                });
+            home.map(|h| {
+                let settings =
+                    super::hooks::read_settings(&h.join("hooks.json").display().to_string());
+                super::hooks::from_settings(&settings, "PreToolUse", false)
+            })
+            .unwrap_or_default()
+        } else {
+            Vec::new()
+        },
     };
     let dialect = CodexDialect {
         thread_id,
         json_output,
         last_message: String::new(),
     };
-    Ok(CheckedArgs::Run(invocation, Box::new(dialect)))
+    Ok(CheckedArgs::Run(Box::new(invocation), Box::new(dialect)))
 }
 
 fn inside_git_repo(dir: &Path) -> bool {
@@ -282,6 +301,23 @@ fn command_item(id: &str, call: &ToolCall) -> Value {
 impl Dialect for CodexDialect {
     fn name(&self) -> &'static str {
         "codex"
+    }
+
+    fn hook_input(&self, call: &ToolCall, cwd: &std::path::Path) -> Value {
+        let (tool, input) = match call {
+            ToolCall::Command { command } => ("Bash", json!({"command": command})),
+            ToolCall::Write { path, content } => (
+                "apply_patch",
+                json!({"command": format!("*** Begin Patch\n*** Add File: {}\n+{}\n*** End Patch", path.display(), content.trim_end())}),
+            ),
+            ToolCall::Edit { path, .. } => (
+                "apply_patch",
+                json!({"command": format!("*** Begin Patch\n*** Update File: {}\n*** End Patch", path.display())}),
+            ),
+            ToolCall::Read { path } => ("Read", json!({"path": path.display().to_string()})),
+        };
+        json!({"session_id": self.thread_id, "cwd": cwd.display().to_string(),
+               "hook_event_name": "PreToolUse", "model": "gpt-5.5", "tool_name": tool, "tool_input": input})
     }
 
     fn session_id(&self) -> &str {
@@ -338,7 +374,19 @@ impl Dialect for CodexDialect {
         }
     }
 
-    fn tool_refused(&mut self, out: &mut Emitter, id: &str, call: &ToolCall, _why: &Refusal) {
+    fn tool_refused(&mut self, out: &mut Emitter, id: &str, call: &ToolCall, why: &Refusal) {
+        if let Refusal::Hook { reason } = why {
+            // Nothing in --json: the refusal is only on stderr (and in what the model reads).
+            let what = match call {
+                ToolCall::Command { command } => format!("Command: {command}"),
+                other => format!("Tool: apply_patch ({:?})", other.path()),
+            };
+            eprintln!(
+                "{} ERROR codex_core::tools::router: error=Command blocked by PreToolUse hook: {reason}. {what}",
+                crate::timestamp::Timestamp::now()
+            );
+            return;
+        }
         let mut item = command_item(id, call);
         item["status"] = json!("declined");
         item["exit_code"] = json!(1);

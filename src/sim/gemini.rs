@@ -139,6 +139,7 @@ pub fn check_args(args: &[String], host: &Host) -> Result<CheckedArgs, ArgError>
         model: model.clone(),
         no_input,
         stdin: StdinUse::default(),
+        hooks: gemini_hooks(host),
     };
     let mode = if yolo {
         "yolo".to_string()
@@ -156,7 +157,7 @@ pub fn check_args(args: &[String], host: &Host) -> Result<CheckedArgs, ArgError>
         response: String::new(),
         tool_calls: 0,
     };
-    Ok(CheckedArgs::Run(invocation, Box::new(dialect)))
+    Ok(CheckedArgs::Run(Box::new(invocation), Box::new(dialect)))
 }
 
 /// Gemini's auth check: an API key, Vertex or GCA in the environment, or an auth type in
@@ -210,6 +211,25 @@ pub struct GeminiDialect {
 
 fn now() -> String {
     Timestamp::now().to_string()
+}
+
+/// BeforeTool hooks from the system settings (GEMINI_CLI_SYSTEM_SETTINGS_PATH) and the user's
+/// (`$HOME/.gemini/settings.json`), as 0.61 merges them.
+fn gemini_hooks(host: &Host) -> Vec<super::hooks::SimHook> {
+    let mut files = Vec::new();
+    if let Some(home) = host.env("HOME") {
+        files.push(std::path::Path::new(home).join(".gemini/settings.json"));
+    }
+    if let Some(system) = host.env("GEMINI_CLI_SYSTEM_SETTINGS_PATH") {
+        files.push(std::path::PathBuf::from(system));
+    }
+    files
+        .iter()
+        .flat_map(|f| {
+            let settings = super::hooks::read_settings(&f.display().to_string());
+            super::hooks::from_settings(&settings, "BeforeTool", true)
+        })
+        .collect()
 }
 
 fn tool_name_and_params(call: &ToolCall) -> (&'static str, Value) {
@@ -281,6 +301,12 @@ impl Dialect for GeminiDialect {
         }
     }
 
+    fn hook_input(&self, call: &ToolCall, cwd: &std::path::Path) -> Value {
+        let (tool, input) = tool_name_and_params(call);
+        json!({"session_id": self.session_id, "cwd": cwd.display().to_string(),
+               "hook_event_name": "BeforeTool", "timestamp": now(), "tool_name": tool, "tool_input": input})
+    }
+
     fn session_id(&self) -> &str {
         &self.session_id
     }
@@ -341,6 +367,10 @@ impl Dialect for GeminiDialect {
                     ),
                 )
             }
+            (Refusal::Hook { reason }, _) => (
+                "policy_violation",
+                format!("Tool execution blocked: {reason}"),
+            ),
             (Refusal::NotOffered, _) => (
                 "tool_not_registered",
                 format!(

@@ -11,6 +11,7 @@ mod argv;
 mod claude;
 mod codex;
 mod gemini;
+pub mod hooks;
 mod script;
 mod sessions;
 
@@ -46,6 +47,8 @@ pub struct Invocation {
     pub no_input: ArgError,
     /// What the CLI does with a piped stdin.
     pub stdin: StdinUse,
+    /// Pre-tool hooks from the CLI's settings, run before every tool as the real CLI does.
+    pub hooks: Vec<hooks::SimHook>,
 }
 
 /// How a CLI reads a stdin that is not a terminal.
@@ -138,6 +141,8 @@ pub enum Refusal {
     OutsideWorkspace { workspace: Vec<PathBuf> },
     /// The CLI's mode does not offer this tool (Gemini's headless default and auto_edit).
     NotOffered,
+    /// A pre-tool hook blocked it, saying why.
+    Hook { reason: String },
 }
 
 /// How a run ends, for the CLI's final event.
@@ -180,6 +185,10 @@ pub trait Dialect {
     fn offers(&self, _call: &ToolCall) -> bool {
         true
     }
+    /// What its pre-tool hook reads on stdin for `call`: the tool's name and input as this
+    /// CLI names them (Claude `Bash`/`Write`/`Edit`, Codex `Bash`/`apply_patch`, Gemini
+    /// `run_shell_command`/`write_file`/`replace`).
+    fn hook_input(&self, call: &ToolCall, cwd: &Path) -> serde_json::Value;
     /// The conversation's id, as the CLI reports it.
     fn session_id(&self) -> &str;
     /// What the CLI prints when asked to resume a conversation it does not have; the exit code.
@@ -278,7 +287,7 @@ pub fn run(cli: SimCli, args: &[String]) -> i32 {
                 SimCli::Codex => Cli::Codex,
                 SimCli::Gemini => Cli::Gemini,
             };
-            (invocation, dialect, cli)
+            (*invocation, dialect, cli)
         }
         Err(err) => {
             eprintln!("{}", err.message);
@@ -340,7 +349,7 @@ pub fn run(cli: SimCli, args: &[String]) -> i32 {
 /// A checked command line: print a version, or run.
 pub enum CheckedArgs {
     Version(String),
-    Run(Invocation, Box<dyn Dialect>),
+    Run(Box<Invocation>, Box<dyn Dialect>),
 }
 
 /// Reads the prompt from a piped stdin to EOF, as the CLIs do; an open pipe that never closes

@@ -130,6 +130,16 @@ impl Run<'_> {
                 _ => None,
             }
         };
+        // Then its pre-tool hooks, which may hold the call for a while (an approval).
+        let refusal = refusal.or_else(|| {
+            if self.inv.hooks.is_empty() {
+                return None;
+            }
+            let input = self.dialect.hook_input(&call, &self.inv.workdir);
+            let tool = input["tool_name"].as_str().unwrap_or("").to_string();
+            super::hooks::check(&self.inv.hooks, &tool, &input)
+                .map(|reason| Refusal::Hook { reason })
+        });
         if let Some(why) = refusal {
             self.dialect.tool_refused(self.out, &id, &call, &why);
             self.pace.wait(400);
