@@ -222,3 +222,37 @@ fn approvals_of(env: &Env, id: &str) -> serde_json::Value {
     let out = env.cmd(&["approvals", id, "--json"]).output().unwrap();
     serde_json::from_slice(&out.stdout).unwrap_or_default()
 }
+
+#[test]
+fn a_forbidden_command_that_slips_past_the_hook_stops_its_worker() {
+    let env = Env::new();
+    // An agent with no hook at all: it reports a command the policy blocks as running.
+    let line = r#"{"type":"progress","payload":{"kind":"command","item_id":"i1","command":"rm -rf victim","text":"$ rm -rf victim"}}"#;
+    std::fs::write(
+        env.workspace.with_file_name("orchestrate.toml"),
+        format!(
+            "[agents.rogue]\nkind = \"events\"\ncommand = [\"sh\", \"-c\", {:?}]\n",
+            format!("echo '{line}'; sleep 30")
+        ),
+    )
+    .unwrap();
+    let plan = env.plan("[[tasks]]\nid = \"r\"\nagent = \"rogue\"\nprompt = \"p\"\n");
+    let out = env.run(&plan, &["--retries", "0", "--no-dashboard"], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let id = session_id(&out);
+    let breach = journal(&env.session_dir(&id).join("orchestrator.jsonl"))
+        .into_iter()
+        .find(|e| e.phase() == Some("sandbox_breach"))
+        .expect("the breach is journaled");
+    assert!(breach.text().contains("rm -rf"), "{}", breach.text());
+    let worker = &env.status(&id)["workers"][0];
+    assert_eq!(
+        worker["signal"], 9,
+        "killed, not left to finish its sleep: {worker}"
+    );
+    assert!(
+        text(&out).contains("the sandbox's rule was broken"),
+        "{}",
+        text(&out)
+    );
+}

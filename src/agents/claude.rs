@@ -394,6 +394,12 @@ impl ClaudeAdapter {
             );
         }
         let summary = tool_summary(name, &input);
+        // Whole, for the sandbox's second look at what ran (the summary may be cut).
+        let command = input["command"].as_str().map(str::to_string);
+        let path = input["file_path"]
+            .as_str()
+            .or_else(|| input["notebook_path"].as_str())
+            .map(str::to_string);
         self.pending_tools.insert(id, name, input);
         if is_report_tool(name) {
             return None;
@@ -409,7 +415,9 @@ impl ClaudeAdapter {
                 .with("kind", "tool_call")
                 .with("tool", name)
                 .with("tool_id", id)
-                .with("detail", summary),
+                .with("detail", summary)
+                .with_some("command", command)
+                .with_some("path", path),
         )
     }
 

@@ -404,6 +404,8 @@ impl GeminiAdapter {
         .find_map(|k| params.get(*k).and_then(Value::as_str))
         .map(one_line)
         .unwrap_or_default();
+        let command = params["command"].as_str().map(str::to_string);
+        let path = params["file_path"].as_str().map(str::to_string);
         self.pending_tools.insert(id, name, params);
         if is_report_tool(name) {
             return None;
@@ -419,7 +421,9 @@ impl GeminiAdapter {
                 .with("kind", "tool_call")
                 .with("tool", name)
                 .with("tool_id", id)
-                .with("detail", detail),
+                .with("detail", detail)
+                .with_some("command", command)
+                .with_some("path", path),
         )
     }
 

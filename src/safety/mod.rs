@@ -7,5 +7,6 @@ pub mod invocation;
 pub mod paths;
 pub mod policy;
 pub mod shell;
+pub mod watch;
 
 pub use policy::{Decision, SandboxConfig, SandboxMode, SandboxPolicy, ToolCall, Verdict};

@@ -96,6 +96,8 @@ struct RunningTask {
     /// Its exit, kept back while some of its events wait for the disk: a task is settled
     /// only on what its journal holds.
     pending_exit: Option<AgentEvent>,
+    /// Its stream, watched for a forbidden tool call that ran anyway.
+    watch: crate::safety::watch::StreamWatch,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -104,6 +106,8 @@ enum EndedBy {
     Timeout,
     /// Its CLI could not reach the model API for `agent_unreachable_secs`; its last words.
     Unreachable(String),
+    /// It ran a tool call the sandbox forbids (past the CLI's hook); what.
+    Sandbox(String),
 }
 
 pub struct Coordinator {

@@ -94,6 +94,7 @@ impl Coordinator {
                         started: Timestamp::now(),
                         ended_by: None,
                         pending_exit: None,
+                        watch: Default::default(),
                         last_error: None,
                         start_head: runs::head(&run_dir).filter(|_| writes),
                     },
@@ -222,6 +223,28 @@ impl Coordinator {
             return;
         }
         r.status.observe(&event);
+        let run_dir = self.session.run_dir(&task_id);
+        if let Some(breach) = r.watch.observe(&event, &run_dir, &self.policy)
+            && r.ended_by.is_none()
+        {
+            let why = format!("the sandbox's rule was broken: {breach}");
+            self.record(
+                Some(&task_id),
+                Draft::new(
+                    EventType::Error,
+                    format!(
+                        "{} ran what the sandbox forbids, past its CLI's hook ({breach}); stopping it",
+                        r.name
+                    ),
+                )
+                .with("phase", "sandbox_breach")
+                .with("worker", r.name.clone())
+                .with("reason", breach)
+                .with("fatal", true),
+            );
+            r.ended_by = Some(EndedBy::Sandbox(why));
+            stop_in_background(&r.worker, true);
+        }
         if event.phase() == Some("journal_blocked") {
             let reason = format!(
                 "{}: {}",
@@ -289,7 +312,7 @@ impl Coordinator {
                 "timed out after {}s",
                 self.settings.config.task_timeout_secs
             )
-        } else if let Some(EndedBy::Unreachable(why)) = &r.ended_by {
+        } else if let Some(EndedBy::Unreachable(why) | EndedBy::Sandbox(why)) = &r.ended_by {
             why.clone()
         } else {
             r.last_error
