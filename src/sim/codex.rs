@@ -303,6 +303,10 @@ impl Dialect for CodexDialect {
         "codex"
     }
 
+    fn announces_blocked_calls(&self) -> bool {
+        false
+    }
+
     fn hook_input(&self, call: &ToolCall, cwd: &std::path::Path) -> Value {
         let (tool, input) = match call {
             ToolCall::Command { command } => ("Bash", json!({"command": command})),

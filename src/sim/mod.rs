@@ -181,6 +181,11 @@ pub trait Dialect {
     fn workspace(&self) -> Option<Vec<PathBuf>> {
         None
     }
+    /// Whether a call its hook blocks still shows as started (the model's request, for
+    /// Claude and Gemini); Codex shows nothing.
+    fn announces_blocked_calls(&self) -> bool {
+        true
+    }
     /// Whether the CLI's mode offers the model this tool.
     fn offers(&self, _call: &ToolCall) -> bool {
         true

@@ -118,8 +118,6 @@ impl Run<'_> {
     fn tool(&mut self, action: &Action) -> ToolResult {
         let call = ToolCall::resolve(action, &self.inv.workdir);
         let id = self.tool_id();
-        self.dialect.tool_started(self.out, &id, &call);
-        self.pace.wait(400);
         let refusal = if !self.dialect.offers(&call) {
             Some(Refusal::NotOffered)
         } else {
@@ -140,6 +138,12 @@ impl Run<'_> {
             super::hooks::check(&self.inv.hooks, &tool, &input)
                 .map(|reason| Refusal::Hook { reason })
         });
+        // Codex announces a command only when it runs: one its hook blocked never shows.
+        if !matches!(refusal, Some(Refusal::Hook { .. })) || self.dialect.announces_blocked_calls()
+        {
+            self.dialect.tool_started(self.out, &id, &call);
+        }
+        self.pace.wait(400);
         if let Some(why) = refusal {
             self.dialect.tool_refused(self.out, &id, &call, &why);
             self.pace.wait(400);
