@@ -603,3 +603,74 @@ fn the_log_is_one_timeline_whatever_order_files_arrive_in() {
     let texts: Vec<&str> = a.log.iter().map(|e| e.text.as_str()).collect();
     assert_eq!(texts, ["two", "three", "five", "seven"]);
 }
+
+#[test]
+fn a_pending_approval_is_shown_and_answered_with_y_or_n() {
+    let mut a = three_running();
+    let requested = coord(
+        EventType::Decision,
+        Some("tests"),
+        20,
+        json!({"phase": "approval_requested", "text": "codex-tests waits for approval a1: git push origin main",
+               "rule": "sandbox", "action": "confirm", "approval": "a1", "worker": "codex-tests",
+               "what": "git push origin main",
+               "reason": "`git push` needs the operator's approval (in `git push origin main`)"}),
+    );
+    let actions = a.update(Msg::Event(requested)).0;
+    assert!(
+        actions.is_empty(),
+        "history older than a few seconds does not ring"
+    );
+    feed(
+        &mut a,
+        vec![ev(
+            EventType::Blocker,
+            "codex-tests",
+            "codex",
+            Some("tests"),
+            20,
+            json!({"phase": "approval_requested", "approval": "a1",
+                   "text": "waiting for approval a1: git push origin main (orchestrate approve orch_20261121_180000 a1)"}),
+        )],
+    );
+    key(&mut a, KeyCode::Right);
+    assert_eq!(a.selected_approval().map(|x| x.id.as_str()), Some("a1"));
+    assert_screen("pending_approval", &mut a, 120, 40);
+    let actions = key(&mut a, KeyCode::Char('y'));
+    assert!(
+        matches!(&actions[..], [Action::Control(r)] if r.cmd == ControlCommand::Approve && r.data.as_deref() == Some("a1")),
+        "{actions:?}"
+    );
+    assert!(matches!(
+        &key(&mut a, KeyCode::Char('n'))[..],
+        [Action::Control(r)] if r.cmd == ControlCommand::Deny
+    ));
+    feed(
+        &mut a,
+        vec![coord(
+            EventType::Decision,
+            Some("tests"),
+            25,
+            json!({"phase": "approval_answered", "text": "approval a1 approved by ops", "rule": "sandbox",
+                   "action": "approved", "approval": "a1", "worker": "codex-tests", "reason": "by ops"}),
+        )],
+    );
+    assert!(a.approvals.is_empty());
+    assert_screen("approval_answered", &mut a, 120, 40);
+}
+
+#[test]
+fn a_live_approval_rings_the_bell() {
+    let mut a = three_running();
+    a.update(Msg::Tick(Timestamp(T0 + 30_000)));
+    let actions = a
+        .update(Msg::Event(coord(
+            EventType::Decision,
+            None,
+            29,
+            json!({"phase": "approval_requested", "approval": "a2", "worker": "claude-implement",
+                   "what": "npm publish", "reason": "needs approval", "rule": "sandbox", "action": "confirm"}),
+        )))
+        .0;
+    assert_eq!(actions, vec![Action::Bell]);
+}

@@ -256,3 +256,48 @@ fn a_forbidden_command_that_slips_past_the_hook_stops_its_worker() {
         text(&out)
     );
 }
+
+#[test]
+fn an_open_approval_survives_a_coordinator_crash_and_answering_it_after_resume_works() {
+    let env = Env::new();
+    let remote = env.workspace.with_file_name("remote.git");
+    git(
+        env.target.parent().unwrap(),
+        &["init", "-q", "--bare", remote.to_str().unwrap()],
+    );
+    git(
+        &env.target,
+        &["remote", "add", "origin", remote.to_str().unwrap()],
+    );
+    let push = [("ORCHESTRATE_SIM_SCENARIO", "push")];
+    let out = env.run(&plan(&env, &["claude"]), &[], &push);
+    let id = session_id(&out);
+    wait_for("approval a1", LIMIT, || {
+        approvals_of(&env, &id)[0]["id"] == "a1"
+    });
+    let pid = env.status(&id)["coordinator"]["pid"].as_i64().unwrap() as i32;
+    // SAFETY: plain kill of a process this test started.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    wait_for("the coordinator to be gone", LIMIT, || {
+        env.status(&id)["coordinator"]["alive"] == false
+    });
+    let mut resume = env.cmd(&["resume", &id]);
+    resume.env("ORCHESTRATE_SIM_SCENARIO", "push");
+    assert!(resume.output().unwrap().status.success());
+    // Still listed, and the agent (its task run again) waits on it once more.
+    wait_for("a1 waited on again", LIMIT, || {
+        let open = approvals_of(&env, &id);
+        open.as_array().is_some_and(|a| a.len() == 1)
+            && open[0]["id"] == "a1"
+            && open[0]["waiting"] == true
+    });
+    let out = env.cmd(&["approve", &id, "a1"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    wait_for("the session to finish", LIMIT, || {
+        env.status(&id)["state"] == "done"
+    });
+    assert!(
+        git(&remote, &["branch", "--list"]).contains(&format!("orchestrate/{id}/claude")),
+        "the push approved after the restart ran"
+    );
+}

@@ -59,6 +59,8 @@ pub enum Action {
         program: OpenWith,
         dir: String,
     },
+    /// Ring the terminal's bell: an agent waits for the operator.
+    Bell,
 }
 
 /// What `e` and `o` open a worker's directory with.
@@ -254,6 +256,15 @@ pub struct ReviewEntry {
     pub summary: String,
 }
 
+/// An approval an agent waits for (a `confirm` of the sandbox).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApprovalEntry {
+    pub id: String,
+    pub worker: String,
+    pub what: String,
+    pub reason: String,
+}
+
 /// A decision of the policy from the coordinator's journal.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DecisionEntry {
@@ -275,6 +286,10 @@ pub struct App {
     pub log: VecDeque<LogEntry>,
     pub reviews: Vec<ReviewEntry>,
     pub decisions: Vec<DecisionEntry>,
+    /// Open approvals, oldest first.
+    pub approvals: Vec<ApprovalEntry>,
+    /// A bell is due: set when an approval arrives live, taken by the next update.
+    bell: bool,
     pub focus: Focus,
     pub selected: usize,
     /// Worker panes per row as last drawn: up and down move by a row.
@@ -310,6 +325,8 @@ impl App {
             log: VecDeque::new(),
             reviews: Vec::new(),
             decisions: Vec::new(),
+            approvals: Vec::new(),
+            bell: false,
             focus: Focus::Workers,
             selected: 0,
             grid_columns: 1,
@@ -346,7 +363,8 @@ impl App {
         match msg {
             Msg::Event(e) => {
                 self.on_event(e);
-                (Vec::new(), true)
+                let bell = std::mem::take(&mut self.bell);
+                (if bell { vec![Action::Bell] } else { Vec::new() }, true)
             }
             Msg::Key(key) => {
                 if key.kind != KeyEventKind::Press {
@@ -406,11 +424,14 @@ impl App {
                     verdict: e.str_field("verdict").unwrap_or("?").to_string(),
                     summary: e.str_field("summary").unwrap_or(e.text()).to_string(),
                 }),
-                EventType::Decision => self.decisions.push(DecisionEntry {
-                    rule: e.str_field("rule").unwrap_or("?").to_string(),
-                    action: e.str_field("action").unwrap_or("?").to_string(),
-                    reason: e.str_field("reason").unwrap_or(e.text()).to_string(),
-                }),
+                EventType::Decision => {
+                    self.decisions.push(DecisionEntry {
+                        rule: e.str_field("rule").unwrap_or("?").to_string(),
+                        action: e.str_field("action").unwrap_or("?").to_string(),
+                        reason: e.str_field("reason").unwrap_or(e.text()).to_string(),
+                    });
+                    self.observe_approval(&e);
+                }
                 _ => {}
             }
         } else {
@@ -450,6 +471,34 @@ impl App {
         } else {
             self.log.insert(at, entry);
         }
+    }
+
+    /// Approvals open and close with the coordinator's `approval_*` decisions.
+    fn observe_approval(&mut self, e: &AgentEvent) {
+        let Some(id) = e.str_field("approval") else {
+            return;
+        };
+        match e.phase() {
+            Some("approval_requested") if !self.approvals.iter().any(|a| a.id == id) => {
+                self.approvals.push(ApprovalEntry {
+                    id: id.to_string(),
+                    worker: e.str_field("worker").unwrap_or("?").to_string(),
+                    what: e.str_field("what").unwrap_or("").to_string(),
+                    reason: e.str_field("reason").unwrap_or("").to_string(),
+                });
+                // Rings for what happens now, not for history read on opening.
+                self.bell =
+                    self.finished_at.is_none() && e.timestamp.millis() + 10_000 > self.now.millis();
+            }
+            Some("approval_answered") => self.approvals.retain(|a| a.id != id),
+            _ => {}
+        }
+    }
+
+    /// The open approval of the selected worker, oldest first.
+    pub fn selected_approval(&self) -> Option<&ApprovalEntry> {
+        let worker = self.selected_worker()?;
+        self.approvals.iter().find(|a| a.worker == worker.name)
     }
 
     /// Whether the log's filters and search let `entry` through.
@@ -503,6 +552,9 @@ impl App {
             KeyCode::Char('R') if !self.coordinator_alive => return self.resume_key(),
             KeyCode::Char(c @ ('p' | 'P' | 'r' | 'R' | 's' | 'S' | 'v' | 'V')) => {
                 return self.command_key(c);
+            }
+            KeyCode::Char(c @ ('y' | 'n')) if self.selected_approval().is_some() => {
+                return self.answer_key(c == 'y');
             }
             KeyCode::Char('e') if self.focus == Focus::Workers => {
                 return self.open_key(OpenWith::Editor);
@@ -600,6 +652,31 @@ impl App {
         }
         self.notice = Some((true, format!("resuming the session to run {task} again…")));
         vec![Action::Resume { retry: vec![task] }]
+    }
+
+    /// `y` / `n`: the selected worker's oldest open approval, answered.
+    fn answer_key(&mut self, approve: bool) -> Vec<Action> {
+        let Some(approval) = self.selected_approval().cloned() else {
+            return Vec::new();
+        };
+        let cmd = if approve {
+            ControlCommand::Approve
+        } else {
+            ControlCommand::Deny
+        };
+        self.notice = Some((
+            true,
+            format!(
+                "{} {}: {}…",
+                if approve { "approving" } else { "denying" },
+                approval.id,
+                approval.what
+            ),
+        ));
+        vec![Action::Control(ControlRequest {
+            data: Some(approval.id),
+            ..ControlRequest::new(cmd, None)
+        })]
     }
 
     /// `R` with the coordinator dead: start it again, unless the session is done.

@@ -116,6 +116,10 @@ async fn event_loop(
                                 dirty = true;
                             }
                             Action::Resume { retry } => resume_session(workspace, session, retry, tx.clone()),
+                            Action::Bell => {
+                                let _ = io::stdout().write_all(b"\x07");
+                                let _ = io::stdout().flush();
+                            }
                             Action::Open { program, dir } => {
                                 let opened = suspended(terminal, &input, || open_in(program, &dir))?;
                                 if let Err(e) = opened {

@@ -124,6 +124,16 @@ impl Coordinator {
         reply: Sender<ControlReply>,
         running: &BTreeMap<String, RunningTask>,
     ) {
+        // The same call, asked before the coordinator restarted: the operator sees one
+        // approval, and answering it now reaches the agent asking again.
+        if let Some(open) = self
+            .pending_approvals
+            .iter_mut()
+            .find(|a| a.reply.is_none() && a.worker == worker && a.what == what)
+        {
+            open.reply = Some(reply);
+            return;
+        }
         self.approval_count += 1;
         let id = format!("a{}", self.approval_count);
         let now = Timestamp::now();

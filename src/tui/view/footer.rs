@@ -40,6 +40,14 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
         ]
     } else {
         match app.focus {
+            Focus::Workers if app.selected_approval().is_some() => &[
+                ("y", "approve"),
+                ("n", "deny"),
+                ("q", "quit"),
+                ("?", "help"),
+                ("⏎", "zoom"),
+                ("Tab", "panel"),
+            ],
             Focus::Workers if !app.coordinator_alive && app.history.finished.is_none() => &[
                 ("q", "quit"),
                 ("?", "help"),

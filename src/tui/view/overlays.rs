@@ -28,6 +28,7 @@ const HELP: &[(&str, &str)] = &[
     ),
     ("v / V", "request a review"),
     ("e / o", "the worker's directory in $EDITOR / a shell"),
+    ("y / n", "approve / deny what the selected worker waits for"),
     ("Enter", "zoom the selected worker: its transcript"),
     ("t", "(zoomed) toggle transcript / live terminal screen"),
     (

@@ -10,6 +10,16 @@ use crate::tui::app::{App, Focus};
 use crate::tui::theme::Role;
 
 pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
+    // Open approvals come first: an agent is waiting.
+    let area = if app.approvals.is_empty() {
+        area
+    } else {
+        let height = (app.approvals.len() as u16 * 2 + 2).min(area.height / 2);
+        let [approvals_area, rest] =
+            Layout::vertical([Constraint::Length(height), Constraint::Min(0)]).areas(area);
+        approvals(frame, approvals_area, app);
+        rest
+    };
     let [reviews_area, decisions_area] =
         Layout::vertical([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(area);
 
@@ -67,5 +77,36 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
             .scroll((app.decisions_scroll as u16, 0))
             .block(panel(app, " Decisions ", app.focus == Focus::Decisions)),
         decisions_area,
+    );
+}
+
+/// The approvals agents wait for, with the keys that answer them.
+fn approvals(frame: &mut Frame<'_>, area: Rect, app: &App) {
+    let lines: Vec<Line> = app
+        .approvals
+        .iter()
+        .flat_map(|a| {
+            [
+                Line::from(vec![
+                    Span::styled(format!("{} ", a.id), style(app, Role::waiting)),
+                    Span::styled(format!("{} ", a.worker), style(app, Role::title)),
+                    Span::styled(a.what.clone(), style(app, Role::text)),
+                ]),
+                Line::from(Span::styled(
+                    format!("   {}", a.reason),
+                    style(app, Role::dim),
+                )),
+            ]
+        })
+        .collect();
+    let title = Line::from(vec![
+        Span::styled(" Approvals ", style(app, Role::waiting)),
+        Span::styled("y approve · n deny ", style(app, Role::dim)),
+    ]);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: true })
+            .block(panel(app, title, true)),
+        area,
     );
 }
