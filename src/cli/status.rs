@@ -96,19 +96,22 @@ pub fn one_session(workspace: &Workspace, session: &SessionDir) -> Result<Value>
                    "depends_on": serde_json::from_str::<Value>(&t.depends_on).unwrap_or(Value::Null)})
         })
         .collect();
+    let usage = store.worker_usage(&session.id).unwrap_or_default();
     let workers: Vec<Value> = lookup::worker_names(session)
         .into_iter()
         .map(|name| {
             let (events, _) = read_journal(&session.events_path(&name)).unwrap_or_default();
             let mut status = WorkerStatus::default();
             events.iter().for_each(|e| status.observe(e));
+            let sample = usage.get(&name).copied();
             let usage = UsageTotals::of(&events);
             let first = events.first();
             json!({"name": name, "task": first.and_then(|e| e.task.as_deref()), "agent": first.map(|e| e.agent.to_string()),
                    "state": status.state().seen_with(alive.is_some()).as_str(), "pid": status.pid, "exit_code": status.exit.and_then(|x| x.code),
                    "signal": status.exit.and_then(|x| x.signal), "retries": status.retries(),
                    "retrying": status.retrying.as_ref().map(|r| r.text.clone()),
-                   "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens, "cost_usd": usage.cost_usd})
+                   "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens, "cost_usd": usage.cost_usd,
+                   "cpu_percent": sample.map(|s| (s.0 * 10.0).round() / 10.0), "rss_mb": sample.map(|s| s.1)})
         })
         .collect();
     Ok(json!({
@@ -123,6 +126,7 @@ pub fn one_session(workspace: &Workspace, session: &SessionDir) -> Result<Value>
         "coordinator": {"pid": alive.or(recorded_pid), "alive": alive.is_some()},
         "tasks": tasks,
         "workers": workers,
+        "limits": limits_of(&info.config),
     }))
 }
 
@@ -158,6 +162,17 @@ fn print_session(r: &Value) {
         _ => println!("state    {state}"),
     }
     println!("tier     {}", s(&r["tier"]));
+    let limits = &r["limits"];
+    if !limits["cpu_percent"].is_null() {
+        println!(
+            "limits   {}% CPU, {} MiB, {}s per worker, {}s per command ({})",
+            s(&limits["cpu_percent"]),
+            s(&limits["memory_mb"]),
+            s(&limits["runtime_secs"]),
+            s(&limits["command_timeout_secs"]),
+            s(&limits["mechanism"])
+        );
+    }
     println!();
     println!(
         "{:<16} {:<8} {:<10} {:>7}  BRANCH",
@@ -175,8 +190,8 @@ fn print_session(r: &Value) {
     }
     println!();
     println!(
-        "{:<22} {:<9} {:>8} {:>5} {:>16} {:>9}",
-        "WORKER", "STATE", "PID", "EXIT", "TOKENS IN/OUT", "COST"
+        "{:<22} {:<11} {:>8} {:>5} {:>16} {:>9} {:>6} {:>7}",
+        "WORKER", "STATE", "PID", "EXIT", "TOKENS IN/OUT", "COST", "CPU", "MEM"
     );
     for w in r["workers"].as_array().into_iter().flatten() {
         let exit = match (&w["exit_code"], &w["signal"]) {
@@ -189,14 +204,22 @@ fn print_session(r: &Value) {
             .filter(|c| *c > 0.0)
             .map_or("-".to_string(), |c| format!("${c:.4}"));
         let tokens = format!("{}/{}", w["input_tokens"], w["output_tokens"]);
+        let cpu = w["cpu_percent"]
+            .as_f64()
+            .map_or("-".to_string(), |c| format!("{c:.0}%"));
+        let mem = w["rss_mb"]
+            .as_i64()
+            .map_or("-".to_string(), |m| format!("{m}M"));
         println!(
-            "{:<22} {:<9} {:>8} {:>5} {:>16} {:>9}",
+            "{:<22} {:<11} {:>8} {:>5} {:>16} {:>9} {:>6} {:>7}",
             s(&w["name"]),
             s(&w["state"]),
             s(&w["pid"]),
             exit,
             tokens,
-            cost
+            cost,
+            cpu,
+            mem
         );
         if let Some(retrying) = w["retrying"].as_str() {
             println!("{:<22} {retrying}", "");
@@ -274,4 +297,16 @@ fn paint(state: &str, text: &str, colour: bool) -> String {
     } else {
         text.to_string()
     }
+}
+
+/// The session's resource limits per worker and how they are enforced.
+fn limits_of(settings: &Value) -> Value {
+    let sandbox = &settings["config"]["sandbox"];
+    json!({
+        "mechanism": crate::worker::limits::MECHANISM,
+        "cpu_percent": sandbox["cpu_percent"],
+        "memory_mb": sandbox["memory_mb"],
+        "runtime_secs": sandbox["runtime_secs"],
+        "command_timeout_secs": sandbox["command_timeout_secs"],
+    })
 }

@@ -70,6 +70,9 @@ const MIGRATIONS: &[&str] = &[
         created_at TEXT NOT NULL,
         PRIMARY KEY (session_id, seq)
     );",
+    // 2: each worker's latest resource sample.
+    "ALTER TABLE workers ADD COLUMN cpu_percent REAL;
+     ALTER TABLE workers ADD COLUMN rss_mb INTEGER;",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -357,6 +360,42 @@ impl Store {
             )
             .map(|_| ())
             .map_err(|e| self.error(e))
+    }
+
+    /// A worker's latest resource sample (its row exists once it started).
+    pub fn set_worker_usage(
+        &self,
+        session: &str,
+        worker: &str,
+        cpu_percent: f64,
+        rss_mb: i64,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE workers SET cpu_percent = ?3, rss_mb = ?4 WHERE session_id = ?1 AND name = ?2",
+                params![session, worker, cpu_percent, rss_mb],
+            )
+            .map(|_| ())
+            .map_err(|e| self.error(e))
+    }
+
+    /// Each worker's latest sample: (cpu percent of one CPU, resident MiB), by name.
+    pub fn worker_usage(
+        &self,
+        session: &str,
+    ) -> Result<std::collections::BTreeMap<String, (f64, i64)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT name, cpu_percent, rss_mb FROM workers WHERE session_id = ?1 AND cpu_percent IS NOT NULL",
+            )
+            .map_err(|e| self.error(e))?;
+        let rows = stmt
+            .query_map(params![session], |r| {
+                Ok((r.get::<_, String>(0)?, (r.get(1)?, r.get(2)?)))
+            })
+            .map_err(|e| self.error(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
     }
 
     fn error(&self, source: rusqlite::Error) -> StoreError {

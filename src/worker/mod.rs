@@ -1,6 +1,7 @@
 //! Workers: agent CLIs running in PTYs, their process groups and exit, and the state derived
 //! from their events.
 
+pub mod limits;
 pub mod process;
 mod run;
 pub mod spawn;

@@ -230,6 +230,12 @@ pub struct ProcInfo {
     /// `R` running, `S` sleeping, `T` stopped, `Z` zombie, ...
     pub state: char,
     pub name: String,
+    /// CPU time used (user + system), in clock ticks.
+    pub cpu_ticks: u64,
+    /// When it started, in clock ticks since boot.
+    pub start_ticks: u64,
+    /// Resident memory, in pages.
+    pub rss_pages: u64,
 }
 
 /// Every live process whose process group is `pgid` (Linux `/proc`).
@@ -246,16 +252,18 @@ pub fn proc_info(pid: i32) -> Option<ProcInfo> {
     let open = stat.find('(')?;
     let close = stat.rfind(')')?;
     let name = stat[open + 1..close].to_string();
-    let mut rest = stat[close + 1..].split_whitespace();
-    let state = rest.next()?.chars().next()?;
-    let parent = rest.next()?.parse().ok()?;
-    let group = rest.next()?.parse().ok()?;
+    // Fields from the third (`state`) on, as proc(5) numbers them minus 3.
+    let rest: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+    let number = |i: usize| rest.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
     Some(ProcInfo {
         pid,
-        parent,
-        group,
-        state,
+        parent: rest.get(1)?.parse().ok()?,
+        group: rest.get(2)?.parse().ok()?,
+        state: rest.first()?.chars().next()?,
         name,
+        cpu_ticks: number(11) + number(12),
+        start_ticks: number(19),
+        rss_pages: number(21),
     })
 }
 

@@ -5,6 +5,7 @@
 
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
@@ -12,6 +13,7 @@ use std::time::Duration;
 
 use portable_pty::{MasterPty, PtySize};
 
+use super::limits::{Breach, Limiter, Limits};
 use super::process::{self, signal_name};
 use super::spawn::{SpawnError, spawn_in_pty};
 use super::state::ExitFacts;
@@ -197,6 +199,8 @@ pub struct Worker {
     master: Mutex<Box<dyn MasterPty + Send>>,
     input: Mutex<Box<dyn Write + Send>>,
     exit: Arc<ExitCell>,
+    /// Set while the operator has it paused: the resource limiter never continues it then.
+    operator_paused: Arc<AtomicBool>,
 }
 
 /// Locks a mutex even if a thread panicked while holding it: the journal stays usable.
@@ -331,11 +335,26 @@ impl Worker {
             master: Mutex::new(pty.master),
             input: Mutex::new(input),
             exit,
+            operator_paused: Arc::new(AtomicBool::new(false)),
         })
     }
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Samples the worker's process tree and holds it to `limits` until it ends.
+    pub fn limit(
+        &self,
+        limits: Limits,
+        on_breach: impl FnOnce(Breach) + Send + 'static,
+    ) -> Limiter {
+        Limiter::start(
+            self.procs.clone(),
+            limits,
+            Arc::clone(&self.operator_paused),
+            on_breach,
+        )
     }
 
     /// Journals an event about the worker from outside its stream (the coordinator: an
@@ -363,6 +382,7 @@ impl Worker {
     /// SIGSTOP to every process of the worker.
     pub fn pause(&self) -> io::Result<()> {
         self.ensure_running()?;
+        self.operator_paused.store(true, Ordering::SeqCst);
         self.procs.pause()?;
         self.journal_lifecycle("paused", "paused (SIGSTOP to every process of the worker)");
         Ok(())
@@ -371,6 +391,7 @@ impl Worker {
     /// SIGCONT to every process of the worker.
     pub fn resume(&self) -> io::Result<()> {
         self.ensure_running()?;
+        self.operator_paused.store(false, Ordering::SeqCst);
         self.procs.signal(libc::SIGCONT)?;
         self.journal_lifecycle(
             "resumed",

@@ -36,6 +36,7 @@ mod commands;
 mod disk;
 mod planning;
 mod records;
+mod resources;
 mod sandbox;
 mod tasks;
 
@@ -98,6 +99,10 @@ struct RunningTask {
     pending_exit: Option<AgentEvent>,
     /// Its stream, watched for a forbidden tool call that ran anyway.
     watch: crate::safety::watch::StreamWatch,
+    /// Its shell commands still running, for their time limit.
+    commands: resources::RunningCommands,
+    /// Samples its process tree and holds it to its CPU share.
+    limiter: Option<crate::worker::limits::Limiter>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -108,6 +113,8 @@ enum EndedBy {
     Unreachable(String),
     /// It ran a tool call the sandbox forbids (past the CLI's hook); what.
     Sandbox(String),
+    /// It went over a resource limit; which.
+    Limit(String),
 }
 
 pub struct Coordinator {
@@ -139,6 +146,8 @@ pub struct Coordinator {
     /// (worker, command) the operator approved: the same again runs without asking.
     approved: BTreeSet<(String, String)>,
     approval_count: u32,
+    /// When worker samples last went to the database.
+    last_usage_save: Timestamp,
     _lock: CoordinatorLock,
 }
 
@@ -215,6 +224,7 @@ pub fn run_coordinator(
         pending_approvals: Vec::new(),
         approved: BTreeSet::new(),
         approval_count: 0,
+        last_usage_save: Timestamp(0),
         _lock: lock,
     };
     c.make_reserve();
@@ -376,7 +386,9 @@ impl Coordinator {
         resumed: bool,
     ) -> Result<SessionOutcome> {
         let mut running: BTreeMap<String, RunningTask> = BTreeMap::new();
-        let timeout_ms = (self.settings.config.task_timeout_secs * 1000) as i64;
+        // A worker's run time is bounded by the task's timeout and the sandbox's runtime_secs.
+        let config = &self.settings.config;
+        let timeout_ms = (config.task_timeout_secs.min(config.sandbox.runtime_secs) * 1000) as i64;
         loop {
             let now = Timestamp::now();
             if TERMINATE.swap(false, Ordering::SeqCst) && !self.stopping {
@@ -453,6 +465,7 @@ impl Coordinator {
                 })
                 .unwrap_or(TICK);
             self.expire_approvals(&running);
+            self.check_resources(&mut running);
             match self.inbox.recv_timeout(wait) {
                 Ok(Inbox::Event(event)) => self.on_worker_event(event, plan, sched, &mut running),
                 Ok(Inbox::Control(request, reply))

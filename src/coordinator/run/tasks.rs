@@ -85,10 +85,14 @@ impl Coordinator {
                     .with_some("resumed_conversation", agent_session),
                 );
                 let writes = self.profile_autonomy(&task.agent) != Autonomy::ReadOnly;
+                let worker = Arc::new(worker);
+                let limiter = Some(self.limit_worker(&worker));
                 running.insert(
                     task.id.clone(),
                     RunningTask {
-                        worker: Arc::new(worker),
+                        worker,
+                        commands: Default::default(),
+                        limiter,
                         name,
                         status: WorkerStatus::default(),
                         started: Timestamp::now(),
@@ -223,6 +227,8 @@ impl Coordinator {
             return;
         }
         r.status.observe(&event);
+        r.commands.observe(&event);
+        self.on_limit_event(&task_id, r, &event);
         let run_dir = self.session.run_dir(&task_id);
         if let Some(breach) = r.watch.observe(&event, &run_dir, &self.policy)
             && r.ended_by.is_none()
@@ -312,7 +318,10 @@ impl Coordinator {
                 "timed out after {}s",
                 self.settings.config.task_timeout_secs
             )
-        } else if let Some(EndedBy::Unreachable(why) | EndedBy::Sandbox(why)) = &r.ended_by {
+        } else if let Some(
+            EndedBy::Unreachable(why) | EndedBy::Sandbox(why) | EndedBy::Limit(why),
+        ) = &r.ended_by
+        {
             why.clone()
         } else {
             r.last_error
