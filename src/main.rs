@@ -287,7 +287,7 @@ enum Command {
         port: u16,
         /// The story played when a request names none: success, slow, blocker, fail, chatty,
         /// hang, crash, flaky, commit, api-400, api-401, api-429, api-500, api-529,
-        /// usage-limit, approve, concern.
+        /// usage-limit, risky, push, approve, concern.
         #[arg(long, default_value = "success")]
         scenario: String,
         /// Append the request log to this file instead of standard error.

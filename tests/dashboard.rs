@@ -674,3 +674,19 @@ fn a_live_approval_rings_the_bell() {
         .0;
     assert_eq!(actions, vec![Action::Bell]);
 }
+
+#[test]
+fn each_pane_shows_its_cpu_and_memory() {
+    let mut a = three_running();
+    let (_, changed) = a.update(Msg::Usage(
+        [
+            ("codex-tests".to_string(), (24.6, 118)),
+            ("gemini-design".to_string(), (3.0, 240)),
+        ]
+        .into(),
+    ));
+    assert!(changed);
+    let (_, again) = a.update(Msg::Usage(a.usage.clone()));
+    assert!(!again, "the same sample draws nothing");
+    assert_screen("worker_resources", &mut a, 120, 40);
+}

@@ -40,6 +40,8 @@ pub enum Msg {
     },
     /// The terminal changed size: everything is laid out again.
     Resize,
+    /// Each worker's latest resource sample: (percent of one CPU, resident MiB).
+    Usage(std::collections::BTreeMap<String, (f64, i64)>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -288,6 +290,8 @@ pub struct App {
     pub decisions: Vec<DecisionEntry>,
     /// Open approvals, oldest first.
     pub approvals: Vec<ApprovalEntry>,
+    /// Each worker's latest resource sample, from the coordinator's database rows.
+    pub usage: std::collections::BTreeMap<String, (f64, i64)>,
     /// A bell is due: set when an approval arrives live, taken by the next update.
     bell: bool,
     pub focus: Focus,
@@ -326,6 +330,7 @@ impl App {
             reviews: Vec::new(),
             decisions: Vec::new(),
             approvals: Vec::new(),
+            usage: Default::default(),
             bell: false,
             focus: Focus::Workers,
             selected: 0,
@@ -398,6 +403,11 @@ impl App {
                 (Vec::new(), visible)
             }
             Msg::Resize => (Vec::new(), true),
+            Msg::Usage(usage) => {
+                let changed = usage != self.usage;
+                self.usage = usage;
+                (Vec::new(), changed)
+            }
             Msg::Raw { worker, bytes } => match &mut self.screen {
                 Some((name, parser)) if *name == worker => {
                     parser.process(&bytes);

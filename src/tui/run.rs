@@ -77,7 +77,12 @@ async fn event_loop(
     let input = Arc::new(InputGate::default());
     spawn_input_reader(tx.clone(), Arc::clone(&input));
     let _tailer = follow_journals(session, tx.clone())?;
-    spawn_clock(tx.clone(), session.lock_path());
+    spawn_clock(
+        tx.clone(),
+        session.lock_path(),
+        workspace.db_path(),
+        session.id.clone(),
+    );
     let screen_generation = Arc::new(AtomicU64::new(0));
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut sighup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
@@ -226,15 +231,25 @@ fn follow_journals(session: &SessionDir, tx: UnboundedSender<Msg>) -> Result<Tai
     .context("cannot watch the session's journals")
 }
 
-/// Once a second: the time (elapsed counters) and whether the coordinator is alive.
-fn spawn_clock(tx: UnboundedSender<Msg>, lock_path: std::path::PathBuf) {
+/// Once a second: the time (elapsed counters), whether the coordinator is alive, and the
+/// workers' resource samples (read-only from the database the coordinator keeps).
+fn spawn_clock(
+    tx: UnboundedSender<Msg>,
+    lock_path: std::path::PathBuf,
+    db: std::path::PathBuf,
+    session: String,
+) {
     tokio::spawn(async move {
         let mut interval = tokio::time::interval(Duration::from_secs(1));
         loop {
             interval.tick().await;
             let alive = lock::holder(&lock_path).is_some();
+            let usage = crate::session::Store::open_read_only(&db)
+                .and_then(|store| store.worker_usage(&session))
+                .unwrap_or_default();
             if tx.send(Msg::Liveness(alive)).is_err()
                 || tx.send(Msg::Tick(Timestamp::now())).is_err()
+                || tx.send(Msg::Usage(usage)).is_err()
             {
                 return;
             }

@@ -178,6 +178,9 @@ fn status_line<'a>(app: &App, pane: &WorkerPane) -> Line<'a> {
     if pane.usage.cost_usd > 0.0 {
         usage.push_str(&format!(" ${:.4}", pane.usage.cost_usd));
     }
+    if let Some((cpu, mem)) = app.usage.get(&pane.name).filter(|_| !state.is_finished()) {
+        usage.push_str(&format!("  cpu {cpu:.0}% {mem}M"));
+    }
     spans.push(Span::styled(usage, style(app, Role::dim)));
     Line::from(spans)
 }
