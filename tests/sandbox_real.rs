@@ -301,3 +301,44 @@ fn an_open_approval_survives_a_coordinator_crash_and_answering_it_after_resume_w
         "the push approved after the restart ran"
     );
 }
+
+#[test]
+fn an_unanswered_approval_is_a_deny_after_its_timeout() {
+    let env = Env::new();
+    let remote = env.workspace.with_file_name("remote.git");
+    git(
+        env.target.parent().unwrap(),
+        &["init", "-q", "--bare", remote.to_str().unwrap()],
+    );
+    git(
+        &env.target,
+        &["remote", "add", "origin", remote.to_str().unwrap()],
+    );
+    std::fs::write(
+        env.workspace.with_file_name("orchestrate.toml"),
+        "[sandbox]\napproval_timeout_secs = 1\n",
+    )
+    .unwrap();
+    let out = env.run(
+        &plan(&env, &["claude"]),
+        &["--no-dashboard"],
+        &[("ORCHESTRATE_SIM_SCENARIO", "push")],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let id = session_id(&out);
+    let answered = journal(&env.session_dir(&id).join("orchestrator.jsonl"))
+        .into_iter()
+        .find(|e| e.phase() == Some("approval_answered"))
+        .expect("the approval was answered");
+    assert_eq!(answered.str_field("action"), Some("denied"));
+    assert_eq!(answered.str_field("by"), Some("timeout"));
+    assert!(
+        answered.text().contains("no answer within 1s"),
+        "{}",
+        answered.text()
+    );
+    assert!(
+        !git(&remote, &["branch", "--list"]).contains("orchestrate/"),
+        "nothing was pushed"
+    );
+}
