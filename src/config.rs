@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::agents::{AgentKind, Autonomy};
+use crate::review::ReviewConfig;
 use crate::safety::{SandboxConfig, SandboxPolicy};
 
 pub const CONFIG_FILE: &str = "orchestrate.toml";
@@ -56,6 +57,8 @@ pub struct Config {
     pub agents: BTreeMap<String, AgentProfile>,
     /// What agents may run and write, and their resource limits.
     pub sandbox: SandboxConfig,
+    /// When and how the agents review each other's work.
+    pub review: ReviewConfig,
 }
 
 /// How to run one agent CLI.
@@ -116,6 +119,7 @@ impl Default for Config {
             theme: "default".into(),
             agents,
             sandbox: SandboxConfig::default(),
+            review: ReviewConfig::default(),
         }
     }
 }
