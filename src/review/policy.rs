@@ -40,9 +40,9 @@ pub struct Decision {
 pub struct DecisionPolicy;
 
 impl DecisionPolicy {
-    /// 1. any blocker: stop and escalate; 2. two or more concerns: pause and clarify;
-    /// 3. one concern: log a warning; 4. otherwise (all approved, or no verdict at all):
-    /// continue.
+    /// The four rules, in order: any blocker stops and escalates; two or more concerns
+    /// pause and clarify; one concern logs a warning; otherwise (all approved, or no verdict
+    /// at all) work continues.
     pub fn decide(verdicts: &[Verdict]) -> Decision {
         let count = |v: Verdict| verdicts.iter().filter(|x| **x == v).count();
         let (blockers, concerns) = (count(Verdict::Blocker), count(Verdict::Concern));
