@@ -279,6 +279,19 @@ impl Scheduler {
         }
     }
 
+    /// A running task fails for good, whatever its retries (a review found a blocker);
+    /// returns what that skips, as `finish` does.
+    pub fn fail_now(&mut self, id: &str, reason: &str) -> AttemptOutcome {
+        if let Some(e) = self.entry_mut(id) {
+            e.status = TaskStatus::Failed {
+                reason: reason.to_string(),
+            };
+        }
+        AttemptOutcome::Failed {
+            skipped: self.skip_dependents_of(id),
+        }
+    }
+
     /// The operator asks a failed or stopped task to run again: it is pending with a fresh
     /// retry budget, and what was skipped because of it is pending too. Returns those.
     pub fn restart(&mut self, id: &str) -> Result<Vec<String>, String> {

@@ -12,10 +12,16 @@ pub use verdict::{ReviewResponse, Verdict, VerdictError};
 
 use serde::{Deserialize, Serialize};
 
+/// Starts every review request: how the simulated CLIs (and the stub model) know one.
+pub const REVIEW_MARKER: &str = "[orchestrate review request]";
+
 /// `[review]` in orchestrate.toml.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ReviewConfig {
+    /// Reviews run (off until the review engine is complete: no gate, no orchestrator
+    /// checks yet).
+    pub enabled: bool,
     /// A running worker with no event this long is reviewed.
     pub idle_minutes: u64,
     /// Automatic reviews per task at most (manual requests are not counted).
@@ -34,6 +40,7 @@ pub struct ReviewConfig {
 impl Default for ReviewConfig {
     fn default() -> Self {
         ReviewConfig {
+            enabled: false,
             idle_minutes: 15,
             max_per_task: 6,
             timeout_secs: 600,

@@ -173,11 +173,17 @@ pub enum Scenario {
     Approve,
     /// A reviewer with a concern.
     Concern,
+    /// A reviewer that finds a blocker.
+    Reject,
+    /// A reviewer whose answer holds no usable verdict.
+    Garbage,
+    /// A reviewer that says nothing.
+    Silent,
 }
 
 impl Scenario {
     /// Every name, for help texts and errors.
-    pub const NAMES: [&'static str; 19] = [
+    pub const NAMES: [&'static str; 22] = [
         "success",
         "slow",
         "blocker",
@@ -197,6 +203,9 @@ impl Scenario {
         "push",
         "approve",
         "concern",
+        "reject",
+        "garbage",
+        "silent",
     ];
 
     pub fn name(self) -> &'static str {
@@ -220,6 +229,9 @@ impl Scenario {
             Scenario::Push => "push",
             Scenario::Approve => "approve",
             Scenario::Concern => "concern",
+            Scenario::Reject => "reject",
+            Scenario::Garbage => "garbage",
+            Scenario::Silent => "silent",
         }
     }
 
@@ -262,6 +274,9 @@ impl FromStr for Scenario {
             "push" => Scenario::Push,
             "approve" => Scenario::Approve,
             "concern" => Scenario::Concern,
+            "reject" => Scenario::Reject,
+            "garbage" => Scenario::Garbage,
+            "silent" => Scenario::Silent,
             _ => {
                 return Err(format!(
                     "unknown scenario {s:?} (expected one of {})",

@@ -84,6 +84,15 @@ pub fn steps(scenario: Scenario, ctx: &Context<'_>) -> Vec<Step> {
             "concern",
             "The change has no test for the error path; add one before merging.",
         ),
+        Scenario::Reject => review(
+            "blocker",
+            "The change deletes the users table in its migration; it must not ship.",
+        ),
+        Scenario::Garbage => vec![
+            say("I'll review the change."),
+            Step::Answer("Looks fine to me, mostly. Ship it?".into()),
+        ],
+        Scenario::Silent => vec![Step::Answer(String::new())],
     }
 }
 

@@ -335,6 +335,23 @@ pub fn run(cli: SimCli, args: &[String]) -> i32 {
             }
         }
     };
+    // A review request is answered with the verdict the test asked for, whatever the run's
+    // story: `ORCHESTRATE_SIM_VERDICT_<CLI>`, else `ORCHESTRATE_SIM_VERDICT`, else approved.
+    let scenario = if invocation.prompt.contains(crate::review::REVIEW_MARKER) {
+        let own = format!("ORCHESTRATE_SIM_VERDICT_{}", cli.name().to_uppercase());
+        match host
+            .env(&own)
+            .or_else(|| host.env("ORCHESTRATE_SIM_VERDICT"))
+        {
+            Some("concern") => Scenario::Concern,
+            Some("blocker") => Scenario::Reject,
+            Some("garbage") => Scenario::Garbage,
+            Some("silent") => Scenario::Silent,
+            _ => Scenario::Approve,
+        }
+    } else {
+        scenario
+    };
     let steps = scenario.steps(&Context {
         cli,
         prompt: &invocation.prompt,

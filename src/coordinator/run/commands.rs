@@ -136,9 +136,32 @@ impl Coordinator {
                 },
                 _ => ControlReply::refused("input needs a worker and data"),
             },
-            ControlCommand::Review => ControlReply::refused(
-                "reviews are not available yet: the review engine is still to be built",
-            ),
+            ControlCommand::Review if !self.settings.config.review.enabled => {
+                ControlReply::refused(
+                    "reviews are off in this session ([review] enabled = false in orchestrate.toml)",
+                )
+            }
+            ControlCommand::Review => {
+                let wanted: Vec<(String, String)> = running
+                    .iter()
+                    .filter(|(_, r)| request.worker.as_ref().is_none_or(|w| *w == r.name))
+                    .map(|(task, r)| (task.clone(), r.name.clone()))
+                    .collect();
+                let mut started = Vec::new();
+                for (task, worker) in &wanted {
+                    if let Some(trigger) = self.triggers.manual(worker, Some(task)) {
+                        started.push(trigger);
+                    }
+                }
+                let queued = wanted.len() - started.len();
+                for trigger in started {
+                    self.start_review(trigger, running);
+                }
+                ControlReply::done(format!(
+                    "review requested for {} ({queued} after the review under way)",
+                    names()
+                ))
+            }
             // Handled before the targets are chosen, or by the loop itself.
             ControlCommand::Restart => ControlReply::refused("restart needs a worker"),
             ControlCommand::Evaluate

@@ -37,6 +37,7 @@ mod disk;
 mod planning;
 mod records;
 mod resources;
+mod reviews;
 mod sandbox;
 mod tasks;
 
@@ -115,6 +116,8 @@ enum EndedBy {
     Sandbox(String),
     /// It went over a resource limit; which.
     Limit(String),
+    /// A review found a blocker: no retry.
+    Review(String),
 }
 
 pub struct Coordinator {
@@ -148,6 +151,12 @@ pub struct Coordinator {
     approval_count: u32,
     /// When worker samples last went to the database.
     last_usage_save: Timestamp,
+    /// When work is reviewed, and the reviews under way.
+    triggers: crate::review::Triggers,
+    reviews: BTreeMap<String, reviews::ReviewInFlight>,
+    review_count: u32,
+    /// Tasks a review stopped: they fail without a retry.
+    stopped_by_review: BTreeSet<String>,
     _lock: CoordinatorLock,
 }
 
@@ -202,6 +211,10 @@ pub fn run_coordinator(
     } else {
         None
     };
+    let triggers = crate::review::Triggers::new(crate::review::TriggerLimits {
+        idle_ms: settings.config.review.idle_minutes as i64 * 60_000,
+        max_per_task: settings.config.review.max_per_task,
+    });
     let mut c = Coordinator {
         session,
         info,
@@ -225,6 +238,10 @@ pub fn run_coordinator(
         approved: BTreeSet::new(),
         approval_count: 0,
         last_usage_save: Timestamp(0),
+        triggers,
+        reviews: BTreeMap::new(),
+        review_count: 0,
+        stopped_by_review: BTreeSet::new(),
         _lock: lock,
     };
     c.make_reserve();
@@ -414,7 +431,13 @@ impl Coordinator {
                     self.start_task(plan, task, sched, &mut running, resumed);
                 }
             }
-            if sched.is_finished() && running.is_empty() {
+            if self.settings.config.review.enabled {
+                self.time_out_reviews();
+                for trigger in self.triggers.idle(now) {
+                    self.start_review(trigger, &running);
+                }
+            }
+            if sched.is_finished() && running.is_empty() && self.reviews.is_empty() {
                 break;
             }
             for (id, r) in running.iter_mut().filter(|(_, r)| r.pending_exit.is_none()) {

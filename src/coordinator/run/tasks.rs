@@ -217,6 +217,15 @@ impl Coordinator {
         sched: &mut Scheduler,
         running: &mut BTreeMap<String, RunningTask>,
     ) {
+        if self.on_reviewer_event(&event, running) {
+            return;
+        }
+        if self.settings.config.review.enabled
+            && running.values().any(|r| *r.name == *event.worker)
+            && let Some(trigger) = self.triggers.on_event(&event)
+        {
+            self.start_review(trigger, running);
+        }
         let Some(task_id) = event.task.as_deref().map(str::to_string) else {
             return;
         };
@@ -275,7 +284,7 @@ impl Coordinator {
             r.pending_exit = Some(event);
             return;
         }
-        let Some(r) = running.remove(&task_id) else {
+        let Some(mut r) = running.remove(&task_id) else {
             return;
         };
         // Whatever the worker left behind (a child that ignored TERM, a tool command in a
@@ -285,6 +294,9 @@ impl Coordinator {
             let _ = procs.signal(libc::SIGKILL);
         }
         self.save_worker(&task_id, &r, &event);
+        if let Some(review) = self.review_stop(&task_id) {
+            r.ended_by = Some(review);
+        }
         let state = r.status.state();
         if r.ended_by == Some(EndedBy::Operator) || (self.stopping && !r.status.reported_success())
         {
@@ -319,7 +331,10 @@ impl Coordinator {
                 self.settings.config.task_timeout_secs
             )
         } else if let Some(
-            EndedBy::Unreachable(why) | EndedBy::Sandbox(why) | EndedBy::Limit(why),
+            EndedBy::Unreachable(why)
+            | EndedBy::Sandbox(why)
+            | EndedBy::Limit(why)
+            | EndedBy::Review(why),
         ) = &r.ended_by
         {
             why.clone()
@@ -369,7 +384,11 @@ impl Coordinator {
                 .with("commit", commit),
             );
         }
-        let outcome = sched.finish(&task_id, succeeded, &reason, Timestamp::now());
+        let outcome = if matches!(r.ended_by, Some(EndedBy::Review(_))) {
+            sched.fail_now(&task_id, &reason)
+        } else {
+            sched.finish(&task_id, succeeded, &reason, Timestamp::now())
+        };
         self.after_attempt(&task_id, outcome, &reason, plan, sched);
     }
 

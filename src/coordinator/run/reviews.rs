@@ -1,0 +1,380 @@
+//! Peer review in the coordinator: a trigger (`review::Triggers`) starts reviewers, the other
+//! available agents, each a read-only worker of its own in the reviewed task's directory; each
+//! answer's verdict is read (`review::verdict`), and once all are in, `DecisionPolicy` decides
+//! and the action is applied to the reviewed worker. Everything is journaled (`review` and
+//! `decision` events) and kept in `reviews/<id>.json`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::tasks::stop_in_background;
+use super::{Coordinator, EndedBy, RunningTask};
+use crate::agents::{Autonomy, Draft};
+use crate::event::{AgentEvent, EventType};
+use crate::review::{Action, DecisionPolicy, REVIEW_MARKER, Trigger, Verdict, verdict};
+use crate::session::layout::write_atomically;
+use crate::timestamp::Timestamp;
+use crate::worker::Worker;
+
+/// The longest answer kept from a reviewer.
+const ANSWER_LIMIT: usize = 1 << 20;
+/// The diff a reviewer sees is cut past this many bytes by default (`review.diff_limit_kb`).
+const DIFF_NOTE: &str = "\n[diff cut here: too long]\n";
+
+pub(super) struct ReviewInFlight {
+    pub trigger: Trigger,
+    pub task: String,
+    pub started: Timestamp,
+    pub reviewers: BTreeMap<String, Reviewer>,
+}
+
+pub(super) struct Reviewer {
+    pub agent: String,
+    pub worker: Arc<Worker>,
+    pub answer: String,
+    pub result: Option<Result<verdict::ReviewResponse, String>>,
+}
+
+impl Coordinator {
+    /// Starts the review a trigger asks for (or says there is no one to review).
+    pub(super) fn start_review(
+        &mut self,
+        trigger: Trigger,
+        running: &BTreeMap<String, RunningTask>,
+    ) {
+        let Some(task) = trigger.task.clone() else {
+            self.triggers.finished(&trigger.worker);
+            return;
+        };
+        self.review_count += 1;
+        let id = format!("r{}", self.review_count);
+        let reviewed_agent = self
+            .current_plan
+            .iter()
+            .flat_map(|p| &p.tasks)
+            .find(|t| t.id == task)
+            .map(|t| t.agent.clone())
+            .unwrap_or_default();
+        let agents: Vec<String> = self
+            .available
+            .present()
+            .into_iter()
+            .filter(|a| *a != reviewed_agent)
+            .collect();
+        let run_dir = self.session.run_dir(&task);
+        let prompt = self.review_prompt(&trigger, &task, running);
+        let mut reviewers = BTreeMap::new();
+        for agent in &agents {
+            let name = format!("review-{id}-{agent}");
+            match self.spawn_worker(
+                &name,
+                None,
+                agent,
+                &prompt,
+                &run_dir,
+                Vec::new(),
+                Autonomy::ReadOnly,
+                None,
+            ) {
+                Ok(worker) => {
+                    reviewers.insert(
+                        name,
+                        Reviewer {
+                            agent: agent.clone(),
+                            worker: Arc::new(worker),
+                            answer: String::new(),
+                            result: None,
+                        },
+                    );
+                }
+                Err(e) => self.record(
+                    Some(&task),
+                    Draft::new(
+                        EventType::Error,
+                        format!("review {id}: {agent} could not start: {e:#}"),
+                    )
+                    .with("phase", "reviewer_failed")
+                    .with("fatal", false),
+                ),
+            }
+        }
+        self.record(
+            Some(&task),
+            Draft::new(
+                EventType::Review,
+                format!(
+                    "review {id} of {} ({:?}: {}) by {}",
+                    trigger.worker,
+                    trigger.kind,
+                    trigger.reason,
+                    if reviewers.is_empty() {
+                        "nobody".into()
+                    } else {
+                        agents.join(", ")
+                    }
+                ),
+            )
+            .with("phase", "review_requested")
+            .with("review", id.clone())
+            .with("worker", trigger.worker.clone())
+            .with("trigger", json!(trigger.kind))
+            .with("reviewers", reviewers.keys().cloned().collect::<Vec<_>>()),
+        );
+        let empty = reviewers.is_empty();
+        self.reviews.insert(
+            id.clone(),
+            ReviewInFlight {
+                trigger,
+                task,
+                started: Timestamp::now(),
+                reviewers,
+            },
+        );
+        if empty {
+            self.conclude_review(&id, running);
+        }
+    }
+
+    /// What a reviewer is asked: the task, the worker's last words, its diff and files, its
+    /// recent blockers and errors, and the answer's shape.
+    fn review_prompt(
+        &self,
+        trigger: &Trigger,
+        task: &str,
+        running: &BTreeMap<String, RunningTask>,
+    ) -> String {
+        let planned = self
+            .current_plan
+            .iter()
+            .flat_map(|p| &p.tasks)
+            .find(|t| t.id == task);
+        let (title, task_prompt) = planned.map_or((task.to_string(), String::new()), |t| {
+            (t.title.clone(), t.prompt.clone())
+        });
+        let run_dir = self.session.run_dir(task);
+        let git = |args: &[&str]| crate::coordinator::runs::git(&run_dir, args).unwrap_or_default();
+        let limit = (self.settings.config.review.diff_limit_kb as usize) << 10;
+        let mut diff = git(&["diff", "HEAD"]);
+        if diff.len() > limit {
+            let mut cut = limit;
+            while !diff.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            diff.truncate(cut);
+            diff.push_str(DIFF_NOTE);
+        }
+        let files = git(&["status", "--short"]);
+        let (events, _) = crate::event::read_journal(&self.session.events_path(&trigger.worker))
+            .unwrap_or_default();
+        let last_words = events
+            .iter()
+            .rev()
+            .find(|e| e.kind == EventType::Milestone || e.str_field("kind") == Some("message"))
+            .map(|e| e.text().to_string())
+            .unwrap_or_default();
+        let troubles: Vec<String> = events
+            .iter()
+            .rev()
+            .filter(|e| matches!(e.kind, EventType::Blocker | EventType::Error))
+            .take(5)
+            .map(|e| format!("- {}: {}", e.kind, e.text()))
+            .collect();
+        let commands: Vec<String> = events
+            .iter()
+            .filter(|e| {
+                e.str_field("kind") == Some("tool_call") || e.str_field("kind") == Some("command")
+            })
+            .rev()
+            .take(20)
+            .map(|e| format!("- {}", e.text()))
+            .collect();
+        let _ = running;
+        format!(
+            "{REVIEW_MARKER}\n\nReview another agent's work on task \"{title}\" (read only: change nothing).\n\n\
+             The task: {task_prompt}\n\nIts last words: {last_words}\n\nFiles changed:\n{files}\n\n\
+             Commands it ran (latest first):\n{}\n\nRecent blockers and errors:\n{}\n\nThe diff:\n{diff}\n\n\
+             Answer with one JSON object and nothing else: {{\"verdict\": \"approved\" | \"concern\" | \"blocker\", \
+             \"summary\": \"at most 200 words\", \"findings\": [{{\"severity\": \"...\", \"file\": \"...\", \"line\": 1, \"text\": \"...\"}}]}}",
+            commands.join("\n"),
+            troubles.join("\n"),
+        )
+    }
+
+    /// An event of a reviewer worker, if `event` comes from one; true when it did.
+    pub(super) fn on_reviewer_event(
+        &mut self,
+        event: &AgentEvent,
+        running: &mut BTreeMap<String, RunningTask>,
+    ) -> bool {
+        let Some(id) = self
+            .reviews
+            .iter()
+            .find(|(_, r)| r.reviewers.contains_key(&*event.worker))
+            .map(|(id, _)| id.clone())
+        else {
+            return false;
+        };
+        let review = self.reviews.get_mut(&id).expect("just found");
+        let reviewer = review
+            .reviewers
+            .get_mut(&*event.worker)
+            .expect("just found");
+        for text in [Some(event.text()), event.str_field("result")]
+            .into_iter()
+            .flatten()
+        {
+            if reviewer.answer.len() + text.len() <= ANSWER_LIMIT {
+                reviewer.answer.push_str(text);
+                reviewer.answer.push('\n');
+            }
+        }
+        if event.phase() == Some("exited") && reviewer.result.is_none() {
+            reviewer.result = Some(verdict::parse(&reviewer.answer).map_err(|e| e.to_string()));
+            if review.reviewers.values().all(|r| r.result.is_some()) {
+                self.conclude_review(&id, running);
+            }
+        }
+        true
+    }
+
+    /// Reviews running past `review.timeout_secs`: their silent reviewers are stopped (and
+    /// count as concerns).
+    pub(super) fn time_out_reviews(&mut self) {
+        let limit = self.settings.config.review.timeout_secs as i64 * 1000;
+        let now = Timestamp::now();
+        for review in self.reviews.values_mut() {
+            if now.millis() - review.started.millis() < limit {
+                continue;
+            }
+            for r in review.reviewers.values_mut().filter(|r| r.result.is_none()) {
+                r.answer.clear();
+                stop_in_background(&r.worker, true);
+            }
+        }
+    }
+
+    /// All verdicts are in: the policy decides, the action is applied, the records written.
+    fn conclude_review(&mut self, id: &str, running: &BTreeMap<String, RunningTask>) {
+        let Some(review) = self.reviews.remove(id) else {
+            return;
+        };
+        let mut verdicts = Vec::new();
+        let mut responses = Vec::new();
+        for (name, r) in &review.reviewers {
+            let (v, summary, findings) = match &r.result {
+                Some(Ok(response)) => (
+                    response.verdict,
+                    response.summary.clone(),
+                    json!(response.findings),
+                ),
+                // A silent or rambling reviewer never approves.
+                Some(Err(why)) => (
+                    Verdict::Concern,
+                    format!("reviewer gave no verdict ({why})"),
+                    json!([]),
+                ),
+                None => (
+                    Verdict::Concern,
+                    "reviewer gave no verdict (timed out)".into(),
+                    json!([]),
+                ),
+            };
+            verdicts.push(v);
+            self.record(
+                Some(&review.task),
+                Draft::new(
+                    EventType::Review,
+                    format!("review {id}: {} says {}: {summary}", r.agent, v.name()),
+                )
+                .with("phase", "review_verdict")
+                .with("review", id.to_string())
+                .with("reviewer", r.agent.clone())
+                .with("verdict", v.name())
+                .with("summary", summary.clone()),
+            );
+            responses.push(
+                json!({"reviewer": r.agent, "worker": name, "verdict": v.name(),
+                                  "summary": summary, "findings": findings}),
+            );
+        }
+        let decision = DecisionPolicy::decide(&verdicts);
+        let verdict_names: Vec<&str> = verdicts.iter().map(|v| v.name()).collect();
+        self.record(
+            Some(&review.task),
+            Draft::new(
+                EventType::Decision,
+                format!(
+                    "review {id} of {}: {} ({})",
+                    review.trigger.worker,
+                    decision.action.name(),
+                    decision.reason
+                ),
+            )
+            .with("phase", "review_decision")
+            .with("rule", decision.rule)
+            .with("action", decision.action.name())
+            .with("reason", decision.reason.clone())
+            .with("review", id.to_string())
+            .with("worker", review.trigger.worker.clone())
+            .with("verdicts", verdict_names.clone()),
+        );
+        let record = json!({
+            "id": id, "trigger": {"kind": review.trigger.kind, "reason": review.trigger.reason},
+            "worker": review.trigger.worker, "task": review.task, "started": review.started,
+            "responses": responses, "decision": decision,
+        });
+        let path = self.session.reviews_dir().join(format!("{id}.json"));
+        let _ = write_atomically(&path, &format!("{record:#}\n"));
+        self.apply_decision(&review, decision.action, running);
+        if let Some(next) = self.triggers.finished(&review.trigger.worker) {
+            self.start_review(next, running);
+        }
+    }
+
+    fn apply_decision(
+        &mut self,
+        review: &ReviewInFlight,
+        action: Action,
+        running: &BTreeMap<String, RunningTask>,
+    ) {
+        let reviewed = running
+            .get(&review.task)
+            .filter(|r| r.name == review.trigger.worker);
+        match action {
+            Action::StopAndEscalate => {
+                if let Some(r) = reviewed {
+                    self.stopped_by_review.insert(review.task.clone());
+                    stop_in_background(&r.worker, false);
+                }
+                // No new task starts until the operator resumes or stops the session.
+                self.paused = true;
+                self.record(
+                    None,
+                    Draft::new(
+                        EventType::Control,
+                        format!("session paused: a review found a blocker in {}'s work; resume or stop the session", review.trigger.worker),
+                    )
+                    .with("phase", "control")
+                    .with("command", "pause")
+                    .with("took_effect", true)
+                    .with("escalation", true),
+                );
+            }
+            Action::PauseAndClarify => {
+                if let Some(r) = reviewed {
+                    let _ = r.worker.pause();
+                }
+            }
+            Action::LogWarning | Action::Continue => {}
+        }
+    }
+
+    /// The reason a task's end gets when a review stopped it (no retry).
+    pub(super) fn review_stop(&self, task: &str) -> Option<EndedBy> {
+        self.stopped_by_review
+            .contains(task)
+            .then(|| EndedBy::Review("stopped by review".into()))
+    }
+}

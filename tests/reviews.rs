@@ -1,0 +1,170 @@
+//! Peer review through the real binary: a worker reaches a milestone, the other agents (here
+//! the simulated CLIs, told their verdicts) review it read-only, and the decision policy's
+//! action reaches the reviewed worker's processes. One test per rule.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Env, journal, session_id, text, wait_for};
+use orchestrate::worker::process::group_members;
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// A worker that says it reached a milestone, then keeps working (sleeps).
+fn reviewed_session(env: &Env, verdicts: &[(&str, &str)]) -> String {
+    let line = r#"{"type":"milestone","payload":{"text":"the endpoint answers"}}"#;
+    std::fs::write(
+        env.workspace.with_file_name("orchestrate.toml"),
+        format!(
+            "[review]\nenabled = true\n\n[agents.work]\nkind = \"events\"\ncommand = [\"sh\", \"-c\", {:?}]\n",
+            format!("echo '{line}'; sleep 60")
+        ),
+    )
+    .unwrap();
+    // A second task waits its turn (one worker at a time): after a blocker it must not start.
+    let plan = env.plan(
+        "[[tasks]]\nid = \"t\"\nagent = \"work\"\nprompt = \"add the endpoint\"\n\n[[tasks]]\nid = \"u\"\nagent = \"work\"\nprompt = \"later\"\n",
+    );
+    let out = env.run(&plan, &["--retries", "2", "--parallelism", "1"], verdicts);
+    assert!(out.status.success(), "{}", text(&out));
+    session_id(&out)
+}
+
+fn decision(env: &Env, id: &str) -> orchestrate::event::AgentEvent {
+    let path = env.session_dir(id).join("orchestrator.jsonl");
+    let mut found = None;
+    wait_for("the review's decision", LIMIT, || {
+        found = journal(&path)
+            .into_iter()
+            .find(|e| e.phase() == Some("review_decision"));
+        found.is_some()
+    });
+    found.unwrap()
+}
+
+fn worker_pid(env: &Env, id: &str) -> i32 {
+    env.status(id)["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["name"] == "work-t")
+        .and_then(|w| w["pid"].as_i64())
+        .unwrap() as i32
+}
+
+fn review_record(env: &Env, id: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(env.session_dir(id).join("reviews/r1.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn rule_1_a_blocker_stops_the_worker_fails_its_task_without_retry_and_pauses_the_session() {
+    let env = Env::new();
+    let id = reviewed_session(&env, &[("ORCHESTRATE_SIM_VERDICT_GEMINI", "blocker")]);
+    let d = decision(&env, &id);
+    assert_eq!(
+        (d.i64_field("rule"), d.str_field("action")),
+        (Some(1), Some("stop_and_escalate"))
+    );
+    wait_for("the task to fail", LIMIT, || {
+        env.status(&id)["tasks"][0]["state"] == "failed"
+    });
+    let status = env.status(&id);
+    assert_eq!(
+        status["tasks"][0]["retries"], 0,
+        "no retry after a review's blocker"
+    );
+    assert_eq!(
+        status["state"], "paused",
+        "the operator decides what comes next"
+    );
+    assert_eq!(status["tasks"][1]["state"], "pending", "no new task starts");
+    let failed = journal(&env.session_dir(&id).join("orchestrator.jsonl"))
+        .into_iter()
+        .find(|e| e.phase() == Some("task_failed"))
+        .unwrap();
+    assert_eq!(failed.str_field("reason"), Some("stopped by review"));
+    let record = review_record(&env, &id);
+    assert_eq!(record["decision"]["action"], "stop_and_escalate");
+    assert_eq!(record["responses"].as_array().unwrap().len(), 3);
+    let _ = env.cmd(&["kill", &id]).output();
+}
+
+#[test]
+fn rule_2_two_concerns_pause_the_worker() {
+    let env = Env::new();
+    let id = reviewed_session(
+        &env,
+        &[
+            ("ORCHESTRATE_SIM_VERDICT_CLAUDE", "concern"),
+            ("ORCHESTRATE_SIM_VERDICT_CODEX", "concern"),
+        ],
+    );
+    let d = decision(&env, &id);
+    assert_eq!(
+        (d.i64_field("rule"), d.str_field("action")),
+        (Some(2), Some("pause_and_clarify"))
+    );
+    let pid = worker_pid(&env, &id);
+    wait_for("the worker's processes stopped", LIMIT, || {
+        let members = group_members(pid);
+        !members.is_empty() && members.iter().all(|m| m.state == 'T')
+    });
+    assert!(env.cmd(&["kill", &id]).output().unwrap().status.success());
+}
+
+#[test]
+fn rule_3_one_concern_is_a_warning_and_work_goes_on() {
+    let env = Env::new();
+    let id = reviewed_session(&env, &[("ORCHESTRATE_SIM_VERDICT_CODEX", "garbage")]);
+    let d = decision(&env, &id);
+    assert_eq!(
+        (d.i64_field("rule"), d.str_field("action")),
+        (Some(3), Some("log_warning"))
+    );
+    let record = review_record(&env, &id);
+    let codex = record["responses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["reviewer"] == "codex")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        codex["verdict"], "concern",
+        "a reviewer with no verdict never approves"
+    );
+    assert!(
+        codex["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("reviewer gave no verdict")
+    );
+    let pid = worker_pid(&env, &id);
+    assert!(
+        group_members(pid).iter().all(|m| m.state != 'T'),
+        "still running"
+    );
+    assert!(env.cmd(&["kill", &id]).output().unwrap().status.success());
+}
+
+#[test]
+fn rule_4_all_approved_continues_and_manual_review_works() {
+    let env = Env::new();
+    let id = reviewed_session(&env, &[]);
+    let d = decision(&env, &id);
+    assert_eq!(
+        (d.i64_field("rule"), d.str_field("action")),
+        (Some(4), Some("continue"))
+    );
+    let pid = worker_pid(&env, &id);
+    assert!(group_members(pid).iter().all(|m| m.state != 'T'));
+    // The operator asks for another.
+    let out = env.cmd(&["control", &id, "review"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    wait_for("the second review", LIMIT, || {
+        env.session_dir(&id).join("reviews/r2.json").is_file()
+    });
+    assert!(env.cmd(&["kill", &id]).output().unwrap().status.success());
+}
