@@ -297,6 +297,14 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         port_file: Option<PathBuf>,
     },
+    /// The session's reviews: each reviewer's verdict and findings, and the decision taken.
+    Reviews {
+        /// A session id, or `latest`.
+        session: String,
+        /// Machine-readable: the records of reviews/<id>.json.
+        #[arg(long)]
+        json: bool,
+    },
     /// The approvals a session's agents wait for (a `confirm` of the sandbox).
     Approvals {
         /// A session id, or `latest`.
@@ -551,6 +559,7 @@ fn main() -> ExitCode {
             );
             Ok(0)
         }
+        Command::Reviews { session, json } => cli::reviews::reviews(&workspace, &session, json),
         Command::Approvals { session, json } => cli::approvals::list(&workspace, &session, json),
         Command::Approve { session, id } => {
             cli::approvals::answer(&workspace, &session, &id, true, None)

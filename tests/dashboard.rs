@@ -690,3 +690,34 @@ fn each_pane_shows_its_cpu_and_memory() {
     assert!(!again, "the same sample draws nothing");
     assert_screen("worker_resources", &mut a, 120, 40);
 }
+
+/// Every journal of a session a real run wrote (`tests/fixtures/reviewed`: a review whose
+/// blocker stopped the worker), fed in time order.
+fn recorded_review_session() -> App {
+    let dir = std::path::Path::new("tests/fixtures/reviewed");
+    let mut events: Vec<AgentEvent> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .flat_map(|e| orchestrate::event::read_journal(&e.path()).unwrap().0)
+        .collect();
+    events.sort_by_key(|e| e.timestamp);
+    let last = events.last().unwrap().timestamp;
+    let mut a = App::new(
+        "orch_20261202_105733_0306",
+        "add a /health endpoint",
+        Theme::default_theme(),
+        last,
+    );
+    feed(&mut a, events);
+    a.update(Msg::Tick(last));
+    a
+}
+
+#[test]
+fn a_reviews_blocker_fills_the_panels_and_raises_the_banner() {
+    let mut a = recorded_review_session();
+    assert!(a.escalation.is_some());
+    assert_eq!(a.reviews.len(), 3, "one verdict per reviewer");
+    assert_eq!(a.state(), "paused");
+    assert_screen("review_escalation", &mut a, 160, 45);
+}

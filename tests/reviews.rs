@@ -146,6 +146,19 @@ fn rule_3_one_concern_is_a_warning_and_work_goes_on() {
         group_members(pid).iter().all(|m| m.state != 'T'),
         "still running"
     );
+    let listed = env.cmd(&["reviews", &id]).output().unwrap();
+    let shown = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        shown.starts_with("r1  work-t (milestone: the endpoint answers)  -> log_warning (rule 3"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("codex    concern   reviewer gave no verdict"),
+        "{shown}"
+    );
+    let json = env.cmd(&["reviews", &id, "--json"]).output().unwrap();
+    let records: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(records[0]["decision"]["rule"], 3);
     assert!(env.cmd(&["kill", &id]).output().unwrap().status.success());
 }
 
@@ -167,4 +180,65 @@ fn rule_4_all_approved_continues_and_manual_review_works() {
         env.session_dir(&id).join("reviews/r2.json").is_file()
     });
     assert!(env.cmd(&["kill", &id]).output().unwrap().status.success());
+}
+
+#[test]
+fn real_codex_and_gemini_review_a_real_claude_read_only() {
+    let Some(clis) =
+        common::require_agent_clis("real_codex_and_gemini_review_a_real_claude_read_only")
+    else {
+        return;
+    };
+    let env = Env::real(clis);
+    let config = env.home.join(".config/orchestrate/orchestrate.toml");
+    let mut text_config = std::fs::read_to_string(&config).unwrap();
+    text_config.push_str("\n[review]\nenabled = true\n");
+    std::fs::write(&config, text_config).unwrap();
+    let plan =
+        env.plan("[[tasks]]\nid = \"a\"\nagent = \"claude\"\nprompt = \"add the endpoint\"\n");
+    let out = env.run(
+        &plan,
+        &["--no-dashboard"],
+        &[
+            ("ORCHESTRATE_SIM_VERDICT_CODEX", "approved"),
+            ("ORCHESTRATE_SIM_VERDICT_GEMINI", "concern"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let id = session_id(&out);
+    let record = review_record(&env, &id);
+    assert_eq!(record["decision"]["action"], "log_warning", "{record:#}");
+    let verdict_of = |cli: &str| {
+        record["responses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["reviewer"] == cli)
+            .map(|r| r["verdict"].as_str().unwrap_or("").to_string())
+    };
+    assert_eq!(
+        verdict_of("codex").as_deref(),
+        Some("approved"),
+        "{record:#}"
+    );
+    assert_eq!(
+        verdict_of("gemini").as_deref(),
+        Some("concern"),
+        "{record:#}"
+    );
+    // Each in its read-only mode.
+    for (cli, flag) in [
+        ("codex", "read-only"),
+        ("gemini", "--approval-mode=default"),
+    ] {
+        let spawned = journal(
+            &env.session_dir(&id)
+                .join(format!("events/review-r1-{cli}.jsonl")),
+        )
+        .into_iter()
+        .find(|e| e.phase() == Some("spawned"))
+        .unwrap();
+        let argv = spawned.payload["argv"].to_string();
+        assert!(argv.contains(flag), "{cli}: {argv}");
+    }
 }

@@ -16,6 +16,7 @@ pub mod live_turn;
 pub mod logs;
 pub mod lookup;
 pub mod result;
+pub mod reviews;
 pub mod run;
 pub mod sandbox;
 pub mod sim;

@@ -97,7 +97,12 @@ impl WorkerLaunch<'_> {
                 ));
             }
             AgentSource::Stub { addr } => {
-                let scenario = scenario_for(&profile.env)?;
+                // A reviewer plays the verdict it was told, as the simulated ones do.
+                let scenario = if self.prompt.contains(crate::review::REVIEW_MARKER) {
+                    review_scenario(profile.kind)
+                } else {
+                    scenario_for(&profile.env)?
+                };
                 let home = private_dir(&self.state_dir.join("home"))?;
                 let url = crate::stub::base_url(addr, scenario, self.name);
                 stub_env::point_at_stub(profile.kind, &mut launch, &url, &home);
@@ -124,6 +129,22 @@ pub fn scenario_for(profile_env: &BTreeMap<String, String>) -> Result<Scenario> 
     match name {
         None => Ok(Scenario::Success),
         Some(name) => name.parse().map_err(|e| anyhow!("{SCENARIO_VAR}: {e}")),
+    }
+}
+
+/// The story a reviewer of `kind` plays: `ORCHESTRATE_SIM_VERDICT_<CLI>`, else
+/// `ORCHESTRATE_SIM_VERDICT`, else approved (the same variables the simulated CLIs read).
+pub fn review_scenario(kind: AgentKind) -> Scenario {
+    let own = format!("ORCHESTRATE_SIM_VERDICT_{}", kind.name().to_uppercase());
+    let verdict = std::env::var(own)
+        .or_else(|_| std::env::var("ORCHESTRATE_SIM_VERDICT"))
+        .unwrap_or_default();
+    match verdict.as_str() {
+        "concern" => Scenario::Concern,
+        "blocker" => Scenario::Reject,
+        "garbage" => Scenario::Garbage,
+        "silent" => Scenario::Silent,
+        _ => Scenario::Approve,
     }
 }
 

@@ -21,6 +21,18 @@ pub enum TriggerKind {
     Idle,
 }
 
+impl TriggerKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            TriggerKind::Milestone => "milestone",
+            TriggerKind::Blocker => "blocker",
+            TriggerKind::Requested => "requested",
+            TriggerKind::Manual => "manual",
+            TriggerKind::Idle => "idle",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Trigger {
     pub worker: String,

@@ -290,6 +290,8 @@ pub struct App {
     pub decisions: Vec<DecisionEntry>,
     /// Open approvals, oldest first.
     pub approvals: Vec<ApprovalEntry>,
+    /// A review found a blocker and the session waits for the operator: the banner's text.
+    pub escalation: Option<String>,
     /// Each worker's latest resource sample, from the coordinator's database rows.
     pub usage: std::collections::BTreeMap<String, (f64, i64)>,
     /// A bell is due: set when an approval arrives live, taken by the next update.
@@ -330,6 +332,7 @@ impl App {
             reviews: Vec::new(),
             decisions: Vec::new(),
             approvals: Vec::new(),
+            escalation: None,
             usage: Default::default(),
             bell: false,
             focus: Focus::Workers,
@@ -425,22 +428,42 @@ impl App {
         let from_coordinator = &*e.worker == COORDINATOR;
         if from_coordinator {
             self.history.observe(&e);
+            // The operator resumed or stopped the session: the escalation is answered.
+            if !self.history.paused || self.history.stopping {
+                self.escalation = None;
+            }
             if e.phase() == Some("session_finished") {
                 self.finished_at = Some(e.timestamp);
             }
             match e.kind {
-                EventType::Review => self.reviews.push(ReviewEntry {
-                    reviewer: e.str_field("reviewer").unwrap_or("?").to_string(),
-                    verdict: e.str_field("verdict").unwrap_or("?").to_string(),
-                    summary: e.str_field("summary").unwrap_or(e.text()).to_string(),
-                }),
+                // A verdict; the request itself is in the log.
+                EventType::Review if e.str_field("verdict").is_some() => {
+                    self.reviews.push(ReviewEntry {
+                        reviewer: e.str_field("reviewer").unwrap_or("?").to_string(),
+                        verdict: e.str_field("verdict").unwrap_or("?").to_string(),
+                        summary: e.str_field("summary").unwrap_or(e.text()).to_string(),
+                    })
+                }
                 EventType::Decision => {
                     self.decisions.push(DecisionEntry {
-                        rule: e.str_field("rule").unwrap_or("?").to_string(),
+                        // The review policy numbers its rules; the sandbox names its own.
+                        rule: match e.payload.get("rule") {
+                            Some(serde_json::Value::String(rule)) => rule.clone(),
+                            Some(serde_json::Value::Number(n)) => format!("rule {n}"),
+                            _ => "?".into(),
+                        },
                         action: e.str_field("action").unwrap_or("?").to_string(),
                         reason: e.str_field("reason").unwrap_or(e.text()).to_string(),
                     });
                     self.observe_approval(&e);
+                    if e.str_field("action") == Some("stop_and_escalate") {
+                        self.escalation = Some(format!(
+                            "a review found a blocker in {}'s work; the session is paused",
+                            e.str_field("worker").unwrap_or("a worker")
+                        ));
+                        self.bell = self.finished_at.is_none()
+                            && e.timestamp.millis() + 10_000 > self.now.millis();
+                    }
                 }
                 _ => {}
             }

@@ -105,9 +105,9 @@ impl Coordinator {
             Draft::new(
                 EventType::Review,
                 format!(
-                    "review {id} of {} ({:?}: {}) by {}",
+                    "review {id} of {} ({}: {}) by {}",
                     trigger.worker,
-                    trigger.kind,
+                    trigger.kind.name(),
                     trigger.reason,
                     if reviewers.is_empty() {
                         "nobody".into()

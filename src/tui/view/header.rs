@@ -42,9 +42,17 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
     if cost > 0.0 {
         spans.push(Span::styled(format!("  ${cost:.4}"), style(app, Role::dim)));
     }
-    let goal = Line::from(vec![
-        Span::styled("goal ", style(app, Role::dim)),
-        Span::styled(app.goal.clone(), style(app, Role::text)),
-    ]);
+    // A review's blocker holds the session: that, not the goal, is what the operator must see.
+    let goal = match &app.escalation {
+        Some(banner) => Line::from(vec![
+            Span::styled("!! ", style(app, Role::failed)),
+            Span::styled(banner.clone(), style(app, Role::failed)),
+            Span::styled("  R resumes · S stops", style(app, Role::key)),
+        ]),
+        None => Line::from(vec![
+            Span::styled("goal ", style(app, Role::dim)),
+            Span::styled(app.goal.clone(), style(app, Role::text)),
+        ]),
+    };
     frame.render_widget(Paragraph::new(vec![Line::from(spans), goal]), area);
 }
