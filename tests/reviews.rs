@@ -141,6 +141,11 @@ fn rule_3_one_concern_is_a_warning_and_work_goes_on() {
             .unwrap()
             .starts_with("reviewer gave no verdict")
     );
+    let spawns = journal(&env.session_dir(&id).join("events/review-r1-codex.jsonl"))
+        .iter()
+        .filter(|e| e.phase() == Some("spawned"))
+        .count();
+    assert_eq!(spawns, 2, "asked once more before counting it a concern");
     let pid = worker_pid(&env, &id);
     assert!(
         group_members(pid).iter().all(|m| m.state != 'T'),
@@ -241,4 +246,69 @@ fn real_codex_and_gemini_review_a_real_claude_read_only() {
         let argv = spawned.payload["argv"].to_string();
         assert!(argv.contains(flag), "{cli}: {argv}");
     }
+}
+
+/// `[review]` settings and an agent `work` that reports a final milestone and ends.
+fn finishing_agent(env: &Env, review: &str) {
+    let line = r#"{"type":"milestone","payload":{"text":"done","final":true}}"#;
+    std::fs::write(
+        env.workspace.with_file_name("orchestrate.toml"),
+        format!(
+            "[review]\nenabled = true\n{review}\n\n[agents.work]\nkind = \"events\"\ncommand = [\"sh\", \"-c\", {:?}]\n",
+            format!("echo '{line}'")
+        ),
+    )
+    .unwrap();
+}
+
+#[test]
+fn the_gate_holds_a_dependent_until_the_review_decides() {
+    let env = Env::new();
+    finishing_agent(&env, "");
+    let plan = env.plan(
+        "[[tasks]]\nid = \"a\"\nagent = \"work\"\nprompt = \"first\"\n\n[[tasks]]\nid = \"b\"\nagent = \"work\"\nprompt = \"then\"\ndepends_on = [\"a\"]\n",
+    );
+    // Reviewers that take a moment, so an ungated b would start first.
+    let out = env.run(
+        &plan,
+        &["--no-dashboard"],
+        &[("ORCHESTRATE_SIM_SPEED", "0.5")],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let id = session_id(&out);
+    let events = journal(&env.session_dir(&id).join("orchestrator.jsonl"));
+    let at = |phase: &str, task: &str| {
+        events
+            .iter()
+            .position(|e| e.phase() == Some(phase) && e.task.as_deref() == Some(task))
+            .unwrap_or_else(|| panic!("no {phase} for {task}"))
+    };
+    assert!(at("review_decision", "a") < at("task_succeeded", "a"));
+    assert!(at("task_succeeded", "a") < at("task_started", "b"));
+}
+
+#[test]
+fn with_one_other_agent_the_orchestrators_checks_take_the_second_seat() {
+    let env = Env::new();
+    finishing_agent(&env, "checks = [\"test -f marker.txt\"]");
+    let plan = env.plan("[[tasks]]\nid = \"a\"\nagent = \"work\"\nprompt = \"first\"\n");
+    let out = env.run(&plan, &["--agents", "work,claude", "--no-dashboard"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let id = session_id(&out);
+    let record = review_record(&env, &id);
+    assert_eq!(record["decision"]["action"], "log_warning", "{record:#}");
+    let responses = record["responses"].as_array().unwrap();
+    assert_eq!(responses.len(), 2, "claude and the checks: {record:#}");
+    let checks = responses
+        .iter()
+        .find(|r| r["reviewer"] == "orchestrator")
+        .unwrap();
+    assert_eq!(checks["verdict"], "concern");
+    assert!(
+        checks["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("`test -f marker.txt` failed"),
+        "{checks}"
+    );
 }

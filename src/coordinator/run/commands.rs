@@ -93,6 +93,19 @@ impl Coordinator {
                 if request.worker.is_none() {
                     self.paused = false;
                 }
+                // A review's pause held these tasks' ends: the operator has looked.
+                let held: Vec<String> = self.clarify_holds.iter().cloned().collect();
+                for task in held {
+                    if let Some(r) = running
+                        .get_mut(&task)
+                        .filter(|r| request.worker.as_ref().is_none_or(|w| *w == r.name))
+                    {
+                        self.clarify_holds.remove(&task);
+                        if let Some(exit) = r.pending_exit.take() {
+                            let _ = self.inbox_tx.send(super::Inbox::Event(exit));
+                        }
+                    }
+                }
                 let failed = failures(&targets, Worker::resume);
                 if failed.is_empty() {
                     ControlReply::done(format!("resumed {} worker(s): {}", targets.len(), names()))

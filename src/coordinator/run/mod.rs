@@ -82,6 +82,12 @@ fn install_signal_handlers() {
 enum Inbox {
     Event(AgentEvent),
     Control(ControlRequest, Sender<ControlReply>),
+    /// The orchestrator's checks of a review are done.
+    Checked {
+        review: String,
+        verdict: crate::review::Verdict,
+        summary: String,
+    },
 }
 
 struct RunningTask {
@@ -157,6 +163,8 @@ pub struct Coordinator {
     review_count: u32,
     /// Tasks a review stopped: they fail without a retry.
     stopped_by_review: BTreeSet<String>,
+    /// Tasks whose end a review's pause holds until the operator resumes.
+    clarify_holds: BTreeSet<String>,
     _lock: CoordinatorLock,
 }
 
@@ -242,6 +250,7 @@ pub fn run_coordinator(
         reviews: BTreeMap::new(),
         review_count: 0,
         stopped_by_review: BTreeSet::new(),
+        clarify_holds: BTreeSet::new(),
         _lock: lock,
     };
     c.make_reserve();
@@ -434,7 +443,7 @@ impl Coordinator {
             if self.settings.config.review.enabled {
                 self.time_out_reviews();
                 for trigger in self.triggers.idle(now) {
-                    self.start_review(trigger, &running);
+                    self.start_review(trigger, &mut running);
                 }
             }
             if sched.is_finished() && running.is_empty() && self.reviews.is_empty() {
@@ -491,6 +500,11 @@ impl Coordinator {
             self.check_resources(&mut running);
             match self.inbox.recv_timeout(wait) {
                 Ok(Inbox::Event(event)) => self.on_worker_event(event, plan, sched, &mut running),
+                Ok(Inbox::Checked {
+                    review,
+                    verdict,
+                    summary,
+                }) => self.on_checked(&review, verdict, summary, &mut running),
                 Ok(Inbox::Control(request, reply))
                     if request.cmd == ControlCommand::Evaluate
                         && !request.expired(Timestamp::now()) =>

@@ -152,7 +152,7 @@ impl Coordinator {
                         break;
                     }
                 }
-                Ok(Inbox::Event(_)) | Err(RecvTimeoutError::Timeout) => {}
+                Ok(Inbox::Event(_) | Inbox::Checked { .. }) | Err(RecvTimeoutError::Timeout) => {}
                 Ok(Inbox::Control(request, _)) if request.expired(Timestamp::now()) => {
                     self.journal_control(&request, false, EXPIRED);
                 }

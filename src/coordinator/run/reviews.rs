@@ -28,6 +28,11 @@ pub(super) struct ReviewInFlight {
     pub task: String,
     pub started: Timestamp,
     pub reviewers: BTreeMap<String, Reviewer>,
+    /// What the reviewers were asked (a retry asks again).
+    pub prompt: String,
+    /// The orchestrator's own seat, when fewer than two agents review: `review.checks` run
+    /// in the task's directory; `None` until they are done.
+    pub checks: Option<Option<(Verdict, String)>>,
 }
 
 pub(super) struct Reviewer {
@@ -35,6 +40,8 @@ pub(super) struct Reviewer {
     pub worker: Arc<Worker>,
     pub answer: String,
     pub result: Option<Result<verdict::ReviewResponse, String>>,
+    /// 1, or 2 after a retry for an answer with no verdict.
+    pub attempt: u32,
 }
 
 impl Coordinator {
@@ -42,7 +49,7 @@ impl Coordinator {
     pub(super) fn start_review(
         &mut self,
         trigger: Trigger,
-        running: &BTreeMap<String, RunningTask>,
+        running: &mut BTreeMap<String, RunningTask>,
     ) {
         let Some(task) = trigger.task.clone() else {
             self.triggers.finished(&trigger.worker);
@@ -86,6 +93,7 @@ impl Coordinator {
                             worker: Arc::new(worker),
                             answer: String::new(),
                             result: None,
+                            attempt: 1,
                         },
                     );
                 }
@@ -122,7 +130,13 @@ impl Coordinator {
             .with("trigger", json!(trigger.kind))
             .with("reviewers", reviewers.keys().cloned().collect::<Vec<_>>()),
         );
-        let empty = reviewers.is_empty();
+        // Fewer than two agents to review: the orchestrator's checks take the seat.
+        let checks = self.settings.config.review.checks.clone();
+        let with_checks = reviewers.len() < 2 && !checks.is_empty();
+        if with_checks {
+            self.run_checks(&id, checks, run_dir.clone());
+        }
+        let empty = reviewers.is_empty() && !with_checks;
         self.reviews.insert(
             id.clone(),
             ReviewInFlight {
@@ -130,6 +144,8 @@ impl Coordinator {
                 task,
                 started: Timestamp::now(),
                 reviewers,
+                prompt,
+                checks: with_checks.then_some(None),
             },
         );
         if empty {
@@ -143,7 +159,7 @@ impl Coordinator {
         &self,
         trigger: &Trigger,
         task: &str,
-        running: &BTreeMap<String, RunningTask>,
+        running: &mut BTreeMap<String, RunningTask>,
     ) -> String {
         let planned = self
             .current_plan
@@ -231,12 +247,103 @@ impl Coordinator {
             }
         }
         if event.phase() == Some("exited") && reviewer.result.is_none() {
-            reviewer.result = Some(verdict::parse(&reviewer.answer).map_err(|e| e.to_string()));
-            if review.reviewers.values().all(|r| r.result.is_some()) {
-                self.conclude_review(&id, running);
+            let parsed = verdict::parse(&reviewer.answer).map_err(|e| e.to_string());
+            if parsed.is_err() && reviewer.attempt == 1 {
+                // One more try, told what was wrong; then a silent reviewer is a concern.
+                let (name, agent) = (event.worker.to_string(), reviewer.agent.clone());
+                let prompt = format!(
+                    "{}\n\nYour last answer held no usable verdict. Answer with the JSON object only.",
+                    review.prompt
+                );
+                let run_dir = self.session.run_dir(&review.task);
+                match self.spawn_worker(
+                    &name,
+                    None,
+                    &agent,
+                    &prompt,
+                    &run_dir,
+                    Vec::new(),
+                    Autonomy::ReadOnly,
+                    None,
+                ) {
+                    Ok(worker) => {
+                        let review = self.reviews.get_mut(&id).expect("still there");
+                        let reviewer = review.reviewers.get_mut(&name).expect("still there");
+                        reviewer.worker = Arc::new(worker);
+                        reviewer.answer.clear();
+                        reviewer.attempt = 2;
+                        return true;
+                    }
+                    Err(e) => {
+                        let review = self.reviews.get_mut(&id).expect("still there");
+                        let reviewer = review.reviewers.get_mut(&name).expect("still there");
+                        reviewer.result = Some(Err(format!("{e:#}")));
+                    }
+                }
+            } else {
+                reviewer.result = Some(parsed);
             }
+            self.conclude_if_complete(&id, running);
         }
         true
+    }
+
+    /// The orchestrator's seat: every command of `review.checks` in `dir`, one after the other,
+    /// off the loop; the first that fails makes it a concern with its output's tail.
+    fn run_checks(&self, id: &str, checks: Vec<String>, dir: std::path::PathBuf) {
+        let tx = self.inbox_tx.clone();
+        let id = id.to_string();
+        let limit = std::time::Duration::from_secs(self.settings.config.review.timeout_secs);
+        std::thread::spawn(move || {
+            let mut outcome = (
+                Verdict::Approved,
+                format!("checks passed: {}", checks.join("; ")),
+            );
+            for check in &checks {
+                match run_check(check, &dir, limit) {
+                    Ok(()) => {}
+                    Err(tail) => {
+                        outcome = (Verdict::Concern, format!("`{check}` failed: {tail}"));
+                        break;
+                    }
+                }
+            }
+            let _ = tx.send(super::Inbox::Checked {
+                review: id,
+                verdict: outcome.0,
+                summary: outcome.1,
+            });
+        });
+    }
+
+    /// The checks of review `id` are done.
+    pub(super) fn on_checked(
+        &mut self,
+        id: &str,
+        verdict: Verdict,
+        summary: String,
+        running: &mut BTreeMap<String, RunningTask>,
+    ) {
+        if let Some(review) = self.reviews.get_mut(id) {
+            review.checks = Some(Some((verdict, summary)));
+            self.conclude_if_complete(id, running);
+        }
+    }
+
+    fn conclude_if_complete(&mut self, id: &str, running: &mut BTreeMap<String, RunningTask>) {
+        let complete = self.reviews.get(id).is_some_and(|r| {
+            r.reviewers.values().all(|x| x.result.is_some())
+                && r.checks.as_ref().is_none_or(|c| c.is_some())
+        });
+        if complete {
+            self.conclude_review(id, running);
+        }
+    }
+
+    /// True while a review of `worker` is under way and the gate holds its task's end.
+    pub(super) fn gate_holds(&self, worker: &str) -> bool {
+        self.settings.config.review.gate
+            && self.reviews.values().any(|r| r.trigger.worker == worker)
     }
 
     /// Reviews running past `review.timeout_secs`: their silent reviewers are stopped (and
@@ -256,7 +363,7 @@ impl Coordinator {
     }
 
     /// All verdicts are in: the policy decides, the action is applied, the records written.
-    fn conclude_review(&mut self, id: &str, running: &BTreeMap<String, RunningTask>) {
+    fn conclude_review(&mut self, id: &str, running: &mut BTreeMap<String, RunningTask>) {
         let Some(review) = self.reviews.remove(id) else {
             return;
         };
@@ -299,6 +406,25 @@ impl Coordinator {
                                   "summary": summary, "findings": findings}),
             );
         }
+        if let Some(Some((v, summary))) = &review.checks {
+            verdicts.push(*v);
+            self.record(
+                Some(&review.task),
+                Draft::new(
+                    EventType::Review,
+                    format!(
+                        "review {id}: orchestrator checks say {}: {summary}",
+                        v.name()
+                    ),
+                )
+                .with("phase", "review_verdict")
+                .with("review", id.to_string())
+                .with("reviewer", "orchestrator")
+                .with("verdict", v.name())
+                .with("summary", summary.clone()),
+            );
+            responses.push(json!({"reviewer": "orchestrator", "verdict": v.name(), "summary": summary, "findings": []}));
+        }
         let decision = DecisionPolicy::decide(&verdicts);
         let verdict_names: Vec<&str> = verdicts.iter().map(|v| v.name()).collect();
         self.record(
@@ -328,6 +454,19 @@ impl Coordinator {
         let path = self.session.reviews_dir().join(format!("{id}.json"));
         let _ = write_atomically(&path, &format!("{record:#}\n"));
         self.apply_decision(&review, decision.action, running);
+        // The gate held the reviewed task's end for this decision: it goes on now, unless
+        // the decision asks the operator first.
+        if let Some(r) = running
+            .get_mut(&review.task)
+            .filter(|r| r.name == review.trigger.worker)
+            && r.pending_exit.is_some()
+        {
+            if decision.action == Action::PauseAndClarify {
+                self.clarify_holds.insert(review.task.clone());
+            } else if let Some(exit) = r.pending_exit.take() {
+                let _ = self.inbox_tx.send(super::Inbox::Event(exit));
+            }
+        }
         if let Some(next) = self.triggers.finished(&review.trigger.worker) {
             self.start_review(next, running);
         }
@@ -337,7 +476,7 @@ impl Coordinator {
         &mut self,
         review: &ReviewInFlight,
         action: Action,
-        running: &BTreeMap<String, RunningTask>,
+        running: &mut BTreeMap<String, RunningTask>,
     ) {
         let reviewed = running
             .get(&review.task)
@@ -377,4 +516,44 @@ impl Coordinator {
             .contains(task)
             .then(|| EndedBy::Review("stopped by review".into()))
     }
+}
+
+/// Runs one check with `sh -c` in `dir`; the tail of its output when it fails.
+fn run_check(check: &str, dir: &std::path::Path, limit: std::time::Duration) -> Result<(), String> {
+    use std::io::Read;
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{check} 2>&1"))
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run: {e}"))?;
+    let mut output = String::new();
+    let mut stdout = child.stdout.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        let _ = stdout.read_to_string(&mut output);
+        output
+    });
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(50))
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("timed out after {}s", limit.as_secs()));
+            }
+        }
+    };
+    let output = reader.join().unwrap_or_default();
+    if status.success() {
+        return Ok(());
+    }
+    let tail: Vec<&str> = output.lines().rev().take(5).collect();
+    let tail: Vec<&str> = tail.into_iter().rev().collect();
+    Err(format!("{status}: {}", tail.join(" | ")))
 }

@@ -280,7 +280,9 @@ impl Coordinator {
         if event.phase() != Some("exited") {
             return;
         }
-        if r.worker.journal_held() && !self.stopping {
+        // The gate: a review of this worker decides before its task ends (and its
+        // dependents start).
+        if (r.worker.journal_held() || self.gate_holds(&r.name)) && !self.stopping {
             r.pending_exit = Some(event);
             return;
         }
