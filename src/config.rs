@@ -272,6 +272,33 @@ impl Config {
                     .map(|r| ("sim_speed".into(), r))
             })
             .or_else(|| {
+                let idle = self.review.idle_minutes;
+                (!idle.is_finite() || idle <= 0.0).then(|| {
+                    (
+                        "review.idle_minutes".into(),
+                        format!("{idle} is not a number of minutes above 0"),
+                    )
+                })
+            })
+            .or_else(|| {
+                within(
+                    "review.timeout_secs",
+                    self.review.timeout_secs,
+                    1,
+                    86_400,
+                    "seconds",
+                )
+            })
+            .or_else(|| {
+                within(
+                    "review.diff_limit_kb",
+                    self.review.diff_limit_kb,
+                    1,
+                    1 << 20,
+                    "KiB",
+                )
+            })
+            .or_else(|| {
                 let s = &self.sandbox;
                 within(
                     "sandbox.cpu_percent",

@@ -312,3 +312,21 @@ fn with_one_other_agent_the_orchestrators_checks_take_the_second_seat() {
         "{checks}"
     );
 }
+
+#[test]
+fn a_silent_worker_is_reviewed_after_the_idle_time() {
+    let env = Env::new();
+    std::fs::write(
+        env.workspace.with_file_name("orchestrate.toml"),
+        "[review]\nenabled = true\nidle_minutes = 0.02\n\n[agents.work]\nkind = \"events\"\ncommand = [\"sh\", \"-c\", \"echo '{\\\"type\\\":\\\"progress\\\",\\\"payload\\\":{\\\"text\\\":\\\"thinking\\\"}}'; sleep 60\"]\n",
+    )
+    .unwrap();
+    let plan = env.plan("[[tasks]]\nid = \"t\"\nagent = \"work\"\nprompt = \"p\"\n");
+    let out = env.run(&plan, &[], &[]);
+    let id = session_id(&out);
+    let d = decision(&env, &id);
+    assert_eq!(d.str_field("action"), Some("continue"));
+    let record = review_record(&env, &id);
+    assert_eq!(record["trigger"]["kind"], "idle", "{record:#}");
+    assert!(env.cmd(&["kill", &id]).output().unwrap().status.success());
+}

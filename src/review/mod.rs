@@ -22,8 +22,8 @@ pub struct ReviewConfig {
     /// Reviews run (off until the review engine is complete: no gate, no orchestrator
     /// checks yet).
     pub enabled: bool,
-    /// A running worker with no event this long is reviewed.
-    pub idle_minutes: u64,
+    /// A running worker with no event this long is reviewed (fractions allowed).
+    pub idle_minutes: f64,
     /// Automatic reviews per task at most (manual requests are not counted).
     pub max_per_task: u32,
     /// A review taking longer counts as a concern.
@@ -41,7 +41,7 @@ impl Default for ReviewConfig {
     fn default() -> Self {
         ReviewConfig {
             enabled: false,
-            idle_minutes: 15,
+            idle_minutes: 15.0,
             max_per_task: 6,
             timeout_secs: 600,
             checks: Vec::new(),

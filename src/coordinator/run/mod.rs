@@ -220,7 +220,7 @@ pub fn run_coordinator(
         None
     };
     let triggers = crate::review::Triggers::new(crate::review::TriggerLimits {
-        idle_ms: settings.config.review.idle_minutes as i64 * 60_000,
+        idle_ms: (settings.config.review.idle_minutes * 60_000.0) as i64,
         max_per_task: settings.config.review.max_per_task,
     });
     let mut c = Coordinator {
