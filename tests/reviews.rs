@@ -330,3 +330,42 @@ fn a_silent_worker_is_reviewed_after_the_idle_time() {
     assert_eq!(record["trigger"]["kind"], "idle", "{record:#}");
     assert!(env.cmd(&["kill", &id]).output().unwrap().status.success());
 }
+
+#[test]
+fn a_review_cut_short_by_a_crash_runs_again_after_resume_and_is_never_decided_twice() {
+    let env = Env::new();
+    // Slow reviewers, so the crash lands while they work.
+    let id = reviewed_session(&env, &[("ORCHESTRATE_SIM_SPEED", "1")]);
+    let orchestrator = env.session_dir(&id).join("orchestrator.jsonl");
+    wait_for("the review to start", LIMIT, || {
+        journal(&orchestrator)
+            .iter()
+            .any(|e| e.phase() == Some("review_requested"))
+    });
+    let pid = env.status(&id)["coordinator"]["pid"].as_i64().unwrap() as i32;
+    // SAFETY: plain kill of a process this test started.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    wait_for("the coordinator to be gone", LIMIT, || {
+        env.status(&id)["coordinator"]["alive"] == false
+    });
+    assert!(env.cmd(&["resume", &id]).output().unwrap().status.success());
+    wait_for("a review decided after the restart", LIMIT, || {
+        journal(&orchestrator)
+            .iter()
+            .any(|e| e.phase() == Some("review_decision"))
+    });
+    let events = journal(&orchestrator);
+    let decided: Vec<&str> = events
+        .iter()
+        .filter(|e| e.phase() == Some("review_decision"))
+        .filter_map(|e| e.str_field("review"))
+        .collect();
+    assert!(!decided.contains(&"r1"), "r1 was cut short: {decided:?}");
+    assert!(
+        events
+            .iter()
+            .any(|e| e.phase() == Some("review_interrupted") && e.str_field("review") == Some("r1"))
+    );
+    assert!(!env.session_dir(&id).join("reviews/r1.json").exists());
+    assert!(env.cmd(&["kill", &id]).output().unwrap().status.success());
+}

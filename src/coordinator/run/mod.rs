@@ -165,6 +165,8 @@ pub struct Coordinator {
     stopped_by_review: BTreeSet<String>,
     /// Tasks whose end a review's pause holds until the operator resumes.
     clarify_holds: BTreeSet<String>,
+    /// Reviews the previous coordinator left unfinished, run again when their task does.
+    interrupted_reviews: Vec<crate::review::Trigger>,
     _lock: CoordinatorLock,
 }
 
@@ -251,6 +253,7 @@ pub fn run_coordinator(
         review_count: 0,
         stopped_by_review: BTreeSet::new(),
         clarify_holds: BTreeSet::new(),
+        interrupted_reviews: Vec::new(),
         _lock: lock,
     };
     c.make_reserve();
@@ -322,6 +325,7 @@ impl Coordinator {
                 read_journal(&self.session.orchestrator_journal()).unwrap_or_default();
             let history = replay(&events);
             self.restore_approvals(&events);
+            self.restore_reviews(&events);
             if let Some(outcome) = history.finished.as_deref().filter(|o| *o == "done") {
                 bail!(
                     "session {} already finished ({outcome}); nothing to resume",

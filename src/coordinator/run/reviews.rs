@@ -557,3 +557,76 @@ fn run_check(check: &str, dir: &std::path::Path, limit: std::time::Duration) -> 
     let tail: Vec<&str> = tail.into_iter().rev().collect();
     Err(format!("{status}: {}", tail.join(" | ")))
 }
+
+impl Coordinator {
+    /// On resume: review ids go on from the last one; a review requested but never decided
+    /// is marked interrupted (so it is never decided twice) and runs again once its task
+    /// runs again.
+    pub(super) fn restore_reviews(&mut self, events: &[AgentEvent]) {
+        let mut open: BTreeMap<String, Trigger> = BTreeMap::new();
+        for e in events {
+            let Some(id) = e.str_field("review") else {
+                continue;
+            };
+            self.review_count = self
+                .review_count
+                .max(id.trim_start_matches('r').parse().unwrap_or(0));
+            match e.phase() {
+                Some("review_requested") => {
+                    let kind = serde_json::from_value(
+                        e.payload.get("trigger").cloned().unwrap_or_default(),
+                    )
+                    .unwrap_or(crate::review::TriggerKind::Manual);
+                    open.insert(
+                        id.to_string(),
+                        Trigger {
+                            worker: e.str_field("worker").unwrap_or("").to_string(),
+                            task: e.task.as_deref().map(str::to_string),
+                            kind,
+                            reason: "run again after the coordinator restarted".into(),
+                        },
+                    );
+                }
+                Some("review_decision" | "review_interrupted") => {
+                    open.remove(id);
+                }
+                _ => {}
+            }
+        }
+        for (id, trigger) in open {
+            self.record(
+                trigger.task.as_deref(),
+                Draft::new(
+                    EventType::Review,
+                    format!(
+                        "review {id} was cut short by the coordinator's restart; it runs again"
+                    ),
+                )
+                .with("phase", "review_interrupted")
+                .with("review", id),
+            );
+            self.interrupted_reviews.push(trigger);
+        }
+    }
+
+    /// A task runs again: its interrupted review with it.
+    pub(super) fn resume_reviews_of(
+        &mut self,
+        task: &str,
+        running: &mut BTreeMap<String, RunningTask>,
+    ) {
+        let (again, rest): (Vec<Trigger>, Vec<Trigger>) =
+            std::mem::take(&mut self.interrupted_reviews)
+                .into_iter()
+                .partition(|t| t.task.as_deref() == Some(task));
+        self.interrupted_reviews = rest;
+        for trigger in again {
+            if let Some(trigger) = self
+                .triggers
+                .manual(&trigger.worker, trigger.task.as_deref())
+            {
+                self.start_review(trigger, running);
+            }
+        }
+    }
+}

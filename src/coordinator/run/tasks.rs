@@ -104,6 +104,9 @@ impl Coordinator {
                     },
                 );
                 self.save_task(sched, &task.id, plan);
+                if self.settings.config.review.enabled {
+                    self.resume_reviews_of(&task.id, running);
+                }
             }
             Err(e) => {
                 let reason = format!("{e:#}");

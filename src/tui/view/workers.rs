@@ -106,10 +106,12 @@ fn card(frame: &mut Frame<'_>, area: Rect, app: &App, pane: &WorkerPane, selecte
     } else {
         BorderType::Plain
     };
-    let task = pane
-        .task
-        .as_deref()
-        .map_or(String::new(), |t| format!(" · {t}"));
+    // A reviewer works for no task of its own: say what it is instead.
+    let task = match pane.task.as_deref() {
+        Some(t) => format!(" · {t}"),
+        None if pane.name.starts_with("review-") => " · reviewer".to_string(),
+        None => String::new(),
+    };
     let title = Line::from(vec![
         Span::styled(format!(" {} ", state_symbol(state)), style(app, role)),
         Span::styled(pane.name.clone(), style(app, Role::title)),
