@@ -184,7 +184,8 @@ enum Command {
         session: String,
         worker: String,
     },
-    /// Send pause, resume, stop or review to a running session (or one of its workers).
+    /// Send pause, resume, stop, review or restart to a running session (or one of its
+    /// workers).
     Control {
         /// A session id, or `latest`.
         session: String,
