@@ -516,6 +516,7 @@ fn main() -> ExitCode {
                     parallelism,
                     retries,
                     sim_speed: None,
+                    review: false,
                 },
             )
         }),

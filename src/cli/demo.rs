@@ -81,6 +81,11 @@ pub fn demo(workspace: &Workspace, speed: f64, no_dashboard: bool) -> Result<u8>
         "demo: simulated gemini, claude and codex on a fresh repository at {} (`orchestrate rm SESSION` or `orchestrate prune` removes it with the session)",
         target.display()
     );
+    // The simulated reviewers' verdicts, read by the coordinator started below.
+    if std::env::var_os("ORCHESTRATE_SIM_VERDICT_CODEX").is_none() {
+        // SAFETY: set before this process starts any thread.
+        unsafe { std::env::set_var("ORCHESTRATE_SIM_VERDICT_CODEX", "concern") };
+    }
     let started = run(
         workspace,
         RunRequest {
@@ -95,6 +100,9 @@ pub fn demo(workspace: &Workspace, speed: f64, no_dashboard: bool) -> Result<u8>
             parallelism: None,
             retries: None,
             sim_speed: Some(speed),
+            // The agents review each other: codex raises a concern (a warning), the others
+            // approve.
+            review: true,
         },
     );
     if started.is_err()

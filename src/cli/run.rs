@@ -31,6 +31,8 @@ pub struct RunRequest {
     pub retries: Option<u32>,
     /// Overrides the configured simulated pacing (the demo).
     pub sim_speed: Option<f64>,
+    /// Turns peer review on whatever the configuration says (the demo).
+    pub review: bool,
 }
 
 /// The goal from the argument, from `--goal-file`, or from standard input for `-`.
@@ -79,6 +81,9 @@ pub fn run(workspace: &Workspace, request: RunRequest) -> Result<u8> {
     }
     if request.stub_model {
         config.stub_model = true;
+    }
+    if request.review {
+        config.review.enabled = true;
     }
     if let Some((key, reason)) = config.first_problem() {
         let flag = match key.as_str() {

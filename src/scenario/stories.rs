@@ -168,10 +168,11 @@ fn chatty() -> Vec<Step> {
 }
 
 /// A reviewer's story: look at the change, answer with a verdict as JSON.
+/// (The diff is in the request: a read-only reviewer needs no tool, and Gemini's read-only
+/// mode offers no shell.)
 fn review(verdict: &str, summary: &str) -> Vec<Step> {
     vec![
         say("I'll review the change."),
-        Step::Act(run("git status --short")),
         Step::Answer(json!({"verdict": verdict, "summary": summary, "findings": []}).to_string()),
     ]
 }

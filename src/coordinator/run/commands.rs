@@ -61,6 +61,13 @@ impl Coordinator {
                 }
             },
         };
+        // The whole session paused or resumed: its reviewers too.
+        let mut targets = targets;
+        if request.worker.is_none()
+            && matches!(request.cmd, ControlCommand::Pause | ControlCommand::Resume)
+        {
+            targets.extend(self.reviewer_workers());
+        }
         let names = || {
             targets
                 .iter()
@@ -250,6 +257,9 @@ impl Coordinator {
     ) {
         self.stopping = true;
         sched.stop();
+        for (_, reviewer) in self.reviewer_workers() {
+            stop_in_background(&reviewer, kill);
+        }
         for r in running.values_mut() {
             r.ended_by = Some(EndedBy::Operator);
             match r.pending_exit.take() {

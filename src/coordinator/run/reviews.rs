@@ -630,3 +630,15 @@ impl Coordinator {
         }
     }
 }
+
+impl Coordinator {
+    /// Reviewers still at work, by worker name.
+    pub(super) fn reviewer_workers(&self) -> Vec<(String, Arc<Worker>)> {
+        self.reviews
+            .values()
+            .flat_map(|r| &r.reviewers)
+            .filter(|(_, r)| r.result.is_none())
+            .map(|(name, r)| (name.clone(), Arc::clone(&r.worker)))
+            .collect()
+    }
+}
