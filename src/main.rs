@@ -363,6 +363,8 @@ enum ControlAction {
     Review,
     /// Run the failed task of --worker again.
     Restart,
+    /// Send a review's concerns to the worker it paused: it continues with them.
+    Clarify,
 }
 
 impl From<ControlAction> for ControlCommand {
@@ -373,6 +375,7 @@ impl From<ControlAction> for ControlCommand {
             ControlAction::Stop => ControlCommand::Stop,
             ControlAction::Review => ControlCommand::Review,
             ControlAction::Restart => ControlCommand::Restart,
+            ControlAction::Clarify => ControlCommand::Clarify,
         }
     }
 }

@@ -17,7 +17,7 @@ fn reviewed_session(env: &Env, verdicts: &[(&str, &str)]) -> String {
     std::fs::write(
         env.workspace.with_file_name("orchestrate.toml"),
         format!(
-            "[review]\nenabled = true\n\n[agents.work]\nkind = \"events\"\ncommand = [\"sh\", \"-c\", {:?}]\n",
+            "[review]\nenabled = true\n\n[agents.work]\nkind = \"events\"\ncommand = [\"sh\", \"-c\", {:?}, \"sh\"]\nargs = [\"{{prompt}}\"]\n",
             format!("echo '{line}'; sleep 60")
         ),
     )
@@ -33,14 +33,21 @@ fn reviewed_session(env: &Env, verdicts: &[(&str, &str)]) -> String {
 
 fn decision(env: &Env, id: &str) -> orchestrate::event::AgentEvent {
     let path = env.session_dir(id).join("orchestrator.jsonl");
-    let mut found = None;
-    wait_for("the review's decision", LIMIT, || {
-        found = journal(&path)
-            .into_iter()
-            .find(|e| e.phase() == Some("review_decision"));
-        found.is_some()
-    });
-    found.unwrap()
+    let deadline = std::time::Instant::now() + LIMIT;
+    loop {
+        let events = journal(&path);
+        if let Some(found) = events.iter().find(|e| e.phase() == Some("review_decision")) {
+            return found.clone();
+        }
+        if std::time::Instant::now() > deadline {
+            let said: Vec<&str> = events.iter().map(|e| e.text()).collect();
+            panic!(
+                "no review decision; the coordinator said:\n{}",
+                said.join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 fn worker_pid(env: &Env, id: &str) -> i32 {
@@ -367,5 +374,77 @@ fn a_review_cut_short_by_a_crash_runs_again_after_resume_and_is_never_decided_tw
             .any(|e| e.phase() == Some("review_interrupted") && e.str_field("review") == Some("r1"))
     );
     assert!(!env.session_dir(&id).join("reviews/r1.json").exists());
+    assert!(env.cmd(&["kill", &id]).output().unwrap().status.success());
+}
+
+#[test]
+fn clarify_sends_the_concerns_to_the_paused_worker_which_runs_again_with_them() {
+    let env = Env::new();
+    let id = reviewed_session(
+        &env,
+        &[
+            ("ORCHESTRATE_SIM_VERDICT_CLAUDE", "concern"),
+            ("ORCHESTRATE_SIM_VERDICT_CODEX", "concern"),
+        ],
+    );
+    assert_eq!(
+        decision(&env, &id).str_field("action"),
+        Some("pause_and_clarify")
+    );
+    let out = env
+        .cmd(&["control", &id, "clarify", "--worker", "work-t"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("runs again with the reviewers' concerns"),
+        "{}",
+        text(&out)
+    );
+    let journal_path = env.session_dir(&id).join("events/work-t.jsonl");
+    wait_for("the worker to run again", LIMIT, || {
+        journal(&journal_path)
+            .iter()
+            .filter(|e| e.phase() == Some("spawned"))
+            .count()
+            == 2
+    });
+    let orchestrator_path = env.session_dir(&id).join("orchestrator.jsonl");
+    wait_for("the task started again", LIMIT, || {
+        journal(&orchestrator_path)
+            .iter()
+            .filter(|e| e.phase() == Some("task_started"))
+            .count()
+            == 2
+    });
+    let orchestrator = journal(&orchestrator_path);
+    assert!(
+        orchestrator
+            .iter()
+            .any(|e| e.phase() == Some("task_clarify"))
+    );
+    let starts = orchestrator
+        .iter()
+        .filter(|e| e.phase() == Some("task_started"))
+        .count();
+    assert_eq!(starts, 2);
+    let relaunch = journal(&journal_path)
+        .into_iter()
+        .filter(|e| e.phase() == Some("spawned"))
+        .nth(1)
+        .unwrap();
+    let argv = relaunch.payload["argv"].to_string();
+    assert!(
+        argv.contains("Reviewers of your work raised these concerns")
+            && argv.contains("no test for the error path"),
+        "{argv}"
+    );
+    // Not a failure: no retry was used.
+    assert_eq!(env.status(&id)["tasks"][0]["retries"], 0);
+    let again = env
+        .cmd(&["control", &id, "clarify", "--worker", "work-t"])
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(1), "nothing left to clarify");
     assert!(env.cmd(&["kill", &id]).output().unwrap().status.success());
 }

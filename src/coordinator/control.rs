@@ -39,6 +39,8 @@ pub enum ControlCommand {
     /// Answer approval `data` (its id); `reason` says why for a deny.
     Approve,
     Deny,
+    /// Send a review's concerns to the worker it paused: it continues with them.
+    Clarify,
 }
 
 impl ControlCommand {
@@ -56,6 +58,7 @@ impl ControlCommand {
             ControlCommand::Approvals => "approvals",
             ControlCommand::Approve => "approve",
             ControlCommand::Deny => "deny",
+            ControlCommand::Clarify => "clarify",
         }
     }
 }

@@ -239,7 +239,16 @@ impl Worker {
         };
 
         // Every process the worker starts inherits this mark, even those that leave its group.
-        let mark = format!("{}-{}", spec.name, Timestamp::now().millis());
+        // Unique on the machine: two sessions' workers of the same name started in the same
+        // millisecond must never share it (signalling one would reach the other).
+        static SPAWNED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let mark = format!(
+            "{}-{}-{}-{}",
+            spec.name,
+            std::process::id(),
+            Timestamp::now().millis(),
+            SPAWNED.fetch_add(1, Ordering::SeqCst)
+        );
         let mut launch = spec.launch.clone();
         launch
             .env

@@ -25,6 +25,11 @@ impl Coordinator {
             self.journal_control(request, false, EXPIRED);
             return ControlReply::refused(EXPIRED);
         }
+        if request.cmd == ControlCommand::Clarify {
+            let reply = self.clarify(request.worker.as_deref(), running);
+            self.journal_control(request, reply.ok, &reply.message);
+            return reply;
+        }
         if request.cmd == ControlCommand::Restart {
             let reply = self.restart_task(request.worker.as_deref(), sched);
             self.journal_control(request, reply.ok, &reply.message);
@@ -185,6 +190,7 @@ impl Coordinator {
             // Handled before the targets are chosen, or by the loop itself.
             ControlCommand::Restart => ControlReply::refused("restart needs a worker"),
             ControlCommand::Evaluate
+            | ControlCommand::Clarify
             | ControlCommand::Approvals
             | ControlCommand::Approve
             | ControlCommand::Deny => {

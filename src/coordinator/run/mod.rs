@@ -124,6 +124,8 @@ enum EndedBy {
     Limit(String),
     /// A review found a blocker: no retry.
     Review(String),
+    /// The operator sent the reviewers' concerns: it runs again with them.
+    Clarify,
 }
 
 pub struct Coordinator {
@@ -165,6 +167,10 @@ pub struct Coordinator {
     stopped_by_review: BTreeSet<String>,
     /// Tasks whose end a review's pause holds until the operator resumes.
     clarify_holds: BTreeSet<String>,
+    /// Concerns of a `pause_and_clarify` review, by task, until the operator acts, and the
+    /// prompt a task runs again with once the operator sends them.
+    clarify_concerns: BTreeMap<String, String>,
+    clarify_prompts: BTreeMap<String, String>,
     /// Reviews the previous coordinator left unfinished, run again when their task does.
     interrupted_reviews: Vec<crate::review::Trigger>,
     _lock: CoordinatorLock,
@@ -254,6 +260,8 @@ pub fn run_coordinator(
         stopped_by_review: BTreeSet::new(),
         clarify_holds: BTreeSet::new(),
         interrupted_reviews: Vec::new(),
+        clarify_concerns: BTreeMap::new(),
+        clarify_prompts: BTreeMap::new(),
         _lock: lock,
     };
     c.make_reserve();

@@ -426,6 +426,14 @@ impl Coordinator {
             responses.push(json!({"reviewer": "orchestrator", "verdict": v.name(), "summary": summary, "findings": []}));
         }
         let decision = DecisionPolicy::decide(&verdicts);
+        // The record first: whoever sees the decision in the journal finds it.
+        let record = json!({
+            "id": id, "trigger": {"kind": review.trigger.kind, "reason": review.trigger.reason},
+            "worker": review.trigger.worker, "task": review.task, "started": review.started,
+            "responses": responses, "decision": decision,
+        });
+        let path = self.session.reviews_dir().join(format!("{id}.json"));
+        let _ = write_atomically(&path, &format!("{record:#}\n"));
         let verdict_names: Vec<&str> = verdicts.iter().map(|v| v.name()).collect();
         self.record(
             Some(&review.task),
@@ -446,13 +454,23 @@ impl Coordinator {
             .with("worker", review.trigger.worker.clone())
             .with("verdicts", verdict_names.clone()),
         );
-        let record = json!({
-            "id": id, "trigger": {"kind": review.trigger.kind, "reason": review.trigger.reason},
-            "worker": review.trigger.worker, "task": review.task, "started": review.started,
-            "responses": responses, "decision": decision,
-        });
-        let path = self.session.reviews_dir().join(format!("{id}.json"));
-        let _ = write_atomically(&path, &format!("{record:#}\n"));
+
+        if decision.action == Action::PauseAndClarify {
+            let concerns: Vec<String> = responses
+                .iter()
+                .filter(|r| r["verdict"] != "approved")
+                .map(|r| {
+                    format!(
+                        "- {} ({}): {}",
+                        r["reviewer"].as_str().unwrap_or("?"),
+                        r["verdict"].as_str().unwrap_or("?"),
+                        r["summary"].as_str().unwrap_or("")
+                    )
+                })
+                .collect();
+            self.clarify_concerns
+                .insert(review.task.clone(), concerns.join("\n"));
+        }
         self.apply_decision(&review, decision.action, running);
         // The gate held the reviewed task's end for this decision: it goes on now, unless
         // the decision asks the operator first.
@@ -640,5 +658,44 @@ impl Coordinator {
             .filter(|(_, r)| r.result.is_none())
             .map(|(name, r)| (name.clone(), Arc::clone(&r.worker)))
             .collect()
+    }
+}
+
+impl Coordinator {
+    /// `control clarify --worker W`: the reviewers' concerns go to the paused agent, which
+    /// runs again continuing its own conversation with them as the next prompt.
+    pub(super) fn clarify(
+        &mut self,
+        worker: Option<&str>,
+        running: &mut BTreeMap<String, RunningTask>,
+    ) -> crate::coordinator::control::ControlReply {
+        use crate::coordinator::control::ControlReply;
+        let found = running
+            .iter_mut()
+            .find(|(task, r)| {
+                worker.is_none_or(|w| w == r.name) && self.clarify_concerns.contains_key(*task)
+            })
+            .map(|(task, r)| (task.clone(), r));
+        let Some((task, r)) = found else {
+            return ControlReply::refused("no worker waits with a review's concerns");
+        };
+        let concerns = self.clarify_concerns.remove(&task).unwrap_or_default();
+        self.clarify_prompts.insert(
+            task.clone(),
+            format!(
+                "Reviewers of your work raised these concerns. Address them, then finish the task.\n{concerns}"
+            ),
+        );
+        self.clarify_holds.remove(&task);
+        r.ended_by = Some(EndedBy::Clarify);
+        if let Some(exit) = r.pending_exit.take() {
+            let _ = self.inbox_tx.send(super::Inbox::Event(exit));
+        } else {
+            stop_in_background(&r.worker, false);
+        }
+        ControlReply::done(format!(
+            "{} runs again with the reviewers' concerns",
+            r.name
+        ))
     }
 }

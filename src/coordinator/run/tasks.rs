@@ -45,7 +45,9 @@ impl Coordinator {
         let attempt = sched.start(&task.id);
         let name = worker_name(task);
         // Continue the agent's own conversation when resuming a task that had started.
-        let agent_session = if resumed {
+        // Sent back with the reviewers' concerns: the agent continues its own conversation.
+        let concerns = self.clarify_prompts.remove(&task.id);
+        let agent_session = if resumed || concerns.is_some() {
             read_journal(&self.session.events_path(&name))
                 .ok()
                 .and_then(|(events, _)| last_agent_session(&events))
@@ -55,10 +57,10 @@ impl Coordinator {
         let started = runs::prepare(&self.info.target, &run_dir, &branch, &base, self.settings.config.copy_limit_mb)
             .map_err(anyhow::Error::from)
             .and_then(|()| {
-                let prompt = format!(
+                let prompt = concerns.clone().unwrap_or_else(|| format!(
                     "{}\n\n(You are task \"{}\" of a session with the goal: {}. Work in the current directory.)",
                     task.prompt, task.title, self.info.prompt
-                );
+                ));
                 self.spawn_worker(&name, Some(&task.id), &task.agent, &prompt, &run_dir, Vec::new(), self.profile_autonomy(&task.agent), agent_session.clone())
             });
         match started {
@@ -391,6 +393,20 @@ impl Coordinator {
         }
         let outcome = if matches!(r.ended_by, Some(EndedBy::Review(_))) {
             sched.fail_now(&task_id, &reason)
+        } else if r.ended_by == Some(EndedBy::Clarify) {
+            // Not a failure: it runs again at once, told the concerns.
+            sched.finish_stopped(&task_id);
+            let _ = sched.restart(&task_id);
+            self.record(
+                Some(&task_id),
+                Draft::new(
+                    EventType::Status,
+                    format!("task {task_id} continues with the reviewers' concerns"),
+                )
+                .with("phase", "task_clarify"),
+            );
+            self.save_all(sched, plan);
+            return;
         } else {
             sched.finish(&task_id, succeeded, &reason, Timestamp::now())
         };
