@@ -18,19 +18,12 @@ pub fn tool_call(input: &Value) -> ToolCall {
     let args = &input["tool_input"];
     let text = |key: &str| args[key].as_str().unwrap_or("").to_string();
     match tool {
-        // Claude and Codex call their shell `Bash`; Codex's apply_patch comes as a command
-        // holding the patch envelope.
-        "Bash" | "exec_command" | "shell" | "run_shell_command" => {
-            let command = text("command");
-            if command.contains("*** Begin Patch") {
-                ToolCall::Patch {
-                    patch: command,
-                    cwd,
-                }
-            } else {
-                ToolCall::Shell { command, cwd }
-            }
-        }
+        // Claude and Codex call their shell `Bash`. A command holding a patch envelope
+        // (`apply_patch <<'EOF'`) is still a command: the policy reads both.
+        "Bash" | "exec_command" | "shell" | "run_shell_command" => ToolCall::Shell {
+            command: text("command"),
+            cwd,
+        },
         "apply_patch" => ToolCall::Patch {
             patch: [text("command"), text("input"), text("patch")].concat(),
             cwd,

@@ -96,6 +96,12 @@ fn unwrap_command(
             {
                 return unwrap_line(&script, depth + 1, pipelines, out);
             }
+            if program == "flock"
+                && let Some(at) = args.iter().position(|a| a == "-c" || a == "--command")
+            {
+                // `flock FILE -c 'cmd'` runs cmd through a shell.
+                return unwrap_line(&args[at + 1..].join(" "), depth + 1, pipelines, out);
+            }
             rest = &args[skip.min(args.len())..];
             while rest.first().is_some_and(|w| is_assignment(w)) {
                 rest = &rest[1..];
@@ -103,9 +109,15 @@ fn unwrap_command(
             continue;
         }
         if SHELLS.contains(&program.as_str())
-            && let Some(script) = shell_script(args)
+            && let ShellInput::Script(script) = shell_input(args)
         {
             return unwrap_line(script, depth + 1, pipelines, out);
+        }
+        if program == "trap"
+            && let Some(action) = args.first().filter(|a| !a.starts_with('-'))
+        {
+            // `trap 'cmd' EXIT` runs cmd later, in this shell.
+            unwrap_line(action, depth + 1, pipelines, out)?;
         }
         if program.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.') == "python"
             && args.first().is_some_and(|a| a == "-m")
@@ -156,7 +168,28 @@ fn wrapper_arguments(program: &str, args: &[String]) -> Option<usize> {
     // Options that take a value as the next word, per wrapper.
     let with_value: &[&str] = match program {
         "sudo" | "doas" => &[
-            "-u", "-g", "-C", "-D", "-h", "-p", "-r", "-t", "-U", "-T", "--user", "--group",
+            "-u",
+            "-g",
+            "-C",
+            "-D",
+            "-h",
+            "-p",
+            "-r",
+            "-t",
+            "-U",
+            "-T",
+            "-R",
+            "--user",
+            "--group",
+            "--chroot",
+            "--chdir",
+            "--close-from",
+            "--host",
+            "--other-user",
+            "--prompt",
+            "--role",
+            "--type",
+            "--command-timeout",
         ],
         "env" => &["-u", "-C", "--unset", "--chdir"],
         "nice" => &["-n", "--adjustment"],
@@ -176,6 +209,10 @@ fn wrapper_arguments(program: &str, args: &[String]) -> Option<usize> {
             "--max-procs",
             "--delimiter",
             "--arg-file",
+            "--max-chars",
+            "--max-lines",
+            "--eof",
+            "--process-slot-var",
         ],
         "watch" => &["-n", "-d", "--interval"],
         "flock" => &["-w", "-E", "--timeout", "--conflict-exit-code"],
@@ -196,8 +233,7 @@ fn wrapper_arguments(program: &str, args: &[String]) -> Option<usize> {
             // `command -v rm` only says where rm is.
             return Some(args.len());
         }
-        let takes_value = with_value.contains(&arg.as_str());
-        i += if takes_value { 2 } else { 1 };
+        i += if takes_value(with_value, arg) { 2 } else { 1 };
     }
     // Positional arguments of the wrapper itself, before the command.
     match program {
@@ -208,28 +244,106 @@ fn wrapper_arguments(program: &str, args: &[String]) -> Option<usize> {
     Some(i)
 }
 
-/// The `-S STRING` of `env`, which it splits into a command line.
-fn env_split_string(args: &[String]) -> Option<String> {
-    let at = args
-        .iter()
-        .position(|a| a == "-S" || a == "--split-string")?;
-    Some(args[at + 1..].join(" "))
+/// Whether option word `arg` takes the next word as its value: a listed option, or a
+/// cluster of short ones whose last letter is one (`sudo -nu root`); a value attached to
+/// the cluster (`-uroot`) or to a long option (`--user=root`) does not.
+fn takes_value(with_value: &[&str], arg: &str) -> bool {
+    if with_value.contains(&arg) {
+        return true;
+    }
+    if arg.starts_with("--") || arg.len() < 3 {
+        return false;
+    }
+    for (at, c) in arg[1..].char_indices() {
+        if with_value.contains(&format!("-{c}").as_str()) {
+            return at + c.len_utf8() == arg.len() - 1;
+        }
+    }
+    false
 }
 
-/// The script of `bash -c SCRIPT` (also `-lc`, `-ec`, `-o pipefail -c`).
-fn shell_script(args: &[String]) -> Option<&str> {
-    let mut i = 0;
-    while let Some(arg) = args.get(i) {
-        if !arg.starts_with('-') && !arg.starts_with('+') {
+/// The `-S STRING` of `env` (also `-S'STRING'`, `-vS STRING`, `--split-string=STRING`),
+/// which it splits into a command line.
+fn env_split_string(args: &[String]) -> Option<String> {
+    for (at, arg) in args.iter().enumerate() {
+        if !arg.starts_with('-') || arg == "--" {
             return None;
         }
-        if arg.starts_with('-') && !arg.starts_with("--") && arg[1..].contains('c') {
-            return args.get(i + 1).map(String::as_str);
+        let rest = &args[at + 1..];
+        if let Some(attached) = arg.strip_prefix("--split-string=") {
+            return Some(
+                std::iter::once(attached)
+                    .chain(rest.iter().map(String::as_str))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            );
         }
-        // `-o OPTION` takes a value.
-        i += if arg == "-o" || arg == "+o" { 2 } else { 1 };
+        if arg == "--split-string" {
+            return Some(rest.join(" "));
+        }
+        if !arg.starts_with("--")
+            && let Some((_, attached)) = arg[1..].split_once('S')
+        {
+            return Some(
+                std::iter::once(attached)
+                    .chain(rest.iter().map(String::as_str))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+                    .trim()
+                    .to_string(),
+            );
+        }
     }
     None
+}
+
+/// Where a shell takes the commands it runs from.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ShellInput<'a> {
+    /// `bash -c SCRIPT` (also `-lc`, `-ec`, `-o pipefail -c`).
+    Script(&'a str),
+    /// `bash script.sh`: a file the policy cannot read.
+    File,
+    /// `bash`, `bash -s`, `bash -`: its standard input (a pipe, a here-document), which the
+    /// policy cannot read either.
+    Stdin,
+}
+
+pub fn shell_input(args: &[String]) -> ShellInput<'_> {
+    let mut i = 0;
+    while let Some(arg) = args.get(i) {
+        if arg == "-" || arg == "--" {
+            return match arg.as_str() {
+                "--" if args.get(i + 1).is_some() => ShellInput::File,
+                _ => ShellInput::Stdin,
+            };
+        }
+        if !arg.starts_with('-') && !arg.starts_with('+') {
+            return ShellInput::File;
+        }
+        if arg.starts_with("--") {
+            // `--rcfile FILE` and `--init-file FILE` take a value.
+            i += if matches!(arg.as_str(), "--rcfile" | "--init-file") {
+                2
+            } else {
+                1
+            };
+            continue;
+        }
+        let cluster = &arg[1..];
+        if arg.starts_with('-') && cluster.contains('c') {
+            return match args.get(i + 1) {
+                Some(script) => ShellInput::Script(script),
+                None => ShellInput::Stdin,
+            };
+        }
+        if arg.starts_with('-') && cluster.contains('s') {
+            return ShellInput::Stdin;
+        }
+        // `-o OPTION` and `-O OPTION` (and their `+` forms) take a value.
+        i += if cluster.ends_with(['o', 'O']) { 2 } else { 1 };
+    }
+    ShellInput::Stdin
 }
 
 /// `find ... -exec CMD ... ;` (and `-execdir`, `-ok`): each runs CMD.
@@ -288,6 +402,21 @@ mod tests {
     }
 
     #[test]
+    fn a_shell_reads_a_script_a_file_or_its_input() {
+        let args = |line: &str| {
+            line.split_whitespace()
+                .map(String::from)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(shell_input(&args("-lc x")), ShellInput::Script("x"));
+        assert_eq!(shell_input(&args("-x run.sh")), ShellInput::File);
+        assert_eq!(shell_input(&args("")), ShellInput::Stdin);
+        assert_eq!(shell_input(&args("-s arg")), ShellInput::Stdin);
+        assert_eq!(shell_input(&args("-o pipefail -")), ShellInput::Stdin);
+        assert_eq!(shell_input(&args("--norc")), ShellInput::Stdin);
+    }
+
+    #[test]
     fn wrappers_and_shells_are_seen_through() {
         assert_eq!(programs("sudo -u root /bin/rm -rf /"), ["rm -rf /"]);
         assert_eq!(programs("env -i FOO=1 rm -rf x"), ["rm -rf x"]);
@@ -301,6 +430,19 @@ mod tests {
         assert_eq!(programs("command -v rm"), Vec::<String>::new());
         assert_eq!(programs("eval 'rm -rf x'"), ["rm -rf x"]);
         assert_eq!(programs("env -S 'rm -rf x'"), ["rm -rf x"]);
+        assert_eq!(programs("env -S'rm -rf x'"), ["rm -rf x"]);
+        assert_eq!(programs("env --split-string='rm -rf x'"), ["rm -rf x"]);
+        assert_eq!(programs("env -vS 'rm -rf x'"), ["rm -rf x"]);
+        assert_eq!(programs("flock /tmp/l -c 'rm -rf x'"), ["rm -rf x"]);
+        assert_eq!(
+            programs("trap 'rm -rf x' EXIT"),
+            ["rm -rf x", "trap rm -rf x EXIT"]
+        );
+        assert_eq!(programs("sudo -nu root rm -rf x"), ["rm -rf x"]);
+        assert_eq!(programs("sudo -uroot rm -rf x"), ["rm -rf x"]);
+        assert_eq!(programs("xargs -0I {} rm -rf {}"), ["rm -rf {}"]);
+        assert_eq!(programs("bash -O extglob -c 'rm -rf x'"), ["rm -rf x"]);
+        assert_eq!(programs("bash --rcfile r -c 'rm -rf x'"), ["rm -rf x"]);
         let sudo = &invocations("sudo rm x").unwrap()[0];
         assert_eq!(sudo.via, ["sudo"]);
     }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::invocation::{Invocation, SHELLS, invocations};
+use super::invocation::{Invocation, SHELLS, ShellInput, invocations, shell_input};
 use super::paths::{inside_any, is_harmless_device, resolve};
 use super::shell::SUBSTITUTED;
 
@@ -219,6 +219,23 @@ impl SandboxPolicy {
         };
         let findings = self.findings(&runs);
         let mut confirm: Option<String> = None;
+        // `apply_patch <<'EOF' ... EOF` writes the files its envelope names.
+        if command.contains("*** Begin Patch") {
+            let patched = patch_paths(command);
+            let written = self.check_writes(patched.iter().map(Path::new), cwd);
+            match written.verdict {
+                Decision::Deny => {
+                    return Verdict {
+                        findings,
+                        ..written
+                    };
+                }
+                Decision::Confirm => confirm = Some(written.reason),
+                Decision::Allow => {}
+            }
+        }
+        // Where relative paths land: `cd` moves it for the commands after it.
+        let mut cwd = Some(cwd.to_path_buf());
         for run in &runs {
             if let Some(rule) = self.blocked.iter().find(|r| r.matches(run)) {
                 return deny(
@@ -226,7 +243,21 @@ impl SandboxPolicy {
                     findings,
                 );
             }
-            let written = self.check_writes(run.writes.iter().map(Path::new), cwd);
+            let mut writes: Vec<&str> = run.writes.iter().map(String::as_str).collect();
+            writes.extend(operand_writes(run));
+            let written = match &cwd {
+                Some(cwd) => self.check_writes(writes.iter().map(Path::new), cwd),
+                None => match writes.iter().find(|w| !w.starts_with('/')) {
+                    Some(w) => Verdict {
+                        verdict: Decision::Confirm,
+                        reason: format!(
+                            "writes to {w} in a directory only known when it runs (after `cd`)"
+                        ),
+                        findings: Vec::new(),
+                    },
+                    None => self.check_writes(writes.iter().map(Path::new), Path::new("/")),
+                },
+            };
             match written.verdict {
                 Decision::Deny => {
                     return Verdict {
@@ -239,10 +270,23 @@ impl SandboxPolicy {
                 }
                 Decision::Allow => {}
             }
+            if matches!(run.program.as_str(), "cd" | "pushd" | "popd") {
+                cwd = changed_directory(run, cwd.as_deref());
+            }
             if run.program.is_empty() {
                 continue;
             }
-            if run.program.contains('$') || run.program.contains(SUBSTITUTED) {
+            if let Some(why) = self.unseen_script(run) {
+                if self.mode == SandboxMode::Allowlist {
+                    return deny(why, findings);
+                }
+                confirm.get_or_insert(why);
+                continue;
+            }
+            if let Some(why) = self.may_expand_into_a_rule(run) {
+                confirm.get_or_insert(why);
+            }
+            if is_unknown_name(&run.program) {
                 let why = format!(
                     "`{}` runs a program whose name is only known when it runs",
                     run.display()
@@ -340,7 +384,72 @@ impl SandboxPolicy {
         self.allow
             .iter()
             .any(|a| glob_match(a, &run.program) || glob_match(a, family))
-            || (SHELLS.contains(&run.program.as_str()) && run.args.is_empty())
+    }
+
+    /// Commands that run code the policy cannot read: a shell fed its script on standard
+    /// input (`curl | sh`, `bash <<EOF`), and git told to run a command of its choosing
+    /// through `-c` (an alias, a pager, an editor, a hook directory...).
+    fn unseen_script(&self, run: &Invocation) -> Option<String> {
+        if SHELLS.contains(&run.program.as_str()) && shell_input(&run.args) == ShellInput::Stdin {
+            return Some(format!(
+                "`{}` runs a script from its input, which the sandbox cannot read",
+                run.display()
+            ));
+        }
+        if run.program == "git" {
+            let mut args = run.args.iter();
+            while let Some(arg) = args.next() {
+                let setting = match arg.as_str() {
+                    "-c" | "--config-env" => args.next().map(String::as_str),
+                    other => other.strip_prefix("--config-env="),
+                };
+                let key = setting
+                    .map(|s| s.split('=').next().unwrap_or(s).to_ascii_lowercase())
+                    .unwrap_or_default();
+                const RUNS_A_COMMAND: [&str; 8] = [
+                    "core.pager",
+                    "core.editor",
+                    "core.sshcommand",
+                    "core.hookspath",
+                    "core.fsmonitor",
+                    "diff.external",
+                    "credential.helper",
+                    "core.gitproxy",
+                ];
+                if key.starts_with("alias.")
+                    || key.ends_with(".pager")
+                    || key.ends_with(".textconv")
+                    || key.ends_with(".command")
+                    || key.ends_with(".driver")
+                    || key.ends_with(".cmd")
+                    || RUNS_A_COMMAND.contains(&key.as_str())
+                {
+                    return Some(format!(
+                        "`git -c {key}` runs a command the sandbox cannot read (in `{}`)",
+                        run.display()
+                    ));
+                }
+            }
+        }
+        None
+    }
+
+    /// A command a rule names whose arguments are only known when it runs (`rm $FLAGS x`,
+    /// `git $(echo push)`): once expanded, it may be what the rule blocks or confirms.
+    fn may_expand_into_a_rule(&self, run: &Invocation) -> Option<String> {
+        let unknown = |a: &String| a.starts_with(['$', '{']) || a.contains(SUBSTITUTED);
+        if !run.args.iter().any(unknown) {
+            return None;
+        }
+        let rule = self.blocked.iter().chain(&self.confirm).find(|r| {
+            (!r.flags.is_empty() || !r.words.is_empty())
+                && program_matches(&r.program, &run.program)
+        })?;
+        Some(format!(
+            "`{}` may be `{}` once its arguments expand",
+            run.display(),
+            rule.text
+        ))
     }
 
     /// The watched patterns among `runs`, described.
@@ -370,6 +479,82 @@ impl SandboxPolicy {
             }
         }
         found
+    }
+}
+
+/// A program name only known when it runs: a variable, a substitution, a glob or a brace
+/// expansion (`/bin/r? -rf x`, `{rm,-rf,x}`). `[` and `[[` are tests, not globs.
+fn is_unknown_name(program: &str) -> bool {
+    program.contains('$')
+        || program.contains(SUBSTITUTED)
+        || (!matches!(program, "[" | "[[") && program.contains(['*', '?', '[', '{']))
+}
+
+/// The working directory after `run` (a `cd`, `pushd` or `popd`), `None` when it is only
+/// known when it runs.
+fn changed_directory(run: &Invocation, cwd: Option<&Path>) -> Option<PathBuf> {
+    // `-P` and `-L` are options; `cd -` goes back to a directory only the shell knows.
+    let operands: Vec<&String> = run
+        .args
+        .iter()
+        .filter(|a| !a.starts_with('-') || *a == "-")
+        .collect();
+    let target = match (run.program.as_str(), operands.as_slice()) {
+        ("popd", _) => return None,
+        (_, [dir]) if *dir == "-" => return None,
+        (_, []) => PathBuf::from(std::env::var("HOME").ok()?),
+        (_, [dir]) if !dir.contains(['$', '~', '*', '?', '[', '{']) => PathBuf::from(dir),
+        _ => return None,
+    };
+    Some(resolve(&target, cwd?))
+}
+
+/// The files a file-changing program's operands name: `rm`, `touch`, `mkdir`, `truncate`,
+/// `chmod`... change all of theirs, `mv` its sources and its destination, `cp`, `ln` and
+/// `install` their destination (the last operand, or `-t DIR`).
+fn operand_writes(run: &Invocation) -> Vec<&str> {
+    let with_value: &[&str] = match run.program.as_str() {
+        "touch" => &["-d", "-r", "-t", "--date", "--reference"],
+        "mkdir" => &["-m", "--mode", "--context"],
+        "truncate" => &["-s", "-r", "--size", "--reference"],
+        "cp" | "mv" | "ln" | "install" => &[
+            "-t",
+            "-S",
+            "-m",
+            "-o",
+            "-g",
+            "--target-directory",
+            "--suffix",
+            "--mode",
+            "--owner",
+            "--group",
+        ],
+        "rm" | "rmdir" | "unlink" | "shred" | "chmod" | "chown" | "chgrp" => &["--reference"],
+        _ => return Vec::new(),
+    };
+    let mut operands = Vec::new();
+    let mut target = None;
+    let mut args = run.args.iter();
+    let mut options_ended = false;
+    while let Some(arg) = args.next() {
+        if options_ended || !arg.starts_with('-') || arg == "-" {
+            operands.push(arg.as_str());
+        } else if arg == "--" {
+            options_ended = true;
+        } else if matches!(arg.as_str(), "-t" | "--target-directory") {
+            target = args.next().map(String::as_str);
+        } else if let Some(dir) = arg.strip_prefix("--target-directory=") {
+            target = Some(dir);
+        } else if with_value.contains(&arg.as_str()) {
+            args.next();
+        }
+    }
+    match run.program.as_str() {
+        // The mode or owner comes first.
+        "chmod" | "chown" | "chgrp" => operands.into_iter().skip(1).collect(),
+        "cp" | "ln" | "install" => target.or(operands.last().copied()).into_iter().collect(),
+        "mv" => operands.into_iter().chain(target).collect(),
+        _ => operands,
     }
 }
 
@@ -547,6 +732,15 @@ fn canonical_short(program: &str, c: char) -> char {
 
 /// Long options with a short twin, per program.
 fn long_as_short(program: &str, long: &str) -> Option<char> {
+    // GNU rm takes any unambiguous prefix: `--rec`, `--f`.
+    if program == "rm" && !long.is_empty() {
+        if "recursive".starts_with(long) {
+            return Some('r');
+        }
+        if "force".starts_with(long) {
+            return Some('f');
+        }
+    }
     match (program, long) {
         ("rm", "recursive") | ("cp", "recursive") => Some('r'),
         ("rm", "force") | ("git", "force") | ("cp", "force") => Some('f'),

@@ -112,9 +112,9 @@ pub fn parse_into(
 
 /// Words that start or end compound commands and functions; the command after them is what
 /// runs.
-const RESERVED: [&str; 17] = [
+const RESERVED: [&str; 19] = [
     "if", "then", "else", "elif", "fi", "do", "done", "while", "until", "for", "in", "case",
-    "esac", "{", "}", "!", "function",
+    "esac", "{", "}", "!", "function", "coproc", "time",
 ];
 
 #[derive(Debug, Clone, PartialEq)]
@@ -140,9 +140,15 @@ fn lex(
     // A word was started (even an empty one: `''`).
     let mut in_word = false;
     let mut i = 0;
+    // Here-documents whose delimiter word is next, and those waiting for their body.
+    let mut heredoc_next: Option<bool> = None;
+    let mut heredocs: Vec<(String, bool)> = Vec::new();
     macro_rules! end_word {
         () => {
             if in_word {
+                if let Some(strip_tabs) = heredoc_next.take() {
+                    heredocs.push((word.clone(), strip_tabs));
+                }
                 tokens.push(Token::Word(std::mem::take(&mut word)));
                 in_word = false;
             }
@@ -155,7 +161,32 @@ fn lex(
                 end_word!();
                 i += 1;
             }
-            '\n' | ';' | '(' | ')' => {
+            '\n' => {
+                // Ends the delimiter word too, so it is known before the body is skipped.
+                end_word!();
+                tokens.push(Token::Separator);
+                i += 1;
+                // The bodies of the here-documents of that line, in order.
+                for (delimiter, strip_tabs) in std::mem::take(&mut heredocs) {
+                    loop {
+                        if i >= chars.len() {
+                            return Err(ShellError::Unterminated("here-document"));
+                        }
+                        let end = find(&chars, i, '\n').unwrap_or(chars.len());
+                        let line: String = chars[i..end].iter().collect();
+                        i = end + 1;
+                        let line = if strip_tabs {
+                            line.trim_start_matches('\t')
+                        } else {
+                            &line
+                        };
+                        if line == delimiter {
+                            break;
+                        }
+                    }
+                }
+            }
+            ';' | '(' | ')' => {
                 end_word!();
                 tokens.push(Token::Separator);
                 i += 1;
@@ -190,9 +221,11 @@ fn lex(
             }
             '>' | '<' if chars.get(i + 1) == Some(&'(') => {
                 // Process substitution: a command of its own.
-                end_word!();
                 let (inner, next) = balanced(&chars, i + 2, '(', ')')?;
                 parse_into(&inner, depth + 1, pipelines, out)?;
+                // The substitution is a word (a file name) that may go on: `<(:)#x`.
+                in_word = true;
+                word.push_str(SUBSTITUTED);
                 i = next;
             }
             '>' | '<' => {
@@ -202,29 +235,54 @@ fn lex(
                     in_word = false;
                 }
                 end_word!();
-                let output = c == '>';
+                // `<>` opens for writing too.
+                let mut output = c == '>';
                 let mut j = i + 1;
+                if !output && chars.get(j) == Some(&'>') {
+                    output = true;
+                    j += 1;
+                }
                 if output && matches!(chars.get(j), Some('>') | Some('|')) {
                     j += 1;
                 }
                 if !output && chars.get(j) == Some(&'<') {
-                    // Here-document or here-string: the text is data, not a file.
                     j += 1;
                     if chars.get(j) == Some(&'<') {
+                        // Here-string: the word is data, not a file.
                         j += 1;
+                    } else {
+                        // Here-document: the next word is its delimiter; its body starts
+                        // on the next line and is data (for a shell reading it, a script the
+                        // policy cannot see: see `policy`).
+                        let strip_tabs = chars.get(j) == Some(&'-');
+                        if strip_tabs {
+                            j += 1;
+                        }
+                        heredoc_next = Some(strip_tabs);
                     }
                 }
                 if chars.get(j) == Some(&'&') {
-                    // `2>&1`, `<&0`: a descriptor, not a file.
-                    j += 1;
+                    // `2>&1`, `<&0`, `>&-`: a descriptor. `>& file` is a file, as `&>`.
+                    let mut k = j + 1;
+                    while chars.get(k).is_some_and(|d| *d == ' ' || *d == '\t') {
+                        k += 1;
+                    }
+                    let mut end = k;
                     while chars
-                        .get(j)
+                        .get(end)
                         .is_some_and(|d| d.is_ascii_digit() || *d == '-')
                     {
-                        j += 1;
+                        end += 1;
                     }
-                    i = j;
-                    continue;
+                    let descriptor = end > k
+                        && chars
+                            .get(end)
+                            .is_none_or(|d| d.is_whitespace() || ";&|)".contains(*d));
+                    if descriptor || !output {
+                        i = end.max(j + 1);
+                        continue;
+                    }
+                    j += 1;
                 }
                 tokens.push(if output {
                     Token::RedirectOut
@@ -240,10 +298,13 @@ fn lex(
                 }
             }
             '\\' => {
-                in_word = true;
+                // A backslash-newline joins lines: it is not a word, not even an empty one.
                 match chars.get(i + 1) {
                     Some('\n') => {}
-                    Some(&next) => word.push(next),
+                    Some(&next) => {
+                        in_word = true;
+                        word.push(next);
+                    }
                     None => {}
                 }
                 i += 2;
@@ -269,13 +330,16 @@ fn lex(
             '$' if chars.get(i + 1) == Some(&'(') => {
                 in_word = true;
                 word.push_str(SUBSTITUTED);
-                if chars.get(i + 2) == Some(&'(') {
-                    // Arithmetic `$(( ))`: no command, but it may hold substitutions.
-                    let (inner, next) = balanced(&chars, i + 2, '(', ')')?;
+                let (inner, next) = balanced(&chars, i + 2, '(', ')')?;
+                if inner.starts_with('(') && inner.ends_with(')') && {
+                    // `$((...))` is arithmetic only when its inner parentheses are one pair.
+                    let body: Vec<char> = inner.chars().collect();
+                    balanced(&body, 1, '(', ')').is_ok_and(|(_, end)| end == body.len())
+                } {
+                    // No command, but it may hold substitutions.
                     lex(&inner, depth + 1, pipelines, out)?;
                     i = next;
                 } else {
-                    let (inner, next) = balanced(&chars, i + 2, '(', ')')?;
                     parse_into(&inner, depth + 1, pipelines, out)?;
                     i = next;
                 }
@@ -289,14 +353,9 @@ fn lex(
                         None => return Err(ShellError::Unterminated("$'")),
                         Some('\'') => break,
                         Some('\\') => {
-                            if let Some(&e) = chars.get(j + 1) {
-                                word.push(match e {
-                                    'n' => '\n',
-                                    't' => '\t',
-                                    other => other,
-                                });
-                            }
-                            j += 2;
+                            let (decoded, used) = ansi_c_escape(&chars[j + 1..]);
+                            word.extend(decoded);
+                            j += 1 + used.max(1);
                         }
                         Some(&other) => {
                             word.push(other);
@@ -411,6 +470,37 @@ fn balanced(
     Err(ShellError::Unterminated("$("))
 }
 
+/// One escape of `$'...'` after its backslash: the character(s) it stands for and how many
+/// characters it used (`\x72` is `r`, as bash reads it).
+fn ansi_c_escape(rest: &[char]) -> (Option<char>, usize) {
+    let Some(&first) = rest.first() else {
+        return (None, 0);
+    };
+    let number = |radix: u32, from: usize, max: usize| {
+        let digits: String = rest[from..]
+            .iter()
+            .take(max)
+            .take_while(|c| c.is_digit(radix))
+            .collect();
+        let value = u32::from_str_radix(&digits, radix)
+            .ok()
+            .and_then(char::from_u32);
+        (value, from + digits.len())
+    };
+    match first {
+        'n' => (Some('\n'), 1),
+        't' => (Some('\t'), 1),
+        'r' => (Some('\r'), 1),
+        'e' | 'E' => (Some('\u{1b}'), 1),
+        'a' => (Some('\u{7}'), 1),
+        'x' => number(16, 1, 2),
+        'u' => number(16, 1, 4),
+        'U' => number(16, 1, 8),
+        '0'..='7' => number(8, 0, 3),
+        other => (Some(other), 1),
+    }
+}
+
 fn find(chars: &[char], from: usize, what: char) -> Option<usize> {
     (from..chars.len()).find(|&i| chars[i] == what)
 }
@@ -471,6 +561,38 @@ mod tests {
         assert_eq!((c[0].pipeline, c[0].stage), (c[1].pipeline, 0));
         assert_eq!(c[1].stage, 1);
         assert_ne!(c[2].pipeline, c[0].pipeline);
+    }
+
+    #[test]
+    fn the_harder_corners_of_the_grammar_do_not_hide_a_command_or_a_write() {
+        // A line continuation is not an empty word.
+        assert_eq!(words("rm \\\n -rf x"), vec![vec!["rm", "-rf", "x"]]);
+        // Process substitution is a command of its own; the word it sits in goes on.
+        assert_eq!(
+            words("diff <(rm -rf a) b"),
+            vec![vec!["rm", "-rf", "a"], vec!["diff", SUBSTITUTED, "b"]]
+        );
+        // `<>` opens for writing; `>& file` writes a file, `>&2` only a descriptor.
+        assert_eq!(commands("cat <> f").unwrap()[0].writes, ["f"]);
+        assert_eq!(commands("echo x >& out").unwrap()[0].writes, ["out"]);
+        assert!(commands("echo x >&2").unwrap()[0].writes.is_empty());
+        // A here-document's body is text, not commands; the line after it is a command.
+        assert_eq!(
+            words("cat <<EOF\nrm -rf /\nEOF\nls"),
+            vec![vec!["cat"], vec!["ls"]]
+        );
+        assert!(commands("cat <<EOF\nno end").is_err());
+        // `$((` is arithmetic only when it closes as arithmetic.
+        assert_eq!(words("echo $((1 + 2))"), vec![vec!["echo", SUBSTITUTED]]);
+        assert_eq!(
+            words("echo $((rm -rf x) )"),
+            vec![vec!["rm", "-rf", "x"], vec!["echo", SUBSTITUTED]]
+        );
+        // ANSI-C quoting spells a name out of escapes.
+        assert_eq!(words("$'\\x72m' -rf x"), vec![vec!["rm", "-rf", "x"]]);
+        assert_eq!(words("$'\\162\\155' x"), vec![vec!["rm", "x"]]);
+        // Reserved words are not the command.
+        assert_eq!(words("time rm x"), vec![vec!["rm", "x"]]);
     }
 
     #[test]
