@@ -448,3 +448,44 @@ fn clarify_sends_the_concerns_to_the_paused_worker_which_runs_again_with_them() 
     assert_eq!(again.status.code(), Some(1), "nothing left to clarify");
     assert!(env.cmd(&["kill", &id]).output().unwrap().status.success());
 }
+
+#[test]
+fn reviewers_past_the_time_limit_are_stopped_counted_as_concerns_and_not_asked_again() {
+    let env = Env::new();
+    let line = r#"{"type":"milestone","payload":{"text":"the endpoint answers"}}"#;
+    std::fs::write(
+        env.workspace.with_file_name("orchestrate.toml"),
+        format!(
+            "[review]\nenabled = true\ntimeout_secs = 2\n\n[agents.work]\nkind = \"events\"\ncommand = [\"sh\", \"-c\", {:?}]\n",
+            format!("echo '{line}'; sleep 60")
+        ),
+    )
+    .unwrap();
+    let plan = env.plan("[[tasks]]\nid = \"t\"\nagent = \"work\"\nprompt = \"p\"\n");
+    let out = env.run(&plan, &[], &[("ORCHESTRATE_SIM_VERDICT", "hang")]);
+    assert!(out.status.success(), "{}", text(&out));
+    let id = session_id(&out);
+    // Two silent reviewers are two concerns.
+    assert_eq!(
+        decision(&env, &id).str_field("action"),
+        Some("pause_and_clarify")
+    );
+    let record = review_record(&env, &id);
+    for response in record["responses"].as_array().unwrap() {
+        assert_eq!(response["verdict"], "concern", "{record:#}");
+        assert!(
+            response["summary"]
+                .as_str()
+                .unwrap()
+                .contains("review.timeout_secs (2s)"),
+            "{record:#}"
+        );
+        let worker = response["worker"].as_str().unwrap();
+        let spawns = journal(&env.session_dir(&id).join(format!("events/{worker}.jsonl")))
+            .iter()
+            .filter(|e| e.phase() == Some("spawned"))
+            .count();
+        assert_eq!(spawns, 1, "{worker} was asked again");
+    }
+    assert!(env.cmd(&["kill", &id]).output().unwrap().status.success());
+}

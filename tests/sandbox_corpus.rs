@@ -262,8 +262,14 @@ const CORPUS: &[(&str, Decision)] = &[
     ("mv /etc/hosts here", Deny),
     ("ln -s /etc/passwd link", Allow),
     ("cp -t /etc a b", Deny),
-    ("apply_patch <<'EOF'\n*** Begin Patch\n*** Add File: /etc/x\n+y\n*** End Patch\nEOF", Deny),
-    ("apply_patch <<'EOF'\n*** Begin Patch\n*** Add File: src/x.rs\n+y\n*** End Patch\nEOF", Allow),
+    (
+        "apply_patch <<'EOF'\n*** Begin Patch\n*** Add File: /etc/x\n+y\n*** End Patch\nEOF",
+        Deny,
+    ),
+    (
+        "apply_patch <<'EOF'\n*** Begin Patch\n*** Add File: src/x.rs\n+y\n*** End Patch\nEOF",
+        Allow,
+    ),
     ("rm -rf x # *** Begin Patch", Deny),
     ("[ -f Cargo.toml ] && echo yes", Allow),
     // Deny wins over confirm.

@@ -139,13 +139,7 @@ pub fn review_scenario(kind: AgentKind) -> Scenario {
     let verdict = std::env::var(own)
         .or_else(|_| std::env::var("ORCHESTRATE_SIM_VERDICT"))
         .unwrap_or_default();
-    match verdict.as_str() {
-        "concern" => Scenario::Concern,
-        "blocker" => Scenario::Reject,
-        "garbage" => Scenario::Garbage,
-        "silent" => Scenario::Silent,
-        _ => Scenario::Approve,
-    }
+    Scenario::for_verdict(&verdict)
 }
 
 /// Creates `dir` (and its parents) for its owner only: Gemini ignores settings in a directory

@@ -182,6 +182,19 @@ pub enum Scenario {
 }
 
 impl Scenario {
+    /// The story a reviewer plays for the verdict a test asked for (`concern`, `blocker`,
+    /// `garbage`, `silent`, `hang`); anything else approves.
+    pub fn for_verdict(verdict: &str) -> Scenario {
+        match verdict {
+            "concern" => Scenario::Concern,
+            "blocker" => Scenario::Reject,
+            "garbage" => Scenario::Garbage,
+            "silent" => Scenario::Silent,
+            "hang" => Scenario::Hang,
+            _ => Scenario::Approve,
+        }
+    }
+
     /// Every name, for help texts and errors.
     pub const NAMES: [&'static str; 22] = [
         "success",

@@ -16,6 +16,8 @@ pub struct HeldAppender {
     held: VecDeque<Vec<u8>>,
     held_bytes: usize,
     dropped: u64,
+    /// A failed write could not be cut back either: part of a record may end the file.
+    torn: bool,
 }
 
 impl HeldAppender {
@@ -31,6 +33,7 @@ impl HeldAppender {
             held: VecDeque::new(),
             held_bytes: 0,
             dropped: 0,
+            torn: false,
         })
     }
 
@@ -50,15 +53,13 @@ impl HeldAppender {
 
     /// [`HeldAppender::append`] for a borrowed record: copied only when it must be held.
     pub fn append_bytes(&mut self, record: &[u8]) -> io::Result<()> {
-        if self.held.is_empty() {
+        if self.held.is_empty() && !self.torn {
             match self.file.write_all(record) {
                 Ok(()) => {
                     self.len += record.len() as u64;
                     return Ok(());
                 }
-                Err(_) => {
-                    let _ = self.file.set_len(self.len);
-                }
+                Err(_) => self.cut_back(),
             }
         }
         self.append(record.to_vec())
@@ -66,17 +67,39 @@ impl HeldAppender {
 
     /// Writes what is held, oldest first, stopping at the first failure.
     pub fn flush(&mut self) -> io::Result<()> {
+        self.mend()?;
         while let Some(record) = self.held.front() {
             if let Err(e) = self.file.write_all(record) {
-                // Part of the record may be on disk: cut it off, so the next write starts at
-                // a record boundary.
-                let _ = self.file.set_len(self.len);
+                self.cut_back();
                 return Err(e);
             }
             self.len += record.len() as u64;
             self.held_bytes -= record.len();
             self.held.pop_front();
         }
+        Ok(())
+    }
+
+    /// Part of a record may be on disk after a failed write: cut it off, so the next write
+    /// starts at a record boundary.
+    fn cut_back(&mut self) {
+        if self.file.set_len(self.len).is_err() {
+            self.torn = true;
+        }
+    }
+
+    /// Before writing after a cut that failed: cut again, or, when the disk still refuses,
+    /// end the fragment with a newline so the next record starts a line of its own (readers
+    /// skip the fragment as one malformed line).
+    fn mend(&mut self) -> io::Result<()> {
+        if !self.torn {
+            return Ok(());
+        }
+        if self.file.set_len(self.len).is_err() {
+            self.file.write_all(b"\n")?;
+            self.len = self.file.metadata()?.len();
+        }
+        self.torn = false;
         Ok(())
     }
 

@@ -339,16 +339,11 @@ pub fn run(cli: SimCli, args: &[String]) -> i32 {
     // story: `ORCHESTRATE_SIM_VERDICT_<CLI>`, else `ORCHESTRATE_SIM_VERDICT`, else approved.
     let scenario = if invocation.prompt.contains(crate::review::REVIEW_MARKER) {
         let own = format!("ORCHESTRATE_SIM_VERDICT_{}", cli.name().to_uppercase());
-        match host
-            .env(&own)
-            .or_else(|| host.env("ORCHESTRATE_SIM_VERDICT"))
-        {
-            Some("concern") => Scenario::Concern,
-            Some("blocker") => Scenario::Reject,
-            Some("garbage") => Scenario::Garbage,
-            Some("silent") => Scenario::Silent,
-            _ => Scenario::Approve,
-        }
+        Scenario::for_verdict(
+            host.env(&own)
+                .or_else(|| host.env("ORCHESTRATE_SIM_VERDICT"))
+                .unwrap_or_default(),
+        )
     } else {
         scenario
     };

@@ -42,6 +42,8 @@ pub(super) struct Reviewer {
     pub result: Option<Result<verdict::ReviewResponse, String>>,
     /// 1, or 2 after a retry for an answer with no verdict.
     pub attempt: u32,
+    /// Stopped by `review.timeout_secs`: its silence is the answer, with no retry.
+    pub timed_out: bool,
 }
 
 impl Coordinator {
@@ -94,6 +96,7 @@ impl Coordinator {
                             answer: String::new(),
                             result: None,
                             attempt: 1,
+                            timed_out: false,
                         },
                     );
                 }
@@ -247,8 +250,18 @@ impl Coordinator {
             }
         }
         if event.phase() == Some("exited") && reviewer.result.is_none() {
-            let parsed = verdict::parse(&reviewer.answer).map_err(|e| e.to_string());
-            if parsed.is_err() && reviewer.attempt == 1 {
+            let parsed = if reviewer.timed_out {
+                Err(format!(
+                    "no verdict within review.timeout_secs ({}s)",
+                    self.settings.config.review.timeout_secs
+                ))
+            } else {
+                verdict::parse(&reviewer.answer).map_err(|e| e.to_string())
+            };
+            // A reviewer stopped with the session, or by the time limit, is not asked again.
+            let retry =
+                parsed.is_err() && reviewer.attempt == 1 && !reviewer.timed_out && !self.stopping;
+            if retry {
                 // One more try, told what was wrong; then a silent reviewer is a concern.
                 let (name, agent) = (event.worker.to_string(), reviewer.agent.clone());
                 let prompt = format!(
@@ -293,14 +306,16 @@ impl Coordinator {
     fn run_checks(&self, id: &str, checks: Vec<String>, dir: std::path::PathBuf) {
         let tx = self.inbox_tx.clone();
         let id = id.to_string();
-        let limit = std::time::Duration::from_secs(self.settings.config.review.timeout_secs);
+        // All the checks share the review's time limit.
+        let deadline = std::time::Instant::now()
+            + std::time::Duration::from_secs(self.settings.config.review.timeout_secs);
         std::thread::spawn(move || {
             let mut outcome = (
                 Verdict::Approved,
                 format!("checks passed: {}", checks.join("; ")),
             );
             for check in &checks {
-                match run_check(check, &dir, limit) {
+                match run_check(check, &dir, deadline) {
                     Ok(()) => {}
                     Err(tail) => {
                         outcome = (Verdict::Concern, format!("`{check}` failed: {tail}"));
@@ -355,8 +370,12 @@ impl Coordinator {
             if now.millis() - review.started.millis() < limit {
                 continue;
             }
-            for r in review.reviewers.values_mut().filter(|r| r.result.is_none()) {
-                r.answer.clear();
+            for r in review
+                .reviewers
+                .values_mut()
+                .filter(|r| r.result.is_none() && !r.timed_out)
+            {
+                r.timed_out = true;
                 stop_in_background(&r.worker, true);
             }
         }
@@ -536,44 +555,72 @@ impl Coordinator {
     }
 }
 
-/// Runs one check with `sh -c` in `dir`; the tail of its output when it fails.
-fn run_check(check: &str, dir: &std::path::Path, limit: std::time::Duration) -> Result<(), String> {
+/// Output a check keeps: its tail, for the concern's summary.
+const CHECK_TAIL_BYTES: usize = 64 * 1024;
+
+/// Runs one check with `sh -c` in `dir`, in a process group of its own; the tail of its
+/// output when it fails. Whatever it started is killed when it ends or times out, so a
+/// leftover child holding the pipe open cannot hold the review.
+fn run_check(
+    check: &str,
+    dir: &std::path::Path,
+    deadline: std::time::Instant,
+) -> Result<(), String> {
     use std::io::Read;
+    use std::os::unix::process::CommandExt;
     let mut child = std::process::Command::new("sh")
         .arg("-c")
         .arg(format!("{check} 2>&1"))
         .current_dir(dir)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
+        .process_group(0)
         .spawn()
         .map_err(|e| format!("cannot run: {e}"))?;
-    let mut output = String::new();
+    let group = child.id() as i32;
     let mut stdout = child.stdout.take().expect("piped");
-    let reader = std::thread::spawn(move || {
-        let _ = stdout.read_to_string(&mut output);
-        output
+    let tail = Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let collected = Arc::clone(&tail);
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            let mut tail = collected.lock().unwrap_or_else(|e| e.into_inner());
+            tail.extend_from_slice(&buf[..n]);
+            if tail.len() > 2 * CHECK_TAIL_BYTES {
+                let cut = tail.len() - CHECK_TAIL_BYTES;
+                tail.drain(..cut);
+            }
+        }
+        let _ = done_tx.send(());
     });
-    let deadline = std::time::Instant::now() + limit;
     let status = loop {
         match child.try_wait() {
-            Ok(Some(status)) => break status,
+            Ok(Some(status)) => break Some(status),
             Ok(None) if std::time::Instant::now() < deadline => {
                 std::thread::sleep(std::time::Duration::from_millis(50))
             }
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("timed out after {}s", limit.as_secs()));
-            }
+            _ => break None,
         }
     };
-    let output = reader.join().unwrap_or_default();
+    let _ = crate::worker::process::signal_group(group, libc::SIGKILL);
+    let Some(status) = status else {
+        let _ = child.wait();
+        return Err("timed out (review.timeout_secs)".to_string());
+    };
+    // A child that left the group may still hold the pipe: do not wait on it for long.
+    let _ = done_rx.recv_timeout(std::time::Duration::from_secs(2));
     if status.success() {
         return Ok(());
     }
-    let tail: Vec<&str> = output.lines().rev().take(5).collect();
-    let tail: Vec<&str> = tail.into_iter().rev().collect();
-    Err(format!("{status}: {}", tail.join(" | ")))
+    let tail = tail.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let output = String::from_utf8_lossy(&tail);
+    let lines: Vec<&str> = output.lines().rev().take(5).collect();
+    let lines: Vec<&str> = lines.into_iter().rev().collect();
+    Err(format!("{status}: {}", lines.join(" | ")))
 }
 
 impl Coordinator {
@@ -697,5 +744,31 @@ impl Coordinator {
             "{} runs again with the reviewers' concerns",
             r.name
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_check_ends_when_its_shell_does_even_if_a_child_keeps_the_output_open() {
+        let dir = std::env::temp_dir();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+        // The child leaves the group (setsid) and holds the pipe for half a minute.
+        let failed = run_check(
+            "setsid sleep 30 & sleep 0.3; echo boom; exit 3",
+            &dir,
+            deadline,
+        );
+        let why = failed.unwrap_err();
+        assert!(why.contains("3") && why.contains("boom"), "{why}");
+        assert!(run_check("sleep 600 & true", &dir, deadline).is_ok());
+        let past = std::time::Instant::now();
+        assert!(
+            run_check("sleep 600", &dir, past)
+                .unwrap_err()
+                .contains("timed out")
+        );
     }
 }
