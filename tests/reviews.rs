@@ -153,6 +153,32 @@ fn rule_3_one_concern_is_a_warning_and_work_goes_on() {
         .filter(|e| e.phase() == Some("spawned"))
         .count();
     assert_eq!(spawns, 2, "asked once more before counting it a concern");
+    assert_eq!(codex["attempts"], 2, "{codex:#}");
+    // The database holds the same review, its verdicts and its decision.
+    let store =
+        orchestrate::session::store::Store::open_read_only(&env.workspace.join("orchestrate.db"))
+            .unwrap();
+    let reviews = store.reviews(&id).unwrap();
+    assert_eq!(reviews.len(), 1, "{reviews:?}");
+    let decided = reviews[0].decision.as_ref().expect("decided");
+    assert_eq!((decided.rule, decided.action.as_str()), (3, "log_warning"));
+    assert_eq!(reviews[0].trigger, "milestone");
+    let mut verdicts: Vec<(&str, &str)> = reviews[0]
+        .verdicts
+        .iter()
+        .map(|v| (v.reviewer.as_str(), v.verdict.as_str()))
+        .collect();
+    verdicts.sort();
+    assert_eq!(
+        verdicts,
+        [
+            ("claude", "approved"),
+            ("codex", "concern"),
+            ("gemini", "approved")
+        ]
+    );
+    assert!(reviews[0].verdicts.iter().all(|v| v.duration_ms > 0));
+    assert_eq!(store.decision_count(&id).unwrap(), 1);
     let pid = worker_pid(&env, &id);
     assert!(
         group_members(pid).iter().all(|m| m.state != 'T'),
@@ -238,9 +264,10 @@ fn real_codex_and_gemini_review_a_real_claude_read_only() {
         Some("concern"),
         "{record:#}"
     );
-    // Each in its read-only mode.
+    // Each in its read-only mode, Codex with its structured-output option.
     for (cli, flag) in [
         ("codex", "read-only"),
+        ("codex", "--output-schema"),
         ("gemini", "--approval-mode=default"),
     ] {
         let spawned = journal(
@@ -253,6 +280,64 @@ fn real_codex_and_gemini_review_a_real_claude_read_only() {
         let argv = spawned.payload["argv"].to_string();
         assert!(argv.contains(flag), "{cli}: {argv}");
     }
+}
+
+#[test]
+fn a_real_claude_reviews_a_real_codex_through_its_structured_output() {
+    let Some(clis) = common::require_agent_clis(
+        "a_real_claude_reviews_a_real_codex_through_its_structured_output",
+    ) else {
+        return;
+    };
+    let env = Env::real(clis);
+    let config = env.home.join(".config/orchestrate/orchestrate.toml");
+    let mut text_config = std::fs::read_to_string(&config).unwrap();
+    text_config.push_str("\n[review]\nenabled = true\n");
+    std::fs::write(&config, text_config).unwrap();
+    let plan =
+        env.plan("[[tasks]]\nid = \"a\"\nagent = \"codex\"\nprompt = \"add the endpoint\"\n");
+    let out = env.run(
+        &plan,
+        &["--no-dashboard"],
+        &[
+            ("ORCHESTRATE_SIM_VERDICT_CLAUDE", "concern"),
+            ("ORCHESTRATE_SIM_VERDICT_GEMINI", "approved"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let id = session_id(&out);
+    let record = review_record(&env, &id);
+    assert_eq!(record["decision"]["action"], "log_warning", "{record:#}");
+    let claude = record["responses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["reviewer"] == "claude")
+        .unwrap()
+        .clone();
+    assert_eq!(claude["verdict"], "concern", "{record:#}");
+    assert!(claude["input_tokens"].as_u64().unwrap() > 0, "{claude:#}");
+    // The diff reviewers saw: the files codex wrote, new ones included.
+    assert!(record["diff"]["files"].as_u64().unwrap() >= 1, "{record:#}");
+    let events = journal(&env.session_dir(&id).join("events/review-r1-claude.jsonl"));
+    let argv = events
+        .iter()
+        .find(|e| e.phase() == Some("spawned"))
+        .unwrap()
+        .payload["argv"]
+        .to_string();
+    assert!(
+        argv.contains("--permission-mode")
+            && argv.contains("plan")
+            && argv.contains("--json-schema="),
+        "{argv}"
+    );
+    // The verdict came back as the result's structured_output.
+    let structured = events
+        .iter()
+        .find_map(|e| e.payload.get("structured_output"))
+        .unwrap_or_else(|| panic!("no structured_output in the reviewer's journal"));
+    assert_eq!(structured["verdict"], "concern");
 }
 
 /// `[review]` settings and an agent `work` that reports a final milestone and ends.

@@ -40,6 +40,11 @@ pub fn launch(spec: &LaunchSpec) -> Launch {
     if let Some(model) = &spec.model {
         l.arg(format!("--model={model}"));
     }
+    // The answer comes back as the result's `structured_output` (Claude has the model call
+    // its StructuredOutput tool).
+    if let Some(schema) = &spec.output_schema {
+        l.arg(format!("--json-schema={schema}"));
+    }
     // Variadic flags take the `=` form so they cannot swallow the prompt (§1.1).
     if let Some(mcp) = &spec.mcp {
         let env: serde_json::Map<String, Value> = mcp
@@ -558,7 +563,9 @@ impl ClaudeAdapter {
             };
             out.push(
                 common(Draft::new(EventType::Milestone, text))
-                    .with("result", shorten(&result_text, 2000)),
+                    .with("result", shorten(&result_text, 2000))
+                    // `--json-schema`: the answer as the object the schema asked for.
+                    .with_some("structured_output", v.get("structured_output").cloned()),
             );
         }
     }

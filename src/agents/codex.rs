@@ -37,6 +37,12 @@ pub fn launch(spec: &LaunchSpec) -> Launch {
     if let Some(model) = &spec.model {
         l.args(["-m", model]);
     }
+    // Codex reads the schema from a file; its final message is JSON that follows it.
+    if let Some(schema) = &spec.output_schema {
+        let path = spec.state_dir.join("output-schema.json");
+        l.arg("--output-schema").arg(path.display().to_string());
+        l.files.push((path, format!("{schema}\n")));
+    }
     for dir in &spec.extra_dirs {
         l.arg("--add-dir").arg(dir.display().to_string());
     }

@@ -144,6 +144,9 @@ pub struct LaunchSpec {
     /// Where a commit in `workdir` writes outside it (a worktree's git data), for CLIs whose
     /// sandbox must be told.
     pub commit_dirs: Vec<PathBuf>,
+    /// A JSON Schema the final answer must follow, for CLIs with a structured-output option
+    /// (Claude `--json-schema`, Codex `--output-schema FILE`; Gemini has none).
+    pub output_schema: Option<String>,
 }
 
 /// A ready-to-spawn command. There is never a shell in between: `argv[0]` is executed directly.

@@ -161,6 +161,7 @@ fn one_turn(
         state_dir: dir.join("state"),
         source: AgentSource::Stub { addr: stub },
         guard: None,
+        output_schema: None,
     }
     .build()?;
     let events_path = dir.join("events.jsonl");

@@ -47,6 +47,8 @@ pub struct WorkerLaunch<'a> {
     pub source: AgentSource,
     /// The sandbox's hook and static rules for the CLI, when the session enforces one.
     pub guard: Option<Guard>,
+    /// The JSON Schema of the answer (a reviewer's verdict), for CLIs that can enforce one.
+    pub output_schema: Option<String>,
 }
 
 impl WorkerLaunch<'_> {
@@ -73,6 +75,7 @@ impl WorkerLaunch<'_> {
             extra_args: profile.args.clone(),
             state_dir: self.state_dir.clone(),
             commit_dirs: self.commit_dirs,
+            output_schema: self.output_schema,
         };
         let mut launch = profile.kind.launch(&spec);
         launch
@@ -185,6 +188,7 @@ mod tests {
                 addr: "127.0.0.1:9".parse().unwrap(),
             },
             guard: None,
+            output_schema: None,
         }
         .build()
         .unwrap();

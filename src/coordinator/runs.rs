@@ -101,6 +101,9 @@ pub fn prepare(
                     }
                 }
             }
+            if let Some(start) = head(run_dir) {
+                let _ = std::fs::write(base_file(run_dir), format!("{start}\n"));
+            }
         }
         return Ok(());
     }
@@ -135,6 +138,22 @@ pub(crate) fn merge_into(run_dir: &Path, other: &str, into: &str) -> Result<(), 
             reason: e.to_string(),
         }
     })
+}
+
+/// Where the commit a task's work started from is kept (beside its run directory): the
+/// diff reviewers see is against it, the task's own commits included.
+fn base_file(run_dir: &Path) -> std::path::PathBuf {
+    let name = run_dir.file_name().unwrap_or_default().to_string_lossy();
+    run_dir.with_file_name(format!("{name}.base"))
+}
+
+/// The commit a task's work started from; `HEAD` when it was not recorded.
+pub fn base_commit(run_dir: &Path) -> String {
+    std::fs::read_to_string(base_file(run_dir))
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_hexdigit()))
+        .unwrap_or_else(|| "HEAD".to_string())
 }
 
 /// Commits everything the task changed on its branch; returns the new commit, if any.

@@ -53,6 +53,10 @@ pub enum VerdictError {
 
 /// The longest summary kept, in words (the request asks for at most this many).
 pub const SUMMARY_WORDS: usize = 200;
+
+/// The answer's JSON Schema, for the CLIs that enforce one. Strict as Codex wants it: no
+/// extra properties, every property required (`line` may be null).
+pub const SCHEMA: &str = r#"{"type":"object","additionalProperties":false,"required":["verdict","summary","findings"],"properties":{"verdict":{"type":"string","enum":["approved","concern","blocker"]},"summary":{"type":"string"},"findings":{"type":"array","items":{"type":"object","additionalProperties":false,"required":["severity","file","line","text"],"properties":{"severity":{"type":"string"},"file":{"type":"string"},"line":{"type":["integer","null"]},"text":{"type":"string"}}}}}}"#;
 /// How far back from `"verdict"` the object's opening brace may be.
 const LOOK_BACK: usize = 64 << 10;
 

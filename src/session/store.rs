@@ -1,4 +1,4 @@
-//! `workspace/orchestrate.db`: the SQLite index of sessions, tasks and workers (WAL mode,
+//! `workspace/orchestrate.db`: the SQLite index of sessions, tasks, workers and reviews (WAL mode,
 //! schema versioned by `PRAGMA user_version` and applied by ordered migrations). The JSONL
 //! journals stay the record of what happened; this is the fast place to look things up.
 
@@ -73,6 +73,27 @@ const MIGRATIONS: &[&str] = &[
     // 2: each worker's latest resource sample.
     "ALTER TABLE workers ADD COLUMN cpu_percent REAL;
      ALTER TABLE workers ADD COLUMN rss_mb INTEGER;",
+    // 3: reviews as they run and decide: their task, trigger and decision, each reviewer's
+    // verdict, and the review a decision came from. `reviews.reviewer` lists the reviewers,
+    // `reviews.verdict` the verdicts, `reviews.summary` the decision's reason.
+    "ALTER TABLE reviews ADD COLUMN task TEXT;
+     ALTER TABLE reviews ADD COLUMN trigger TEXT;
+     ALTER TABLE reviews ADD COLUMN action TEXT;
+     ALTER TABLE reviews ADD COLUMN rule INTEGER;
+     ALTER TABLE decisions ADD COLUMN review TEXT;
+     CREATE TABLE verdicts (
+        session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        review TEXT NOT NULL,
+        reviewer TEXT NOT NULL,
+        verdict TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        findings TEXT NOT NULL,
+        input_tokens INTEGER NOT NULL DEFAULT 0,
+        output_tokens INTEGER NOT NULL DEFAULT 0,
+        cost_usd REAL NOT NULL DEFAULT 0,
+        duration_ms INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (session_id, review, reviewer)
+    );",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -122,6 +143,39 @@ pub struct WorkerRow {
     pub input_tokens: i64,
     pub output_tokens: i64,
     pub cost_usd: f64,
+}
+
+/// A review: requested (no decision yet) or decided.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ReviewRow {
+    pub id: String,
+    pub worker: String,
+    pub task: String,
+    pub trigger: String,
+    pub reviewers: Vec<String>,
+    pub started: String,
+    pub decision: Option<DecisionRow>,
+    pub verdicts: Vec<VerdictRow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DecisionRow {
+    pub rule: i64,
+    pub action: String,
+    pub reason: String,
+}
+
+/// One reviewer's answer (`orchestrator` for the checks' seat); `findings` is a JSON array.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct VerdictRow {
+    pub reviewer: String,
+    pub verdict: String,
+    pub summary: String,
+    pub findings: String,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cost_usd: f64,
+    pub duration_ms: i64,
 }
 
 /// A session row.
@@ -398,6 +452,144 @@ impl Store {
         rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
     }
 
+    /// Writes a review as it stands: its row, its verdicts and, once decided, its decision
+    /// (one transaction; saving the same decision twice adds no second decision row).
+    pub fn save_review(
+        &mut self,
+        session: &str,
+        review: &ReviewRow,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let error = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(error)?;
+        let verdicts: Vec<&str> = review.verdicts.iter().map(|v| v.verdict.as_str()).collect();
+        let decision = review.decision.as_ref();
+        tx.execute(
+            "INSERT INTO reviews (session_id, id, worker, reviewer, verdict, summary, created_at, task, trigger, action, rule)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+             ON CONFLICT (session_id, id) DO UPDATE SET reviewer = ?4, verdict = ?5, summary = ?6,
+                 action = ?10, rule = ?11",
+            params![
+                session, review.id, review.worker, review.reviewers.join(","), verdicts.join(","),
+                decision.map(|d| d.reason.as_str()), review.started, review.task, review.trigger,
+                decision.map(|d| d.action.as_str()), decision.map(|d| d.rule)
+            ],
+        )
+        .map_err(error)?;
+        for v in &review.verdicts {
+            tx.execute(
+                "INSERT OR REPLACE INTO verdicts (session_id, review, reviewer, verdict, summary, findings,
+                     input_tokens, output_tokens, cost_usd, duration_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![
+                    session, review.id, v.reviewer, v.verdict, v.summary, v.findings,
+                    v.input_tokens, v.output_tokens, v.cost_usd, v.duration_ms
+                ],
+            )
+            .map_err(error)?;
+        }
+        if let Some(d) = decision {
+            tx.execute(
+                "INSERT INTO decisions (session_id, seq, rule, action, reason, created_at, review)
+                 SELECT ?1, COALESCE((SELECT MAX(seq) FROM decisions WHERE session_id = ?1), 0) + 1,
+                        ?2, ?3, ?4, ?5, ?6
+                 WHERE NOT EXISTS (SELECT 1 FROM decisions WHERE session_id = ?1 AND review = ?6)",
+                params![
+                    session,
+                    d.rule.to_string(),
+                    d.action,
+                    d.reason,
+                    now.to_string(),
+                    review.id
+                ],
+            )
+            .map_err(error)?;
+        }
+        tx.commit().map_err(error)
+    }
+
+    /// The reviews of a session, oldest first, with their verdicts and decisions.
+    pub fn reviews(&self, session: &str) -> Result<Vec<ReviewRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, worker, COALESCE(task, ''), COALESCE(trigger, ''), reviewer, created_at,
+                        action, rule, summary
+                 FROM reviews WHERE session_id = ?1 ORDER BY rowid",
+            )
+            .map_err(|e| self.error(e))?;
+        let mut reviews = stmt
+            .query_map([session], |r| {
+                let action: Option<String> = r.get(6)?;
+                let reviewers: String = r.get(4)?;
+                Ok(ReviewRow {
+                    id: r.get(0)?,
+                    worker: r.get(1)?,
+                    task: r.get(2)?,
+                    trigger: r.get(3)?,
+                    reviewers: reviewers
+                        .split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(String::from)
+                        .collect(),
+                    started: r.get(5)?,
+                    decision: match action {
+                        Some(action) => Some(DecisionRow {
+                            action,
+                            rule: r.get::<_, Option<i64>>(7)?.unwrap_or(0),
+                            reason: r.get::<_, Option<String>>(8)?.unwrap_or_default(),
+                        }),
+                        None => None,
+                    },
+                    verdicts: Vec::new(),
+                })
+            })
+            .map_err(|e| self.error(e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.error(e))?;
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT reviewer, verdict, summary, findings, input_tokens, output_tokens, cost_usd, duration_ms
+                 FROM verdicts WHERE session_id = ?1 AND review = ?2 ORDER BY rowid",
+            )
+            .map_err(|e| self.error(e))?;
+        for review in &mut reviews {
+            review.verdicts = stmt
+                .query_map(params![session, review.id], |r| {
+                    Ok(VerdictRow {
+                        reviewer: r.get(0)?,
+                        verdict: r.get(1)?,
+                        summary: r.get(2)?,
+                        findings: r.get(3)?,
+                        input_tokens: r.get(4)?,
+                        output_tokens: r.get(5)?,
+                        cost_usd: r.get(6)?,
+                        duration_ms: r.get(7)?,
+                    })
+                })
+                .map_err(|e| self.error(e))?
+                .collect::<Result<_, _>>()
+                .map_err(|e| self.error(e))?;
+        }
+        Ok(reviews)
+    }
+
+    /// How many decisions a session has taken.
+    pub fn decision_count(&self, session: &str) -> Result<i64, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT COUNT(*) FROM decisions WHERE session_id = ?1",
+                [session],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.error(e))
+    }
+
     fn error(&self, source: rusqlite::Error) -> StoreError {
         StoreError::Sqlite {
             path: self.path.clone(),
@@ -429,6 +621,44 @@ mod tests {
             created_at: Timestamp::from_secs(1_795_284_000),
             config: serde_json::Value::Null,
         }
+    }
+
+    #[test]
+    fn a_review_is_saved_requested_then_decided_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("orchestrate.db")).unwrap();
+        store.insert_session(&info("s")).unwrap();
+        let mut review = ReviewRow {
+            id: "r1".into(),
+            worker: "w".into(),
+            task: "t".into(),
+            trigger: "milestone".into(),
+            reviewers: vec!["codex".into(), "gemini".into()],
+            started: "2026-12-02T10:00:00Z".into(),
+            ..ReviewRow::default()
+        };
+        let now = Timestamp::from_secs(1_795_284_000);
+        store.save_review("s", &review, now).unwrap();
+        assert_eq!(store.reviews("s").unwrap(), [review.clone()]);
+        review.verdicts = vec![VerdictRow {
+            reviewer: "codex".into(),
+            verdict: "concern".into(),
+            summary: "no test".into(),
+            findings: "[]".into(),
+            input_tokens: 10,
+            output_tokens: 2,
+            cost_usd: 0.5,
+            duration_ms: 1200,
+        }];
+        review.decision = Some(DecisionRow {
+            rule: 3,
+            action: "log_warning".into(),
+            reason: "one concern".into(),
+        });
+        store.save_review("s", &review, now).unwrap();
+        store.save_review("s", &review, now).unwrap();
+        assert_eq!(store.reviews("s").unwrap(), [review]);
+        assert_eq!(store.decision_count("s").unwrap(), 1);
     }
 
     #[test]

@@ -89,6 +89,22 @@ fn blocks(steps: &[Step], facts: &Facts, seed: u64) -> (Vec<Block>, &'static str
     for (i, step) in steps.iter().enumerate() {
         match step {
             Step::Think(t) => out.push(Block::Thinking(t.clone())),
+            // Under `--json-schema` Claude offers a StructuredOutput tool and insists the model
+            // call it: a JSON answer goes there, and the next turn closes the story.
+            Step::Answer(t) if facts.offers("StructuredOutput") => {
+                match serde_json::from_str::<Value>(t) {
+                    Ok(input) if input.is_object() => {
+                        let id = format!("toolu_stub{seed:06}{i:02}");
+                        out.push(Block::ToolUse {
+                            id,
+                            name: "StructuredOutput",
+                            input,
+                        });
+                        return (out, "tool_use", Ending::Complete);
+                    }
+                    _ => out.push(Block::Text(t.clone())),
+                }
+            }
             Step::Say(t) | Step::Answer(t) => out.push(Block::Text(t.clone())),
             Step::Act(action) | Step::Blocked(action) => {
                 let (name, input) = tool(action, facts);

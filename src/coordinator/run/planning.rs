@@ -118,6 +118,7 @@ impl Coordinator {
             vec![self.info.target.clone()],
             Autonomy::ReadOnly,
             None,
+            None,
         )?;
         self.record(
             None,

@@ -12,9 +12,10 @@ use serde_json::json;
 use super::tasks::stop_in_background;
 use super::{Coordinator, EndedBy, RunningTask};
 use crate::agents::{Autonomy, Draft};
-use crate::event::{AgentEvent, EventType};
+use crate::event::{AgentEvent, EventType, UsageTotals};
 use crate::review::{Action, DecisionPolicy, REVIEW_MARKER, Trigger, Verdict, verdict};
 use crate::session::layout::write_atomically;
+use crate::session::store::{DecisionRow, ReviewRow, VerdictRow};
 use crate::timestamp::Timestamp;
 use crate::worker::Worker;
 
@@ -33,6 +34,8 @@ pub(super) struct ReviewInFlight {
     /// The orchestrator's own seat, when fewer than two agents review: `review.checks` run
     /// in the task's directory; `None` until they are done.
     pub checks: Option<Option<(Verdict, String)>>,
+    /// Files, insertions and deletions of the diff the reviewers saw, and whether it was cut.
+    pub diff_stats: serde_json::Value,
 }
 
 pub(super) struct Reviewer {
@@ -73,7 +76,7 @@ impl Coordinator {
             .filter(|a| *a != reviewed_agent)
             .collect();
         let run_dir = self.session.run_dir(&task);
-        let prompt = self.review_prompt(&trigger, &task, running);
+        let (prompt, diff_stats) = self.review_prompt(&trigger, &task, running);
         let mut reviewers = BTreeMap::new();
         for agent in &agents {
             let name = format!("review-{id}-{agent}");
@@ -86,6 +89,7 @@ impl Coordinator {
                 Vec::new(),
                 Autonomy::ReadOnly,
                 None,
+                Some(verdict::SCHEMA),
             ) {
                 Ok(worker) => {
                     reviewers.insert(
@@ -140,6 +144,18 @@ impl Coordinator {
             self.run_checks(&id, checks, run_dir.clone());
         }
         let empty = reviewers.is_empty() && !with_checks;
+        let row = ReviewRow {
+            id: id.clone(),
+            worker: trigger.worker.clone(),
+            task: task.clone(),
+            trigger: trigger.kind.name().to_string(),
+            reviewers: reviewers.values().map(|r| r.agent.clone()).collect(),
+            started: Timestamp::now().to_string(),
+            ..ReviewRow::default()
+        };
+        let _ = self
+            .store
+            .save_review(&self.session.id, &row, Timestamp::now());
         self.reviews.insert(
             id.clone(),
             ReviewInFlight {
@@ -149,6 +165,7 @@ impl Coordinator {
                 reviewers,
                 prompt,
                 checks: with_checks.then_some(None),
+                diff_stats,
             },
         );
         if empty {
@@ -163,7 +180,7 @@ impl Coordinator {
         trigger: &Trigger,
         task: &str,
         running: &mut BTreeMap<String, RunningTask>,
-    ) -> String {
+    ) -> (String, serde_json::Value) {
         let planned = self
             .current_plan
             .iter()
@@ -173,18 +190,9 @@ impl Coordinator {
             (t.title.clone(), t.prompt.clone())
         });
         let run_dir = self.session.run_dir(task);
-        let git = |args: &[&str]| crate::coordinator::runs::git(&run_dir, args).unwrap_or_default();
         let limit = (self.settings.config.review.diff_limit_kb as usize) << 10;
-        let mut diff = git(&["diff", "HEAD"]);
-        if diff.len() > limit {
-            let mut cut = limit;
-            while !diff.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            diff.truncate(cut);
-            diff.push_str(DIFF_NOTE);
-        }
-        let files = git(&["status", "--short"]);
+        let work = task_diff(&run_dir, limit);
+        let (diff, files) = (&work.text, &work.files);
         let (events, _) = crate::event::read_journal(&self.session.events_path(&trigger.worker))
             .unwrap_or_default();
         let last_words = events
@@ -210,7 +218,7 @@ impl Coordinator {
             .map(|e| format!("- {}", e.text()))
             .collect();
         let _ = running;
-        format!(
+        let prompt = format!(
             "{REVIEW_MARKER}\n\nReview another agent's work on task \"{title}\" (read only: change nothing).\n\n\
              The task: {task_prompt}\n\nIts last words: {last_words}\n\nFiles changed:\n{files}\n\n\
              Commands it ran (latest first):\n{}\n\nRecent blockers and errors:\n{}\n\nThe diff:\n{diff}\n\n\
@@ -218,7 +226,8 @@ impl Coordinator {
              \"summary\": \"at most 200 words\", \"findings\": [{{\"severity\": \"...\", \"file\": \"...\", \"line\": 1, \"text\": \"...\"}}]}}",
             commands.join("\n"),
             troubles.join("\n"),
-        )
+        );
+        (prompt, work.stats)
     }
 
     /// An event of a reviewer worker, if `event` comes from one; true when it did.
@@ -240,9 +249,19 @@ impl Coordinator {
             .reviewers
             .get_mut(&*event.worker)
             .expect("just found");
-        for text in [Some(event.text()), event.str_field("result")]
-            .into_iter()
-            .flatten()
+        // A structured answer (Claude `--json-schema`) is the verdict as an object.
+        let structured = event
+            .payload
+            .get("structured_output")
+            .filter(|v| v.is_object())
+            .map(|v| v.to_string());
+        for text in [
+            Some(event.text()),
+            event.str_field("result"),
+            structured.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
         {
             if reviewer.answer.len() + text.len() <= ANSWER_LIMIT {
                 reviewer.answer.push_str(text);
@@ -278,6 +297,7 @@ impl Coordinator {
                     Vec::new(),
                     Autonomy::ReadOnly,
                     None,
+                    Some(verdict::SCHEMA),
                 ) {
                     Ok(worker) => {
                         let review = self.reviews.get_mut(&id).expect("still there");
@@ -420,10 +440,21 @@ impl Coordinator {
                 .with("verdict", v.name())
                 .with("summary", summary.clone()),
             );
-            responses.push(
-                json!({"reviewer": r.agent, "worker": name, "verdict": v.name(),
-                                  "summary": summary, "findings": findings}),
-            );
+            let (events, _) =
+                crate::event::read_journal(&self.session.events_path(name)).unwrap_or_default();
+            let usage = UsageTotals::of(&events);
+            let spawned = events.iter().find(|e| e.phase() == Some("spawned"));
+            let exited = events.iter().rev().find(|e| e.phase() == Some("exited"));
+            let duration_ms = match (spawned, exited) {
+                (Some(a), Some(b)) => (b.timestamp.millis() - a.timestamp.millis()).max(0),
+                _ => 0,
+            };
+            responses.push(json!({
+                "reviewer": r.agent, "worker": name, "verdict": v.name(), "summary": summary,
+                "findings": findings, "input_tokens": usage.input_tokens,
+                "output_tokens": usage.output_tokens, "cost_usd": usage.cost_usd,
+                "duration_ms": duration_ms, "attempts": r.attempt,
+            }));
         }
         if let Some(Some((v, summary))) = &review.checks {
             verdicts.push(*v);
@@ -442,17 +473,36 @@ impl Coordinator {
                 .with("verdict", v.name())
                 .with("summary", summary.clone()),
             );
-            responses.push(json!({"reviewer": "orchestrator", "verdict": v.name(), "summary": summary, "findings": []}));
+            responses.push(json!({"reviewer": "orchestrator", "verdict": v.name(), "summary": summary, "findings": [],
+                                  "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0}));
         }
         let decision = DecisionPolicy::decide(&verdicts);
         // The record first: whoever sees the decision in the journal finds it.
         let record = json!({
             "id": id, "trigger": {"kind": review.trigger.kind, "reason": review.trigger.reason},
             "worker": review.trigger.worker, "task": review.task, "started": review.started,
+            "decided": Timestamp::now(), "diff": review.diff_stats,
             "responses": responses, "decision": decision,
         });
         let path = self.session.reviews_dir().join(format!("{id}.json"));
         let _ = write_atomically(&path, &format!("{record:#}\n"));
+        let row = ReviewRow {
+            id: id.to_string(),
+            worker: review.trigger.worker.clone(),
+            task: review.task.clone(),
+            trigger: review.trigger.kind.name().to_string(),
+            reviewers: review.reviewers.values().map(|r| r.agent.clone()).collect(),
+            started: review.started.to_string(),
+            decision: Some(DecisionRow {
+                rule: i64::from(decision.rule),
+                action: decision.action.name().to_string(),
+                reason: decision.reason.clone(),
+            }),
+            verdicts: responses.iter().map(verdict_row).collect(),
+        };
+        let _ = self
+            .store
+            .save_review(&self.session.id, &row, Timestamp::now());
         let verdict_names: Vec<&str> = verdicts.iter().map(|v| v.name()).collect();
         self.record(
             Some(&review.task),
@@ -553,6 +603,98 @@ impl Coordinator {
             .contains(task)
             .then(|| EndedBy::Review("stopped by review".into()))
     }
+}
+
+/// A response of `reviews/<id>.json` as its database row.
+fn verdict_row(response: &serde_json::Value) -> VerdictRow {
+    let text = |key: &str| response[key].as_str().unwrap_or("").to_string();
+    let number = |key: &str| response[key].as_i64().unwrap_or(0);
+    VerdictRow {
+        reviewer: text("reviewer"),
+        verdict: text("verdict"),
+        summary: text("summary"),
+        findings: response["findings"].to_string(),
+        input_tokens: number("input_tokens"),
+        output_tokens: number("output_tokens"),
+        cost_usd: response["cost_usd"].as_f64().unwrap_or(0.0),
+        duration_ms: number("duration_ms"),
+    }
+}
+
+/// The work of a task as reviewers see it.
+struct TaskDiff {
+    /// The diff against the task's base (its commits and what is not committed yet), new
+    /// files included, cut at the limit with a note.
+    text: String,
+    /// `git status --short`.
+    files: String,
+    stats: serde_json::Value,
+}
+
+fn task_diff(run_dir: &std::path::Path, limit: usize) -> TaskDiff {
+    use crate::coordinator::runs;
+    let git = |args: &[&str]| runs::git(run_dir, args).unwrap_or_default();
+    let base = runs::base_commit(run_dir);
+    let mut text = git(&["diff", &base]);
+    let (mut files, mut insertions, deletions) = shortstat(&git(&["diff", "--shortstat", &base]));
+    // New files are not in `git diff` until added: show them as added, whole.
+    let untracked = git(&["ls-files", "--others", "--exclude-standard", "-z"]);
+    for path in untracked.split('\0').filter(|p| !p.is_empty()) {
+        files += 1;
+        let Ok(content) = std::fs::read(run_dir.join(path)) else {
+            continue;
+        };
+        if content.contains(&0) {
+            text.push_str(&format!("new binary file {path}\n"));
+            continue;
+        }
+        let content = String::from_utf8_lossy(&content);
+        insertions += content.lines().count() as u64;
+        if text.len() <= limit {
+            text.push_str(&format!("new file {path}\n"));
+            for line in content.lines() {
+                text.push('+');
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+    }
+    let bytes = text.len();
+    let cut = bytes > limit;
+    if cut {
+        let mut at = limit;
+        while !text.is_char_boundary(at) {
+            at -= 1;
+        }
+        text.truncate(at);
+        text.push_str(DIFF_NOTE);
+    }
+    TaskDiff {
+        text,
+        files: git(&["status", "--short"]),
+        stats: json!({"base": base, "files": files, "insertions": insertions,
+                      "deletions": deletions, "bytes": bytes, "cut": cut}),
+    }
+}
+
+/// `3 files changed, 10 insertions(+), 2 deletions(-)` as (3, 10, 2).
+fn shortstat(line: &str) -> (u64, u64, u64) {
+    let mut counts = (0, 0, 0);
+    for part in line.split(',') {
+        let mut words = part.split_whitespace();
+        let (Some(n), Some(what)) = (words.next(), words.next()) else {
+            continue;
+        };
+        let n: u64 = n.parse().unwrap_or(0);
+        if what.starts_with("file") {
+            counts.0 = n;
+        } else if what.starts_with("insertion") {
+            counts.1 = n;
+        } else if what.starts_with("deletion") {
+            counts.2 = n;
+        }
+    }
+    counts
 }
 
 /// Output a check keeps: its tail, for the concern's summary.
@@ -750,6 +892,16 @@ impl Coordinator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn diff_stats_are_read_from_git_shortstat() {
+        assert_eq!(
+            shortstat(" 3 files changed, 10 insertions(+), 2 deletions(-)"),
+            (3, 10, 2)
+        );
+        assert_eq!(shortstat(" 1 file changed, 1 deletion(-)"), (1, 0, 1));
+        assert_eq!(shortstat(""), (0, 0, 0));
+    }
 
     #[test]
     fn a_check_ends_when_its_shell_does_even_if_a_child_keeps_the_output_open() {

@@ -61,7 +61,7 @@ impl Coordinator {
                     "{}\n\n(You are task \"{}\" of a session with the goal: {}. Work in the current directory.)",
                     task.prompt, task.title, self.info.prompt
                 ));
-                self.spawn_worker(&name, Some(&task.id), &task.agent, &prompt, &run_dir, Vec::new(), self.profile_autonomy(&task.agent), agent_session.clone())
+                self.spawn_worker(&name, Some(&task.id), &task.agent, &prompt, &run_dir, Vec::new(), self.profile_autonomy(&task.agent), agent_session.clone(), None)
             });
         match started {
             Ok(worker) => {
@@ -138,6 +138,7 @@ impl Coordinator {
         extra_dirs: Vec<PathBuf>,
         autonomy: Autonomy,
         resume: Option<String>,
+        output_schema: Option<&str>,
     ) -> Result<Worker> {
         let profile = self
             .settings
@@ -167,6 +168,7 @@ impl Coordinator {
             state_dir: self.session.state_dir(name),
             source,
             guard: Some(self.guard(profile.kind, name)),
+            output_schema: output_schema.map(str::to_string),
         }
         .build()?;
         let events_path = self.session.events_path(name);
