@@ -703,7 +703,7 @@ fn recorded_review_session() -> App {
     events.sort_by_key(|e| e.timestamp);
     let last = events.last().unwrap().timestamp;
     let mut a = App::new(
-        "orch_20261202_105733_0306",
+        "orch_20261202_113830_725c",
         "add a /health endpoint",
         Theme::default_theme(),
         last,
@@ -720,4 +720,60 @@ fn a_reviews_blocker_fills_the_panels_and_raises_the_banner() {
     assert_eq!(a.reviews.len(), 3, "one verdict per reviewer");
     assert_eq!(a.state(), "paused");
     assert_screen("review_escalation", &mut a, 160, 45);
+}
+
+#[test]
+fn enter_on_a_review_shows_its_findings() {
+    let mut a = recorded_review_session();
+    for _ in 0..2 {
+        key(&mut a, KeyCode::Tab);
+    }
+    assert_eq!(a.focus, Focus::Reviews);
+    // The newest verdict first: gemini's blocker, with its two findings.
+    key(&mut a, KeyCode::Enter);
+    assert_screen("review_findings", &mut a, 160, 45);
+    key(&mut a, KeyCode::Down);
+    let screen = render(&mut a, 160, 45);
+    assert!(screen.contains("Review r1 (2 of 3)"), "{screen}");
+    key(&mut a, KeyCode::Esc);
+    assert!(a.overlay.is_none());
+}
+
+#[test]
+fn a_worker_paused_by_a_review_is_sent_its_concerns_with_c() {
+    let mut a = three_running();
+    let worker = a.workers[0].name.clone();
+    feed(
+        &mut a,
+        vec![
+            coord(
+                EventType::Decision,
+                None,
+                40,
+                json!({"text": "decision", "phase": "review_decision", "rule": 2,
+                       "action": "pause_and_clarify", "worker": worker, "review": "r1",
+                       "reason": "2 concerns among 2 verdicts"}),
+            ),
+            ev(
+                EventType::Status,
+                &worker,
+                "gemini",
+                None,
+                41,
+                json!({"text": "paused", "phase": "paused"}),
+            ),
+        ],
+    );
+    a.selected = 0;
+    assert!(a.selected_awaits_clarify());
+    let screen = render(&mut a, 140, 40);
+    assert!(screen.contains("send the review's concerns"), "{screen}");
+    let actions = key(&mut a, KeyCode::Char('c'));
+    match actions.as_slice() {
+        [Action::Control(request)] => {
+            assert_eq!(request.cmd, ControlCommand::Clarify);
+            assert_eq!(request.worker.as_deref(), Some(worker.as_str()));
+        }
+        other => panic!("{other:?}"),
+    }
 }

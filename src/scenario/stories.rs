@@ -79,14 +79,20 @@ pub fn steps(scenario: Scenario, ctx: &Context<'_>) -> Vec<Step> {
             ]
         }
         Scenario::Api(error) => vec![Step::Fail { error, times: None }],
-        Scenario::Approve => review("approved", "The change does what the task asks."),
+        Scenario::Approve => review("approved", "The change does what the task asks.", json!([])),
         Scenario::Concern => review(
             "concern",
             "The change has no test for the error path; add one before merging.",
+            json!([{"severity": "medium", "file": "src/health.rs", "line": 14,
+                    "text": "the error branch is never exercised by a test"}]),
         ),
         Scenario::Reject => review(
             "blocker",
             "The change deletes the users table in its migration; it must not ship.",
+            json!([{"severity": "critical", "file": "migrations/002_users.sql", "line": 3,
+                    "text": "DROP TABLE users loses every account"},
+                   {"severity": "low", "file": "src/health.rs", "line": null,
+                    "text": "the handler logs at error level on success"}]),
         ),
         Scenario::Garbage => vec![
             say("I'll review the change."),
@@ -170,10 +176,12 @@ fn chatty() -> Vec<Step> {
 /// A reviewer's story: look at the change, answer with a verdict as JSON.
 /// (The diff is in the request: a read-only reviewer needs no tool, and Gemini's read-only
 /// mode offers no shell.)
-fn review(verdict: &str, summary: &str) -> Vec<Step> {
+fn review(verdict: &str, summary: &str, findings: serde_json::Value) -> Vec<Step> {
     vec![
         say("I'll review the change."),
-        Step::Answer(json!({"verdict": verdict, "summary": summary, "findings": []}).to_string()),
+        Step::Answer(
+            json!({"verdict": verdict, "summary": summary, "findings": findings}).to_string(),
+        ),
     ]
 }
 

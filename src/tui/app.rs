@@ -118,6 +118,8 @@ pub enum Overlay {
     },
     /// Typing a log search.
     Search(String),
+    /// One review verdict in full: its summary and findings (index into `App::reviews`).
+    Review(usize),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -253,9 +255,31 @@ impl WorkerPane {
 /// A review verdict from the coordinator's journal.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReviewEntry {
+    /// The review's id (`r1`) and the worker whose work it reviewed.
+    pub review: String,
+    pub worker: String,
     pub reviewer: String,
     pub verdict: String,
     pub summary: String,
+    /// `severity file:line text`, one per finding.
+    pub findings: Vec<String>,
+}
+
+/// A reviewer's finding as one line: `high src/a.rs:12 the error is swallowed`.
+fn finding_line(finding: &serde_json::Value) -> String {
+    let text = |key: &str| finding[key].as_str().unwrap_or("").trim().to_string();
+    let place = match (text("file"), finding["line"].as_u64()) {
+        (file, _) if file.is_empty() => String::new(),
+        (file, Some(line)) => format!("{file}:{line} "),
+        (file, None) => format!("{file} "),
+    };
+    let severity = text("severity");
+    let severity = if severity.is_empty() {
+        "note".to_string()
+    } else {
+        severity
+    };
+    format!("{severity} {place}{}", text("text"))
 }
 
 /// An approval an agent waits for (a `confirm` of the sandbox).
@@ -273,6 +297,8 @@ pub struct DecisionEntry {
     pub rule: String,
     pub action: String,
     pub reason: String,
+    /// The worker a review decision is about.
+    pub worker: Option<String>,
 }
 
 pub struct App {
@@ -439,9 +465,19 @@ impl App {
                 // A verdict; the request itself is in the log.
                 EventType::Review if e.str_field("verdict").is_some() => {
                     self.reviews.push(ReviewEntry {
+                        review: e.str_field("review").unwrap_or("?").to_string(),
+                        worker: e.str_field("worker").unwrap_or("?").to_string(),
                         reviewer: e.str_field("reviewer").unwrap_or("?").to_string(),
                         verdict: e.str_field("verdict").unwrap_or("?").to_string(),
                         summary: e.str_field("summary").unwrap_or(e.text()).to_string(),
+                        findings: e
+                            .payload
+                            .get("findings")
+                            .and_then(|f| f.as_array())
+                            .into_iter()
+                            .flatten()
+                            .map(finding_line)
+                            .collect(),
                     })
                 }
                 EventType::Decision => {
@@ -454,6 +490,7 @@ impl App {
                         },
                         action: e.str_field("action").unwrap_or("?").to_string(),
                         reason: e.str_field("reason").unwrap_or(e.text()).to_string(),
+                        worker: e.str_field("worker").map(str::to_string),
                     });
                     self.observe_approval(&e);
                     if e.str_field("action") == Some("stop_and_escalate") {
@@ -575,6 +612,13 @@ impl App {
                 self.log_worker = None;
                 self.log_scroll = 0;
             }
+            KeyCode::Enter if self.focus == Focus::Reviews => {
+                // The panel lists the newest first, from the one scrolled to.
+                if let Some(index) = self.reviews.len().checked_sub(self.reviews_scroll + 1) {
+                    self.overlay = Some(Overlay::Review(index));
+                }
+            }
+            KeyCode::Char('c') if self.selected_awaits_clarify() => return self.clarify_key(),
             KeyCode::Enter if self.focus == Focus::Workers => {
                 if let Some(w) = self.selected_worker() {
                     self.zoom = Some((w.name.clone(), ZoomMode::Transcript));
@@ -712,6 +756,36 @@ impl App {
         })]
     }
 
+    /// True when the selected worker is paused by a review's `pause_and_clarify` and the
+    /// operator has not acted yet: `c` sends it the concerns.
+    pub fn selected_awaits_clarify(&self) -> bool {
+        let Some(worker) = self.selected_worker() else {
+            return false;
+        };
+        worker.state() == crate::worker::state::WorkerState::Paused
+            && self
+                .decisions
+                .iter()
+                .rev()
+                .find(|d| d.worker.as_deref() == Some(worker.name.as_str()))
+                .is_some_and(|d| d.action == "pause_and_clarify")
+    }
+
+    /// `c`: the reviewers' concerns go to the paused agent, which continues with them.
+    fn clarify_key(&mut self) -> Vec<Action> {
+        let Some(worker) = self.selected_worker().map(|w| w.name.clone()) else {
+            return Vec::new();
+        };
+        self.notice = Some((
+            true,
+            format!("sending the reviewers' concerns to {worker}…"),
+        ));
+        vec![Action::Control(ControlRequest::new(
+            ControlCommand::Clarify,
+            Some(worker),
+        ))]
+    }
+
     /// `R` with the coordinator dead: start it again, unless the session is done.
     fn resume_key(&mut self) -> Vec<Action> {
         if self.history.finished.as_deref() == Some("done") {
@@ -774,6 +848,20 @@ impl App {
 
     fn on_overlay_key(&mut self, overlay: Overlay, key: KeyEvent) -> Vec<Action> {
         match overlay {
+            Overlay::Review(index) => {
+                match key.code {
+                    KeyCode::Esc | KeyCode::Char('q') | KeyCode::Enter => self.overlay = None,
+                    // The next older / newer verdict, without closing.
+                    KeyCode::Down | KeyCode::Char('j') if index > 0 => {
+                        self.overlay = Some(Overlay::Review(index - 1))
+                    }
+                    KeyCode::Up | KeyCode::Char('k') if index + 1 < self.reviews.len() => {
+                        self.overlay = Some(Overlay::Review(index + 1))
+                    }
+                    _ => {}
+                }
+                Vec::new()
+            }
             Overlay::Help => {
                 if matches!(
                     key.code,

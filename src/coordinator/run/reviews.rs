@@ -437,8 +437,10 @@ impl Coordinator {
                 .with("phase", "review_verdict")
                 .with("review", id.to_string())
                 .with("reviewer", r.agent.clone())
+                .with("worker", review.trigger.worker.clone())
                 .with("verdict", v.name())
-                .with("summary", summary.clone()),
+                .with("summary", summary.clone())
+                .with("findings", findings.clone()),
             );
             let (events, _) =
                 crate::event::read_journal(&self.session.events_path(name)).unwrap_or_default();

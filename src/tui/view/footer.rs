@@ -48,6 +48,15 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
                 ("⏎", "zoom"),
                 ("Tab", "panel"),
             ],
+            Focus::Workers if app.selected_awaits_clarify() => &[
+                ("c", "send the review's concerns"),
+                ("r", "resume as is"),
+                ("s", "stop"),
+                ("q", "quit"),
+                ("?", "help"),
+                ("⏎", "zoom"),
+                ("Tab", "panel"),
+            ],
             Focus::Workers if !app.coordinator_alive && app.history.finished.is_none() => &[
                 ("q", "quit"),
                 ("?", "help"),
@@ -93,7 +102,15 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
                 ("Esc", "clear"),
                 ("Tab", "panel"),
             ],
-            Focus::Reviews | Focus::Decisions => &[
+            Focus::Reviews => &[
+                ("q", "quit"),
+                ("?", "help"),
+                ("⏎", "findings"),
+                ("↑↓", "select"),
+                ("P/R/S", "session"),
+                ("Tab", "panel"),
+            ],
+            Focus::Decisions => &[
                 ("q", "quit"),
                 ("?", "help"),
                 ("↑↓", "scroll"),

@@ -44,6 +44,7 @@ pub fn draw(frame: &mut Frame<'_>, app: &mut App) {
     match app.overlay.clone() {
         Some(Overlay::Help) => overlays::help(frame, area, app),
         Some(Overlay::Confirm { question, .. }) => overlays::confirm(frame, area, app, &question),
+        Some(Overlay::Review(index)) => overlays::review(frame, area, app, index),
         Some(Overlay::Search(_)) | None => {}
     }
 }

@@ -27,6 +27,7 @@ const HELP: &[(&str, &str)] = &[
         "stop: SIGTERM, SIGKILL after the grace period (asks first)",
     ),
     ("v / V", "request a review"),
+    ("c", "paused by a review: send it the reviewers' concerns"),
     ("e / o", "the worker's directory in $EDITOR / a shell"),
     ("y / n", "approve / deny what the selected worker waits for"),
     ("Enter", "zoom the selected worker: its transcript"),
@@ -42,6 +43,11 @@ const HELP: &[(&str, &str)] = &[
     ("w", "only the selected worker's events (toggles)"),
     ("g / G", "oldest / follow the newest"),
     ("Esc", "clear search and filters; leave zoom"),
+    ("", "Reviews"),
+    (
+        "Enter",
+        "the verdict in full: summary and findings (↑↓ older/newer)",
+    ),
     ("", "Anywhere"),
     ("Tab", "next panel: workers, events, reviews, decisions"),
     ("?", "this help"),
@@ -66,6 +72,55 @@ pub fn help(frame: &mut Frame<'_>, area: Rect, app: &App) {
     frame.render_widget(Clear, rect);
     frame.render_widget(
         Paragraph::new(lines).block(panel(app, " Keys (Esc closes) ", true)),
+        rect,
+    );
+}
+
+/// One verdict in full: who reviewed whose work, the summary, each finding.
+pub fn review(frame: &mut Frame<'_>, area: Rect, app: &App, index: usize) {
+    let Some(r) = app.reviews.get(index) else {
+        return;
+    };
+    let role = match r.verdict.as_str() {
+        "approved" => Role::done,
+        "concern" => Role::warning,
+        _ => Role::failed,
+    };
+    let mut lines = vec![
+        Line::from(vec![
+            Span::styled(format!("{} ", r.verdict), style(app, role)),
+            Span::styled(format!("from {} ", r.reviewer), style(app, Role::title)),
+            Span::styled(format!("on {}'s work", r.worker), style(app, Role::dim)),
+        ]),
+        Line::default(),
+        Line::from(Span::styled(r.summary.clone(), style(app, Role::text))),
+        Line::default(),
+    ];
+    if r.findings.is_empty() {
+        lines.push(Line::from(Span::styled(
+            "no findings",
+            style(app, Role::dim),
+        )));
+    }
+    for finding in &r.findings {
+        let (severity, rest) = finding.split_once(' ').unwrap_or((finding, ""));
+        lines.push(Line::from(vec![
+            Span::styled(format!("• {severity} "), style(app, Role::warning)),
+            Span::styled(rest.to_string(), style(app, Role::text)),
+        ]));
+    }
+    let rect = centered(area, 90, lines.len() as u16 + 2);
+    let title = format!(
+        " Review {} ({} of {}) · Esc closes ",
+        r.review,
+        index + 1,
+        app.reviews.len()
+    );
+    frame.render_widget(Clear, rect);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: true })
+            .block(panel(app, title, true)),
         rect,
     );
 }

@@ -29,16 +29,22 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
             style(app, Role::dim),
         ))]
     } else {
+        // The newest first, from the selected one (at the top, marked while focused).
+        let focused = app.focus == Focus::Reviews;
         app.reviews
             .iter()
             .rev()
-            .map(|r| {
+            .skip(app.reviews_scroll)
+            .enumerate()
+            .map(|(i, r)| {
                 let role = match r.verdict.as_str() {
                     "approved" => Role::done,
                     "concern" => Role::warning,
                     _ => Role::failed,
                 };
+                let marker = if focused && i == 0 { "›" } else { "" };
                 Line::from(vec![
+                    Span::styled(marker, style(app, Role::key)),
                     Span::styled(format!("{:<9}", r.verdict), style(app, role)),
                     Span::styled(format!("{:<10} ", r.reviewer), style(app, Role::title)),
                     Span::styled(r.summary.clone(), style(app, Role::text)),
@@ -49,7 +55,6 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
     frame.render_widget(
         Paragraph::new(reviews)
             .wrap(Wrap { trim: true })
-            .scroll((app.reviews_scroll as u16, 0))
             .block(panel(app, " Reviews ", app.focus == Focus::Reviews)),
         reviews_area,
     );
