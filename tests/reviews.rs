@@ -463,6 +463,91 @@ fn a_review_cut_short_by_a_crash_runs_again_after_resume_and_is_never_decided_tw
 }
 
 #[test]
+fn verdicts_journaled_before_a_crash_are_kept_and_their_reviewers_not_asked_again() {
+    let env = Env::new();
+    let line = r#"{"type":"milestone","payload":{"text":"the endpoint answers"}}"#;
+    std::fs::write(
+        env.workspace.with_file_name("orchestrate.toml"),
+        format!(
+            "[review]\nenabled = true\ntimeout_secs = 3\n\n[agents.work]\nkind = \"events\"\ncommand = [\"sh\", \"-c\", {:?}]\n",
+            format!("echo '{line}'; sleep 60")
+        ),
+    )
+    .unwrap();
+    let plan = env.plan("[[tasks]]\nid = \"t\"\nagent = \"work\"\nprompt = \"p\"\n");
+    // Claude and Codex answer at once; Gemini never does.
+    let verdicts = [
+        ("ORCHESTRATE_SIM_VERDICT_CODEX", "concern"),
+        ("ORCHESTRATE_SIM_VERDICT_GEMINI", "hang"),
+    ];
+    let out = env.run(&plan, &[], &verdicts);
+    assert!(out.status.success(), "{}", text(&out));
+    let id = session_id(&out);
+    let orchestrator = env.session_dir(&id).join("orchestrator.jsonl");
+    wait_for("two verdicts journaled", LIMIT, || {
+        journal(&orchestrator)
+            .iter()
+            .filter(|e| e.phase() == Some("review_verdict"))
+            .count()
+            == 2
+    });
+    let pid = env.status(&id)["coordinator"]["pid"].as_i64().unwrap() as i32;
+    // SAFETY: plain kill of a process this test started.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    wait_for("the coordinator to be gone", LIMIT, || {
+        env.status(&id)["coordinator"]["alive"] == false
+    });
+    let mut resume = env.cmd(&["resume", &id]);
+    for (k, v) in verdicts {
+        resume.env(k, v);
+    }
+    assert!(resume.output().unwrap().status.success());
+    wait_for("the review decided after the restart", LIMIT, || {
+        env.session_dir(&id).join("reviews/r2.json").exists()
+    });
+    let text = std::fs::read_to_string(env.session_dir(&id).join("reviews/r2.json")).unwrap();
+    let record: serde_json::Value = serde_json::from_str(&text).unwrap();
+    // Claude's approval and Codex's concern were kept; Gemini timed out again: two concerns.
+    assert_eq!(
+        record["decision"]["action"], "pause_and_clarify",
+        "{record:#}"
+    );
+    let kept: Vec<&str> = record["responses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["kept_from"] == "r1")
+        .map(|r| r["reviewer"].as_str().unwrap())
+        .collect();
+    assert_eq!(kept, ["claude", "codex"], "{record:#}");
+    assert!(
+        !env.session_dir(&id)
+            .join("events/review-r2-claude.jsonl")
+            .exists()
+    );
+    assert!(
+        !env.session_dir(&id)
+            .join("events/review-r2-codex.jsonl")
+            .exists()
+    );
+    assert!(
+        env.session_dir(&id)
+            .join("events/review-r2-gemini.jsonl")
+            .exists()
+    );
+    // The record is written just before the decision is journaled.
+    let decisions = || {
+        journal(&orchestrator)
+            .iter()
+            .filter(|e| e.phase() == Some("review_decision"))
+            .count()
+    };
+    wait_for("the decision", LIMIT, || decisions() > 0);
+    assert_eq!(decisions(), 1);
+    assert!(env.cmd(&["kill", &id]).output().unwrap().status.success());
+}
+
+#[test]
 fn clarify_sends_the_concerns_to_the_paused_worker_which_runs_again_with_them() {
     let env = Env::new();
     let id = reviewed_session(

@@ -462,8 +462,11 @@ impl App {
                 self.finished_at = Some(e.timestamp);
             }
             match e.kind {
-                // A verdict; the request itself is in the log.
-                EventType::Review if e.str_field("verdict").is_some() => {
+                // A verdict; the request itself is in the log. One kept from a review a
+                // restart cut short is listed already.
+                EventType::Review
+                    if e.str_field("verdict").is_some() && e.str_field("kept_from").is_none() =>
+                {
                     self.reviews.push(ReviewEntry {
                         review: e.str_field("review").unwrap_or("?").to_string(),
                         worker: e.str_field("worker").unwrap_or("?").to_string(),

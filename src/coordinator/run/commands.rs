@@ -180,7 +180,7 @@ impl Coordinator {
                 }
                 let queued = wanted.len() - started.len();
                 for trigger in started {
-                    self.start_review(trigger, running);
+                    self.start_review(trigger, Vec::new(), running);
                 }
                 ControlReply::done(format!(
                     "review requested for {} ({queued} after the review under way)",

@@ -172,7 +172,7 @@ pub struct Coordinator {
     clarify_concerns: BTreeMap<String, String>,
     clarify_prompts: BTreeMap<String, String>,
     /// Reviews the previous coordinator left unfinished, run again when their task does.
-    interrupted_reviews: Vec<crate::review::Trigger>,
+    interrupted_reviews: Vec<(crate::review::Trigger, Vec<serde_json::Value>)>,
     _lock: CoordinatorLock,
 }
 
@@ -455,7 +455,7 @@ impl Coordinator {
             if self.settings.config.review.enabled {
                 self.time_out_reviews();
                 for trigger in self.triggers.idle(now) {
-                    self.start_review(trigger, &mut running);
+                    self.start_review(trigger, Vec::new(), &mut running);
                 }
             }
             if sched.is_finished() && running.is_empty() && self.reviews.is_empty() {

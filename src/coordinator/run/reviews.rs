@@ -36,6 +36,9 @@ pub(super) struct ReviewInFlight {
     pub checks: Option<Option<(Verdict, String)>>,
     /// Files, insertions and deletions of the diff the reviewers saw, and whether it was cut.
     pub diff_stats: serde_json::Value,
+    /// The answers in so far, as `reviews/<id>.json` holds them (each journaled as it came),
+    /// those kept from a review a restart cut short included.
+    pub responses: Vec<serde_json::Value>,
 }
 
 pub(super) struct Reviewer {
@@ -50,10 +53,13 @@ pub(super) struct Reviewer {
 }
 
 impl Coordinator {
-    /// Starts the review a trigger asks for (or says there is no one to review).
+    /// Starts the review a trigger asks for (or says there is no one to review). `kept` are
+    /// answers a restart cut short review had already journaled: their reviewers are not
+    /// asked again.
     pub(super) fn start_review(
         &mut self,
         trigger: Trigger,
+        kept: Vec<serde_json::Value>,
         running: &mut BTreeMap<String, RunningTask>,
     ) {
         let Some(task) = trigger.task.clone() else {
@@ -75,6 +81,12 @@ impl Coordinator {
             .into_iter()
             .filter(|a| *a != reviewed_agent)
             .collect();
+        let kept_from = |name: &str| kept.iter().any(|k| k["reviewer"] == name);
+        let agents: Vec<String> = agents.into_iter().filter(|a| !kept_from(a)).collect();
+        let seated_by_kept = kept
+            .iter()
+            .filter(|k| k["reviewer"] != "orchestrator")
+            .count();
         let run_dir = self.session.run_dir(&task);
         let (prompt, diff_stats) = self.review_prompt(&trigger, &task, running);
         let mut reviewers = BTreeMap::new();
@@ -139,11 +151,16 @@ impl Coordinator {
         );
         // Fewer than two agents to review: the orchestrator's checks take the seat.
         let checks = self.settings.config.review.checks.clone();
-        let with_checks = reviewers.len() < 2 && !checks.is_empty();
+        let with_checks = reviewers.len() + seated_by_kept < 2
+            && !checks.is_empty()
+            && !kept_from("orchestrator");
         if with_checks {
             self.run_checks(&id, checks, run_dir.clone());
         }
         let empty = reviewers.is_empty() && !with_checks;
+        for k in &kept {
+            self.record_verdict(&id, &task, &trigger.worker, k);
+        }
         let row = ReviewRow {
             id: id.clone(),
             worker: trigger.worker.clone(),
@@ -166,6 +183,7 @@ impl Coordinator {
                 prompt,
                 checks: with_checks.then_some(None),
                 diff_stats,
+                responses: kept,
             },
         );
         if empty {
@@ -316,6 +334,7 @@ impl Coordinator {
             } else {
                 reviewer.result = Some(parsed);
             }
+            self.settle_reviewer(&id, &event.worker);
             self.conclude_if_complete(&id, running);
         }
         true
@@ -359,10 +378,16 @@ impl Coordinator {
         summary: String,
         running: &mut BTreeMap<String, RunningTask>,
     ) {
-        if let Some(review) = self.reviews.get_mut(id) {
-            review.checks = Some(Some((verdict, summary)));
-            self.conclude_if_complete(id, running);
-        }
+        let Some(review) = self.reviews.get_mut(id) else {
+            return;
+        };
+        review.checks = Some(Some((verdict, summary.clone())));
+        let response = json!({"reviewer": "orchestrator", "verdict": verdict.name(), "summary": summary,
+                              "findings": [], "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0});
+        review.responses.push(response.clone());
+        let (task, worker) = (review.task.clone(), review.trigger.worker.clone());
+        self.record_verdict(id, &task, &worker, &response);
+        self.conclude_if_complete(id, running);
     }
 
     fn conclude_if_complete(&mut self, id: &str, running: &mut BTreeMap<String, RunningTask>) {
@@ -401,83 +426,91 @@ impl Coordinator {
         }
     }
 
+    /// Reviewer `name` of review `id` has its final answer: it is journaled now (a restart
+    /// keeps it) and joins the review's responses.
+    fn settle_reviewer(&mut self, id: &str, name: &str) {
+        let Some(review) = self.reviews.get(id) else {
+            return;
+        };
+        let Some(r) = review.reviewers.get(name) else {
+            return;
+        };
+        let (v, summary, findings) = match &r.result {
+            Some(Ok(response)) => (
+                response.verdict,
+                response.summary.clone(),
+                json!(response.findings),
+            ),
+            // A silent or rambling reviewer never approves.
+            Some(Err(why)) => (
+                Verdict::Concern,
+                format!("reviewer gave no verdict ({why})"),
+                json!([]),
+            ),
+            None => return,
+        };
+        let (events, _) =
+            crate::event::read_journal(&self.session.events_path(name)).unwrap_or_default();
+        let usage = UsageTotals::of(&events);
+        let spawned = events.iter().find(|e| e.phase() == Some("spawned"));
+        let exited = events.iter().rev().find(|e| e.phase() == Some("exited"));
+        let duration_ms = match (spawned, exited) {
+            (Some(a), Some(b)) => (b.timestamp.millis() - a.timestamp.millis()).max(0),
+            _ => 0,
+        };
+        let response = json!({
+            "reviewer": r.agent, "worker": name, "verdict": v.name(), "summary": summary,
+            "findings": findings, "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens, "cost_usd": usage.cost_usd,
+            "duration_ms": duration_ms, "attempts": r.attempt,
+        });
+        let (task, worker) = (review.task.clone(), review.trigger.worker.clone());
+        if let Some(review) = self.reviews.get_mut(id) {
+            review.responses.push(response.clone());
+        }
+        self.record_verdict(id, &task, &worker, &response);
+    }
+
+    /// The `review_verdict` event of one response.
+    fn record_verdict(&mut self, id: &str, task: &str, worker: &str, response: &serde_json::Value) {
+        let text = |key: &str| response[key].as_str().unwrap_or("").to_string();
+        let reviewer = text("reviewer");
+        let who = if reviewer == "orchestrator" {
+            "orchestrator checks".to_string()
+        } else {
+            reviewer.clone()
+        };
+        self.record(
+            Some(task),
+            Draft::new(
+                EventType::Review,
+                format!(
+                    "review {id}: {who} says {}: {}",
+                    text("verdict"),
+                    text("summary")
+                ),
+            )
+            .with("phase", "review_verdict")
+            .with("review", id.to_string())
+            .with("reviewer", reviewer)
+            .with("worker", worker.to_string())
+            .with("verdict", text("verdict"))
+            .with("summary", text("summary"))
+            .with("findings", response["findings"].clone())
+            .with_some("kept_from", response.get("kept_from").cloned()),
+        );
+    }
+
     /// All verdicts are in: the policy decides, the action is applied, the records written.
     fn conclude_review(&mut self, id: &str, running: &mut BTreeMap<String, RunningTask>) {
         let Some(review) = self.reviews.remove(id) else {
             return;
         };
-        let mut verdicts = Vec::new();
-        let mut responses = Vec::new();
-        for (name, r) in &review.reviewers {
-            let (v, summary, findings) = match &r.result {
-                Some(Ok(response)) => (
-                    response.verdict,
-                    response.summary.clone(),
-                    json!(response.findings),
-                ),
-                // A silent or rambling reviewer never approves.
-                Some(Err(why)) => (
-                    Verdict::Concern,
-                    format!("reviewer gave no verdict ({why})"),
-                    json!([]),
-                ),
-                None => (
-                    Verdict::Concern,
-                    "reviewer gave no verdict (timed out)".into(),
-                    json!([]),
-                ),
-            };
-            verdicts.push(v);
-            self.record(
-                Some(&review.task),
-                Draft::new(
-                    EventType::Review,
-                    format!("review {id}: {} says {}: {summary}", r.agent, v.name()),
-                )
-                .with("phase", "review_verdict")
-                .with("review", id.to_string())
-                .with("reviewer", r.agent.clone())
-                .with("worker", review.trigger.worker.clone())
-                .with("verdict", v.name())
-                .with("summary", summary.clone())
-                .with("findings", findings.clone()),
-            );
-            let (events, _) =
-                crate::event::read_journal(&self.session.events_path(name)).unwrap_or_default();
-            let usage = UsageTotals::of(&events);
-            let spawned = events.iter().find(|e| e.phase() == Some("spawned"));
-            let exited = events.iter().rev().find(|e| e.phase() == Some("exited"));
-            let duration_ms = match (spawned, exited) {
-                (Some(a), Some(b)) => (b.timestamp.millis() - a.timestamp.millis()).max(0),
-                _ => 0,
-            };
-            responses.push(json!({
-                "reviewer": r.agent, "worker": name, "verdict": v.name(), "summary": summary,
-                "findings": findings, "input_tokens": usage.input_tokens,
-                "output_tokens": usage.output_tokens, "cost_usd": usage.cost_usd,
-                "duration_ms": duration_ms, "attempts": r.attempt,
-            }));
-        }
-        if let Some(Some((v, summary))) = &review.checks {
-            verdicts.push(*v);
-            self.record(
-                Some(&review.task),
-                Draft::new(
-                    EventType::Review,
-                    format!(
-                        "review {id}: orchestrator checks say {}: {summary}",
-                        v.name()
-                    ),
-                )
-                .with("phase", "review_verdict")
-                .with("review", id.to_string())
-                .with("reviewer", "orchestrator")
-                .with("verdict", v.name())
-                .with("summary", summary.clone()),
-            );
-            responses.push(json!({"reviewer": "orchestrator", "verdict": v.name(), "summary": summary, "findings": [],
-                                  "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0}));
-        }
+        let responses = &review.responses;
+        let verdicts: Vec<Verdict> = responses
+            .iter()
+            .map(|r| serde_json::from_value(r["verdict"].clone()).unwrap_or(Verdict::Concern))
+            .collect();
         let decision = DecisionPolicy::decide(&verdicts);
         // The record first: whoever sees the decision in the journal finds it.
         let record = json!({
@@ -493,7 +526,10 @@ impl Coordinator {
             worker: review.trigger.worker.clone(),
             task: review.task.clone(),
             trigger: review.trigger.kind.name().to_string(),
-            reviewers: review.reviewers.values().map(|r| r.agent.clone()).collect(),
+            reviewers: responses
+                .iter()
+                .filter_map(|r| r["reviewer"].as_str().map(str::to_string))
+                .collect(),
             started: review.started.to_string(),
             decision: Some(DecisionRow {
                 rule: i64::from(decision.rule),
@@ -557,7 +593,7 @@ impl Coordinator {
             }
         }
         if let Some(next) = self.triggers.finished(&review.trigger.worker) {
-            self.start_review(next, running);
+            self.start_review(next, Vec::new(), running);
         }
     }
 
@@ -773,6 +809,7 @@ impl Coordinator {
     /// runs again.
     pub(super) fn restore_reviews(&mut self, events: &[AgentEvent]) {
         let mut open: BTreeMap<String, Trigger> = BTreeMap::new();
+        let mut answered: BTreeMap<String, Vec<serde_json::Value>> = BTreeMap::new();
         for e in events {
             let Some(id) = e.str_field("review") else {
                 continue;
@@ -796,6 +833,14 @@ impl Coordinator {
                         },
                     );
                 }
+                Some("review_verdict") => {
+                    answered.entry(id.to_string()).or_default().push(json!({
+                        "reviewer": e.str_field("reviewer"), "verdict": e.str_field("verdict"),
+                        "summary": e.str_field("summary"),
+                        "findings": e.payload.get("findings").cloned().unwrap_or(json!([])),
+                        "kept_from": id,
+                    }));
+                }
                 Some("review_decision" | "review_interrupted") => {
                     open.remove(id);
                 }
@@ -803,18 +848,20 @@ impl Coordinator {
             }
         }
         for (id, trigger) in open {
+            let kept = answered.remove(&id).unwrap_or_default();
             self.record(
                 trigger.task.as_deref(),
                 Draft::new(
                     EventType::Review,
                     format!(
-                        "review {id} was cut short by the coordinator's restart; it runs again"
+                        "review {id} was cut short by the coordinator's restart; it runs again, keeping its {} verdict(s)",
+                        kept.len()
                     ),
                 )
                 .with("phase", "review_interrupted")
                 .with("review", id),
             );
-            self.interrupted_reviews.push(trigger);
+            self.interrupted_reviews.push((trigger, kept));
         }
     }
 
@@ -824,17 +871,16 @@ impl Coordinator {
         task: &str,
         running: &mut BTreeMap<String, RunningTask>,
     ) {
-        let (again, rest): (Vec<Trigger>, Vec<Trigger>) =
-            std::mem::take(&mut self.interrupted_reviews)
-                .into_iter()
-                .partition(|t| t.task.as_deref() == Some(task));
+        let (again, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.interrupted_reviews)
+            .into_iter()
+            .partition(|(t, _)| t.task.as_deref() == Some(task));
         self.interrupted_reviews = rest;
-        for trigger in again {
+        for (trigger, kept) in again {
             if let Some(trigger) = self
                 .triggers
                 .manual(&trigger.worker, trigger.task.as_deref())
             {
-                self.start_review(trigger, running);
+                self.start_review(trigger, kept, running);
             }
         }
     }

@@ -231,7 +231,7 @@ impl Coordinator {
             && running.values().any(|r| *r.name == *event.worker)
             && let Some(trigger) = self.triggers.on_event(&event)
         {
-            self.start_review(trigger, running);
+            self.start_review(trigger, Vec::new(), running);
         }
         let Some(task_id) = event.task.as_deref().map(str::to_string) else {
             return;
