@@ -521,3 +521,95 @@ fn the_real_clis_still_answer_every_argv_case_this_way() {
     );
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
+
+/// The shape of a stream-json run: each line's type, its content blocks (text, or the tool
+/// a block calls), and the result's structured output and turn count.
+fn stream_shape(stdout: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .map(|v| {
+            let kind = v["type"].as_str().unwrap_or("?").to_string();
+            match kind.as_str() {
+                "assistant" | "user" => {
+                    let blocks: Vec<String> = v["message"]["content"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|b| match b["type"].as_str() {
+                            Some("text") => format!("text {}", b["text"].as_str().unwrap_or("")),
+                            Some("tool_use") => format!("tool_use {}", b["name"]),
+                            Some("tool_result") => format!("tool_result {}", b["content"]),
+                            other => format!("{other:?}"),
+                        })
+                        .collect();
+                    format!("{kind}: {}", blocks.join(", "))
+                }
+                "result" => format!(
+                    "result {} structured={} turns={}",
+                    v["subtype"], v["structured_output"], v["num_turns"]
+                ),
+                _ => kind,
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn claude_under_json_schema_answers_through_structured_output_in_the_sim_as_for_real() {
+    let Some(clis) = require_agent_clis("claude_under_json_schema_answers") else {
+        return;
+    };
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let stub = StubModel::start(StubConfig {
+        port: 0,
+        scenario: Scenario::Success,
+        log: Some(log.path().to_path_buf()),
+    })
+    .unwrap();
+    let schema = orchestrate::review::verdict::SCHEMA;
+    for verdict in [Scenario::Concern, Scenario::Garbage] {
+        let args = [
+            "-p",
+            "--output-format",
+            "stream-json",
+            "--verbose",
+            "--permission-mode",
+            "plan",
+            "--json-schema",
+            schema,
+            "[orchestrate review request] review the change",
+        ];
+        let dir = workdir(Dir::Plain);
+        let home = tempfile::tempdir().unwrap();
+        // It talks to this process's stub on 127.0.0.1: no network namespace of its own.
+        let mut real = Command::new(clis.join("claude"));
+        let mut launch = Launch::default();
+        stub_env::point_at_stub(
+            AgentKind::Claude,
+            &mut launch,
+            &base_url(stub.addr(), verdict, "review"),
+            home.path(),
+        );
+        real.args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(launch.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .current_dir(dir.path())
+            .stdin(Stdio::null());
+        let real = real.output().unwrap();
+        let mut sim = Command::new(binary());
+        sim.args(["sim", "claude"])
+            .args(args)
+            .env("ORCHESTRATE_SIM_SPEED", "0")
+            .env("ORCHESTRATE_SIM_VERDICT", verdict.to_string())
+            .current_dir(dir.path())
+            .stdin(Stdio::null());
+        let sim = sim.output().unwrap();
+        assert_eq!(
+            stream_shape(&sim.stdout),
+            stream_shape(&real.stdout),
+            "{verdict}: sim then real"
+        );
+    }
+}

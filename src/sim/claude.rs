@@ -307,6 +307,9 @@ pub fn check_args(args: &[String], host: &Host) -> Result<CheckedArgs, ArgError>
         output_format,
         verbose,
         permission_mode,
+        json_schema: value("--json-schema").is_some(),
+        structured: None,
+        turn_texts: Vec::new(),
     };
     Ok(CheckedArgs::Run(Box::new(invocation), Box::new(dialect)))
 }
@@ -328,7 +331,19 @@ pub struct ClaudeDialect {
     output_format: String,
     verbose: bool,
     permission_mode: String,
+    /// `--json-schema`: the model must answer through the StructuredOutput tool.
+    json_schema: bool,
+    /// The object it answered with that way.
+    structured: Option<Value>,
+    /// What the model said since its last tool call: said again when Claude insists on the
+    /// StructuredOutput tool and the model answers in text anyway.
+    turn_texts: Vec<String>,
 }
+
+/// The tool result Claude gives the model's StructuredOutput call.
+const STRUCTURED_DONE: &str = "Structured output provided successfully";
+/// What Claude tells a model that answered without the StructuredOutput tool, once.
+const STRUCTURED_ENFORCE: &str = "[structured-output-enforce] You MUST call the StructuredOutput tool to complete this request. Call this tool now.";
 
 impl ClaudeDialect {
     fn assistant(&self, out: &mut Emitter, block: Value) {
@@ -441,10 +456,26 @@ impl Dialect for ClaudeDialect {
     }
 
     fn message(&mut self, out: &mut Emitter, text: &str) {
+        // Under `--json-schema` an answer that is an object goes through StructuredOutput.
+        if self.json_schema
+            && self.structured.is_none()
+            && let Ok(object @ Value::Object(_)) = serde_json::from_str::<Value>(text)
+        {
+            let id = "structured";
+            self.assistant(
+                out,
+                json!({"type": "tool_use", "id": tool_use_id(id), "name": "StructuredOutput", "input": object}),
+            );
+            self.tool_result(out, id, STRUCTURED_DONE, false);
+            self.structured = Some(object);
+            return;
+        }
+        self.turn_texts.push(text.to_string());
         self.assistant(out, json!({"type": "text", "text": text}));
     }
 
     fn tool_started(&mut self, out: &mut Emitter, id: &str, call: &ToolCall) {
+        self.turn_texts.clear();
         let (name, input) = tool_name_and_input(call);
         self.assistant(
             out,
@@ -566,7 +597,29 @@ impl Dialect for ClaudeDialect {
             "error_during_execution"
         };
         let reason = if end.ok { "completed" } else { "aborted_tools" };
-        let result = self.result_line(end, subtype, !end.ok, &end.summary, reason);
+        let insisted = end.ok && self.json_schema && self.structured.is_none();
+        if insisted {
+            // The model answered in text: Claude insists once, the model says it again.
+            out.emit(json!({
+                "type": "user",
+                "message": {"role": "user", "content": [{"type": "text", "text": STRUCTURED_ENFORCE}]},
+                "parent_tool_use_id": null,
+                "session_id": self.session_id,
+                "uuid": session_uuid("user"),
+                "isSynthetic": true,
+            }));
+            for text in std::mem::take(&mut self.turn_texts) {
+                self.assistant(out, json!({"type": "text", "text": text}));
+            }
+        }
+        let mut result = self.result_line(end, subtype, !end.ok, &end.summary, reason);
+        if let Some(object) = &self.structured {
+            result["structured_output"] = object.clone();
+        }
+        // The StructuredOutput round, or the one Claude insisted on, is a turn of its own.
+        if self.structured.is_some() || insisted {
+            result["num_turns"] = json!(end.turns + 1);
+        }
         self.print_result(out, result, end, &end.summary)
     }
 }
