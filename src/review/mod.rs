@@ -19,8 +19,8 @@ pub const REVIEW_MARKER: &str = "[orchestrate review request]";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ReviewConfig {
-    /// Reviews run (off until the review engine is complete: no gate, no orchestrator
-    /// checks yet).
+    /// Reviews run: each worker's milestones, blockers and final answer are reviewed by the
+    /// other agents. Off, nothing is reviewed (`v` and `control review` are refused).
     pub enabled: bool,
     /// A running worker with no event this long is reviewed (fractions allowed).
     pub idle_minutes: f64,
@@ -40,7 +40,7 @@ pub struct ReviewConfig {
 impl Default for ReviewConfig {
     fn default() -> Self {
         ReviewConfig {
-            enabled: false,
+            enabled: true,
             idle_minutes: 15.0,
             max_per_task: 6,
             timeout_secs: 600,
