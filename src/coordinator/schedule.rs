@@ -30,6 +30,11 @@ pub enum TaskStatus {
         because: String,
     },
     Stopped,
+    /// Recovery gave up on a failure it knows needs the operator (a login, a permission): the
+    /// task waits, its dependents with it, until the operator runs it again or stops.
+    Escalated {
+        reason: String,
+    },
 }
 
 impl TaskStatus {
@@ -42,6 +47,7 @@ impl TaskStatus {
             TaskStatus::Failed { .. } => "failed",
             TaskStatus::Skipped { .. } => "skipped",
             TaskStatus::Stopped => "stopped",
+            TaskStatus::Escalated { .. } => "escalated",
         }
     }
 
@@ -238,7 +244,10 @@ impl Scheduler {
     /// tasks are the caller's to stop, then `finish_stopped`.
     pub fn stop(&mut self) {
         for e in &mut self.entries {
-            if matches!(e.status, TaskStatus::Pending | TaskStatus::RetryAt { .. }) {
+            if matches!(
+                e.status,
+                TaskStatus::Pending | TaskStatus::RetryAt { .. } | TaskStatus::Escalated { .. }
+            ) {
                 e.status = TaskStatus::Stopped;
             }
         }
@@ -292,15 +301,41 @@ impl Scheduler {
         }
     }
 
-    /// The operator asks a failed or stopped task to run again: it is pending with a fresh
-    /// retry budget, and what was skipped because of it is pending too. Returns those.
+    /// A running attempt ended in a failure recovery knows how to get past: the task runs
+    /// again at `at` (at once, or after a usage limit's reset), and the attempt does not count
+    /// against its retries.
+    pub fn again_at(&mut self, id: &str, at: Timestamp) {
+        if let Some(e) = self.entry_mut(id) {
+            e.attempts = e.attempts.saturating_sub(1);
+            e.status = TaskStatus::RetryAt {
+                attempt: e.attempts,
+                at,
+            };
+        }
+    }
+
+    /// A running attempt ended in a failure only the operator can fix: the task waits for
+    /// them (nothing is skipped; the session is not finished while it waits).
+    pub fn escalate(&mut self, id: &str, reason: &str) {
+        if let Some(e) = self.entry_mut(id) {
+            e.status = TaskStatus::Escalated {
+                reason: reason.to_string(),
+            };
+        }
+    }
+
+    /// The operator asks a failed, stopped or escalated task to run again: it is pending with
+    /// a fresh retry budget, and what was skipped because of it is pending too. Returns those.
     pub fn restart(&mut self, id: &str) -> Result<Vec<String>, String> {
         let Some(e) = self.entry_mut(id) else {
             return Err(format!("no task {id:?} in the plan"));
         };
-        if !matches!(e.status, TaskStatus::Failed { .. } | TaskStatus::Stopped) {
+        if !matches!(
+            e.status,
+            TaskStatus::Failed { .. } | TaskStatus::Stopped | TaskStatus::Escalated { .. }
+        ) {
             return Err(format!(
-                "task {id} is {}: only a failed or stopped task runs again",
+                "task {id} is {}: only a failed, stopped or escalated task runs again",
                 e.status.name()
             ));
         }
