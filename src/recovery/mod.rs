@@ -158,7 +158,7 @@ fn shipped() -> Vec<(
         (
             "gemini-path-outside-workspace",
             Some(Gemini),
-            r"(?:Path must be within one of the workspace directories|Path not in workspace)[^/]*(?P<path>/[^\s'`,;]+)?",
+            r#"(?:Path must be within one of the workspace directories|Path not in workspace)(?:.*?Attempted path "(?P<path>[^"]+)")?"#,
             None,
             Action::IncludeDirectory,
         ),
@@ -228,7 +228,7 @@ fn shipped() -> Vec<(
         (
             "usage-limit",
             None,
-            r"(?i)usage limit|hit your limit|limit reached|quota exceeded|exhausted your .*quota|RESOURCE_EXHAUSTED|rate.?limit|\b429\b",
+            r"(?i)usage limit|hit your (?:session |weekly )?limit|limit reached|quota exceeded|exhausted your .*quota|RESOURCE_EXHAUSTED|rate.?limit|\b429\b",
             None,
             Action::Wait,
         ),
@@ -274,6 +274,10 @@ pub struct Attempt {
     pub exit_code: Option<i32>,
     /// Seconds an API asked to wait (`retry-after`), when an event said.
     pub retry_after_secs: Option<u64>,
+    /// When the limit lifts, when an event said (Claude's `rate_limit_event.resetsAt`).
+    pub reset_at: Option<Timestamp>,
+    /// The machine's offset from UTC, in seconds: clock times in texts are local.
+    pub utc_offset_secs: i64,
 }
 
 /// A rule recognised a failure.
@@ -504,10 +508,14 @@ impl RecoveryRules {
             ),
             Action::Wait => {
                 let reset = attempt
-                    .texts
-                    .iter()
-                    .rev()
-                    .find_map(|t| reset_time(t, now))
+                    .reset_at
+                    .or_else(|| {
+                        attempt
+                            .texts
+                            .iter()
+                            .rev()
+                            .find_map(|t| reset_time(t, now, attempt.utc_offset_secs))
+                    })
                     .or_else(|| {
                         attempt
                             .retry_after_secs

@@ -1,7 +1,8 @@
 //! When a usage or rate limit lifts, read from the words a CLI prints: an epoch after a bar
 //! (`Claude AI usage limit reached|1767225600`), a relative delay (`try again in 5 minutes`,
 //! `retry after 12s`, `resets in 3h 20m`), or a clock time (`try again at 3:04 PM`,
-//! `resets 5pm`, `at 15:04`) taken as the next such time in UTC. Pure.
+//! `resets 5pm`, `resets Fri 9am (Asia/Tokyo)`, `at 15:04`) taken as the next such local
+//! time (the machine's offset from UTC is given). Pure.
 
 use std::sync::OnceLock;
 
@@ -10,10 +11,10 @@ use regex::Regex;
 use crate::timestamp::Timestamp;
 
 /// The moment `text` says the limit lifts, `now` being when it was printed.
-pub fn reset_time(text: &str, now: Timestamp) -> Option<Timestamp> {
+pub fn reset_time(text: &str, now: Timestamp, utc_offset_secs: i64) -> Option<Timestamp> {
     epoch(text)
         .or_else(|| relative(text).map(|secs| Timestamp(now.millis() + secs * 1000)))
-        .or_else(|| clock(text, now))
+        .or_else(|| clock(text, now, utc_offset_secs))
 }
 
 fn regex(cell: &'static OnceLock<Regex>, pattern: &str) -> &'static Regex {
@@ -54,34 +55,45 @@ fn relative(text: &str) -> Option<i64> {
     (secs > 0.0).then_some(secs.ceil() as i64)
 }
 
-/// `at 3:04 PM`, `resets 5pm`, `until 15:04`: the next such time of day (UTC).
-fn clock(text: &str, now: Timestamp) -> Option<Timestamp> {
+/// `at 3:04 PM`, `resets 5pm`, `resets Fri 9am`, `until 15:04`: the next such local time.
+fn clock(text: &str, now: Timestamp, utc_offset_secs: i64) -> Option<Timestamp> {
     static RE: OnceLock<Regex> = OnceLock::new();
     let caps = regex(
         &RE,
-        r"(?i)\b(?:at|resets?|until)\s+(\d{1,2})(?::(\d{2}))?\s*(am|pm)?\b",
+        r"(?i)\b(?:at|resets?|until)\s+(?:(mon|tue|wed|thu|fri|sat|sun)[a-z]*\s+)?(\d{1,2})(?::(\d{2}))?\s*(am|pm)?\b",
     )
     .captures(text)?;
-    let mut hour: i64 = caps[1].parse().ok()?;
-    let minute: i64 = caps.get(2).map_or(Some(0), |m| m.as_str().parse().ok())?;
+    let weekday = caps.get(1).map(|m| m.as_str().to_ascii_lowercase());
+    let mut hour: i64 = caps[2].parse().ok()?;
+    let minute: i64 = caps.get(3).map_or(Some(0), |m| m.as_str().parse().ok())?;
     match caps
-        .get(3)
+        .get(4)
         .map(|m| m.as_str().to_ascii_lowercase())
         .as_deref()
     {
         Some("pm") if hour < 12 => hour += 12,
         Some("am") if hour == 12 => hour = 0,
-        None if caps.get(2).is_none() => return None, // a bare number is not a time
+        None if caps.get(3).is_none() => return None, // a bare number is not a time
         _ => {}
     }
     if hour > 23 || minute > 59 {
         return None;
     }
     const DAY: i64 = 86_400_000;
-    let midnight = now.millis().div_euclid(DAY) * DAY;
+    let offset = utc_offset_secs * 1000;
+    // Local midnight, in UTC milliseconds.
+    let midnight = (now.millis() + offset).div_euclid(DAY) * DAY - offset;
     let mut at = midnight + (hour * 3600 + minute * 60) * 1000;
     if at <= now.millis() {
         at += DAY;
+    }
+    if let Some(day) = weekday {
+        // 1970-01-01 was a Thursday.
+        const DAYS: [&str; 7] = ["thu", "fri", "sat", "sun", "mon", "tue", "wed"];
+        let wanted = DAYS.iter().position(|d| day.starts_with(d))? as i64;
+        while (at + offset).div_euclid(DAY).rem_euclid(7) != wanted {
+            at += DAY;
+        }
     }
     Some(Timestamp(at))
 }

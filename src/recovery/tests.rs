@@ -12,7 +12,7 @@ fn attempt(cli: AgentKind, text: &str, exit_code: Option<i32>) -> Attempt {
         cli: Some(cli),
         texts: vec!["starting".into(), text.to_string()],
         exit_code,
-        retry_after_secs: None,
+        ..Attempt::default()
     }
 }
 
@@ -44,7 +44,7 @@ fn each_known_launch_error_relaunches_with_the_fix() {
     assert_eq!(
         step(
             Gemini,
-            "Error: Path must be within one of the workspace directories: /work/shared/notes.md",
+            "Path not in workspace: Attempted path \"/work/shared/notes.md\" resolves outside the allowed workspace directories: /w/run or the project temp directory: /tmp/gemini/1234",
             None,
             &[]
         ),
@@ -64,6 +64,17 @@ fn each_known_launch_error_relaunches_with_the_fix() {
     );
     assert_eq!(name, "gemini-path-outside-workspace");
     assert!(matches!(outside, Step::Escalate { fix } if fix.contains("/etc/hosts")));
+    // The old wording names the allowed directories, not the path: the operator decides.
+    assert!(matches!(
+        step(
+            Gemini,
+            "Path must be within one of the workspace directories: /w/run",
+            None,
+            &[]
+        )
+        .1,
+        Step::Escalate { .. }
+    ));
     assert_eq!(
         step(
             Codex,
@@ -342,7 +353,7 @@ fn changes_apply_to_the_profiles_arguments() {
 
 #[test]
 fn reset_times_are_read_in_every_spelling() {
-    let after = |text: &str| reset_time(text, NOW).map(|t| (t.millis() - NOW.millis()) / 1000);
+    let after = |text: &str| reset_time(text, NOW, 0).map(|t| (t.millis() - NOW.millis()) / 1000);
     assert_eq!(after("try again in 5 minutes"), Some(300));
     assert_eq!(after("Suggested retry after 12s."), Some(12));
     assert_eq!(after("resets in 3h 20m"), Some(12_000));
@@ -351,6 +362,22 @@ fn reset_times_are_read_in_every_spelling() {
     // 11 am has passed today: tomorrow's.
     assert_eq!(after("resets at 11am"), Some(23 * 3600));
     assert_eq!(after("at 12:30"), Some(1800));
+    assert_eq!(
+        after("You've hit your limit \u{b7} resets 1pm (Europe/Berlin)"),
+        Some(3600)
+    );
+    // 2026-12-02 is a Wednesday: Friday 9am is two days less three hours away.
+    assert_eq!(
+        after("You've hit your weekly limit \u{b7} resets Fri 9am (Asia/Tokyo)"),
+        Some(2 * 86_400 - 3 * 3600)
+    );
+    assert_eq!(
+        after("You\u{2019}ve hit your usage limit. Try again at 2:10 PM."),
+        Some(2 * 3600 + 600)
+    );
+    // Local times: at UTC+1, 2pm local is 1pm UTC, an hour away.
+    let local = reset_time("resets 2pm", NOW, 3600).map(|t| (t.millis() - NOW.millis()) / 1000);
+    assert_eq!(local, Some(3600));
     assert_eq!(after("tried 3 times"), None);
     assert_eq!(after("at 99:99"), None);
 }
