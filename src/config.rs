@@ -59,6 +59,8 @@ pub struct Config {
     pub sandbox: SandboxConfig,
     /// When and how the agents review each other's work.
     pub review: ReviewConfig,
+    /// What is done about a failed attempt's known errors.
+    pub recovery: crate::recovery::RecoveryConfig,
 }
 
 /// How to run one agent CLI.
@@ -120,6 +122,7 @@ impl Default for Config {
             agents,
             sandbox: SandboxConfig::default(),
             review: ReviewConfig::default(),
+            recovery: crate::recovery::RecoveryConfig::default(),
         }
     }
 }
@@ -339,6 +342,11 @@ impl Config {
                     SandboxPolicy::new(s, &[])
                         .err()
                         .map(|e| ("sandbox".to_string(), e.to_string()))
+                })
+                .or_else(|| {
+                    crate::recovery::RecoveryRules::new(&self.recovery)
+                        .err()
+                        .map(|e| ("recovery".to_string(), e.to_string()))
                 })
             })
             .or_else(|| {

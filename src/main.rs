@@ -343,6 +343,9 @@ enum Command {
         /// Seconds to wait for a verdict (an approval waits for the operator).
         #[arg(long, default_value_t = 630.0, value_parser = parse_timeout)]
         timeout: f64,
+        /// Say "allow" out loud (Claude in a mode that would otherwise ask).
+        #[arg(long)]
+        explicit_allow: bool,
     },
     /// The coordinator process itself (started detached by run and resume).
     #[command(hide = true)]
@@ -579,12 +582,14 @@ fn main() -> ExitCode {
             socket,
             worker,
             timeout,
+            explicit_allow,
         } => match cli.parse::<orchestrate::agents::AgentKind>() {
             Ok(kind) => Ok(cli::hook::run(
                 kind,
                 &socket,
                 &worker,
                 std::time::Duration::from_secs_f64(timeout),
+                explicit_allow,
             )),
             // Unknown CLI: still a refusal, never a silent allow.
             Err(_) => Ok(2),

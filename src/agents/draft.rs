@@ -225,6 +225,9 @@ fn looks_like_error(line: &str) -> bool {
         || line.contains("cannot be used with root/sudo privileges")
         || line.contains("Not inside a trusted directory")
         || line.contains("is not running in a trusted directory")
+        || line.contains("Cannot use both --yolo")
+        || line.contains("Please set an Auth method")
+        || line.contains("Invalid auth method selected")
 }
 
 #[cfg(test)]

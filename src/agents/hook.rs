@@ -58,6 +58,24 @@ pub fn allow() -> HookAnswer {
     }
 }
 
+/// Allowed out loud: Claude in a permission mode that would ask (the safe mode recovery uses
+/// as root instead of bypass) runs the tool because the hook says so. The others: silence.
+pub fn allow_explicitly(kind: AgentKind) -> HookAnswer {
+    if kind != AgentKind::Claude {
+        return allow();
+    }
+    let stdout = json!({"hookSpecificOutput": {
+        "hookEventName": "PreToolUse",
+        "permissionDecision": "allow",
+        "permissionDecisionReason": "orchestrate sandbox: allowed by the session's policy",
+    }});
+    HookAnswer {
+        stdout: format!("{stdout}\n"),
+        stderr: String::new(),
+        code: 0,
+    }
+}
+
 /// Refused, with the reason the agent will read.
 pub fn deny(kind: AgentKind, reason: &str) -> HookAnswer {
     let reason = format!("orchestrate sandbox: {reason}");

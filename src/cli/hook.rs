@@ -10,14 +10,21 @@ use std::time::Duration;
 use crate::agents::{AgentKind, hook};
 use crate::coordinator::control::{ControlCommand, ControlRequest, send_within};
 
-pub fn run(kind: AgentKind, socket: &Path, worker: &str, timeout: Duration) -> u8 {
-    let answer = decide(kind, socket, worker, timeout);
+/// `explicit`: allow out loud (see [`hook::allow_explicitly`]).
+pub fn run(kind: AgentKind, socket: &Path, worker: &str, timeout: Duration, explicit: bool) -> u8 {
+    let answer = decide(kind, socket, worker, timeout, explicit);
     let _ = std::io::stdout().write_all(answer.stdout.as_bytes());
     let _ = std::io::stderr().write_all(answer.stderr.as_bytes());
     answer.code
 }
 
-fn decide(kind: AgentKind, socket: &Path, worker: &str, timeout: Duration) -> hook::HookAnswer {
+fn decide(
+    kind: AgentKind,
+    socket: &Path,
+    worker: &str,
+    timeout: Duration,
+    explicit: bool,
+) -> hook::HookAnswer {
     let mut input = String::new();
     if std::io::stdin().read_to_string(&mut input).is_err() {
         return hook::fail_closed("the hook's input could not be read");
@@ -30,6 +37,7 @@ fn decide(kind: AgentKind, socket: &Path, worker: &str, timeout: Duration) -> ho
         ..ControlRequest::new(ControlCommand::Evaluate, Some(worker.to_string()))
     };
     match send_within(socket, worker, &request, timeout) {
+        Ok(reply) if reply.ok && explicit => hook::allow_explicitly(kind),
         Ok(reply) if reply.ok => hook::allow(),
         Ok(reply) => hook::deny(kind, &reply.message),
         Err(e) => hook::fail_closed(&format!("no verdict, so no ({e})")),

@@ -136,6 +136,14 @@ impl SessionHistory {
                 because: e.str_field("because").unwrap_or("").to_string(),
             },
             "task_stopped" => TaskStatus::Stopped,
+            // Recovery launches it again (now or after a wait) without counting a failure.
+            "recovery_relaunch" | "recovery_wait" | "recovery_continue" => TaskStatus::RetryAt {
+                attempt: entry.attempts.saturating_sub(1),
+                at: Timestamp(e.i64_field("retry_at_ms").unwrap_or(0)),
+            },
+            "recovery_escalated" => TaskStatus::Escalated {
+                reason: e.str_field("fix").unwrap_or("").to_string(),
+            },
             // The operator asked for it again: a fresh retry budget.
             "task_restarted" => {
                 entry.failures = 0;

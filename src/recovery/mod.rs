@@ -141,15 +141,18 @@ pub struct RuleError {
     why: String,
 }
 
-/// The shipped rules: (name, CLI, pattern, exit code, action). The texts are what the pinned
-/// real CLIs print (research/real-cli/ERRORS_TABLE.md); the simulated ones print the same.
-fn shipped() -> Vec<(
+/// A shipped rule: name, CLI, pattern, exit code, action.
+type ShippedRule = (
     &'static str,
     Option<AgentKind>,
     &'static str,
     Option<i32>,
     Action,
-)> {
+);
+
+/// The shipped rules. The texts are what the pinned real CLIs print
+/// (research/real-cli/ERRORS_TABLE.md); the simulated ones print the same.
+fn shipped() -> Vec<ShippedRule> {
     use AgentKind::{Claude, Codex, Gemini};
     let escalate = |fix: &str| Action::Escalate {
         fix: fix.to_string(),
@@ -495,8 +498,18 @@ impl RecoveryRules {
                     ))
                 }
             }
+            // The bypass flags a profile may carry go too.
             Action::SafeMode => Step::Relaunch(Change {
                 safe_mode: true,
+                remove_args: [
+                    "--dangerously-skip-permissions",
+                    "--allow-dangerously-skip-permissions",
+                    "--permission-mode=bypassPermissions",
+                ]
+                .into_iter()
+                .filter(|flag| profile_args.iter().any(|a| a == flag))
+                .map(String::from)
+                .collect(),
                 ..Change::default()
             }),
             Action::TrustFolder if self.config.trust_folders => Step::Relaunch(Change {

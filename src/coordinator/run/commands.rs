@@ -237,6 +237,11 @@ impl Coordinator {
         };
         match sched.restart(&task.id) {
             Ok(unskipped) => {
+                // The operator fixed what recovery could not: its budgets start again (the
+                // launch changes stay).
+                if let Some(state) = self.recovery.get_mut(&task.id) {
+                    state.used.clear();
+                }
                 self.record_restart(&task.id, &unskipped);
                 ControlReply::done(format!("task {} will run again", task.id))
             }

@@ -36,6 +36,7 @@ mod commands;
 mod disk;
 mod planning;
 mod records;
+mod recovery;
 mod resources;
 mod reviews;
 mod sandbox;
@@ -171,6 +172,9 @@ pub struct Coordinator {
     /// prompt a task runs again with once the operator sends them.
     clarify_concerns: BTreeMap<String, String>,
     clarify_prompts: BTreeMap<String, String>,
+    /// The recovery rules, and each task's recovery state (budgets used, launch changes).
+    recovery_rules: crate::recovery::RecoveryRules,
+    recovery: BTreeMap<String, recovery::TaskRecovery>,
     /// Reviews the previous coordinator left unfinished, run again when their task does.
     interrupted_reviews: Vec<(crate::review::Trigger, Vec<serde_json::Value>)>,
     _lock: CoordinatorLock,
@@ -210,6 +214,7 @@ pub fn run_coordinator(
     .with_context(|| format!("cannot serve {}", session.control_socket().display()))?;
     let exe = std::env::current_exe().context("cannot find the orchestrate executable")?;
     // Writable: the workspace (run directories, the session's own files) and the target.
+    let recovery_rules = crate::recovery::RecoveryRules::new(&settings.config.recovery)?;
     let policy = SandboxPolicy::new(
         &settings.config.sandbox,
         &[workspace.root().to_path_buf(), info.target.clone()],
@@ -262,6 +267,8 @@ pub fn run_coordinator(
         interrupted_reviews: Vec::new(),
         clarify_concerns: BTreeMap::new(),
         clarify_prompts: BTreeMap::new(),
+        recovery_rules,
+        recovery: BTreeMap::new(),
         _lock: lock,
     };
     c.make_reserve();
@@ -334,6 +341,7 @@ impl Coordinator {
             let history = replay(&events);
             self.restore_approvals(&events);
             self.restore_reviews(&events);
+            self.restore_recovery(&events);
             if let Some(outcome) = history.finished.as_deref().filter(|o| *o == "done") {
                 bail!(
                     "session {} already finished ({outcome}); nothing to resume",

@@ -47,7 +47,9 @@ impl Coordinator {
         // Continue the agent's own conversation when resuming a task that had started.
         // Sent back with the reviewers' concerns: the agent continues its own conversation.
         let concerns = self.clarify_prompts.remove(&task.id);
-        let agent_session = if resumed || concerns.is_some() {
+        // After a usage limit, an API failure or the turn limit: it continues too.
+        let continues = self.take_continue(&task.id);
+        let agent_session = if resumed || concerns.is_some() || continues {
             read_journal(&self.session.events_path(&name))
                 .ok()
                 .and_then(|(events, _)| last_agent_session(&events))
@@ -57,10 +59,16 @@ impl Coordinator {
         let started = runs::prepare(&self.info.target, &run_dir, &branch, &base, self.settings.config.copy_limit_mb)
             .map_err(anyhow::Error::from)
             .and_then(|()| {
-                let prompt = concerns.clone().unwrap_or_else(|| format!(
-                    "{}\n\n(You are task \"{}\" of a session with the goal: {}. Work in the current directory.)",
-                    task.prompt, task.title, self.info.prompt
-                ));
+                let prompt = concerns.clone().unwrap_or_else(|| {
+                    if continues && agent_session.is_some() {
+                        super::recovery::CONTINUE_PROMPT.to_string()
+                    } else {
+                        format!(
+                            "{}\n\n(You are task \"{}\" of a session with the goal: {}. Work in the current directory.)",
+                            task.prompt, task.title, self.info.prompt
+                        )
+                    }
+                });
                 self.spawn_worker(&name, Some(&task.id), &task.agent, &prompt, &run_dir, Vec::new(), self.profile_autonomy(&task.agent), agent_session.clone(), None)
             });
         match started {
@@ -140,12 +148,59 @@ impl Coordinator {
         resume: Option<String>,
         output_schema: Option<&str>,
     ) -> Result<Worker> {
-        let profile = self
+        let mut profile = self
             .settings
             .config
             .profile(agent)
             .with_context(|| format!("no profile for agent {agent}"))?
             .clone();
+        // What recovery changed for this task's launches, and what is prepared before any.
+        let change = self.recovery_change(task);
+        profile.args = change.apply_to_args(&profile.args);
+        if !change.remove_args.is_empty() {
+            let removal = crate::recovery::Change {
+                remove_args: change.remove_args.clone(),
+                ..Default::default()
+            };
+            let (program, rest) = profile
+                .command
+                .split_first()
+                .map_or((None, &[][..]), |(p, r)| (Some(p.clone()), r));
+            profile.command = program
+                .into_iter()
+                .chain(removal.apply_to_args(rest))
+                .collect();
+        }
+        if change.trust_folder {
+            profile
+                .env
+                .insert("GEMINI_CLI_TRUST_WORKSPACE".into(), "true".into());
+        }
+        let mut extra_dirs = extra_dirs;
+        extra_dirs.extend(change.include_dirs.iter().map(PathBuf::from));
+        let safe_mode =
+            change.safe_mode || self.needs_safe_mode(profile.kind, autonomy, &profile.env);
+        let autonomy = if safe_mode && autonomy == Autonomy::Full {
+            if !change.safe_mode {
+                self.record(
+                    task,
+                    Draft::new(
+                        EventType::Recovery,
+                        format!("{name}: Claude refuses bypass mode as root; it runs in acceptEdits mode, the sandbox's hook allowing what the policy allows (set IS_SANDBOX=1 in its env if this machine is a sandbox)"),
+                    )
+                    .with("phase", "recovery_prepare")
+                    .with("kind", "prepare")
+                    .with("worker", name.to_string())
+                    .with("step", "claude_safe_mode"),
+                );
+            }
+            Autonomy::Edit
+        } else {
+            autonomy
+        };
+        if let Err(e) = writable(workdir) {
+            anyhow::bail!("{} is not writable before launch: {e}", workdir.display());
+        }
         let source = if self.settings.simulate {
             AgentSource::Simulated {
                 exe: self.exe.clone(),
@@ -167,7 +222,15 @@ impl Coordinator {
             resume,
             state_dir: self.session.state_dir(name),
             source,
-            guard: Some(self.guard(profile.kind, name)),
+            guard: Some({
+                let mut guard = self.guard(profile.kind, name);
+                if safe_mode {
+                    // The hook answers allow out loud, so Claude runs what the policy allows
+                    // without bypass mode.
+                    guard.hook.push_str(" --explicit-allow");
+                }
+                guard
+            }),
             output_schema: output_schema.map(str::to_string),
         }
         .build()?;
@@ -393,6 +456,14 @@ impl Coordinator {
                 .with("commit", commit),
             );
         }
+        // A failure recovery knows: it acts (relaunch, wait, escalate), not the retries.
+        if !succeeded
+            && r.ended_by.is_none()
+            && !self.stopping
+            && self.try_recover(&task_id, &r, &event, sched, plan)
+        {
+            return;
+        }
         let outcome = if matches!(r.ended_by, Some(EndedBy::Review(_))) {
             sched.fail_now(&task_id, &reason)
         } else if r.ended_by == Some(EndedBy::Clarify) {
@@ -486,4 +557,12 @@ pub(super) fn stop_in_background(worker: &Arc<Worker>, kill: bool) {
             worker.stop();
         }
     });
+}
+
+/// Whether a worker can write `dir` (a root-owned or read-only run directory is reported
+/// before the launch, not after).
+fn writable(dir: &std::path::Path) -> std::io::Result<()> {
+    let probe = dir.join(format!(".orchestrate-probe-{}", std::process::id()));
+    std::fs::write(&probe, b"")?;
+    std::fs::remove_file(&probe)
 }

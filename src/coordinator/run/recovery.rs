@@ -1,0 +1,354 @@
+//! Recovery, applied: a task's failed attempt is read by the rules of `crate::recovery`, and
+//! what they say is done here: the task is launched again with a change to its argv, after a
+//! usage limit's reset or a backoff, told to continue, or held for the operator with the fix.
+//! Every step is a `recovery` event (and a database row), so a restart keeps the budgets, the
+//! changes and a pending wait.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
+use super::{Coordinator, RunningTask};
+use crate::agents::{AgentKind, Autonomy, Draft};
+use crate::coordinator::plan::Plan;
+use crate::coordinator::schedule::Scheduler;
+use crate::event::{AgentEvent, EventType, read_journal};
+use crate::recovery::{Attempt, Change, Step};
+use crate::timestamp::Timestamp;
+
+/// What a relaunch that continues the agent's conversation tells it.
+pub const CONTINUE_PROMPT: &str = "You were interrupted (a usage limit, an API failure or your turn limit). Continue the task where you stopped.";
+
+/// A task's recovery state, rebuilt from the journal on resume.
+#[derive(Debug, Default, Clone)]
+pub struct TaskRecovery {
+    /// Times each rule acted for the task.
+    pub used: BTreeMap<String, u32>,
+    /// The changes to its launch so far.
+    pub change: Change,
+    /// Its next launch continues the agent's own conversation.
+    pub continue_conversation: bool,
+}
+
+impl Coordinator {
+    /// The attempt of `task_id` that `r` ran failed: when a rule knows the failure, act on it
+    /// and return true (the caller does not settle the attempt).
+    pub(super) fn try_recover(
+        &mut self,
+        task_id: &str,
+        r: &RunningTask,
+        exited: &AgentEvent,
+        sched: &mut Scheduler,
+        plan: &Plan,
+    ) -> bool {
+        let Some(profile) = self.settings.config.profile(&exited.agent).cloned() else {
+            return false;
+        };
+        let (events, _) = read_journal(&self.session.events_path(&r.name)).unwrap_or_default();
+        let attempt = attempt_of(&events, profile.kind, exited);
+        let rules = self.recovery_rules.clone();
+        let Some(detection) = rules.detect(&attempt) else {
+            return false;
+        };
+        let rule = detection.rule.name.clone();
+        let state = self.recovery.entry(task_id.to_string()).or_default();
+        let used = state.used.get(&rule).copied().unwrap_or(0);
+        let now = Timestamp::now();
+        let dirs = self.policy_dirs(task_id);
+        let allowed = |dir: &str| {
+            let dir = std::path::Path::new(dir);
+            dirs.iter().any(|d| dir.starts_with(d))
+        };
+        let step = rules.plan(&detection, &attempt, used, now, &allowed, &profile.args);
+        let matched = if detection.matched.is_empty() {
+            format!("exit code {}", attempt.exit_code.unwrap_or(-1))
+        } else {
+            detection.matched.clone()
+        };
+        let argv_before = events
+            .iter()
+            .rev()
+            .find(|e| e.phase() == Some("spawned"))
+            .and_then(|e| e.payload.get("argv").cloned())
+            .unwrap_or(json!([]));
+        let base = |text: String, phase: &str| {
+            Draft::new(EventType::Recovery, text)
+                .with("phase", phase)
+                .with("rule", rule.clone())
+                .with("worker", r.name.clone())
+                .with("matched", matched.clone())
+                .with("action", detection.rule.action.name())
+        };
+        self.record(
+            Some(task_id),
+            base(
+                format!("{}: {} recognised: {}", r.name, rule, one_line(&matched)),
+                "recovery_detected",
+            ),
+        );
+        match step {
+            Step::Relaunch(change) => {
+                let state = self.recovery.entry(task_id.to_string()).or_default();
+                state.change.merge(&change);
+                *state.used.entry(rule.clone()).or_default() += 1;
+                sched.again_at(task_id, now);
+                self.record(
+                    Some(task_id),
+                    base(
+                        format!("task {task_id} relaunches with {}", describe(&change)),
+                        "recovery_relaunch",
+                    )
+                    .with("change", json!(change))
+                    .with("argv_before", argv_before)
+                    .with("retry_at_ms", now.millis()),
+                );
+            }
+            Step::RelaunchAt { at, why } => {
+                let state = self.recovery.entry(task_id.to_string()).or_default();
+                *state.used.entry(rule.clone()).or_default() += 1;
+                state.continue_conversation = true;
+                sched.again_at(task_id, at);
+                let secs = (at.millis() - now.millis()).max(0) / 1000;
+                self.record(
+                    Some(task_id),
+                    base(
+                        format!("task {task_id}: {why}; it continues in {secs}s (at {at})"),
+                        "recovery_wait",
+                    )
+                    .with("until_ms", at.millis())
+                    .with("retry_at_ms", at.millis())
+                    .with("reason", why),
+                );
+            }
+            Step::Continue => {
+                let state = self.recovery.entry(task_id.to_string()).or_default();
+                *state.used.entry(rule.clone()).or_default() += 1;
+                state.continue_conversation = true;
+                sched.again_at(task_id, now);
+                self.record(
+                    Some(task_id),
+                    base(
+                        format!(
+                            "task {task_id}: the agent stopped at its turn limit; it continues"
+                        ),
+                        "recovery_continue",
+                    )
+                    .with("retry_at_ms", now.millis()),
+                );
+            }
+            Step::Escalate { fix } => {
+                sched.escalate(task_id, &format!("{rule}: {fix}"));
+                self.record(
+                    Some(task_id),
+                    base(
+                        format!("task {task_id} needs you ({rule}): {fix}"),
+                        "recovery_escalated",
+                    )
+                    .with("fix", fix.clone())
+                    .with("reason", one_line(&matched)),
+                );
+                notify_desktop(&format!("orchestrate: task {task_id} needs you"), &fix);
+            }
+        }
+        self.save_all(sched, plan);
+        true
+    }
+
+    /// A launch of `task` as recovery left it: the profile's arguments changed, directories
+    /// added, the safe mode, the trusted folder.
+    pub(super) fn recovery_change(&self, task: Option<&str>) -> Change {
+        task.and_then(|t| self.recovery.get(t))
+            .map(|s| s.change.clone())
+            .unwrap_or_default()
+    }
+
+    /// Whether the next launch of `task` continues the agent's conversation (and clears it).
+    pub(super) fn take_continue(&mut self, task: &str) -> bool {
+        self.recovery
+            .get_mut(task)
+            .map(|s| std::mem::take(&mut s.continue_conversation))
+            .unwrap_or(false)
+    }
+
+    /// Claude as root refuses bypass mode unless told the machine is a sandbox: before the
+    /// launch, the mode the sandbox's hooks make safe is used instead (journaled).
+    pub(super) fn needs_safe_mode(
+        &self,
+        kind: AgentKind,
+        autonomy: Autonomy,
+        env: &BTreeMap<String, String>,
+    ) -> bool {
+        // The simulated CLIs run as on a sandbox machine (the launch sets IS_SANDBOX).
+        !self.settings.simulate
+            && kind == AgentKind::Claude
+            && autonomy == Autonomy::Full
+            // SAFETY: geteuid has no preconditions.
+            && unsafe { libc::geteuid() } == 0
+            && !env.contains_key("IS_SANDBOX")
+            && std::env::var_os("IS_SANDBOX").is_none()
+    }
+
+    /// Rebuilds each task's recovery state from the coordinator's journal (resume).
+    pub(super) fn restore_recovery(&mut self, events: &[AgentEvent]) {
+        for e in events {
+            let Some(task) = e.task.as_deref() else {
+                continue;
+            };
+            let rule = e.str_field("rule").unwrap_or("").to_string();
+            let phase = e.phase().unwrap_or("");
+            if !matches!(
+                phase,
+                "recovery_relaunch"
+                    | "recovery_wait"
+                    | "recovery_continue"
+                    | "task_restarted"
+                    | "task_started"
+            ) {
+                continue;
+            }
+            let state = self.recovery.entry(task.to_string()).or_default();
+            match phase {
+                "recovery_relaunch" => {
+                    *state.used.entry(rule).or_default() += 1;
+                    if let Some(change) = e
+                        .payload
+                        .get("change")
+                        .and_then(|c| serde_json::from_value::<Change>(c.clone()).ok())
+                    {
+                        state.change.merge(&change);
+                    }
+                }
+                "recovery_wait" | "recovery_continue" => {
+                    *state.used.entry(rule).or_default() += 1;
+                    state.continue_conversation = true;
+                }
+                // The operator ran it again: fresh budgets.
+                "task_restarted" => state.used.clear(),
+                // A launch since: the conversation was continued already.
+                _ => state.continue_conversation = false,
+            }
+        }
+    }
+
+    /// The directories the sandbox lets `task` write: where an added include directory must be.
+    fn policy_dirs(&self, task: &str) -> Vec<std::path::PathBuf> {
+        let mut dirs = vec![
+            self.session.run_dir(task),
+            self.info.target.clone(),
+            self.session.path.clone(),
+        ];
+        dirs.extend(self.settings.config.sandbox.extra_dirs.iter().cloned());
+        dirs
+    }
+}
+
+/// The failed attempt as the rules read it: the errors and blockers since the last spawn,
+/// the exit code, a retry-after an event named.
+fn attempt_of(events: &[AgentEvent], kind: AgentKind, exited: &AgentEvent) -> Attempt {
+    let start = events
+        .iter()
+        .rposition(|e| e.phase() == Some("spawned"))
+        .unwrap_or(0);
+    let mut texts = Vec::new();
+    let mut retry_after_secs = None;
+    let mut reset_at = None;
+    for e in &events[start..] {
+        if matches!(e.kind, EventType::Error | EventType::Blocker) {
+            texts.push(e.text().to_string());
+            for key in ["message", "reason", "subtype", "terminal_reason"] {
+                if let Some(t) = e.str_field(key)
+                    && !texts.iter().any(|x| x == t)
+                {
+                    texts.push(t.to_string());
+                }
+            }
+        }
+        if let Some(s) = e
+            .payload
+            .get("retry_after_secs")
+            .or_else(|| e.payload.get("retry_after"))
+            .and_then(|v| v.as_u64())
+        {
+            retry_after_secs = Some(s);
+        }
+        // Claude's rate_limit_event: when the limit lifts, in seconds since the epoch.
+        if let Some(at) = e
+            .payload
+            .get("rate_limit")
+            .filter(|r| r.get("status").and_then(|s| s.as_str()) != Some("allowed"))
+            .and_then(|r| r.get("resetsAt"))
+            .and_then(|v| v.as_i64())
+        {
+            reset_at = Some(Timestamp(if at > 10_000_000_000 { at } else { at * 1000 }));
+        }
+    }
+    Attempt {
+        cli: Some(kind),
+        texts,
+        exit_code: exited.i64_field("exit_code").map(|c| c as i32),
+        retry_after_secs,
+        reset_at,
+        utc_offset_secs: utc_offset_secs(),
+    }
+}
+
+fn describe(change: &Change) -> String {
+    let mut parts = Vec::new();
+    if !change.add_args.is_empty() {
+        parts.push(format!("{} added", change.add_args.join(" ")));
+    }
+    if !change.remove_args.is_empty() {
+        parts.push(format!("{} removed", change.remove_args.join(" ")));
+    }
+    if !change.include_dirs.is_empty() {
+        parts.push(format!(
+            "--include-directories {}",
+            change.include_dirs.join(",")
+        ));
+    }
+    if change.safe_mode {
+        parts
+            .push("the safe permission mode (the sandbox's hooks decide) instead of bypass".into());
+    }
+    if change.trust_folder {
+        parts.push("its folder trusted".into());
+    }
+    parts.join(", ")
+}
+
+/// The first line of `text`, at most 200 characters: for event texts.
+fn one_line(text: &str) -> String {
+    let line = text.trim().lines().next().unwrap_or("");
+    let mut out: String = line.chars().take(200).collect();
+    if out.len() < line.len() {
+        out.push('…');
+    }
+    out
+}
+
+/// This machine's offset from UTC now, in seconds (clock times the CLIs print are local).
+fn utc_offset_secs() -> i64 {
+    // SAFETY: time and localtime_r only write the tm we own.
+    unsafe {
+        let now = libc::time(std::ptr::null_mut());
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&now, &mut tm).is_null() {
+            0
+        } else {
+            tm.tm_gmtoff
+        }
+    }
+}
+
+/// `notify-send` when the machine has one (a desktop session); silent otherwise. The
+/// dashboard rings the bell and sends OSC 9 itself.
+fn notify_desktop(title: &str, body: &str) {
+    let _ = std::process::Command::new("notify-send")
+        .arg(title)
+        .arg(body)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map(|mut child| std::thread::spawn(move || child.wait()));
+}

@@ -1,0 +1,157 @@
+//! Recovery through the real binary: a task whose first launch fails with a known error is
+//! launched again with the fix and completes, and the recovery events say why; a failure
+//! only the operator can fix holds the task with the fix, and nothing retries in a loop.
+//! With the simulated CLIs, and with the real ones against the stub model.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Env, journal, session_id, text, wait_for};
+
+const LIMIT: Duration = Duration::from_secs(90);
+
+/// A session of one task run by `agent`, with `config` added to orchestrate.toml; `follow`
+/// waits for its end.
+fn session(
+    env: &Env,
+    agent: &str,
+    config: &str,
+    follow: bool,
+    extra_env: &[(&str, &str)],
+) -> String {
+    let path = env.workspace.with_file_name("orchestrate.toml");
+    let mut text_config = std::fs::read_to_string(&path).unwrap_or_default();
+    text_config.push_str(config);
+    std::fs::write(&path, text_config).unwrap();
+    let plan = env.plan(&format!(
+        "[[tasks]]\nid = \"t\"\nagent = \"{agent}\"\nprompt = \"add a health endpoint\"\n"
+    ));
+    let args: &[&str] = if follow { &["--no-dashboard"] } else { &[] };
+    let out = env.run(&plan, args, extra_env);
+    let id = session_id(&out);
+    assert!(
+        env.status(&id)["state"] != "running" || out.status.success(),
+        "{}",
+        text(&out)
+    );
+    id
+}
+
+fn orchestrator(env: &Env, id: &str) -> Vec<orchestrate::event::AgentEvent> {
+    journal(&env.session_dir(id).join("orchestrator.jsonl"))
+}
+
+fn spawned_argvs(env: &Env, id: &str, worker: &str) -> Vec<String> {
+    journal(&env.session_dir(id).join(format!("events/{worker}.jsonl")))
+        .iter()
+        .filter(|e| e.phase() == Some("spawned"))
+        .map(|e| e.payload["argv"].to_string())
+        .collect()
+}
+
+/// The first launch failed on `flag`; the second, without it, finished the task.
+fn relaunched_without(env: &Env, id: &str, worker: &str, rule: &str, flag: &str) {
+    let events = orchestrator(env, id);
+    let relaunch = events
+        .iter()
+        .find(|e| e.phase() == Some("recovery_relaunch"))
+        .unwrap_or_else(|| {
+            panic!(
+                "no relaunch in {:#?}",
+                events.iter().map(|e| e.text()).collect::<Vec<_>>()
+            )
+        });
+    assert_eq!(relaunch.str_field("rule"), Some(rule));
+    assert_eq!(relaunch.payload["change"]["remove_args"][0], flag);
+    assert!(relaunch.payload["argv_before"].to_string().contains(flag));
+    let argvs = spawned_argvs(env, id, worker);
+    assert_eq!(argvs.len(), 2, "{argvs:#?}");
+    assert!(
+        argvs[0].contains(flag) && !argvs[1].contains(flag),
+        "{argvs:#?}"
+    );
+    assert_eq!(env.status(id)["tasks"][0]["state"], "succeeded");
+    // A recovery relaunch is not a retry.
+    assert_eq!(env.status(id)["tasks"][0]["retries"], 0);
+}
+
+#[test]
+fn a_profile_with_a_removed_codex_flag_is_relaunched_without_it() {
+    let env = Env::new();
+    let id = session(
+        &env,
+        "codex",
+        "[agents.codex]\nargs = [\"--full-auto\"]\n",
+        true,
+        &[],
+    );
+    relaunched_without(
+        &env,
+        &id,
+        "codex-t",
+        "codex-removed-argument",
+        "--full-auto",
+    );
+}
+
+#[test]
+fn a_profile_with_gemini_yolo_beside_approval_mode_is_relaunched_without_it() {
+    let env = Env::new();
+    let id = session(
+        &env,
+        "gemini",
+        "[agents.gemini]\nargs = [\"--yolo\"]\n",
+        true,
+        &[],
+    );
+    relaunched_without(
+        &env,
+        &id,
+        "gemini-t",
+        "gemini-yolo-and-approval-mode",
+        "--yolo",
+    );
+}
+
+#[test]
+fn a_login_failure_holds_the_task_with_the_command_that_fixes_it_and_never_loops() {
+    let env = Env::new();
+    let id = session(
+        &env,
+        "claude",
+        "",
+        false,
+        &[("ORCHESTRATE_SIM_SCENARIO", "api-401")],
+    );
+    let escalated = |env: &Env| {
+        orchestrator(env, &id)
+            .into_iter()
+            .filter(|e| e.phase() == Some("recovery_escalated"))
+            .collect::<Vec<_>>()
+    };
+    wait_for("the escalation", LIMIT, || !escalated(&env).is_empty());
+    let e = &escalated(&env)[0];
+    assert_eq!(e.str_field("rule"), Some("claude-not-logged-in"));
+    assert!(
+        e.str_field("fix").unwrap().contains("claude /login"),
+        "{e:?}"
+    );
+    let status = env.status(&id);
+    assert_eq!(status["tasks"][0]["state"], "escalated", "{status:#}");
+    // The session waits for the operator; nothing runs it again by itself.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(spawned_argvs(&env, &id, "claude-t").len(), 1);
+    assert_eq!(env.status(&id)["state"], "running");
+    // The operator fixed it (here: not) and runs it again: one more launch, escalated again.
+    let out = env
+        .cmd(&["control", &id, "restart", "--worker", "claude-t"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    wait_for("the second escalation", LIMIT, || {
+        escalated(&env).len() == 2
+    });
+    assert_eq!(spawned_argvs(&env, &id, "claude-t").len(), 2);
+    assert!(env.cmd(&["kill", &id]).output().unwrap().status.success());
+}
