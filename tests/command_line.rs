@@ -488,7 +488,7 @@ fn a_failed_task_runs_again_by_control_restart_or_resume_retry() {
     assert_eq!(refused.status.code(), Some(1));
     // Running, or still pending under load: either way not something to run again.
     assert!(
-        text(&refused).contains("only a failed or stopped task runs again"),
+        text(&refused).contains("only a failed, stopped or escalated task runs again"),
         "{}",
         text(&refused)
     );

@@ -777,3 +777,69 @@ fn a_worker_paused_by_a_review_is_sent_its_concerns_with_c() {
         other => panic!("{other:?}"),
     }
 }
+
+/// What a real (simulated) run wrote: codex relaunched without a removed flag, claude's login
+/// failure held for the operator.
+fn recorded_recovery_session() -> App {
+    let dir = std::path::Path::new("tests/fixtures/recovered");
+    let mut events: Vec<AgentEvent> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .flat_map(|e| orchestrate::event::read_journal(&e.path()).unwrap().0)
+        .collect();
+    events.sort_by_key(|e| e.timestamp);
+    let last = events.last().unwrap().timestamp;
+    let mut a = App::new(
+        "orch_20261202_121212_482e",
+        "add a /health endpoint",
+        Theme::default_theme(),
+        last,
+    );
+    feed(&mut a, events);
+    a.update(Msg::Tick(last));
+    a
+}
+
+#[test]
+fn recovery_fills_the_decisions_and_a_held_task_raises_the_banner() {
+    let mut a = recorded_recovery_session();
+    assert!(a.held.contains_key("docs"), "{:?}", a.held);
+    assert!(
+        a.decisions
+            .iter()
+            .any(|d| d.action == "recovery: relaunch" && d.rule == "codex-removed-argument")
+    );
+    assert_screen("recovery_escalated", &mut a, 160, 40);
+    // The task running again takes the banner down.
+    feed(
+        &mut a,
+        vec![coord(
+            EventType::Status,
+            Some("docs"),
+            0,
+            json!({"phase": "task_restarted", "text": "task docs will run again"}),
+        )],
+    );
+    assert!(a.held.is_empty());
+}
+
+#[test]
+fn an_escalation_as_it_happens_rings_and_notifies_the_desktop() {
+    let mut a = app();
+    let actions = a
+        .update(Msg::Event(coord(
+            EventType::Recovery,
+            Some("t"),
+            0,
+            json!({"phase": "recovery_escalated", "rule": "codex-unauthorized",
+                   "fix": "run `codex login`, then resume the task", "text": "task t needs you"}),
+        )))
+        .0;
+    assert!(actions.contains(&Action::Bell), "{actions:?}");
+    assert!(
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::Notify(t) if t.contains("codex login"))),
+        "{actions:?}"
+    );
+}

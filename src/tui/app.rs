@@ -63,6 +63,8 @@ pub enum Action {
     },
     /// Ring the terminal's bell: an agent waits for the operator.
     Bell,
+    /// A desktop notification through the terminal (OSC 9), for terminals that show one.
+    Notify(String),
 }
 
 /// What `e` and `o` open a worker's directory with.
@@ -318,6 +320,10 @@ pub struct App {
     pub approvals: Vec<ApprovalEntry>,
     /// A review found a blocker and the session waits for the operator: the banner's text.
     pub escalation: Option<String>,
+    /// Tasks recovery holds for the operator, with the fix it suggests (until they run again).
+    pub held: std::collections::BTreeMap<String, String>,
+    /// A desktop notification is due (OSC 9), with the bell.
+    notify: Option<String>,
     /// Each worker's latest resource sample, from the coordinator's database rows.
     pub usage: std::collections::BTreeMap<String, (f64, i64)>,
     /// A bell is due: set when an approval arrives live, taken by the next update.
@@ -359,6 +365,8 @@ impl App {
             decisions: Vec::new(),
             approvals: Vec::new(),
             escalation: None,
+            held: std::collections::BTreeMap::new(),
+            notify: None,
             usage: Default::default(),
             bell: false,
             focus: Focus::Workers,
@@ -398,7 +406,11 @@ impl App {
             Msg::Event(e) => {
                 self.on_event(e);
                 let bell = std::mem::take(&mut self.bell);
-                (if bell { vec![Action::Bell] } else { Vec::new() }, true)
+                let mut actions = if bell { vec![Action::Bell] } else { Vec::new() };
+                if let Some(text) = self.notify.take() {
+                    actions.push(Action::Notify(text));
+                }
+                (actions, true)
             }
             Msg::Key(key) => {
                 if key.kind != KeyEventKind::Press {
@@ -460,6 +472,15 @@ impl App {
             }
             if e.phase() == Some("session_finished") {
                 self.finished_at = Some(e.timestamp);
+                self.held.clear();
+            }
+            // A held task that runs again (or stops) is not waiting any more.
+            if matches!(
+                e.phase(),
+                Some("task_started" | "task_restarted" | "task_stopped")
+            ) && let Some(task) = e.task.as_deref()
+            {
+                self.held.remove(task);
             }
             match e.kind {
                 // A verdict; the request itself is in the log. One kept from a review a
@@ -483,6 +504,7 @@ impl App {
                             .collect(),
                     })
                 }
+                EventType::Recovery => self.observe_recovery(&e),
                 EventType::Decision => {
                     self.decisions.push(DecisionEntry {
                         // The review policy numbers its rules; the sandbox names its own.
@@ -543,6 +565,32 @@ impl App {
             self.log.insert(at - 1, entry);
         } else {
             self.log.insert(at, entry);
+        }
+    }
+
+    /// Recovery's steps fill the decisions panel; an escalation holds its task (a banner, the
+    /// bell, a desktop notification) until the task runs again.
+    fn observe_recovery(&mut self, e: &AgentEvent) {
+        let phase = e.phase().unwrap_or("");
+        let task = e.task.as_deref().unwrap_or("").to_string();
+        if let Some(action) = phase.strip_prefix("recovery_")
+            && action != "detected"
+        {
+            self.decisions.push(DecisionEntry {
+                rule: e.str_field("rule").unwrap_or(action).to_string(),
+                action: format!("recovery: {action}"),
+                reason: e.text().to_string(),
+                worker: e.str_field("worker").map(str::to_string),
+            });
+        }
+        if phase == "recovery_escalated" {
+            let fix = e.str_field("fix").unwrap_or(e.text()).to_string();
+            self.held.insert(task.clone(), fix.clone());
+            // Only for what happens now, not for history read on opening.
+            if self.finished_at.is_none() && e.timestamp.millis() + 10_000 > self.now.millis() {
+                self.bell = true;
+                self.notify = Some(format!("orchestrate: task {task} needs you: {fix}"));
+            }
         }
     }
 

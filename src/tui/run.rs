@@ -125,6 +125,13 @@ async fn event_loop(
                                 let _ = io::stdout().write_all(b"\x07");
                                 let _ = io::stdout().flush();
                             }
+                            Action::Notify(text) => {
+                                // OSC 9: a desktop notification where the terminal shows one
+                                // (iTerm2, kitty, WezTerm, Windows Terminal); ignored elsewhere.
+                                let clean: String = text.chars().filter(|c| !c.is_control()).take(200).collect();
+                                let _ = write!(io::stdout(), "\x1b]9;{clean}\x07");
+                                let _ = io::stdout().flush();
+                            }
                             Action::Open { program, dir } => {
                                 let opened = suspended(terminal, &input, || open_in(program, &dir))?;
                                 if let Err(e) = opened {

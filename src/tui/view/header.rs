@@ -43,13 +43,26 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
         spans.push(Span::styled(format!("  ${cost:.4}"), style(app, Role::dim)));
     }
     // A review's blocker holds the session: that, not the goal, is what the operator must see.
-    let goal = match &app.escalation {
-        Some(banner) => Line::from(vec![
+    // A task recovery holds for the operator comes next: what to do, then `r`.
+    let held = app.held.iter().next();
+    let goal = match (&app.escalation, held) {
+        (Some(banner), _) => Line::from(vec![
             Span::styled("!! ", style(app, Role::failed)),
             Span::styled(banner.clone(), style(app, Role::failed)),
             Span::styled("  R resumes · S stops", style(app, Role::key)),
         ]),
-        None => Line::from(vec![
+        (None, Some((task, fix))) => Line::from(vec![
+            Span::styled("!! ", style(app, Role::failed)),
+            Span::styled(
+                format!("task {task} needs you: {fix}"),
+                style(app, Role::failed),
+            ),
+            Span::styled(
+                "  r on its worker runs it again · s stops",
+                style(app, Role::key),
+            ),
+        ]),
+        (None, None) => Line::from(vec![
             Span::styled("goal ", style(app, Role::dim)),
             Span::styled(app.goal.clone(), style(app, Role::text)),
         ]),
