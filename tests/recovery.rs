@@ -155,3 +155,87 @@ fn a_login_failure_holds_the_task_with_the_command_that_fixes_it_and_never_loops
     assert_eq!(spawned_argvs(&env, &id, "claude-t").len(), 2);
     assert!(env.cmd(&["kill", &id]).output().unwrap().status.success());
 }
+
+#[test]
+fn a_usage_limit_with_no_reset_time_backs_off_then_escalates() {
+    let env = Env::new();
+    let id = session(
+        &env,
+        "codex",
+        "[recovery]\nbackoff_ms = 100\n\n[agents.codex]\nenv = { ORCHESTRATE_SIM_SCENARIO = \"usage-limit\" }\n",
+        false,
+        &[],
+    );
+    wait_for("the escalation", LIMIT, || {
+        orchestrator(&env, &id)
+            .iter()
+            .any(|e| e.phase() == Some("recovery_escalated"))
+    });
+    let events = orchestrator(&env, &id);
+    let waits: Vec<_> = events
+        .iter()
+        .filter(|e| e.phase() == Some("recovery_wait"))
+        .collect();
+    assert_eq!(waits.len(), 2, "the rule's budget");
+    assert!(
+        waits[0].text().contains("no reset time given"),
+        "{}",
+        waits[0].text()
+    );
+    let escalated = events
+        .iter()
+        .find(|e| e.phase() == Some("recovery_escalated"))
+        .unwrap();
+    assert!(
+        escalated
+            .str_field("fix")
+            .unwrap()
+            .contains("usage-limit already acted 2")
+    );
+    assert_eq!(spawned_argvs(&env, &id, "codex-t").len(), 3);
+    assert!(env.cmd(&["kill", &id]).output().unwrap().status.success());
+}
+
+#[test]
+fn a_real_codex_waits_out_its_usage_limit_and_continues_its_conversation() {
+    let Some(clis) = common::require_agent_clis("a_real_codex_waits_out_its_usage_limit") else {
+        return;
+    };
+    let env = Env::real(clis);
+    let config = env.home.join(".config/orchestrate/orchestrate.toml");
+    let mut text_config = std::fs::read_to_string(&config).unwrap();
+    // The stub's limit lifts 3 s after it is first hit; Codex names the minute it lifts in.
+    text_config.push_str(
+        "\n[review]\nenabled = false\n\n[agents.codex]\nenv = { ORCHESTRATE_SIM_SCENARIO = \"usage-limit-3s\" }\n",
+    );
+    std::fs::write(&config, text_config).unwrap();
+    let plan =
+        env.plan("[[tasks]]\nid = \"t\"\nagent = \"codex\"\nprompt = \"add the endpoint\"\n");
+    let out = env.run(&plan, &["--no-dashboard"], &[]);
+    let id = session_id(&out);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let events = orchestrator(&env, &id);
+    let wait = events
+        .iter()
+        .find(|e| e.phase() == Some("recovery_wait"))
+        .unwrap_or_else(|| panic!("{}", text(&out)));
+    assert_eq!(wait.str_field("rule"), Some("usage-limit"));
+    let until = wait.i64_field("until_ms").unwrap();
+    let relaunched = events
+        .iter()
+        .filter(|e| e.phase() == Some("task_started"))
+        .nth(1)
+        .unwrap();
+    assert!(
+        relaunched.timestamp.millis() >= until,
+        "waited until the reset"
+    );
+    // The second launch continued Codex's own conversation.
+    assert!(
+        relaunched.str_field("resumed_conversation").is_some(),
+        "{relaunched:?}"
+    );
+    let argvs = spawned_argvs(&env, &id, "codex-t");
+    assert!(argvs[1].contains("\"resume\""), "{argvs:#?}");
+    assert_eq!(env.status(&id)["tasks"][0]["state"], "succeeded");
+}

@@ -84,7 +84,12 @@ fn clock(text: &str, now: Timestamp, utc_offset_secs: i64) -> Option<Timestamp> 
     // Local midnight, in UTC milliseconds.
     let midnight = (now.millis() + offset).div_euclid(DAY) * DAY - offset;
     let mut at = midnight + (hour * 3600 + minute * 60) * 1000;
-    if at <= now.millis() {
+    // A time a few minutes past is this minute's (the text rounds down, clocks drift): the
+    // end of that minute. Further past, it is tomorrow's.
+    const RECENT: i64 = 15 * 60_000;
+    if at <= now.millis() && now.millis() - at < RECENT {
+        at += 60_000;
+    } else if at <= now.millis() {
         at += DAY;
     }
     if let Some(day) = weekday {

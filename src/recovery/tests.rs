@@ -378,6 +378,8 @@ fn reset_times_are_read_in_every_spelling() {
     // Local times: at UTC+1, 2pm local is 1pm UTC, an hour away.
     let local = reset_time("resets 2pm", NOW, 3600).map(|t| (t.millis() - NOW.millis()) / 1000);
     assert_eq!(local, Some(3600));
+    // Printed during the minute it names: the end of that minute.
+    assert_eq!(after("Try again at 12:00 PM."), Some(60));
     assert_eq!(after("tried 3 times"), None);
     assert_eq!(after("at 99:99"), None);
 }

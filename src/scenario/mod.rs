@@ -256,7 +256,13 @@ impl Scenario {
 
 impl fmt::Display for Scenario {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(self.name())
+        match self {
+            // A usage limit that resets sooner than the hour: `usage-limit-5s`.
+            Scenario::Api(ApiError::UsageLimit { resets_in_secs }) if *resets_in_secs != 3600 => {
+                f.pad(&format!("usage-limit-{resets_in_secs}s"))
+            }
+            _ => f.pad(self.name()),
+        }
     }
 }
 
@@ -290,6 +296,14 @@ impl FromStr for Scenario {
             "reject" => Scenario::Reject,
             "garbage" => Scenario::Garbage,
             "silent" => Scenario::Silent,
+            _ if s.starts_with("usage-limit-") && s.ends_with('s') => {
+                let secs = &s["usage-limit-".len()..s.len() - 1];
+                Scenario::Api(ApiError::UsageLimit {
+                    resets_in_secs: secs.parse().map_err(|_| {
+                        format!("scenario {s:?}: the reset is usage-limit-<seconds>s")
+                    })?,
+                })
+            }
             _ => {
                 return Err(format!(
                     "unknown scenario {s:?} (expected one of {})",

@@ -112,9 +112,13 @@ pub struct HttpError {
 /// The text of a turn past the end of the story.
 pub const OVER_TEXT: &str = "Done.";
 
-/// How many times each failing turn has failed, per worker and story.
+/// How many times each failing turn has failed, per worker and story; and when a usage
+/// limit was first hit, per worker and story (it lifts at its reset, as a real one does).
 #[derive(Default)]
-pub struct Failures(Mutex<HashMap<(String, usize), u32>>);
+pub struct Failures(
+    Mutex<HashMap<(String, usize), u32>>,
+    Mutex<HashMap<String, std::time::Instant>>,
+);
 
 /// The reply to a request of `worker`'s conversation playing `scenario`.
 pub fn decide(
@@ -132,6 +136,22 @@ pub fn decide(
         return Reply::Over;
     };
     for step in turn {
+        if let Step::Fail {
+            error: ApiError::UsageLimit { resets_in_secs },
+            ..
+        } = step
+        {
+            let key = format!("{worker}/{scenario}");
+            let mut since = failures.1.lock().unwrap_or_else(|p| p.into_inner());
+            let first = *since.entry(key).or_insert_with(std::time::Instant::now);
+            let elapsed = first.elapsed().as_secs();
+            if elapsed < *resets_in_secs {
+                return Reply::Error(ApiError::UsageLimit {
+                    resets_in_secs: resets_in_secs - elapsed,
+                });
+            }
+            continue;
+        }
         if let Step::Fail { error, times } = step {
             let key = (format!("{worker}/{scenario}"), facts.tool_results);
             let mut counts = failures.0.lock().unwrap_or_else(|p| p.into_inner());
