@@ -239,3 +239,120 @@ fn a_real_codex_waits_out_its_usage_limit_and_continues_its_conversation() {
     assert!(argvs[1].contains("\"resume\""), "{argvs:#?}");
     assert_eq!(env.status(&id)["tasks"][0]["state"], "succeeded");
 }
+
+#[test]
+fn a_real_codex_profile_with_a_removed_flag_is_relaunched_without_it() {
+    let Some(clis) = common::require_agent_clis("a_real_codex_profile_with_a_removed_flag") else {
+        return;
+    };
+    let env = Env::real(clis);
+    let config = env.home.join(".config/orchestrate/orchestrate.toml");
+    let mut text_config = std::fs::read_to_string(&config).unwrap();
+    text_config
+        .push_str("\n[review]\nenabled = false\n\n[agents.codex]\nargs = [\"--full-auto\"]\n");
+    std::fs::write(&config, text_config).unwrap();
+    let plan =
+        env.plan("[[tasks]]\nid = \"t\"\nagent = \"codex\"\nprompt = \"add the endpoint\"\n");
+    let out = env.run(&plan, &["--no-dashboard"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let id = session_id(&out);
+    relaunched_without(
+        &env,
+        &id,
+        "codex-t",
+        "codex-removed-argument",
+        "--full-auto",
+    );
+}
+
+#[test]
+fn a_real_claude_as_root_runs_in_the_safe_mode_instead_of_bypass() {
+    let Some(clis) = common::require_agent_clis("a_real_claude_as_root_runs_in_the_safe_mode")
+    else {
+        return;
+    };
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED: Claude refuses bypass mode only as root");
+        return;
+    }
+    let env = Env::real(clis);
+    // No IS_SANDBOX: this machine is not declared a sandbox. The profile also carries the
+    // bypass flag itself, which Claude refuses as root: recovery drops it.
+    std::fs::write(
+        env.home.join(".config/orchestrate/orchestrate.toml"),
+        "[review]\nenabled = false\n\n[agents.claude]\nautonomy = \"edit\"\nargs = [\"--dangerously-skip-permissions\"]\n",
+    )
+    .unwrap();
+    let plan =
+        env.plan("[[tasks]]\nid = \"t\"\nagent = \"claude\"\nprompt = \"add the endpoint\"\n");
+    let out = env.run(&plan, &["--no-dashboard"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let id = session_id(&out);
+    let events = orchestrator(&env, &id);
+    let relaunch = events
+        .iter()
+        .find(|e| e.phase() == Some("recovery_relaunch"))
+        .unwrap_or_else(|| panic!("{}", text(&out)));
+    assert_eq!(relaunch.str_field("rule"), Some("claude-bypass-as-root"));
+    assert_eq!(relaunch.payload["change"]["safe_mode"], true);
+    let argvs = spawned_argvs(&env, &id, "claude-t");
+    assert!(
+        argvs[0].contains("--dangerously-skip-permissions"),
+        "{argvs:#?}"
+    );
+    assert!(
+        !argvs[1].contains("--dangerously-skip-permissions"),
+        "{argvs:#?}"
+    );
+    // Its tools ran: the hook said allow out loud.
+    let settings = std::fs::read_to_string(
+        env.session_dir(&id)
+            .join("state/claude-t/claude-settings.json"),
+    )
+    .unwrap();
+    assert!(settings.contains("--explicit-allow"), "{settings}");
+    assert_eq!(env.status(&id)["tasks"][0]["state"], "succeeded");
+}
+
+#[test]
+fn a_real_claude_as_root_with_the_default_bypass_is_prepared_before_its_launch() {
+    let Some(clis) = common::require_agent_clis("a_real_claude_as_root_is_prepared") else {
+        return;
+    };
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED: Claude refuses bypass mode only as root");
+        return;
+    }
+    let env = Env::real(clis);
+    std::fs::write(
+        env.home.join(".config/orchestrate/orchestrate.toml"),
+        "[review]\nenabled = false\n",
+    )
+    .unwrap();
+    let plan =
+        env.plan("[[tasks]]\nid = \"t\"\nagent = \"claude\"\nprompt = \"add the endpoint\"\n");
+    let out = env.run(&plan, &["--no-dashboard"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let id = session_id(&out);
+    let events = orchestrator(&env, &id);
+    assert!(
+        events.iter().any(|e| e.phase() == Some("recovery_prepare")
+            && e.str_field("step") == Some("claude_safe_mode")),
+        "{}",
+        text(&out)
+    );
+    // One launch, never the refused bypass.
+    let argvs = spawned_argvs(&env, &id, "claude-t");
+    assert_eq!(argvs.len(), 1, "{argvs:#?}");
+    assert!(
+        argvs[0].contains("acceptEdits") && !argvs[0].contains("--dangerously-skip-permissions")
+    );
+    // The agent's writes and commands happened: the task committed work.
+    assert!(
+        events.iter().any(|e| e.phase() == Some("task_committed")),
+        "{}",
+        text(&out)
+    );
+}

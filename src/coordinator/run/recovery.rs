@@ -184,8 +184,10 @@ impl Coordinator {
             && autonomy == Autonomy::Full
             // SAFETY: geteuid has no preconditions.
             && unsafe { libc::geteuid() } == 0
-            && !env.contains_key("IS_SANDBOX")
-            && std::env::var_os("IS_SANDBOX").is_none()
+            // Claude reads exactly "1" (`process.env.IS_SANDBOX === "1"`), from the profile
+            // or from what the worker inherits.
+            && env.get("IS_SANDBOX").map(String::as_str) != Some("1")
+            && (env.contains_key("IS_SANDBOX") || std::env::var("IS_SANDBOX").as_deref() != Ok("1"))
     }
 
     /// Rebuilds each task's recovery state from the coordinator's journal (resume).
