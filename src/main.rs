@@ -306,6 +306,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// What recovery recognised and did in a session: relaunches with their change, waits for
+    /// a usage limit, escalations with the fix.
+    Recoveries {
+        /// A session id, or `latest`.
+        session: String,
+        /// Machine-readable: the recovery events, one JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
     /// The approvals a session's agents wait for (a `confirm` of the sandbox).
     Approvals {
         /// A session id, or `latest`.
@@ -568,6 +577,9 @@ fn main() -> ExitCode {
             Ok(0)
         }
         Command::Reviews { session, json } => cli::reviews::reviews(&workspace, &session, json),
+        Command::Recoveries { session, json } => {
+            cli::recoveries::recoveries(&workspace, &session, json)
+        }
         Command::Approvals { session, json } => cli::approvals::list(&workspace, &session, json),
         Command::Approve { session, id } => {
             cli::approvals::answer(&workspace, &session, &id, true, None)

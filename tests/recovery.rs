@@ -139,6 +139,40 @@ fn a_login_failure_holds_the_task_with_the_command_that_fixes_it_and_never_loops
     );
     let status = env.status(&id);
     assert_eq!(status["tasks"][0]["state"], "escalated", "{status:#}");
+    let shown = text(&env.cmd(&["status", &id]).output().unwrap());
+    assert!(
+        shown.contains("! task t needs you: run `claude /login`")
+            && shown.contains(&format!(
+                "orchestrate control {id} restart --worker claude-t"
+            )),
+        "{shown}"
+    );
+    let listed = text(&env.cmd(&["recoveries", &id]).output().unwrap());
+    assert!(
+        listed.contains("escalated") && listed.contains("fix: run `claude /login`"),
+        "{listed}"
+    );
+    let json = env.cmd(&["recoveries", &id, "--json"]).output().unwrap();
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&json.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        lines.last().unwrap()["payload"]["phase"],
+        "recovery_escalated"
+    );
+    // And in the database.
+    let store =
+        orchestrate::session::store::Store::open_read_only(&env.workspace.join("orchestrate.db"))
+            .unwrap();
+    let rows = store.recoveries(&id).unwrap();
+    assert!(
+        rows.iter()
+            .any(|(task, phase, rule, _)| task.as_deref() == Some("t")
+                && phase == "recovery_escalated"
+                && rule.as_deref() == Some("claude-not-logged-in")),
+        "{rows:?}"
+    );
     // The session waits for the operator; nothing runs it again by itself.
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(spawned_argvs(&env, &id, "claude-t").len(), 1);

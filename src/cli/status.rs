@@ -91,8 +91,15 @@ pub fn one_session(workspace: &Workspace, session: &SessionDir) -> Result<Value>
         .tasks(&session.id)?
         .into_iter()
         .map(|t| {
+            // A task recovery holds for the operator says what they must do.
+            let held = history.tasks.get(&t.id);
+            let needs_you = held.and_then(|h| match &h.status {
+                Some(crate::coordinator::schedule::TaskStatus::Escalated { reason }) => Some(reason.clone()),
+                _ => None,
+            });
+            let worker = held.and_then(|h| h.worker.clone());
             json!({"id": t.id, "title": t.title, "agent": t.agent, "role": t.role, "state": t.state,
-                   "retries": t.retries, "branch": t.branch,
+                   "retries": t.retries, "branch": t.branch, "needs_you": needs_you, "worker": worker,
                    "depends_on": serde_json::from_str::<Value>(&t.depends_on).unwrap_or(Value::Null)})
         })
         .collect();
@@ -187,6 +194,16 @@ fn print_session(r: &Value) {
             s(&t["retries"]),
             s(&t["branch"])
         );
+    }
+    for t in r["tasks"].as_array().into_iter().flatten() {
+        if let Some(fix) = t["needs_you"].as_str() {
+            println!(
+                "! task {} needs you: {fix}: orchestrate control {} restart --worker {}",
+                s(&t["id"]),
+                s(&r["session"]),
+                s(&t["worker"])
+            );
+        }
     }
     println!();
     println!(

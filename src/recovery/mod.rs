@@ -212,21 +212,23 @@ fn shipped() -> Vec<ShippedRule> {
             Some(Claude),
             r"Not logged in|Please run /login|Invalid API key|authentication_error|OAuth token has expired",
             None,
-            escalate("run `claude /login` (or set ANTHROPIC_API_KEY), then resume the task"),
+            escalate("run `claude /login` (or set ANTHROPIC_API_KEY), then run the task again"),
         ),
         (
             "gemini-auth",
             Some(Gemini),
             r"Invalid auth method selected|GEMINI_API_KEY|API key not valid|UNAUTHENTICATED",
             Some(41),
-            escalate("run `gemini` once to sign in (or set GEMINI_API_KEY), then resume the task"),
+            escalate(
+                "run `gemini` once to sign in (or set GEMINI_API_KEY), then run the task again",
+            ),
         ),
         (
             "codex-unauthorized",
             Some(Codex),
             r"401 Unauthorized|status 401|Missing bearer|invalid_api_key|Incorrect API key|not logged in",
             None,
-            escalate("run `codex login` (or set OPENAI_API_KEY), then resume the task"),
+            escalate("run `codex login` (or set OPENAI_API_KEY), then run the task again"),
         ),
         (
             "usage-limit",
@@ -255,7 +257,7 @@ fn shipped() -> Vec<ShippedRule> {
             r"Permission denied|EACCES|Operation not permitted",
             None,
             escalate(
-                "check the owner and mode of the directory named above (the worker must be able to write its run directory), then resume the task",
+                "check the owner and mode of the directory named above (the worker must be able to write its run directory), then run the task again",
             ),
         ),
     ]
@@ -448,7 +450,7 @@ impl RecoveryRules {
         let escalate = |fix: String| Step::Escalate { fix };
         if used >= rule.budget && !matches!(rule.action, Action::Escalate { .. }) {
             return escalate(format!(
-                "recovery rule {} already acted {used} time(s) for this task; look at the worker's log, fix the cause, then resume the task",
+                "recovery rule {} already acted {used} time(s) for this task; look at the worker's log, fix the cause, then run the task again",
                 rule.name
             ));
         }
@@ -483,7 +485,7 @@ impl RecoveryRules {
             Action::IncludeDirectory => {
                 let Some(path) = detection.captures.get("path") else {
                     return escalate(
-                        "the agent needs a directory outside its workspace and did not say which; add it to the task's directories or to [sandbox] extra_dirs, then resume the task".into(),
+                        "the agent needs a directory outside its workspace and did not say which; add it to the task's directories or to [sandbox] extra_dirs, then run the task again".into(),
                     );
                 };
                 let dir = parent_dir(path);
@@ -494,7 +496,7 @@ impl RecoveryRules {
                     })
                 } else {
                     escalate(format!(
-                        "the agent wants {path}, outside the sandbox's directories; add its directory to [sandbox] extra_dirs if it may, then resume the task"
+                        "the agent wants {path}, outside the sandbox's directories; add its directory to [sandbox] extra_dirs if it may, then run the task again"
                     ))
                 }
             }
@@ -517,7 +519,7 @@ impl RecoveryRules {
                 ..Change::default()
             }),
             Action::TrustFolder => escalate(
-                "trust the task's directory for Gemini (or set [recovery] trust_folders = true), then resume the task".into(),
+                "trust the task's directory for Gemini (or set [recovery] trust_folders = true), then run the task again".into(),
             ),
             Action::Wait => {
                 let reset = attempt
@@ -536,7 +538,7 @@ impl RecoveryRules {
                     });
                 match reset {
                     Some(at) if at.millis() - now.millis() > self.config.max_wait_secs as i64 * 1000 => escalate(format!(
-                        "the usage limit resets at {at}, past [recovery] max_wait_secs; resume the task then (or raise the limit)"
+                        "the usage limit resets at {at}, past [recovery] max_wait_secs; run the task again then (or raise the limit)"
                     )),
                     Some(at) => Step::RelaunchAt {
                         at: Timestamp(at.millis().max(now.millis()) + 1000),
@@ -555,7 +557,7 @@ impl RecoveryRules {
             },
             Action::Continue if used < self.config.max_continuations => Step::Continue,
             Action::Continue => escalate(format!(
-                "the agent hit its turn limit {used} time(s); raise --max-turns in the profile or split the task, then resume it"
+                "the agent hit its turn limit {used} time(s); raise --max-turns in the profile or split the task, then run it again"
             )),
         }
     }
@@ -618,7 +620,7 @@ fn user_rule(r: &RuleConfig, default_budget: u32) -> Result<Rule, RuleError> {
         ActionName::Escalate => Action::Escalate {
             fix: r.fix.clone().unwrap_or_else(|| {
                 format!(
-                    "see the worker's log (rule {}), fix the cause, then resume the task",
+                    "see the worker's log (rule {}), fix the cause, then run the task again",
                     r.name
                 )
             }),

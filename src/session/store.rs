@@ -94,6 +94,19 @@ const MIGRATIONS: &[&str] = &[
         duration_ms INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (session_id, review, reviewer)
     );",
+    // 4: what recovery recognised and did, one row per `recovery` event.
+    "CREATE TABLE recoveries (
+        session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        task TEXT,
+        worker TEXT,
+        phase TEXT NOT NULL,
+        rule TEXT,
+        text TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (session_id, seq)
+    );",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -577,6 +590,49 @@ impl Store {
                 .map_err(|e| self.error(e))?;
         }
         Ok(reviews)
+    }
+
+    /// One `recovery` event of a session (`detail`: its whole payload, as JSON).
+    pub fn insert_recovery(
+        &self,
+        session: &str,
+        task: Option<&str>,
+        detail: &serde_json::Map<String, serde_json::Value>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let text = |key: &str| detail.get(key).and_then(|v| v.as_str());
+        self.conn
+            .execute(
+                "INSERT INTO recoveries (session_id, seq, task, worker, phase, rule, text, detail, created_at)
+                 SELECT ?1, COALESCE((SELECT MAX(seq) FROM recoveries WHERE session_id = ?1), 0) + 1,
+                        ?2, ?3, ?4, ?5, ?6, ?7, ?8",
+                params![
+                    session, task, text("worker"), text("phase").unwrap_or(""), text("rule"),
+                    text("text").unwrap_or(""), serde_json::Value::Object(detail.clone()).to_string(),
+                    now.to_string()
+                ],
+            )
+            .map(|_| ())
+            .map_err(|e| self.error(e))
+    }
+
+    /// A session's recovery rows, oldest first: (task, phase, rule, text).
+    pub fn recoveries(
+        &self,
+        session: &str,
+    ) -> Result<Vec<(Option<String>, String, Option<String>, String)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT task, phase, rule, text FROM recoveries WHERE session_id = ?1 ORDER BY seq",
+            )
+            .map_err(|e| self.error(e))?;
+        let rows = stmt
+            .query_map([session], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .map_err(|e| self.error(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
     }
 
     /// How many decisions a session has taken.

@@ -668,6 +668,15 @@ impl Coordinator {
 
     /// Journals one event. A refused write holds it in memory and pauses the session.
     fn record(&mut self, task: Option<&str>, draft: Draft) {
+        // Recovery's steps are rows too, for queries across sessions.
+        if draft.kind == EventType::Recovery {
+            let _ = self.store.insert_recovery(
+                &self.session.id,
+                task,
+                &draft.payload,
+                Timestamp::now(),
+            );
+        }
         if let Err(e) = self.journal.record(task, draft) {
             let reason = format!("cannot write the coordinator journal: {e}");
             disk::log_line(&reason);
