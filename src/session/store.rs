@@ -158,6 +158,9 @@ pub struct WorkerRow {
     pub cost_usd: f64,
 }
 
+/// A recovery row: (task, phase, rule, text).
+pub type RecoveryRow = (Option<String>, String, Option<String>, String);
+
 /// A review: requested (no decision yet) or decided.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ReviewRow {
@@ -616,11 +619,8 @@ impl Store {
             .map_err(|e| self.error(e))
     }
 
-    /// A session's recovery rows, oldest first: (task, phase, rule, text).
-    pub fn recoveries(
-        &self,
-        session: &str,
-    ) -> Result<Vec<(Option<String>, String, Option<String>, String)>, StoreError> {
+    /// A session's recovery rows, oldest first.
+    pub fn recoveries(&self, session: &str) -> Result<Vec<RecoveryRow>, StoreError> {
         let mut stmt = self
             .conn
             .prepare(
