@@ -390,3 +390,53 @@ fn a_real_claude_as_root_with_the_default_bypass_is_prepared_before_its_launch()
         text(&out)
     );
 }
+
+#[test]
+fn a_coordinator_crash_keeps_the_pending_wait_and_the_rules_budget() {
+    let env = Env::new();
+    let id = session(
+        &env,
+        "codex",
+        "[recovery]\nbackoff_ms = 2000\n\n[agents.codex]\nenv = { ORCHESTRATE_SIM_SCENARIO = \"usage-limit\" }\n",
+        false,
+        &[],
+    );
+    wait_for("the first wait", LIMIT, || {
+        orchestrator(&env, &id)
+            .iter()
+            .any(|e| e.phase() == Some("recovery_wait"))
+    });
+    let until = orchestrator(&env, &id)
+        .iter()
+        .find(|e| e.phase() == Some("recovery_wait"))
+        .and_then(|e| e.i64_field("until_ms"))
+        .unwrap();
+    let pid = env.status(&id)["coordinator"]["pid"].as_i64().unwrap() as i32;
+    // SAFETY: plain kill of a process this test started.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    wait_for("the coordinator to be gone", LIMIT, || {
+        env.status(&id)["coordinator"]["alive"] == false
+    });
+    assert!(env.cmd(&["resume", &id]).output().unwrap().status.success());
+    wait_for("the escalation", LIMIT, || {
+        orchestrator(&env, &id)
+            .iter()
+            .any(|e| e.phase() == Some("recovery_escalated"))
+    });
+    let events = orchestrator(&env, &id);
+    let starts: Vec<_> = events
+        .iter()
+        .filter(|e| e.phase() == Some("task_started"))
+        .collect();
+    assert!(
+        starts[1].timestamp.millis() >= until,
+        "the wait went on after the crash"
+    );
+    // The budget (2) counted the wait before the crash: one more wait, then the escalation.
+    let waits = events
+        .iter()
+        .filter(|e| e.phase() == Some("recovery_wait"))
+        .count();
+    assert_eq!(waits, 2);
+    assert!(env.cmd(&["kill", &id]).output().unwrap().status.success());
+}

@@ -387,10 +387,16 @@ impl Coordinator {
         if let Some(history) = &history {
             self.kill_leftovers(history);
             for (id, h) in &history.tasks {
-                // Unfinished work (running, waiting to retry, stopped) runs again; what
-                // succeeded or failed for good stays so.
+                // Unfinished work (running, stopped) runs again; what succeeded or failed for
+                // good stays so; a retry keeps its time (a usage limit's wait goes on), and a
+                // task recovery holds still waits for the operator.
                 let status = match &h.status {
-                    Some(s @ (TaskStatus::Succeeded | TaskStatus::Failed { .. })) => s.clone(),
+                    Some(
+                        s @ (TaskStatus::Succeeded
+                        | TaskStatus::Failed { .. }
+                        | TaskStatus::RetryAt { .. }
+                        | TaskStatus::Escalated { .. }),
+                    ) => s.clone(),
                     Some(TaskStatus::Skipped { because })
                         if matches!(
                             history.tasks.get(because).and_then(|d| d.status.as_ref()),
