@@ -440,3 +440,49 @@ fn a_coordinator_crash_keeps_the_pending_wait_and_the_rules_budget() {
     assert_eq!(waits, 2);
     assert!(env.cmd(&["kill", &id]).output().unwrap().status.success());
 }
+
+#[test]
+fn a_failing_api_is_backed_off_and_continued_then_held_past_the_budget() {
+    let env = Env::new();
+    let id = session(
+        &env,
+        "codex",
+        "[recovery]\nbackoff_ms = 100\n\n[agents.codex]\nenv = { ORCHESTRATE_SIM_SCENARIO = \"api-500\" }\n",
+        false,
+        &[],
+    );
+    wait_for("the escalation", LIMIT, || {
+        orchestrator(&env, &id)
+            .iter()
+            .any(|e| e.phase() == Some("recovery_escalated"))
+    });
+    let events = orchestrator(&env, &id);
+    let waits: Vec<_> = events
+        .iter()
+        .filter(|e| e.phase() == Some("recovery_wait"))
+        .collect();
+    assert_eq!(waits.len(), 2);
+    assert!(
+        waits
+            .iter()
+            .all(|w| w.str_field("rule") == Some("transient-api-error"))
+    );
+    // The backoff doubles.
+    let delay = |e: &orchestrate::event::AgentEvent| {
+        e.i64_field("until_ms").unwrap() - e.timestamp.millis()
+    };
+    assert!(
+        delay(waits[1]) > delay(waits[0]),
+        "{} then {}",
+        delay(waits[0]),
+        delay(waits[1])
+    );
+    // Each relaunch continued codex's own conversation.
+    let argvs = spawned_argvs(&env, &id, "codex-t");
+    assert_eq!(argvs.len(), 3);
+    assert!(
+        argvs[1].contains("\"resume\"") && argvs[2].contains("\"resume\""),
+        "{argvs:#?}"
+    );
+    assert!(env.cmd(&["kill", &id]).output().unwrap().status.success());
+}

@@ -240,7 +240,7 @@ fn shipped() -> Vec<ShippedRule> {
         (
             "transient-api-error",
             None,
-            r"(?i)overloaded|\b5\d\d\b|internal server error|service unavailable|bad gateway|stream disconnected|connection (?:refused|reset)|ECONNREFUSED|ECONNRESET|ETIMEDOUT|unreachable|fetch failed",
+            r"(?i)overloaded|\b5\d\d\b|internal server error|service unavailable|bad gateway|high demand|temporary errors|server-side issue|at capacity|stream disconnected|connection (?:refused|reset)|ECONNREFUSED|ECONNRESET|ETIMEDOUT|unreachable|can't reach the API|fetch failed",
             None,
             Action::Retry,
         ),
@@ -377,13 +377,18 @@ impl RecoveryRules {
             rules.push(user_rule(r, config.budget)?);
         }
         for (name, cli, pattern, exit_code, action) in shipped() {
+            // Going on after the turn limit has its own count.
+            let budget = match action {
+                Action::Continue => config.max_continuations,
+                _ => config.budget,
+            };
             rules.push(Rule {
                 name: name.to_string(),
                 cli,
                 pattern: Some(Regex::new(pattern).expect("shipped patterns compile")),
                 exit_code,
                 action,
-                budget: config.budget,
+                budget,
             });
         }
         Ok(RecoveryRules {

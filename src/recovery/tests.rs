@@ -223,6 +223,16 @@ fn limits_wait_for_their_reset_and_transient_errors_back_off() {
         .1,
         Step::Escalate { .. }
     ));
+    assert_eq!(
+        step(
+            Codex,
+            "We\u{2019}re currently experiencing high demand, which may cause temporary errors.",
+            Some(1),
+            &[]
+        )
+        .0,
+        "transient-api-error"
+    );
     match step(
         Claude,
         "API Error: 529 Overloaded. This is a server-side issue",
@@ -277,6 +287,18 @@ fn a_rule_past_its_budget_escalates_and_unknown_failures_are_not_recognised() {
         r.detect(&attempt(AgentKind::Claude, "the tests fail", Some(1)))
             .is_none()
     );
+    // The turn limit counts continuations, not the budget.
+    let a = attempt(
+        AgentKind::Claude,
+        "Reached maximum number of turns (1)",
+        Some(1),
+    );
+    let d = r.detect(&a).unwrap();
+    assert_eq!(r.plan(&d, &a, 2, NOW, &inside, &[]), Step::Continue);
+    assert!(matches!(
+        r.plan(&d, &a, 3, NOW, &inside, &[]),
+        Step::Escalate { .. }
+    ));
     // A rule for one CLI does not fire for another.
     assert!(
         r.detect(&attempt(

@@ -573,8 +573,9 @@ impl App {
     fn observe_recovery(&mut self, e: &AgentEvent) {
         let phase = e.phase().unwrap_or("");
         let task = e.task.as_deref().unwrap_or("").to_string();
+        // What recovery did; what it recognised and prepared stays in the log.
         if let Some(action) = phase.strip_prefix("recovery_")
-            && action != "detected"
+            && !matches!(action, "detected" | "prepare")
         {
             self.decisions.push(DecisionEntry {
                 rule: e.str_field("rule").unwrap_or(action).to_string(),

@@ -190,6 +190,52 @@ impl Coordinator {
             && (env.contains_key("IS_SANDBOX") || std::env::var("IS_SANDBOX").as_deref() != Ok("1"))
     }
 
+    /// What was prepared before a launch, one `recovery` event (kind `prepare`) per step.
+    pub(super) fn journal_preparation(
+        &mut self,
+        task: Option<&str>,
+        worker: &str,
+        kind: AgentKind,
+        workdir: &std::path::Path,
+        extra_dirs: &[std::path::PathBuf],
+    ) {
+        let mut steps = vec![(
+            "directories",
+            format!("{} exists and is writable", workdir.display()),
+        )];
+        match kind {
+            AgentKind::Gemini => {
+                steps.push((
+                    "gemini_trust",
+                    "the run directory is trusted (GEMINI_CLI_TRUST_WORKSPACE=true)".to_string(),
+                ));
+                if !extra_dirs.is_empty() {
+                    let dirs: Vec<String> =
+                        extra_dirs.iter().map(|d| d.display().to_string()).collect();
+                    steps.push((
+                        "gemini_include_directories",
+                        format!("--include-directories {}", dirs.join(",")),
+                    ));
+                }
+            }
+            AgentKind::Codex if !workdir.join(".git").exists() => steps.push((
+                "codex_outside_git",
+                "not a git working tree: --skip-git-repo-check".to_string(),
+            )),
+            _ => {}
+        }
+        for (step, what) in steps {
+            self.record(
+                task,
+                Draft::new(EventType::Recovery, format!("{worker}: prepared: {what}"))
+                    .with("phase", "recovery_prepare")
+                    .with("kind", "prepare")
+                    .with("worker", worker.to_string())
+                    .with("step", step),
+            );
+        }
+    }
+
     /// Rebuilds each task's recovery state from the coordinator's journal (resume).
     pub(super) fn restore_recovery(&mut self, events: &[AgentEvent]) {
         for e in events {

@@ -201,6 +201,7 @@ impl Coordinator {
         if let Err(e) = writable(workdir) {
             anyhow::bail!("{} is not writable before launch: {e}", workdir.display());
         }
+        self.journal_preparation(task, name, profile.kind, workdir, &extra_dirs);
         let source = if self.settings.simulate {
             AgentSource::Simulated {
                 exe: self.exe.clone(),
