@@ -220,8 +220,23 @@ impl Store {
         let conn = Connection::open(path).map_err(wrap)?;
         // Several processes (coordinators, dashboards, CLI commands) share the file.
         conn.busy_timeout(Duration::from_secs(5)).map_err(wrap)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(wrap)?;
+        // Switching a new file to WAL does not wait on the busy handler: another process
+        // creating the same database at that instant is waited for here.
+        let mut tries = 0;
+        loop {
+            match conn.pragma_update(None, "journal_mode", "WAL") {
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::DatabaseBusy && tries < 100 =>
+                {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                other => {
+                    other.map_err(wrap)?;
+                    break;
+                }
+            }
+        }
         conn.pragma_update(None, "foreign_keys", true)
             .map_err(wrap)?;
         let mut store = Store {
