@@ -486,3 +486,49 @@ fn a_failing_api_is_backed_off_and_continued_then_held_past_the_budget() {
     );
     assert!(env.cmd(&["kill", &id]).output().unwrap().status.success());
 }
+
+#[test]
+fn a_path_outside_gemini_s_workspace_but_inside_the_sandbox_relaunches_it_with_the_directory() {
+    let env = Env::new();
+    let shared = env.workspace.with_file_name("shared");
+    std::fs::create_dir_all(&shared).unwrap();
+    // First run: the refusal Gemini reports (as the adapter journals it), then it keeps going;
+    // the relaunch finds its marker and finishes.
+    let blocker = format!(
+        r#"{{"type":"blocker","payload":{{"text":"write_file refused","reason":"path_not_in_workspace","path":"{}/notes.md","message":"Path not in workspace: Attempted path \"{}/notes.md\" resolves outside the allowed workspace directories"}}}}"#,
+        shared.display(),
+        shared.display()
+    );
+    let done = r#"{"type":"milestone","payload":{"text":"done","final":true}}"#;
+    let script = format!(
+        "if [ -f .relaunched ]; then echo '{done}'; else touch .relaunched; echo '{}'; sleep 30; fi",
+        blocker.replace('\'', "'\\''")
+    );
+    let id = session(
+        &env,
+        "work",
+        &format!(
+            "[review]\nenabled = false\n\n[sandbox]\nextra_dirs = [{:?}]\n\n[agents.work]\nkind = \"events\"\ncommand = [\"sh\", \"-c\", {:?}]\n",
+            shared.display().to_string(),
+            script
+        ),
+        true,
+        &[],
+    );
+    let events = orchestrator(&env, &id);
+    let relaunch = events
+        .iter()
+        .find(|e| e.phase() == Some("recovery_relaunch"))
+        .unwrap_or_else(|| panic!("{:#?}", events.iter().map(|e| e.text()).collect::<Vec<_>>()));
+    assert_eq!(
+        relaunch.str_field("rule"),
+        Some("gemini-path-outside-workspace")
+    );
+    assert_eq!(
+        relaunch.payload["change"]["include_dirs"][0],
+        shared.display().to_string()
+    );
+    assert_eq!(spawned_argvs(&env, &id, "work-t").len(), 2);
+    assert_eq!(env.status(&id)["tasks"][0]["state"], "succeeded");
+    assert_eq!(env.status(&id)["tasks"][0]["retries"], 0);
+}

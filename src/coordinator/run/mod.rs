@@ -127,6 +127,8 @@ enum EndedBy {
     Review(String),
     /// The operator sent the reviewers' concerns: it runs again with them.
     Clarify,
+    /// Recovery stopped it mid-run to launch it again with a fix (a directory Gemini needs).
+    Recovery,
 }
 
 pub struct Coordinator {

@@ -154,6 +154,76 @@ impl Coordinator {
         true
     }
 
+    /// Gemini refused a path outside its workspace, mid-run (its run goes on, often to a
+    /// "success" that did not do the work): when the sandbox allows that directory, the
+    /// worker is stopped now and launched again with the directory included, continuing its
+    /// conversation. Otherwise nothing happens here (a failed run escalates at its end).
+    pub(super) fn recover_mid_run(
+        &mut self,
+        task_id: &str,
+        r: &mut RunningTask,
+        event: &AgentEvent,
+    ) {
+        if event.kind != EventType::Blocker
+            || event.str_field("reason") != Some("path_not_in_workspace")
+            || r.ended_by.is_some()
+            || self.stopping
+        {
+            return;
+        }
+        let mut texts = vec![event.text().to_string()];
+        texts.extend(event.str_field("message").map(str::to_string));
+        // The older wording names no path; the tool call's own is in `path`.
+        if let Some(path) = event.str_field("path") {
+            texts.push(format!("Path not in workspace: Attempted path \"{path}\""));
+        }
+        let attempt = Attempt {
+            cli: Some(AgentKind::Gemini),
+            texts,
+            ..Attempt::default()
+        };
+        let rules = self.recovery_rules.clone();
+        let Some(detection) = rules.detect(&attempt) else {
+            return;
+        };
+        let rule = detection.rule.name.clone();
+        let used = self
+            .recovery
+            .get(task_id)
+            .and_then(|s| s.used.get(&rule).copied())
+            .unwrap_or(0);
+        let dirs = self.policy_dirs(task_id);
+        let allowed = |dir: &str| {
+            let dir = std::path::Path::new(dir);
+            dirs.iter().any(|d| dir.starts_with(d))
+        };
+        let Step::Relaunch(change) =
+            rules.plan(&detection, &attempt, used, Timestamp::now(), &allowed, &[])
+        else {
+            return;
+        };
+        let state = self.recovery.entry(task_id.to_string()).or_default();
+        state.change.merge(&change);
+        *state.used.entry(rule.clone()).or_default() += 1;
+        state.continue_conversation = true;
+        self.record(
+            Some(task_id),
+            Draft::new(
+                EventType::Recovery,
+                format!("task {task_id} relaunches with {}", describe(&change)),
+            )
+            .with("phase", "recovery_relaunch")
+            .with("rule", rule)
+            .with("worker", r.name.clone())
+            .with("matched", one_line(&detection.matched))
+            .with("action", detection.rule.action.name())
+            .with("change", json!(change))
+            .with("retry_at_ms", Timestamp::now().millis()),
+        );
+        r.ended_by = Some(super::EndedBy::Recovery);
+        super::tasks::stop_in_background(&r.worker, false);
+    }
+
     /// A launch of `task` as recovery left it: the profile's arguments changed, directories
     /// added, the safe mode, the trusted folder.
     pub(super) fn recovery_change(&self, task: Option<&str>) -> Change {

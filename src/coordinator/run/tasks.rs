@@ -308,6 +308,7 @@ impl Coordinator {
         }
         r.status.observe(&event);
         r.commands.observe(&event);
+        self.recover_mid_run(&task_id, r, &event);
         self.on_limit_event(&task_id, r, &event);
         let run_dir = self.session.run_dir(&task_id);
         if let Some(breach) = r.watch.observe(&event, &run_dir, &self.policy)
@@ -456,6 +457,12 @@ impl Coordinator {
                 .with("phase", "task_committed")
                 .with("commit", commit),
             );
+        }
+        // Stopped by recovery to launch it again with its fix: not an attempt that counts.
+        if r.ended_by == Some(EndedBy::Recovery) && !self.stopping {
+            sched.again_at(&task_id, Timestamp::now());
+            self.save_all(sched, plan);
+            return;
         }
         // A failure recovery knows: it acts (relaunch, wait, escalate), not the retries.
         if !succeeded
