@@ -532,3 +532,27 @@ fn a_path_outside_gemini_s_workspace_but_inside_the_sandbox_relaunches_it_with_t
     assert_eq!(env.status(&id)["tasks"][0]["state"], "succeeded");
     assert_eq!(env.status(&id)["tasks"][0]["retries"], 0);
 }
+
+#[test]
+fn a_real_gemini_profile_with_yolo_is_relaunched_without_it() {
+    let Some(clis) = common::require_agent_clis("a_real_gemini_profile_with_yolo") else {
+        return;
+    };
+    let env = Env::real(clis);
+    let config = env.home.join(".config/orchestrate/orchestrate.toml");
+    let mut text_config = std::fs::read_to_string(&config).unwrap();
+    text_config.push_str("\n[review]\nenabled = false\n\n[agents.gemini]\nargs = [\"--yolo\"]\n");
+    std::fs::write(&config, text_config).unwrap();
+    let plan =
+        env.plan("[[tasks]]\nid = \"t\"\nagent = \"gemini\"\nprompt = \"add the endpoint\"\n");
+    let out = env.run(&plan, &["--no-dashboard"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let id = session_id(&out);
+    relaunched_without(
+        &env,
+        &id,
+        "gemini-t",
+        "gemini-yolo-and-approval-mode",
+        "--yolo",
+    );
+}
