@@ -556,3 +556,55 @@ fn a_real_gemini_profile_with_yolo_is_relaunched_without_it() {
         "--yolo",
     );
 }
+
+#[test]
+fn gemini_refusing_an_untrusted_folder_is_relaunched_trusting_it() {
+    let env = Env::new();
+    // A profile that turns the trust off, as an operator's environment might.
+    let id = session(
+        &env,
+        "gemini",
+        "[review]\nenabled = false\n\n[agents.gemini]\nenv = { GEMINI_CLI_TRUST_WORKSPACE = \"false\" }\n",
+        true,
+        &[],
+    );
+    let events = orchestrator(&env, &id);
+    let relaunch = events
+        .iter()
+        .find(|e| e.phase() == Some("recovery_relaunch"))
+        .unwrap_or_else(|| panic!("{:#?}", events.iter().map(|e| e.text()).collect::<Vec<_>>()));
+    assert_eq!(relaunch.str_field("rule"), Some("gemini-untrusted-folder"));
+    assert_eq!(relaunch.payload["change"]["trust_folder"], true);
+    assert_eq!(env.status(&id)["tasks"][0]["state"], "succeeded");
+}
+
+#[test]
+fn a_real_claude_stopped_at_its_turn_limit_continues_its_conversation() {
+    let Some(clis) = common::require_agent_clis("a_real_claude_stopped_at_its_turn_limit") else {
+        return;
+    };
+    let env = Env::real(clis);
+    std::fs::write(
+        env.home.join(".config/orchestrate/orchestrate.toml"),
+        "[review]\nenabled = false\n\n[agents.claude]\nenv = { IS_SANDBOX = \"1\" }\nargs = [\"--max-turns=3\"]\n",
+    )
+    .unwrap();
+    let plan =
+        env.plan("[[tasks]]\nid = \"t\"\nagent = \"claude\"\nprompt = \"add the endpoint\"\n");
+    let out = env.run(&plan, &["--no-dashboard"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let id = session_id(&out);
+    let events = orchestrator(&env, &id);
+    assert!(
+        events.iter().any(|e| e.phase() == Some("recovery_continue")
+            && e.str_field("rule") == Some("claude-max-turns")),
+        "{}",
+        text(&out)
+    );
+    let argvs = spawned_argvs(&env, &id, "claude-t");
+    assert!(
+        argvs.len() >= 2 && argvs[1].contains("--resume"),
+        "{argvs:#?}"
+    );
+    assert_eq!(env.status(&id)["tasks"][0]["state"], "succeeded");
+}
