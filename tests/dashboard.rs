@@ -843,3 +843,69 @@ fn an_escalation_as_it_happens_rings_and_notifies_the_desktop() {
         "{actions:?}"
     );
 }
+
+/// `n` workers of the three CLIs, each started, at work on a tool call, a few done.
+fn crowd(n: usize) -> App {
+    let mut a = app();
+    let clis = ["claude", "codex", "gemini"];
+    let mut events = vec![coord(
+        EventType::Status,
+        None,
+        0,
+        json!({"phase": "session_started", "text": "session started", "tier": "tier 1 (gemini + claude + codex)"}),
+    )];
+    for i in 0..n {
+        let cli = clis[i % 3];
+        let name = format!("{cli}-t{i:02}");
+        let task = format!("t{i:02}");
+        events.push(ev(
+            EventType::Status,
+            &name,
+            cli,
+            Some(&task),
+            1,
+            json!({"phase": "spawned", "text": format!("started {cli} (pid {})", 5000 + i), "pid": 5000 + i}),
+        ));
+        events.push(ev(
+            EventType::Progress,
+            &name,
+            cli,
+            Some(&task),
+            2 + i as i64 % 7,
+            json!({"text": format!("Bash: cargo test -p crate{i:02}"), "kind": "tool_call", "tool": "Bash"}),
+        ));
+        if i % 9 == 4 {
+            events.push(ev(
+                EventType::Status,
+                &name,
+                cli,
+                Some(&task),
+                20,
+                json!({"phase": "exited", "text": "exited with code 0", "exit_code": 0}),
+            ));
+        }
+    }
+    feed(&mut a, events);
+    a.update(Msg::Tick(Timestamp(T0 + 75_000)));
+    a
+}
+
+#[test]
+fn sixty_four_workers_are_a_scrolling_list_with_the_selected_one_beside_it() {
+    let mut a = crowd(64);
+    assert_screen("crowd_64_at_200x60", &mut a, 200, 60);
+    // Moving down scrolls the list and the detail follows the selection.
+    for _ in 0..40 {
+        key(&mut a, KeyCode::Down);
+    }
+    assert_eq!(a.selected, 40);
+    let screen = render(&mut a, 200, 60);
+    assert!(screen.contains("Workers 41/64"), "{screen}");
+    assert!(screen.contains("codex-t40 · codex · t40"), "{screen}");
+}
+
+#[test]
+fn sixteen_workers_on_a_small_terminal_are_one_line_each() {
+    let mut a = crowd(16);
+    assert_screen("crowd_16_at_80x24", &mut a, 80, 24);
+}

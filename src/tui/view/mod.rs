@@ -52,21 +52,33 @@ pub fn draw(frame: &mut Frame<'_>, app: &mut App) {
 fn draw_body(frame: &mut Frame<'_>, body: Rect, app: &mut App) {
     // Compact at small sizes: one line per worker instead of cards.
     let compact = body.height < 30 || body.width < 100;
+    // Too many workers for their cards to show anything: one line each, and the selected
+    // worker's card beside the list.
+    let room = body.height * 3 / 5;
+    let crowded = !compact && workers::cards_height(app.workers.len(), body.width) > room;
     let workers_height = if compact {
         (app.workers.len().max(1) as u16 + 2).min(body.height / 2)
+    } else if crowded {
+        (app.workers.len() as u16 + 2).clamp(workers::CARD_HEIGHT, room)
     } else {
-        workers::cards_height(app.workers.len(), body.width).min(body.height * 3 / 5)
+        workers::cards_height(app.workers.len(), body.width).min(room)
     };
     let [workers_area, lower] =
         Layout::vertical([Constraint::Length(workers_height), Constraint::Min(0)]).areas(body);
     // Up and down move by a row of the grid as drawn.
-    app.grid_columns = if compact {
+    app.grid_columns = if compact || crowded {
         1
     } else {
         workers::cards_per_row(workers_area.width)
     };
     if compact {
         workers::draw_list(frame, workers_area, app);
+    } else if crowded {
+        let [list, detail] =
+            Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)])
+                .areas(workers_area);
+        workers::draw_list(frame, list, app);
+        workers::draw_detail(frame, detail, app);
     } else {
         workers::draw_cards(frame, workers_area, app);
     }

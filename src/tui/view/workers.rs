@@ -12,7 +12,7 @@ use crate::tui::app::{App, Focus, WorkerPane};
 use crate::tui::theme::Role;
 use crate::worker::WorkerState;
 
-const CARD_HEIGHT: u16 = 7;
+pub const CARD_HEIGHT: u16 = 7;
 const CARD_MIN_WIDTH: u16 = 48;
 
 /// Cards side by side at `width`.
@@ -138,7 +138,9 @@ fn card(frame: &mut Frame<'_>, area: Rect, app: &App, pane: &WorkerPane, selecte
             style(app, Role::text),
         ),
     ]));
-    for text in pane.lines.iter().rev().take(2).rev() {
+    // A taller card (the detail beside a long list) shows more of the last lines.
+    let room = area.height.saturating_sub(5) as usize;
+    for text in pane.lines.iter().rev().take(room).rev() {
         lines.push(Line::from(Span::styled(
             text.clone(),
             style(app, Role::dim),
@@ -226,13 +228,27 @@ fn no_workers_yet(frame: &mut Frame<'_>, area: Rect, app: &App, block: Block<'_>
 }
 
 /// One line per worker: for small terminals.
+/// The selected worker's card, beside the one-line list of many workers.
+pub fn draw_detail(frame: &mut Frame<'_>, area: Rect, app: &App) {
+    match app.workers.get(app.selected) {
+        Some(pane) => card(frame, area, app, pane, app.focus == Focus::Workers),
+        None => no_workers_yet(frame, area, app, panel(app, " Worker ", false)),
+    }
+}
+
 pub fn draw_list(frame: &mut Frame<'_>, area: Rect, app: &App) {
-    let block = panel(app, " Workers ", app.focus == Focus::Workers);
+    // Which of how many, when they do not all fit.
+    let visible = area.height.saturating_sub(2) as usize;
+    let title = if app.workers.len() > visible {
+        format!(" Workers {}/{} ", app.selected + 1, app.workers.len())
+    } else {
+        " Workers ".to_string()
+    };
+    let block = panel(app, title, app.focus == Focus::Workers);
     if app.workers.is_empty() {
         no_workers_yet(frame, area, app, block);
         return;
     }
-    let visible = area.height.saturating_sub(2) as usize;
     let first = app.selected.saturating_sub(visible.saturating_sub(1));
     let lines: Vec<Line> = app
         .workers
