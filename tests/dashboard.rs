@@ -909,3 +909,40 @@ fn sixteen_workers_on_a_small_terminal_are_one_line_each() {
     let mut a = crowd(16);
     assert_screen("crowd_16_at_80x24", &mut a, 80, 24);
 }
+
+#[test]
+fn durations_are_right_when_only_the_journals_tails_were_read() {
+    let mut a = app();
+    // The first lines of the journals: the session began 118 s before the tail's events, the
+    // worker 100 s before.
+    a.update(Msg::Origins(
+        [
+            ("coordinator".to_string(), Timestamp(T0 - 118_000)),
+            ("claude-x".to_string(), Timestamp(T0 - 100_000)),
+        ]
+        .into(),
+    ));
+    feed(
+        &mut a,
+        vec![
+            coord(
+                EventType::Status,
+                Some("x"),
+                0,
+                json!({"phase": "task_committed", "text": "task x: work committed"}),
+            ),
+            ev(
+                EventType::Progress,
+                "claude-x",
+                "claude",
+                Some("x"),
+                0,
+                json!({"text": "Bash: cargo test", "kind": "tool_call", "tool": "Bash"}),
+            ),
+        ],
+    );
+    a.update(Msg::Tick(Timestamp(T0 + 1_000)));
+    let screen = render(&mut a, 140, 40);
+    assert!(screen.contains("00:01:59"), "the session's age:\n{screen}");
+    assert!(screen.contains("00:01:41"), "the worker's time:\n{screen}");
+}

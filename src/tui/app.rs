@@ -42,6 +42,9 @@ pub enum Msg {
     Resize,
     /// Each worker's latest resource sample: (percent of one CPU, resident MiB).
     Usage(std::collections::BTreeMap<String, (f64, i64)>),
+    /// When each journal began (its first line), by worker (`coordinator` for the session):
+    /// the dashboard reads only the journals' tails, and durations must still be right.
+    Origins(std::collections::BTreeMap<String, Timestamp>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -324,6 +327,8 @@ pub struct App {
     pub held: std::collections::BTreeMap<String, String>,
     /// A desktop notification is due (OSC 9), with the bell.
     notify: Option<String>,
+    /// When each journal began (see `Msg::Origins`).
+    origins: std::collections::BTreeMap<String, Timestamp>,
     /// Each worker's latest resource sample, from the coordinator's database rows.
     pub usage: std::collections::BTreeMap<String, (f64, i64)>,
     /// A bell is due: set when an approval arrives live, taken by the next update.
@@ -367,6 +372,7 @@ impl App {
             escalation: None,
             held: std::collections::BTreeMap::new(),
             notify: None,
+            origins: std::collections::BTreeMap::new(),
             usage: Default::default(),
             bell: false,
             focus: Focus::Workers,
@@ -449,6 +455,13 @@ impl App {
                 self.usage = usage;
                 (Vec::new(), changed)
             }
+            Msg::Origins(origins) => {
+                if let Some(first) = origins.get(COORDINATOR) {
+                    self.started = Some(self.started.map_or(*first, |s| s.min(*first)));
+                }
+                self.origins = origins;
+                (Vec::new(), true)
+            }
             Msg::Raw { worker, bytes } => match &mut self.screen {
                 Some((name, parser)) if *name == worker => {
                     parser.process(&bytes);
@@ -457,6 +470,13 @@ impl App {
                 _ => (Vec::new(), false),
             },
         }
+    }
+
+    /// When a worker's current run started: its `spawned` event, or, when the tail read on
+    /// opening did not reach it, when its journal began.
+    pub fn pane_started(&self, pane: &WorkerPane) -> Option<Timestamp> {
+        pane.started
+            .or_else(|| self.origins.get(&pane.name).copied())
     }
 
     fn on_event(&mut self, e: AgentEvent) {

@@ -76,6 +76,7 @@ async fn event_loop(
     let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
     let input = Arc::new(InputGate::default());
     spawn_input_reader(tx.clone(), Arc::clone(&input));
+    let _ = tx.send(Msg::Origins(journal_origins(session)));
     let _tailer = follow_journals(session, tx.clone())?;
     spawn_clock(
         tx.clone(),
@@ -231,6 +232,41 @@ fn spawn_input_reader(tx: UnboundedSender<Msg>, gate: Arc<InputGate>) {
 }
 
 /// Every journal of the session, from near its end, as `Msg::Event`s.
+/// When each journal began: the timestamp of its first line (one short read per file, so
+/// opening stays fast on any history).
+fn journal_origins(session: &SessionDir) -> std::collections::BTreeMap<String, Timestamp> {
+    use std::io::BufRead;
+    let first = |path: &std::path::Path| -> Option<Timestamp> {
+        let file = std::fs::File::open(path).ok()?;
+        let mut line = Vec::new();
+        std::io::BufReader::new(file)
+            .take(1 << 20)
+            .read_until(b'\n', &mut line)
+            .ok()?;
+        serde_json::from_slice::<crate::event::AgentEvent>(&line)
+            .ok()
+            .map(|e| e.timestamp)
+    };
+    let mut origins = std::collections::BTreeMap::new();
+    if let Some(at) = first(&session.path.join("orchestrator.jsonl")) {
+        origins.insert(crate::coordinator::journal::COORDINATOR.to_string(), at);
+    }
+    for entry in std::fs::read_dir(session.events_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let path = entry.path();
+        if path.extension().is_some_and(|x| x == "jsonl")
+            && let (Some(name), Some(at)) =
+                (path.file_stem().and_then(|s| s.to_str()), first(&path))
+        {
+            origins.insert(name.to_string(), at);
+        }
+    }
+    origins
+}
+
 fn follow_journals(session: &SessionDir, tx: UnboundedSender<Msg>) -> Result<Tailer> {
     follow_session(session, Some(BACKLOG_BYTES), move |event| {
         let _ = tx.send(Msg::Event(event));

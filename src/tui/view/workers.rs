@@ -156,7 +156,9 @@ fn status_line<'a>(app: &App, pane: &WorkerPane) -> Line<'a> {
     } else {
         app.now
     };
-    let elapsed = pane.started.map_or(0, |s| end.millis() - s.millis());
+    let elapsed = app
+        .pane_started(pane)
+        .map_or(0, |s| end.millis() - s.millis());
     let mut spans = vec![
         Span::styled(state.to_string(), style(app, state_role(state))),
         Span::styled(format!("  {}", clock(elapsed)), style(app, Role::dim)),
