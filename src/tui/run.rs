@@ -34,6 +34,9 @@ use crate::timestamp::Timestamp;
 const MIN_FRAME: Duration = Duration::from_millis(16);
 /// Messages handled per turn before drawing.
 const BATCH: usize = 1024;
+/// Journal events waiting for the loop at most. Past it the tailer waits (the journals keep
+/// everything on disk), so a storm of output cannot grow the dashboard's memory.
+const EVENT_QUEUE: usize = 4096;
 /// How much of each journal is read on opening (the rest is history the journals keep).
 const BACKLOG_BYTES: u64 = 512 * 1024;
 /// How much raw output fills the zoomed terminal screen at first.
@@ -77,7 +80,11 @@ async fn event_loop(
     let input = Arc::new(InputGate::default());
     spawn_input_reader(tx.clone(), Arc::clone(&input));
     let _ = tx.send(Msg::Origins(journal_origins(session)));
-    let _tailer = follow_journals(session, tx.clone())?;
+    let (events_tx, events_rx) = mpsc::channel::<crate::event::AgentEvent>(EVENT_QUEUE);
+    let _tailer = follow_journals(session, events_tx)?;
+    // Declared after the tailer, so dropped before it: a tailer waiting on a full queue is let
+    // go before it is joined.
+    let mut events_rx = events_rx;
     spawn_clock(
         tx.clone(),
         session.lock_path(),
@@ -92,6 +99,9 @@ async fn event_loop(
     loop {
         let frame_at = last_draw + MIN_FRAME;
         tokio::select! {
+            // Keys (and replies, ticks) before journal events: a key acts within a frame
+            // whatever the agents print.
+            biased;
             first = rx.recv() => {
                 let Some(first) = first else { return Ok(Exit::Left) };
                 let mut batch = vec![first];
@@ -122,17 +132,7 @@ async fn event_loop(
                                 dirty = true;
                             }
                             Action::Resume { retry } => resume_session(workspace, session, retry, tx.clone()),
-                            Action::Bell => {
-                                let _ = io::stdout().write_all(b"\x07");
-                                let _ = io::stdout().flush();
-                            }
-                            Action::Notify(text) => {
-                                // OSC 9: a desktop notification where the terminal shows one
-                                // (iTerm2, kitty, WezTerm, Windows Terminal); ignored elsewhere.
-                                let clean: String = text.chars().filter(|c| !c.is_control()).take(200).collect();
-                                let _ = write!(io::stdout(), "\x1b]9;{clean}\x07");
-                                let _ = io::stdout().flush();
-                            }
+                            alert @ (Action::Bell | Action::Notify(_)) => ring(alert),
                             Action::Open { program, dir } => {
                                 let opened = suspended(terminal, &input, || open_in(program, &dir))?;
                                 if let Err(e) = opened {
@@ -144,15 +144,47 @@ async fn event_loop(
                     }
                 }
             }
+            _ = sigterm.recv() => return Ok(Exit::Signalled(libc::SIGTERM)),
+            _ = sighup.recv() => return Ok(Exit::Signalled(libc::SIGHUP)),
             _ = sleep_until(frame_at), if dirty => {
                 draw(terminal, app)?;
                 dirty = false;
                 last_draw = Instant::now();
             }
-            _ = sigterm.recv() => return Ok(Exit::Signalled(libc::SIGTERM)),
-            _ = sighup.recv() => return Ok(Exit::Signalled(libc::SIGHUP)),
+            Some(first) = events_rx.recv() => {
+                let mut batch = vec![first];
+                while batch.len() < BATCH {
+                    match events_rx.try_recv() {
+                        Ok(event) => batch.push(event),
+                        Err(_) => break,
+                    }
+                }
+                for event in batch {
+                    let (actions, changed) = app.update(Msg::Event(event));
+                    dirty |= changed;
+                    for action in actions {
+                        ring(action);
+                    }
+                }
+            }
         }
     }
+}
+
+/// The bell, and a desktop notification through the terminal (OSC 9: iTerm2, kitty, WezTerm,
+/// Windows Terminal show one; others ignore it). Other actions are not alerts.
+fn ring(action: Action) {
+    match action {
+        Action::Bell => {
+            let _ = io::stdout().write_all(b"\x07");
+        }
+        Action::Notify(text) => {
+            let clean: String = text.chars().filter(|c| !c.is_control()).take(200).collect();
+            let _ = write!(io::stdout(), "\x1b]9;{clean}\x07");
+        }
+        _ => return,
+    }
+    let _ = io::stdout().flush();
 }
 
 fn draw(terminal: &mut Terminal<CrosstermBackend<Stdout>>, app: &mut App) -> Result<()> {
@@ -267,9 +299,13 @@ fn journal_origins(session: &SessionDir) -> std::collections::BTreeMap<String, T
     origins
 }
 
-fn follow_journals(session: &SessionDir, tx: UnboundedSender<Msg>) -> Result<Tailer> {
+/// The journals' events, into a bounded queue: the tailer's thread waits while it is full.
+fn follow_journals(
+    session: &SessionDir,
+    tx: mpsc::Sender<crate::event::AgentEvent>,
+) -> Result<Tailer> {
     follow_session(session, Some(BACKLOG_BYTES), move |event| {
-        let _ = tx.send(Msg::Event(event));
+        let _ = tx.blocking_send(event);
     })
     .context("cannot watch the session's journals")
 }

@@ -260,7 +260,8 @@ impl Coordinator {
             && (env.contains_key("IS_SANDBOX") || std::env::var("IS_SANDBOX").as_deref() != Ok("1"))
     }
 
-    /// What was prepared before a launch, one `recovery` event (kind `prepare`) per step.
+    /// What was prepared before a launch: one `recovery` event (kind `prepare`) naming each
+    /// step (one event per launch keeps the log readable).
     pub(super) fn journal_preparation(
         &mut self,
         task: Option<&str>,
@@ -294,16 +295,19 @@ impl Coordinator {
             )),
             _ => {}
         }
-        for (step, what) in steps {
-            self.record(
-                task,
-                Draft::new(EventType::Recovery, format!("{worker}: prepared: {what}"))
-                    .with("phase", "recovery_prepare")
-                    .with("kind", "prepare")
-                    .with("worker", worker.to_string())
-                    .with("step", step),
-            );
-        }
+        let names: Vec<&str> = steps.iter().map(|(step, _)| *step).collect();
+        let said: Vec<String> = steps.into_iter().map(|(_, what)| what).collect();
+        self.record(
+            task,
+            Draft::new(
+                EventType::Recovery,
+                format!("{worker}: prepared: {}", said.join("; ")),
+            )
+            .with("phase", "recovery_prepare")
+            .with("kind", "prepare")
+            .with("worker", worker.to_string())
+            .with("steps", names),
+        );
     }
 
     /// Rebuilds each task's recovery state from the coordinator's journal (resume).
