@@ -143,7 +143,7 @@ impl AgentEvent {
 
 /// A worker's token and cost totals: the sum of each run's final report (`usage` and
 /// `cost_usd` on the event marked `final`). One rule for every surface that shows them.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct UsageTotals {
     pub input_tokens: u64,
     pub output_tokens: u64,
@@ -206,6 +206,11 @@ impl JournalWriter {
         self.log.held()
     }
 
+    /// The journal's length in bytes: everything written, nothing held.
+    pub fn written_len(&self) -> u64 {
+        self.log.written_len()
+    }
+
     pub fn dropped(&self) -> u64 {
         self.log.dropped()
     }
@@ -225,11 +230,30 @@ pub struct BadLine {
 /// Reads a whole journal. A line that is not an event is reported, not fatal; a last line
 /// with no newline (a torn write) is reported as such.
 pub fn read_journal(path: &Path) -> io::Result<(Vec<AgentEvent>, Vec<BadLine>)> {
-    let mut reader = BufReader::new(File::open(path)?);
     let mut events = Vec::new();
     let mut bad = Vec::new();
+    scan_journal(path, 0, |line| match line {
+        Ok(event) => events.push(event),
+        Err(line) => bad.push(line),
+    })?;
+    Ok((events, bad))
+}
+
+/// Reads a journal from byte `offset` (the end of a whole line), handing each line to `each`
+/// in order, and returns the offset just past the last whole line: where a later scan goes on.
+/// A torn last line is reported and not passed, so a later scan reads it once it is whole.
+/// Line numbers count from `offset`.
+pub fn scan_journal(
+    path: &Path,
+    offset: u64,
+    mut each: impl FnMut(Result<AgentEvent, BadLine>),
+) -> io::Result<u64> {
+    let mut file = File::open(path)?;
+    io::Seek::seek(&mut file, io::SeekFrom::Start(offset))?;
+    let mut reader = BufReader::with_capacity(1 << 16, file);
     let mut buf = Vec::new();
     let mut line_number = 0;
+    let mut end = offset;
     loop {
         buf.clear();
         if reader.read_until(b'\n', &mut buf)? == 0 {
@@ -237,26 +261,28 @@ pub fn read_journal(path: &Path) -> io::Result<(Vec<AgentEvent>, Vec<BadLine>)> 
         }
         line_number += 1;
         let complete = buf.last() == Some(&b'\n');
+        if complete {
+            end += buf.len() as u64;
+        }
         let body = trim_line_end(&buf);
         if body.is_empty() {
             continue;
         }
         if !complete {
-            bad.push(BadLine {
+            each(Err(BadLine {
                 line_number,
                 reason: "torn last line (no newline)".into(),
-            });
+            }));
             continue;
         }
-        match serde_json::from_slice::<AgentEvent>(body) {
-            Ok(event) => events.push(event),
-            Err(err) => bad.push(BadLine {
+        each(
+            serde_json::from_slice::<AgentEvent>(body).map_err(|err| BadLine {
                 line_number,
                 reason: err.to_string(),
             }),
-        }
+        );
     }
-    Ok((events, bad))
+    Ok(end)
 }
 
 /// Cuts a torn last line (a write interrupted by a crash) off the end of a journal. Returns

@@ -462,6 +462,7 @@ fn attach_shows_the_worker_forwards_keys_and_detaches_with_ctrl_bracket() {
         cols: 80,
         first_seq: 0,
         stop_grace: Duration::from_secs(2),
+        summary_path: None,
     };
     let screen = spec.raw_path.clone();
     let attached = Worker::spawn(spec, None).unwrap();

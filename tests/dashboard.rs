@@ -946,3 +946,63 @@ fn durations_are_right_when_only_the_journals_tails_were_read() {
     assert!(screen.contains("00:01:59"), "the session's age:\n{screen}");
     assert!(screen.contains("00:01:41"), "the worker's time:\n{screen}");
 }
+
+#[test]
+fn totals_and_state_come_from_the_summary_when_the_tail_does_not_reach_back() {
+    let mut a = app();
+    // The worker's summary: 500 events so far, two runs' final reports, 12 tool calls.
+    let mut summary = orchestrate::worker::WorkerSummary::default();
+    for (seq, payload) in [
+        json!({"phase": "spawned", "text": "started", "pid": 42, "cwd": "/w/x"}),
+        json!({"text": "done", "final": true, "usage": {"input_tokens": 120_000, "output_tokens": 3_000}, "cost_usd": 1.25}),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let kind = if seq == 0 { EventType::Status } else { EventType::Milestone };
+        let mut e = ev(kind, "claude-x", "claude", Some("x"), seq as i64 - 300, payload);
+        e.seq = seq as u64;
+        summary.observe(&e);
+    }
+    summary.next_seq = 500;
+    a.update(Msg::Summaries([("claude-x".to_string(), summary)].into()));
+    // The tail repeats the last event the summary counted, then goes on.
+    let mut repeated = ev(
+        EventType::Milestone,
+        "claude-x",
+        "claude",
+        Some("x"),
+        0,
+        json!({"text": "done", "final": true, "usage": {"input_tokens": 120_000, "output_tokens": 3_000}, "cost_usd": 1.25}),
+    );
+    repeated.seq = 499;
+    let mut next = ev(
+        EventType::Milestone,
+        "claude-x",
+        "claude",
+        Some("x"),
+        1,
+        json!({"text": "more", "final": true, "usage": {"input_tokens": 1_000, "output_tokens": 500}, "cost_usd": 0.25}),
+    );
+    next.seq = 500;
+    feed(&mut a, vec![repeated, next]);
+    let pane = &a.workers[0];
+    assert_eq!(pane.counted.usage.input_tokens, 121_000);
+    assert_eq!(pane.counted.usage.output_tokens, 3_500);
+    assert!((pane.counted.usage.cost_usd - 1.5).abs() < 1e-9);
+    assert_eq!(
+        pane.counted.status.pid,
+        Some(42),
+        "from the spawned event the tail never saw"
+    );
+    a.update(Msg::Tick(Timestamp(T0 + 1_000)));
+    let screen = render(&mut a, 140, 40);
+    assert!(
+        screen.contains("121.0k/3.5k"),
+        "the totals on screen:\n{screen}"
+    );
+    assert!(
+        screen.contains("00:05:01"),
+        "the run's time from its spawn:\n{screen}"
+    );
+}

@@ -176,6 +176,7 @@ fn one_turn(
         cols: 120,
         first_seq: 0,
         stop_grace: Duration::from_secs(2),
+        summary_path: None,
     };
     let started = Instant::now();
     let worker = Worker::spawn(spec, None)?;

@@ -9,10 +9,9 @@ use anyhow::Result;
 use serde_json::{Value, json};
 
 use super::{follow, lookup};
-use crate::event::{UsageTotals, read_journal};
 use crate::session::{SessionDir, Store, Workspace};
 use crate::timestamp::Timestamp;
-use crate::worker::WorkerStatus;
+use crate::worker::WorkerSummary;
 
 pub fn status(workspace: &Workspace, session: Option<&str>, as_json: bool) -> Result<u8> {
     match session {
@@ -104,20 +103,21 @@ pub fn one_session(workspace: &Workspace, session: &SessionDir) -> Result<Value>
         })
         .collect();
     let usage = store.worker_usage(&session.id).unwrap_or_default();
+    // From each worker's summary: constant time however long its journal (see worker::summary).
     let workers: Vec<Value> = lookup::worker_names(session)
         .into_iter()
         .map(|name| {
-            let (events, _) = read_journal(&session.events_path(&name)).unwrap_or_default();
-            let mut status = WorkerStatus::default();
-            events.iter().for_each(|e| status.observe(e));
+            let summary = WorkerSummary::load(&session.summary_path(&name), &session.events_path(&name))
+                .unwrap_or_default();
+            let status = &summary.status;
             let sample = usage.get(&name).copied();
-            let usage = UsageTotals::of(&events);
-            let first = events.first();
-            json!({"name": name, "task": first.and_then(|e| e.task.as_deref()), "agent": first.map(|e| e.agent.to_string()),
+            let usage = summary.usage;
+            json!({"name": name, "task": summary.task, "agent": summary.agent,
                    "state": status.state().seen_with(alive.is_some()).as_str(), "pid": status.pid, "exit_code": status.exit.and_then(|x| x.code),
                    "signal": status.exit.and_then(|x| x.signal), "retries": status.retries(),
                    "retrying": status.retrying.as_ref().map(|r| r.text.clone()),
                    "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens, "cost_usd": usage.cost_usd,
+                   "started_at": summary.first_at, "last_event_at": summary.last_at, "events": summary.events,
                    "cpu_percent": sample.map(|s| (s.0 * 10.0).round() / 10.0), "rss_mb": sample.map(|s| s.1)})
         })
         .collect();

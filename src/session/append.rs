@@ -37,6 +37,11 @@ impl HeldAppender {
         })
     }
 
+    /// The file's length after the last whole record written.
+    pub fn written_len(&self) -> u64 {
+        self.len
+    }
+
     /// Appends `record` after whatever is held. `Err` means it is held (with everything
     /// before it), not lost.
     pub fn append(&mut self, record: Vec<u8>) -> io::Result<()> {

@@ -225,6 +225,10 @@ impl SessionDir {
     pub fn events_path(&self, worker: &str) -> PathBuf {
         self.events_dir().join(format!("{worker}.jsonl"))
     }
+    /// What each worker's journal adds up to (see `worker::summary`).
+    pub fn summary_path(&self, worker: &str) -> PathBuf {
+        self.path.join("summaries").join(format!("{worker}.json"))
+    }
     pub fn raw_dir(&self) -> PathBuf {
         self.path.join("raw")
     }

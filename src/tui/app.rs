@@ -12,9 +12,9 @@ use super::theme::Theme;
 use crate::coordinator::control::{ControlCommand, ControlReply, ControlRequest};
 use crate::coordinator::journal::COORDINATOR;
 use crate::coordinator::replay::SessionHistory;
-use crate::event::{AgentEvent, EventType, UsageTotals};
+use crate::event::{AgentEvent, EventType};
 use crate::timestamp::Timestamp;
-use crate::worker::{WorkerState, WorkerStatus};
+use crate::worker::{WorkerState, WorkerSummary};
 
 /// Events kept for the log panel; older ones drop off (the journals keep everything).
 pub const LOG_CAPACITY: usize = 20_000;
@@ -45,6 +45,9 @@ pub enum Msg {
     /// When each journal began (its first line), by worker (`coordinator` for the session):
     /// the dashboard reads only the journals' tails, and durations must still be right.
     Origins(std::collections::BTreeMap<String, Timestamp>),
+    /// What each worker's whole journal adds up to (see `worker::summary`), read on opening:
+    /// states and totals are right however little of a journal the tail reaches.
+    Summaries(std::collections::BTreeMap<String, WorkerSummary>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -142,22 +145,18 @@ pub struct WorkerPane {
     pub name: String,
     pub agent: String,
     pub task: Option<String>,
-    pub status: WorkerStatus,
+    /// Its state and totals over its whole journal: the summary the worker keeps, then every
+    /// event after it (see `adopt`).
+    pub counted: WorkerSummary,
     pub progress: Option<u8>,
     /// The last tool call or command.
     pub activity: String,
-    /// Tool calls so far, and how many of them changed files: progress for agents that keep
-    /// no todo list (none of the pinned CLIs offers one in headless mode).
-    pub tool_calls: u32,
-    pub edits: u32,
-    /// Its working directory (from its `spawned` event), for `e` and `o`.
-    pub cwd: Option<String>,
     /// The last lines of what it said or printed.
     pub lines: VecDeque<String>,
     pub transcript: VecDeque<(EventType, String)>,
-    pub usage: UsageTotals,
-    pub started: Option<Timestamp>,
     pub last_event: Timestamp,
+    /// Events numbered below this are in the adopted summary already (see `adopt`).
+    adopted_to: u64,
 }
 
 impl WorkerPane {
@@ -166,66 +165,42 @@ impl WorkerPane {
             name: event.worker.to_string(),
             agent: event.agent.to_string(),
             task: event.task.as_deref().map(str::to_string),
-            status: WorkerStatus::default(),
+            counted: WorkerSummary::default(),
             progress: None,
             activity: String::new(),
-            tool_calls: 0,
-            edits: 0,
-            cwd: None,
             lines: VecDeque::new(),
             transcript: VecDeque::new(),
-            usage: UsageTotals::default(),
-            started: None,
             last_event: event.timestamp,
+            adopted_to: 0,
         }
     }
 
     pub fn state(&self) -> WorkerState {
-        self.status.state()
+        self.counted.status.state()
     }
 
     /// What the worker is doing now: retrying its model API, or its last tool call.
     pub fn current_activity(&self) -> &str {
-        match &self.status.retrying {
+        match &self.counted.status.retrying {
             Some(retrying) => &retrying.text,
             None => &self.activity,
         }
     }
 
-    fn count_tool_call(&mut self, e: &AgentEvent) {
-        const EDIT_TOOLS: [&str; 6] = [
-            "Write",
-            "Edit",
-            "MultiEdit",
-            "NotebookEdit",
-            "write_file",
-            "replace",
-        ];
-        let (call, edit) = match e.str_field("kind") {
-            Some("tool_call") => (
-                true,
-                e.str_field("tool").is_some_and(|t| EDIT_TOOLS.contains(&t)),
-            ),
-            // Codex: a command is announced, then completed with its outcome.
-            Some("command") => (!e.payload.contains_key("ok"), false),
-            Some("file_change") => (true, true),
-            _ => (false, false),
-        };
-        self.tool_calls += u32::from(call);
-        self.edits += u32::from(edit);
+    /// Takes what the worker's summary says of its whole journal (state, totals, run start,
+    /// tool calls): the tail read on opening may not reach back that far. Events before the
+    /// summary's end still show, but are not counted again.
+    fn adopt(&mut self, summary: WorkerSummary) {
+        self.adopted_to = summary.next_seq;
+        self.counted = summary;
     }
 
     fn observe(&mut self, e: &AgentEvent) {
-        self.status.observe(e);
         self.last_event = e.timestamp;
-        if e.phase() == Some("spawned") {
-            self.started = Some(e.timestamp);
-            self.cwd = e.str_field("cwd").map(str::to_string);
+        if e.seq >= self.adopted_to {
+            self.counted.observe(e);
         }
         let text = e.text().to_string();
-        if e.kind == EventType::Progress {
-            self.count_tool_call(e);
-        }
         match e.kind {
             EventType::Progress => match e.str_field("kind") {
                 Some("tool_call" | "command" | "file_change") => self.activity = text.clone(),
@@ -252,7 +227,6 @@ impl WorkerPane {
         {
             self.progress = Some(p.clamp(0, 100) as u8);
         }
-        self.usage.observe(e);
         push_bounded(&mut self.transcript, (e.kind, text), TRANSCRIPT_CAPACITY);
     }
 }
@@ -329,6 +303,8 @@ pub struct App {
     notify: Option<String>,
     /// When each journal began (see `Msg::Origins`).
     origins: std::collections::BTreeMap<String, Timestamp>,
+    /// Summaries of workers that have no pane yet: taken when their first event arrives.
+    summaries: std::collections::BTreeMap<String, WorkerSummary>,
     /// Each worker's latest resource sample, from the coordinator's database rows.
     pub usage: std::collections::BTreeMap<String, (f64, i64)>,
     /// A bell is due: set when an approval arrives live, taken by the next update.
@@ -373,6 +349,7 @@ impl App {
             held: std::collections::BTreeMap::new(),
             notify: None,
             origins: std::collections::BTreeMap::new(),
+            summaries: std::collections::BTreeMap::new(),
             usage: Default::default(),
             bell: false,
             focus: Focus::Workers,
@@ -462,6 +439,17 @@ impl App {
                 self.origins = origins;
                 (Vec::new(), true)
             }
+            Msg::Summaries(summaries) => {
+                for (name, summary) in summaries {
+                    match self.workers.iter_mut().find(|w| w.name == name) {
+                        Some(pane) => pane.adopt(summary),
+                        None => {
+                            self.summaries.insert(name, summary);
+                        }
+                    }
+                }
+                (Vec::new(), true)
+            }
             Msg::Raw { worker, bytes } => match &mut self.screen {
                 Some((name, parser)) if *name == worker => {
                     parser.process(&bytes);
@@ -475,7 +463,8 @@ impl App {
     /// When a worker's current run started: its `spawned` event, or, when the tail read on
     /// opening did not reach it, when its journal began.
     pub fn pane_started(&self, pane: &WorkerPane) -> Option<Timestamp> {
-        pane.started
+        pane.counted
+            .spawned_at
             .or_else(|| self.origins.get(&pane.name).copied())
     }
 
@@ -553,7 +542,11 @@ impl App {
             let index = match self.workers.iter().position(|w| *w.name == *e.worker) {
                 Some(i) => i,
                 None => {
-                    self.workers.push(WorkerPane::new(&e));
+                    let mut pane = WorkerPane::new(&e);
+                    if let Some(summary) = self.summaries.remove(&*e.worker) {
+                        pane.adopt(summary);
+                    }
+                    self.workers.push(pane);
                     self.workers.len() - 1
                 }
             };
@@ -870,7 +863,7 @@ impl App {
 
     /// `e` / `o`: the selected worker's directory in the editor or a shell.
     fn open_key(&mut self, with: OpenWith) -> Vec<Action> {
-        match self.selected_worker().and_then(|w| w.cwd.clone()) {
+        match self.selected_worker().and_then(|w| w.counted.cwd.clone()) {
             Some(dir) => vec![Action::Open { program: with, dir }],
             None => {
                 self.notice = Some((false, "no worker directory to open yet".into()));

@@ -29,6 +29,7 @@ use crate::coordinator::lock;
 use crate::session::tailer::{Tailer, follow_session};
 use crate::session::{SessionDir, Workspace};
 use crate::timestamp::Timestamp;
+use crate::worker::WorkerSummary;
 
 /// At most one frame per this interval (~60 frames/s).
 const MIN_FRAME: Duration = Duration::from_millis(16);
@@ -80,6 +81,8 @@ async fn event_loop(
     let input = Arc::new(InputGate::default());
     spawn_input_reader(tx.clone(), Arc::clone(&input));
     let _ = tx.send(Msg::Origins(journal_origins(session)));
+    // Before the tailer starts: the summaries count what its tails repeat (see App::Summaries).
+    let _ = tx.send(Msg::Summaries(worker_summaries(session)));
     let (events_tx, events_rx) = mpsc::channel::<crate::event::AgentEvent>(EVENT_QUEUE);
     let _tailer = follow_journals(session, events_tx)?;
     // Declared after the tailer, so dropped before it: a tailer waiting on a full queue is let
@@ -266,6 +269,19 @@ fn spawn_input_reader(tx: UnboundedSender<Msg>, gate: Arc<InputGate>) {
 /// Every journal of the session, from near its end, as `Msg::Event`s.
 /// When each journal began: the timestamp of its first line (one short read per file, so
 /// opening stays fast on any history).
+/// Every worker's summary, by name (see `worker::summary`).
+fn worker_summaries(session: &SessionDir) -> std::collections::BTreeMap<String, WorkerSummary> {
+    crate::cli::lookup::worker_names(session)
+        .into_iter()
+        .filter_map(|name| {
+            let summary =
+                WorkerSummary::load(&session.summary_path(&name), &session.events_path(&name))
+                    .ok()?;
+            Some((name, summary))
+        })
+        .collect()
+}
+
 fn journal_origins(session: &SessionDir) -> std::collections::BTreeMap<String, Timestamp> {
     use std::io::BufRead;
     let first = |path: &std::path::Path| -> Option<Timestamp> {

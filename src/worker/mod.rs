@@ -6,6 +6,8 @@ pub mod process;
 mod run;
 pub mod spawn;
 pub mod state;
+pub mod summary;
 
 pub use run::{Observer, Worker, WorkerError, WorkerSpec, channel_observer};
 pub use state::{ExitFacts, WorkerState, WorkerStatus, derive_state};
+pub use summary::WorkerSummary;

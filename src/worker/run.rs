@@ -4,12 +4,12 @@
 //! input, resize). Lifecycle facts go into the same journal as the agent's events, in order.
 
 use std::io::{self, Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use portable_pty::{MasterPty, PtySize};
 
@@ -17,6 +17,7 @@ use super::limits::{Breach, Limiter, Limits};
 use super::process::{self, signal_name};
 use super::spawn::{SpawnError, spawn_in_pty};
 use super::state::ExitFacts;
+use super::summary::WorkerSummary;
 use crate::agents::{AgentKind, Draft, Launch, LineIssue, Normalizer};
 use crate::event::{AgentEvent, EventType, JournalWriter};
 use crate::session::append::HeldAppender;
@@ -41,6 +42,8 @@ pub struct WorkerSpec {
     pub first_seq: u64,
     /// Time between SIGTERM and SIGKILL when stopping.
     pub stop_grace: Duration,
+    /// Where the worker keeps its journal's summary (see `worker::summary`); `None` keeps none.
+    pub summary_path: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +84,49 @@ struct Journal {
     blocked: Option<String>,
     pending: Vec<AgentEvent>,
     issues: Vec<LineIssue>,
+    events_path: PathBuf,
+    summary: KeptSummary,
+}
+
+/// The journal's summary as the worker keeps it: every journaled event folded in, saved when
+/// the supervisor records a fact and otherwise at most every [`SUMMARY_EVERY`] or
+/// [`SUMMARY_BYTES`] of journal, so a reader never has much left to fold.
+struct KeptSummary {
+    path: Option<PathBuf>,
+    summary: WorkerSummary,
+    saved_at: Instant,
+}
+
+const SUMMARY_EVERY: Duration = Duration::from_millis(250);
+const SUMMARY_BYTES: u64 = 1 << 20;
+
+impl KeptSummary {
+    fn open(path: Option<PathBuf>, journal: &Path) -> KeptSummary {
+        let summary = match &path {
+            Some(path) => WorkerSummary::load(path, journal).unwrap_or_default(),
+            None => WorkerSummary::default(),
+        };
+        KeptSummary {
+            path,
+            summary,
+            saved_at: Instant::now(),
+        }
+    }
+
+    /// Saves the summary as of `journal_len` bytes of journal, when due (or `now`). Only with
+    /// nothing held: then every folded event is in the file.
+    fn save(&mut self, journal_len: u64, held: bool, now: bool) {
+        let Some(path) = &self.path else { return };
+        let due = self.saved_at.elapsed() >= SUMMARY_EVERY
+            || journal_len >= self.summary.offset + SUMMARY_BYTES;
+        if held || !(now || due) {
+            return;
+        }
+        self.summary.offset = journal_len;
+        // A summary that cannot be written (a full disk) only makes readers fold more.
+        let _ = self.summary.save(path);
+        self.saved_at = Instant::now();
+    }
 }
 
 impl Journal {
@@ -92,13 +138,20 @@ impl Journal {
             .push(bytes, Timestamp::now(), &mut self.pending, &mut self.issues);
         self.issues.clear();
         self.append_pending();
+        self.save_summary(false);
     }
 
     fn record(&mut self, draft: Draft) -> AgentEvent {
         let event = self.normalizer.stamp(draft, Timestamp::now());
         self.pending.push(event.clone());
         self.append_pending();
+        self.save_summary(true);
         event
+    }
+
+    fn save_summary(&mut self, now: bool) {
+        let held = self.held();
+        self.summary.save(self.events.written_len(), held, now);
     }
 
     fn finish(&mut self, exit: &ExitFacts) {
@@ -110,12 +163,14 @@ impl Journal {
         );
         self.issues.clear();
         self.append_pending();
+        self.save_summary(true);
     }
 
     fn append_pending(&mut self) {
         let mut pending = std::mem::take(&mut self.pending);
         for event in pending.drain(..) {
             let written = self.events.append(&event);
+            self.summary.summary.observe(&event);
             if let Some(observer) = &mut self.observer {
                 observer(event);
             }
@@ -144,6 +199,7 @@ impl Journal {
             Timestamp::now(),
         );
         let _ = self.events.append(&event);
+        self.summary.summary.observe(&event);
         if let Some(observer) = &mut self.observer {
             observer(event);
         }
@@ -161,6 +217,11 @@ impl Journal {
         }
         if self.blocked.take().is_some() {
             let lost = self.events.dropped() + self.raw.dropped();
+            if self.events.dropped() > 0 {
+                // Events held too long never reached the file: the summary must not count them.
+                let fresh = WorkerSummary::default().caught_up(&self.events_path);
+                self.summary.summary = fresh.unwrap_or_default();
+            }
             let text = if lost == 0 {
                 "the journal is written again; nothing was lost".to_string()
             } else {
@@ -236,6 +297,8 @@ impl Worker {
             blocked: None,
             pending: Vec::new(),
             issues: Vec::new(),
+            summary: KeptSummary::open(spec.summary_path.clone(), &spec.events_path),
+            events_path: spec.events_path.clone(),
         };
 
         // Every process the worker starts inherits this mark, even those that leave its group.

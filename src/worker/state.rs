@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::event::{AgentEvent, EventType};
 use crate::timestamp::Timestamp;
@@ -74,7 +74,7 @@ impl fmt::Display for WorkerState {
 }
 
 /// How the worker's process ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExitFacts {
     pub code: Option<i64>,
     pub signal: Option<i64>,
@@ -87,14 +87,14 @@ impl ExitFacts {
 }
 
 /// An unbroken run of retries: since when, and the latest `retrying (n/m): reason`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Retrying {
     pub since: Timestamp,
     pub text: String,
 }
 
 /// Everything the fold keeps; `state()` reads it.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct WorkerStatus {
     seen_any: bool,
     spawns: u32,

@@ -67,6 +67,7 @@ pub fn worker_spec(dir: &Path, name: &str, agent: AgentKind, launch: Launch) -> 
         cols: 80,
         first_seq: 0,
         stop_grace: Duration::from_secs(2),
+        summary_path: Some(dir.join("summaries").join(format!("{name}.json"))),
     }
 }
 

@@ -7,9 +7,10 @@ use super::{Coordinator, RunningTask};
 use crate::coordinator::plan::Plan;
 use crate::coordinator::runs;
 use crate::coordinator::schedule::{Scheduler, TaskStatus};
-use crate::event::{AgentEvent, UsageTotals, read_journal};
+use crate::event::AgentEvent;
 use crate::session::store::{TaskRow, WorkerRow};
 use crate::timestamp::Timestamp;
+use crate::worker::WorkerSummary;
 
 impl Coordinator {
     pub(super) fn save_all(&self, sched: &Scheduler, plan: &Plan) {
@@ -41,9 +42,18 @@ impl Coordinator {
         let _ = self.store.upsert_task(&self.session.id, &row);
     }
 
+    /// What a worker's journal adds up to, read from its summary (see `worker::summary`).
+    pub(super) fn worker_summary(&self, name: &str) -> WorkerSummary {
+        WorkerSummary::load(
+            &self.session.summary_path(name),
+            &self.session.events_path(name),
+        )
+        .unwrap_or_default()
+    }
+
     pub(super) fn save_worker(&self, task: &str, r: &RunningTask, exited: &AgentEvent) {
-        let (events, _) = read_journal(&self.session.events_path(&r.name)).unwrap_or_default();
-        let usage = UsageTotals::of(&events);
+        let summary = self.worker_summary(&r.name);
+        let usage = summary.usage;
         let row = WorkerRow {
             name: r.name.clone(),
             task: Some(task.to_string()),
@@ -52,7 +62,7 @@ impl Coordinator {
             state: r.status.state().to_string(),
             exit_code: exited.i64_field("exit_code"),
             signal: exited.i64_field("signal"),
-            agent_session_id: last_agent_session(&events),
+            agent_session_id: summary.agent_session,
             input_tokens: usage.input_tokens as i64,
             output_tokens: usage.output_tokens as i64,
             cost_usd: usage.cost_usd,

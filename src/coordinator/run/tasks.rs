@@ -8,17 +8,16 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use super::records::last_agent_session;
 use super::{Coordinator, EndedBy, Inbox, RunningTask};
 use crate::agents::{Autonomy, Draft};
 use crate::coordinator::launch::{AgentSource, WorkerLaunch};
 use crate::coordinator::plan::{self, Plan};
 use crate::coordinator::runs::{self, Base};
 use crate::coordinator::schedule::{AttemptOutcome, Scheduler};
-use crate::event::{AgentEvent, EventType, read_journal};
+use crate::event::{AgentEvent, EventType};
 use crate::session::store::WorkerRow;
 use crate::timestamp::Timestamp;
-use crate::worker::{Worker, WorkerSpec, WorkerStatus};
+use crate::worker::{Worker, WorkerSpec, WorkerStatus, WorkerSummary};
 
 impl Coordinator {
     pub(super) fn start_task(
@@ -50,9 +49,7 @@ impl Coordinator {
         // After a usage limit, an API failure or the turn limit: it continues too.
         let continues = self.take_continue(&task.id);
         let agent_session = if resumed || concerns.is_some() || continues {
-            read_journal(&self.session.events_path(&name))
-                .ok()
-                .and_then(|(events, _)| last_agent_session(&events))
+            self.worker_summary(&name).agent_session
         } else {
             None
         };
@@ -236,10 +233,8 @@ impl Coordinator {
         }
         .build()?;
         let events_path = self.session.events_path(name);
-        let first_seq = read_journal(&events_path)
-            .ok()
-            .and_then(|(events, _)| events.last().map(|e| e.seq + 1))
-            .unwrap_or(0);
+        let summary_path = self.session.summary_path(name);
+        let first_seq = WorkerSummary::load(&summary_path, &events_path).map_or(0, |s| s.next_seq);
         let tx = self.inbox_tx.clone();
         let spec = WorkerSpec {
             name: name.to_string(),
@@ -252,6 +247,7 @@ impl Coordinator {
             cols: 120,
             first_seq,
             stop_grace: Duration::from_secs(self.settings.config.stop_grace_secs),
+            summary_path: Some(summary_path),
         };
         let worker = Worker::spawn(
             spec,

@@ -21,9 +21,12 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let end = app.finished_at.unwrap_or(app.now);
     let elapsed = app.started.map_or(0, |s| end.millis() - s.millis());
     let (input, output) = app.workers.iter().fold((0, 0), |(i, o), w| {
-        (i + w.usage.input_tokens, o + w.usage.output_tokens)
+        (
+            i + w.counted.usage.input_tokens,
+            o + w.counted.usage.output_tokens,
+        )
     });
-    let cost: f64 = app.workers.iter().map(|w| w.usage.cost_usd).sum();
+    let cost: f64 = app.workers.iter().map(|w| w.counted.usage.cost_usd).sum();
     let mut spans = vec![
         Span::styled("orchestrate ", style(app, Role::title)),
         Span::styled(app.session.clone(), style(app, Role::header)),

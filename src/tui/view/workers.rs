@@ -163,13 +163,18 @@ fn status_line<'a>(app: &App, pane: &WorkerPane) -> Line<'a> {
         Span::styled(state.to_string(), style(app, state_role(state))),
         Span::styled(format!("  {}", clock(elapsed)), style(app, Role::dim)),
     ];
-    if pane.status.retries() > 0 {
+    if pane.counted.status.retries() > 0 {
         spans.push(Span::styled(
-            format!("  retry {}", pane.status.retries()),
+            format!("  retry {}", pane.counted.status.retries()),
             style(app, Role::warning),
         ));
     }
-    if let Some(exit) = pane.status.exit.filter(|_| state == WorkerState::Failed) {
+    if let Some(exit) = pane
+        .counted
+        .status
+        .exit
+        .filter(|_| state == WorkerState::Failed)
+    {
         let how = exit.code.map_or_else(
             || format!("signal {}", exit.signal.unwrap_or(0)),
             |c| format!("exit {c}"),
@@ -178,11 +183,11 @@ fn status_line<'a>(app: &App, pane: &WorkerPane) -> Line<'a> {
     }
     let mut usage = format!(
         "  {}/{} tok",
-        tokens(pane.usage.input_tokens),
-        tokens(pane.usage.output_tokens)
+        tokens(pane.counted.usage.input_tokens),
+        tokens(pane.counted.usage.output_tokens)
     );
-    if pane.usage.cost_usd > 0.0 {
-        usage.push_str(&format!(" ${:.4}", pane.usage.cost_usd));
+    if pane.counted.usage.cost_usd > 0.0 {
+        usage.push_str(&format!(" ${:.4}", pane.counted.usage.cost_usd));
     }
     if let Some((cpu, mem)) = app.usage.get(&pane.name).filter(|_| !state.is_finished()) {
         usage.push_str(&format!("  cpu {cpu:.0}% {mem}M"));
@@ -201,7 +206,7 @@ fn progress_line<'a>(app: &App, pane: &WorkerPane, width: usize) -> Line<'a> {
         })
     else {
         // Without a todo list, the work done so far says how far it got.
-        let text = match (pane.tool_calls, pane.edits) {
+        let text = match (pane.counted.tool_calls, pane.counted.edits) {
             (0, _) => "progress —".to_string(),
             (calls, edits) => format!(
                 "{calls} tool call{} · {edits} edit{}",
