@@ -135,9 +135,16 @@ impl AgentEvent {
 
     /// One JSON line, newline included.
     pub fn to_line(&self) -> Vec<u8> {
-        let mut line = serde_json::to_vec(self).expect("AgentEvent always serialises");
-        line.push(b'\n');
+        let mut line = Vec::with_capacity(256);
+        self.write_line(&mut line)
+            .expect("AgentEvent always serialises into memory");
         line
+    }
+
+    /// Writes the event as one JSONL line straight into `out` (no line buffer of its own).
+    pub fn write_line(&self, out: &mut impl io::Write) -> io::Result<()> {
+        serde_json::to_writer(&mut *out, self)?;
+        out.write_all(b"\n")
     }
 }
 

@@ -150,7 +150,7 @@ fn emit(
         }
     }
     for event in events.drain(..) {
-        match stdout.write_all(&event.to_line()) {
+        match event.write_line(stdout) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(false),
             Err(e) => return Err(e).context("cannot write to standard output"),

@@ -248,7 +248,9 @@ fn spawn_input_reader(tx: UnboundedSender<Msg>, gate: Arc<InputGate>) {
                 continue;
             }
             gate.parked.store(false, Ordering::SeqCst);
-            match event::poll(Duration::from_millis(100)) {
+            // Long enough that an idle dashboard rarely wakes, short enough that attach (which
+            // waits for the reader to park) starts without a noticeable pause.
+            match event::poll(Duration::from_millis(250)) {
                 Ok(true) => {}
                 Ok(false) => continue,
                 Err(_) => return,
@@ -336,12 +338,22 @@ fn spawn_clock(
 ) {
     tokio::spawn(async move {
         let mut interval = tokio::time::interval(Duration::from_secs(1));
+        // Opened once: opening SQLite every second was most of an idle dashboard's work.
+        let mut store = None;
         loop {
             interval.tick().await;
             let alive = lock::holder(&lock_path).is_some();
-            let usage = crate::session::Store::open_read_only(&db)
-                .and_then(|store| store.worker_usage(&session))
-                .unwrap_or_default();
+            if store.is_none() {
+                store = crate::session::Store::open_read_only(&db).ok();
+            }
+            let usage = match store.as_ref().map(|s| s.worker_usage(&session)) {
+                Some(Ok(usage)) => usage,
+                Some(Err(_)) => {
+                    store = None;
+                    Default::default()
+                }
+                None => Default::default(),
+            };
             if tx.send(Msg::Liveness(alive)).is_err()
                 || tx.send(Msg::Tick(Timestamp::now())).is_err()
                 || tx.send(Msg::Usage(usage)).is_err()

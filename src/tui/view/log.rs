@@ -6,7 +6,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use super::{panel, style};
+use super::{panel, style, visible};
 use crate::event::EventType;
 use crate::tui::app::{App, Focus};
 use crate::tui::theme::Role;
@@ -78,7 +78,7 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
                 Span::styled(format!("{who:<18.18} "), style(app, Role::title)),
                 Span::styled(format!("{:<9} ", e.kind), style(app, type_role(e.kind))),
                 Span::styled(
-                    e.text.clone(),
+                    visible(&e.text, area.width as usize).to_string(),
                     if e.kind == EventType::Progress {
                         style(app, Role::text)
                     } else {

@@ -117,6 +117,16 @@ fn style(app: &App, role: Role) -> Style {
 }
 
 /// `HH:MM:SS` of a duration in milliseconds.
+/// The start of `text` that can show in `width` cells: a line is cut at the panel's edge
+/// anyway, and laying out the rest of a long one was most of an idle frame's work. Every
+/// character takes at least one cell, so `width` characters always fill the room.
+fn visible(text: &str, width: usize) -> &str {
+    match text.char_indices().nth(width) {
+        Some((end, _)) => &text[..end],
+        None => text,
+    }
+}
+
 fn clock(ms: i64) -> String {
     let s = ms.max(0) / 1000;
     format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)

@@ -7,7 +7,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Borders, Paragraph};
 
-use super::{clock, panel, style, tokens};
+use super::{clock, panel, style, tokens, visible};
 use crate::tui::app::{App, Focus, WorkerPane};
 use crate::tui::theme::Role;
 use crate::worker::WorkerState;
@@ -133,7 +133,7 @@ fn card(frame: &mut Frame<'_>, area: Rect, app: &App, pane: &WorkerPane, selecte
             if pane.current_activity().is_empty() {
                 "—".to_string()
             } else {
-                pane.current_activity().to_string()
+                visible(pane.current_activity(), inner_width).to_string()
             },
             style(app, Role::text),
         ),
@@ -142,7 +142,7 @@ fn card(frame: &mut Frame<'_>, area: Rect, app: &App, pane: &WorkerPane, selecte
     let room = area.height.saturating_sub(5) as usize;
     for text in pane.lines.iter().rev().take(room).rev() {
         lines.push(Line::from(Span::styled(
-            text.clone(),
+            visible(text, inner_width).to_string(),
             style(app, Role::dim),
         )));
     }
