@@ -8,10 +8,11 @@
 # stays alive HOLD seconds so both tools are still running while we measure.
 #
 # Per tool and run: CPU seconds per MB printed (the tool's own processes: coordinator plus
-# dashboard, or mprocs; not the generators), bytes per second the tool wrote to its terminal,
+# dashboard, each in brackets, or mprocs; not the generators), bytes per second the tool wrote to its terminal,
 # peak RSS, and the lag: from the last generator finishing to the screen showing the final
 # line of every process it shows (all eight panes for orchestrate; the selected proc for
-# mprocs, which shows one at a time).
+# mprocs, which shows one at a time). For orchestrate also the time a key takes mid-storm: `?`
+# until its help shows (the capture itself takes a few milliseconds).
 #
 # Installs mprocs 0.9.6 with `cargo install --locked` into TOOLS (a cache) when missing.
 # Run from the crate root after `cargo build --release`: bash bench/storm.sh
@@ -66,7 +67,19 @@ now_ns() { date +%s%N; }
 # Samples the tools' CPU and RSS meanwhile (the last sample before they may exit).
 measure() {
   local label=$1 want=$2; shift 2
-  local pids=("$@") cpu=0 done_at shown_at
+  local pids=("$@") cpu=0 done_at shown_at key_ms=-
+  # Mid-storm, a key: orchestrate's `?` opens its help; the time until the screen shows it.
+  if [[ $label == orchestrate ]]; then
+    sleep 3
+    local k0; k0=$(now_ns)
+    tm send-keys -t storm '?'
+    for _ in $(seq 500); do
+      tm capture-pane -p -t storm | grep -q "Keys (Esc closes)" && break
+      sleep 0.005
+    done
+    key_ms=$(awk -v a="$k0" -v b="$(now_ns)" 'BEGIN { printf "%.0f", (b - a) / 1e6 }')
+    tm send-keys -t storm Escape
+  fi
   while (($(ls "$MARKS" | wc -l) < 8)); do
     cpu=$(cpu_of "${pids[@]}"); sleep 0.05
   done
@@ -78,16 +91,16 @@ measure() {
   done
   shown_at=$(now_ns)
   cpu=$(cpu_of "${pids[@]}")
-  local rss="" p
-  for p in "${pids[@]}"; do rss+="$(hwm_of "$p") "; done
+  local rss="" each="" p
+  for p in "${pids[@]}"; do rss+="$(hwm_of "$p") "; each+="$(cpu_of "$p") "; done
   local secs started_at bytes
   started_at=$(cat "$WORK/started")
   secs=$(awk -v a="$started_at" -v b="$done_at" 'BEGIN { print (b - a) / 1e9 }')
   bytes=$(stat -c %s "$WORK/tty.$label")
-  printf '%-12s cpu %6.2f s = %.4f s/MB | terminal %8.0f B/s | peak RSS MB %s| lag %5.0f ms | storm %.1f s\n' \
-    "$label" "$cpu" "$(awk -v c="$cpu" -v m="$MB" 'BEGIN { print c / m }')" \
+  printf '%-12s cpu %6.2f s (%s) = %.4f s/MB | terminal %8.0f B/s | peak RSS MB %s| lag %5.0f ms | storm %.1f s | key %s ms\n' \
+    "$label" "$cpu" "${each% }" "$(awk -v c="$cpu" -v m="$MB" 'BEGIN { print c / m }')" \
     "$(awk -v b="$bytes" -v s="$secs" 'BEGIN { print b / s }')" "$rss" \
-    "$(awk -v a="$done_at" -v b="$shown_at" 'BEGIN { print (b - a) / 1e6 }')" "$secs" | tee -a "$WORK/results"
+    "$(awk -v a="$done_at" -v b="$shown_at" 'BEGIN { print (b - a) / 1e6 }')" "$secs" "$key_ms" | tee -a "$WORK/results"
 }
 
 run_orchestrate() {
@@ -114,8 +127,9 @@ EOF
   tm pipe-pane -o -t storm "cat > $WORK/tty.orchestrate"
   local coordinator="" dashboard=""
   for _ in $(seq 200); do
-    coordinator=$(pgrep -f -- "--workspace $ws coordinator" | head -1 || true)
-    dashboard=$(pgrep -f -- "--workspace $ws run" | head -1 || true)
+    # Anchored: tmux's `sh -c` wrapper carries the same words.
+    coordinator=$(pgrep -f -- "^$BIN --workspace [^ ]*ws.$1 coordinator" | head -1 || true)
+    dashboard=$(pgrep -f -- "^$BIN --workspace $ws run" | head -1 || true)
     [[ -n $coordinator && -n $dashboard ]] && break
     sleep 0.05
   done
@@ -137,7 +151,7 @@ run_mprocs() {
   tm pipe-pane -o -t storm "cat > $WORK/tty.mprocs"
   local pid=""
   for _ in $(seq 200); do
-    pid=$(pgrep -f -- "$MPROCS --config $WORK/mprocs.yaml" | head -1 || true)
+    pid=$(pgrep -f -- "^$MPROCS --config $WORK/mprocs.yaml" | head -1 || true)
     [[ -n $pid ]] && break
     sleep 0.05
   done

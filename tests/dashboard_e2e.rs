@@ -346,3 +346,84 @@ fn zoom_then_a_attaches_to_the_worker_and_ctrl_bracket_comes_back() {
         String::from_utf8_lossy(&kill.stderr)
     );
 }
+
+#[test]
+fn sixty_four_live_workers_are_a_list_that_scrolls_with_the_selected_card_beside_it() {
+    let env = common::Env::new();
+    let clis = ["claude", "codex", "gemini"];
+    let plan: String = (0..64)
+        .map(|i| {
+            format!(
+                "[[tasks]]\nid = \"w{i:02}\"\nagent = \"{}\"\nprompt = \"p\"\n\n",
+                clis[i % 3]
+            )
+        })
+        .collect();
+    let plan = env.plan(&plan);
+    let out = env.run(
+        &plan,
+        &["--parallelism", "64"],
+        &[("ORCHESTRATE_SIM_SCENARIO", "hang")],
+    );
+    assert!(out.status.success(), "{}", common::text(&out));
+    let id = common::session_id(&out);
+    // Killed however the test ends: 64 hanging workers must not outlive it.
+    struct KillOnDrop<'a>(&'a common::Env, String);
+    impl Drop for KillOnDrop<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.cmd(&["kill", &self.1]).output();
+        }
+    }
+    let _session = KillOnDrop(&env, id.clone());
+    wait_for("64 running workers", LIMIT, || {
+        env.status(&id)["workers"]
+            .as_array()
+            .is_some_and(|w| w.iter().filter(|w| w["state"] == "running").count() == 64)
+    });
+
+    let tmux = Tmux::new();
+    tmux.start(
+        "many",
+        &format!(
+            "{}; sleep 60",
+            common::shell_line(&env.cmd(&["dashboard", &id]))
+        ),
+    );
+    tmux.cmd(&["resize-window", "-t", "many", "-x", "200", "-y", "60"]);
+    // One line per worker, as many as fit, and the selected worker's card beside them.
+    wait_for("the list of workers", LIMIT, || {
+        let screen = tmux.screen("many");
+        screen.contains("Workers 1/64") && screen.contains("claude-w00 · claude · w00")
+    });
+    let screen = tmux.screen("many");
+    let rows = (0..64)
+        .filter(|i| screen.contains(&format!("{}-w{i:02} ", clis[i % 3])))
+        .count();
+    assert!(rows >= 20, "{rows} workers on screen:\n{screen}");
+    assert!(screen.contains("running"), "{screen}");
+    // Down to the 51st: the list scrolls, the card follows.
+    for _ in 0..50 {
+        tmux.keys("many", "Down");
+    }
+    let moved = std::time::Instant::now();
+    while !tmux.screen("many").contains("Workers 51/64") && moved.elapsed() < LIMIT {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let screen = tmux.screen("many");
+    assert!(screen.contains("Workers 51/64"), "{screen}");
+    // The card beside the list is the selected worker's, and its row is on screen.
+    let title = screen
+        .lines()
+        .find_map(|l| l.split("┏ ").nth(2).or_else(|| l.split("┌ ").nth(1)))
+        .unwrap_or_default()
+        .to_string();
+    let selected = title
+        .split_whitespace()
+        .find(|w| w.contains("-w"))
+        .unwrap_or_else(|| panic!("no card beside the list:\n{screen}"));
+    let row = screen
+        .lines()
+        .find(|l| l.starts_with('┃') && l.contains(&format!(" {selected} ")))
+        .unwrap_or_else(|| panic!("the selected {selected} is not in the list:\n{screen}"));
+    assert!(row.contains("running"), "{row}");
+}

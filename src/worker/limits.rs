@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::process::WorkerProcs;
+use super::process::{ProcessTable, WorkerProcs};
 
 /// What the sampler enforces.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -40,6 +40,10 @@ pub const MECHANISM: &str = "/proc sampling, SIGSTOP/SIGCONT duty cycling";
 
 /// One sampling period: the duty cycle's too.
 const PERIOD: Duration = Duration::from_millis(500);
+
+/// The period without a CPU limit: samples only feed the usage shown and the memory limit,
+/// and reading `/proc` is not free (a scan of 300 processes costs milliseconds).
+const WATCH_PERIOD: Duration = Duration::from_secs(1);
 
 /// The CPU share of a period that the tree may run for to average `limit` when it would
 /// use `demand` (both in percent of one CPU) if left alone. Pure.
@@ -97,7 +101,16 @@ fn sample(
     let mut fraction = 1.0;
     let mut on_breach = Some(on_breach);
     while !stop.load(Ordering::SeqCst) {
-        let members = procs.members();
+        let period = if limits.cpu_percent == 0 {
+            WATCH_PERIOD
+        } else {
+            PERIOD
+        };
+        let mut members = procs.members_in(&ProcessTable::recent(period));
+        if members.is_empty() {
+            // The shared reading may predate the worker: only a fresh one says it is gone.
+            members = procs.members();
+        }
         if members.is_empty() {
             return;
         }
@@ -146,7 +159,7 @@ fn sample(
                 let _ = procs.signal(libc::SIGCONT);
             }
         } else {
-            thread::sleep(PERIOD);
+            thread::sleep(period);
         }
     }
 }

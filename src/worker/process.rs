@@ -8,7 +8,9 @@
 //! that still carries the worker's mark in its environment (found even after its parent died
 //! and it was reparented).
 
+use std::collections::HashMap;
 use std::io;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::state::ExitFacts;
@@ -57,13 +59,19 @@ impl WorkerProcs {
     /// Every live process of the worker (zombies excluded), never this process, its
     /// ancestors or init.
     pub fn members(&self) -> Vec<ProcInfo> {
-        let all = all_processes();
-        let protected = ancestors(&all);
+        self.members_in(&ProcessTable::read())
+    }
+
+    /// [`WorkerProcs::members`] as `table` saw them.
+    pub fn members_in(&self, table: &ProcessTable) -> Vec<ProcInfo> {
+        let all = &table.procs;
+        let protected = ancestors(all);
         let marked: Vec<i32> = match self.mark.as_deref() {
-            Some(mark) => all
+            Some(mark) => table
+                .marks
                 .iter()
-                .filter(|p| carries_mark(p.pid, mark))
-                .map(|p| p.pid)
+                .filter(|(_, m)| m.as_str() == mark)
+                .map(|(pid, _)| *pid)
                 .collect(),
             None => Vec::new(),
         };
@@ -76,7 +84,7 @@ impl WorkerProcs {
         let mut members: Vec<i32> = Vec::new();
         loop {
             let before = members.len();
-            for p in &all {
+            for p in all {
                 let belongs = groups.contains(&p.group)
                     || members.contains(&p.parent)
                     || marked.contains(&p.pid);
@@ -91,8 +99,9 @@ impl WorkerProcs {
                 break;
             }
         }
-        all.into_iter()
+        all.iter()
             .filter(|p| members.contains(&p.pid) && p.state != 'Z')
+            .cloned()
             .collect()
     }
 
@@ -153,11 +162,78 @@ impl WorkerProcs {
 
 /// Whether `pid`'s environment holds the worker mark `mark`.
 pub fn carries_mark(pid: i32, mark: &str) -> bool {
-    let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
-        return false;
-    };
-    let wanted = format!("{WORKER_MARK_VAR}={mark}");
-    environ.split(|&b| b == 0).any(|v| v == wanted.as_bytes())
+    mark_of(pid).as_deref() == Some(mark)
+}
+
+/// The worker mark in `pid`'s environment, if any.
+fn mark_of(pid: i32) -> Option<String> {
+    mark_in(&std::fs::read(format!("/proc/{pid}/environ")).ok()?)
+}
+
+/// The worker mark in an environment block (`/proc/PID/environ`), if any.
+fn mark_in(environ: &[u8]) -> Option<String> {
+    let prefix = format!("{WORKER_MARK_VAR}=");
+    environ
+        .split(|&b| b == 0)
+        .find_map(|v| v.strip_prefix(prefix.as_bytes()))
+        .map(|m| String::from_utf8_lossy(m).into_owned())
+}
+
+/// The mark (or none) of each process seen, by pid and start time.
+type MarksByProcess = HashMap<(i32, u64), Option<String>>;
+
+/// One reading of `/proc`: every process, and the worker mark of those that carry one.
+pub struct ProcessTable {
+    procs: Vec<ProcInfo>,
+    marks: Vec<(i32, String)>,
+}
+
+impl ProcessTable {
+    pub fn read() -> ProcessTable {
+        // A process's mark is read once in its life (pid and start time name it): its
+        // environment is fixed from its exec on, and a worker's processes inherit the mark
+        // when they fork. Only a leader could gain one by its exec, and leaders are found by
+        // their group. Unreadable environments are not remembered.
+        static KNOWN: Mutex<Option<MarksByProcess>> = Mutex::new(None);
+        let procs = all_processes();
+        let mut known = KNOWN.lock().unwrap_or_else(|e| e.into_inner());
+        let before = known.take().unwrap_or_default();
+        let mut now = HashMap::with_capacity(procs.len());
+        for p in &procs {
+            let key = (p.pid, p.start_ticks);
+            let mark = match before.get(&key) {
+                Some(mark) => mark.clone(),
+                None => match std::fs::read(format!("/proc/{}/environ", p.pid)) {
+                    Ok(environ) => mark_in(&environ),
+                    Err(_) => continue,
+                },
+            };
+            now.insert(key, mark);
+        }
+        let marks = now
+            .iter()
+            .filter_map(|((pid, _), mark)| Some((*pid, mark.clone()?)))
+            .collect();
+        *known = Some(now);
+        ProcessTable { procs, marks }
+    }
+
+    /// A reading at most `max_age` old, shared by every caller in this process: the resource
+    /// samplers of 64 workers read `/proc` once between them instead of once each (that was
+    /// most of a coordinator's CPU with many idle workers). Signals use a fresh
+    /// [`ProcessTable::read`].
+    pub fn recent(max_age: Duration) -> Arc<ProcessTable> {
+        static LAST: Mutex<Option<(Instant, Arc<ProcessTable>)>> = Mutex::new(None);
+        let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((at, table)) = last.as_ref()
+            && at.elapsed() <= max_age
+        {
+            return Arc::clone(table);
+        }
+        let table = Arc::new(ProcessTable::read());
+        *last = Some((Instant::now(), Arc::clone(&table)));
+        table
+    }
 }
 
 /// This process and its ancestors, with init: never a worker's.
