@@ -11,6 +11,11 @@ use orchestrate::coordinator::control::ControlCommand;
 use orchestrate::session::Workspace;
 use orchestrate::sim::SimCli;
 
+/// Most of what orchestrate does per event is many small allocations (parsed JSON, payload
+/// maps); mimalloc makes them markedly cheaper than the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A terminal meta-orchestrator for AI coding agents (Claude Code, Codex, Gemini CLI).
 ///
 /// Give it a goal: it plans tasks, runs the agent CLIs as workers in their own terminals and

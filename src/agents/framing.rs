@@ -39,7 +39,7 @@ impl LineFramer {
     /// Feeds `chunk`; calls `on_frame` for every line it completes.
     pub fn push(&mut self, mut chunk: &[u8], mut on_frame: impl FnMut(Frame<'_>)) {
         while !chunk.is_empty() {
-            let newline = chunk.iter().position(|&b| b == b'\n');
+            let newline = memchr::memchr(b'\n', chunk);
             let (piece, rest) = match newline {
                 Some(i) => (&chunk[..i], Some(&chunk[i + 1..])),
                 None => (chunk, None),
