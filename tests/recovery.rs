@@ -147,6 +147,13 @@ fn a_login_failure_holds_the_task_with_the_command_that_fixes_it_and_never_loops
             )),
         "{shown}"
     );
+    // The list of sessions says the running session waits for the operator.
+    let sessions = text(&env.cmd(&["ls"]).output().unwrap());
+    let row = sessions
+        .lines()
+        .find(|l| l.contains(&id))
+        .unwrap_or_default();
+    assert!(row.contains("needs you"), "{sessions}");
     let listed = text(&env.cmd(&["recoveries", &id]).output().unwrap());
     assert!(
         listed.contains("escalated") && listed.contains("fix: run `claude /login`"),

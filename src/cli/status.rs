@@ -65,6 +65,15 @@ fn all_sessions(workspace: &Workspace, as_json: bool) -> Result<u8> {
         let goal = r["goal"].as_str().unwrap_or("");
         let goal: String = goal.chars().take(60).collect();
         let state = r["state"].as_str().unwrap_or("");
+        // Running, but a task waits for the operator (recovery escalated it): say so.
+        let held = r["tasks"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t["needs_you"].is_string()));
+        let state = if state == "running" && held {
+            "needs you"
+        } else {
+            state
+        };
         let created = serde_json::from_value::<Timestamp>(r["created_at"].clone()).ok();
         let age = created.map_or("-".into(), |c| age(now.millis() - c.millis()));
         println!(
@@ -305,7 +314,7 @@ fn paint(state: &str, text: &str, colour: bool) -> String {
     let code = match state {
         "done" => "32",
         "running" => "36",
-        "paused" | "stopping" => "33",
+        "paused" | "stopping" | "needs you" => "33",
         "failed" | "interrupted" => "31",
         _ => "2",
     };
