@@ -615,3 +615,104 @@ fn a_real_claude_stopped_at_its_turn_limit_continues_its_conversation() {
     );
     assert_eq!(env.status(&id)["tasks"][0]["state"], "succeeded");
 }
+
+/// A session of one task for the real `cli` against the stub playing `scenario`; returns the
+/// env, the session and the coordinator's recovery events once it escalated or finished.
+fn real_session_against(
+    clis: std::path::PathBuf,
+    cli: &str,
+    scenario: &str,
+) -> (Env, String, Vec<orchestrate::event::AgentEvent>) {
+    let env = Env::real(clis);
+    std::fs::write(
+        env.workspace.with_file_name("orchestrate.toml"),
+        "agent_unreachable_secs = 5\n\n[review]\nenabled = false\n\n[recovery]\nbackoff_ms = 100\n",
+    )
+    .unwrap();
+    let plan = env.plan(&format!(
+        "[[tasks]]\nid = \"t\"\nagent = \"{cli}\"\nprompt = \"add the endpoint\"\n"
+    ));
+    let out = env.run(&plan, &[], &[("ORCHESTRATE_SIM_SCENARIO", scenario)]);
+    let id = session_id(&out);
+    wait_for("the escalation", LIMIT, || {
+        orchestrator(&env, &id)
+            .iter()
+            .any(|e| e.phase() == Some("recovery_escalated"))
+    });
+    let recoveries = orchestrator(&env, &id)
+        .into_iter()
+        .filter(|e| {
+            e.phase()
+                .is_some_and(|p| p.starts_with("recovery_") && p != "recovery_prepare")
+        })
+        .collect();
+    (env, id, recoveries)
+}
+
+#[test]
+fn real_clis_whose_key_is_refused_are_held_with_the_command_that_fixes_it() {
+    let Some(clis) = common::require_agent_clis("real_clis_whose_key_is_refused") else {
+        return;
+    };
+    for (cli, rule, fix) in [
+        ("claude", "claude-not-logged-in", "claude /login"),
+        ("codex", "codex-unauthorized", "codex login"),
+        ("gemini", "gemini-auth", "GEMINI_API_KEY"),
+    ] {
+        let (env, id, recoveries) = real_session_against(clis.clone(), cli, "api-401");
+        let phases: Vec<_> = recoveries.iter().filter_map(|e| e.phase()).collect();
+        assert_eq!(phases, ["recovery_detected", "recovery_escalated"], "{cli}");
+        let escalated = &recoveries[1];
+        assert_eq!(escalated.str_field("rule"), Some(rule), "{cli}");
+        assert!(
+            escalated.str_field("fix").unwrap().contains(fix),
+            "{cli}: {escalated:?}"
+        );
+        if cli == "claude" {
+            // Claude retries even a 401: it is stopped at its first retry, not after
+            // agent_unreachable_secs of retrying a key that cannot work.
+            assert!(
+                recoveries[0]
+                    .str_field("matched")
+                    .unwrap()
+                    .contains("its model API refuses it"),
+                "{:?}",
+                recoveries[0]
+            );
+        }
+        assert_eq!(env.status(&id)["tasks"][0]["state"], "escalated", "{cli}");
+        let _ = env.cmd(&["kill", &id]).output();
+    }
+}
+
+/// A real CLI whose API keeps failing with 500s: retried by recovery with its backoff, twice,
+/// then held for the operator (not failed).
+fn a_failing_api_is_retried_then_escalated(cli: &str) {
+    let Some(clis) = common::require_agent_clis("a_failing_api_is_retried") else {
+        return;
+    };
+    let (env, id, recoveries) = real_session_against(clis, cli, "api-500");
+    let waits = recoveries
+        .iter()
+        .filter(|e| e.phase() == Some("recovery_wait"))
+        .count();
+    assert_eq!(waits, 2, "{cli}: the rule's budget");
+    assert!(
+        recoveries
+            .iter()
+            .all(|e| e.str_field("rule") == Some("transient-api-error")),
+        "{recoveries:#?}"
+    );
+    assert_eq!(env.status(&id)["tasks"][0]["state"], "escalated");
+    let _ = env.cmd(&["kill", &id]).output();
+}
+
+#[test]
+fn a_real_claude_whose_api_keeps_failing_is_retried_then_escalated() {
+    a_failing_api_is_retried_then_escalated("claude");
+}
+
+#[test]
+fn a_real_gemini_whose_api_keeps_failing_is_retried_then_escalated() {
+    a_failing_api_is_retried_then_escalated("gemini");
+}

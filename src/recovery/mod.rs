@@ -210,7 +210,7 @@ fn shipped() -> Vec<ShippedRule> {
         (
             "claude-not-logged-in",
             Some(Claude),
-            r"Not logged in|Please run /login|Invalid API key|authentication_error|OAuth token has expired",
+            r"Not logged in|Please run /login|Invalid API key|authentication_error|authentication_failed|HTTP 401\b|OAuth token has expired",
             None,
             escalate("run `claude /login` (or set ANTHROPIC_API_KEY), then run the task again"),
         ),

@@ -8,12 +8,13 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use super::{Coordinator, RunningTask};
+use super::tasks::stop_in_background;
+use super::{Coordinator, EndedBy, RunningTask};
 use crate::agents::{AgentKind, Autonomy, Draft};
 use crate::coordinator::plan::Plan;
 use crate::coordinator::schedule::Scheduler;
 use crate::event::{AgentEvent, EventType, read_journal};
-use crate::recovery::{Attempt, Change, Step};
+use crate::recovery::{Action, Attempt, Change, Step};
 use crate::timestamp::Timestamp;
 
 /// What a relaunch that continues the agent's conversation tells it.
@@ -45,7 +46,10 @@ impl Coordinator {
             return false;
         };
         let (events, _) = read_journal(&self.session.events_path(&r.name)).unwrap_or_default();
-        let attempt = attempt_of(&events, profile.kind, exited);
+        let mut attempt = attempt_of(&events, profile.kind, exited);
+        if let Some(EndedBy::Unreachable(why)) = &r.ended_by {
+            attempt.texts.push(why.clone());
+        }
         let rules = self.recovery_rules.clone();
         let Some(detection) = rules.detect(&attempt) else {
             return false;
@@ -154,6 +158,42 @@ impl Coordinator {
         true
     }
 
+    /// A CLI retrying a request its API refuses for good (a bad or missing key: Claude retries
+    /// even a 401) is stopped at once rather than after `agent_unreachable_secs`, when a rule
+    /// that escalates recognises the retry: at its end, recovery holds the task with the fix.
+    fn end_refused_retries(&mut self, task_id: &str, r: &mut RunningTask, event: &AgentEvent) {
+        if event.phase() != Some("retrying") || r.ended_by.is_some() || self.stopping {
+            return;
+        }
+        let Some(kind) = self.settings.config.profile(&event.agent).map(|p| p.kind) else {
+            return;
+        };
+        let attempt = Attempt {
+            cli: Some(kind),
+            texts: vec![event.text().to_string()],
+            ..Attempt::default()
+        };
+        let refused = self
+            .recovery_rules
+            .detect(&attempt)
+            .is_some_and(|d| matches!(d.rule.action, Action::Escalate { .. }));
+        if !refused {
+            return;
+        }
+        let why = format!("its model API refuses it: {}", event.text());
+        self.record(
+            Some(task_id),
+            Draft::new(
+                EventType::Status,
+                format!("task {task_id}: {} {why}; stopping it", r.name),
+            )
+            .with("phase", "agent_unreachable")
+            .with("reason", why.clone()),
+        );
+        r.ended_by = Some(EndedBy::Unreachable(why));
+        stop_in_background(&r.worker, false);
+    }
+
     /// Gemini refused a path outside its workspace, mid-run (its run goes on, often to a
     /// "success" that did not do the work): when the sandbox allows that directory, the
     /// worker is stopped now and launched again with the directory included, continuing its
@@ -164,6 +204,7 @@ impl Coordinator {
         r: &mut RunningTask,
         event: &AgentEvent,
     ) {
+        self.end_refused_retries(task_id, r, event);
         if event.kind != EventType::Blocker
             || event.str_field("reason") != Some("path_not_in_workspace")
             || r.ended_by.is_some()

@@ -461,8 +461,11 @@ impl Coordinator {
             return;
         }
         // A failure recovery knows: it acts (relaunch, wait, escalate), not the retries.
+        // An agent that could not reach its API counts too: its reason says why (a refused
+        // key, a server error), and the rules know those.
+        let recoverable = matches!(r.ended_by, None | Some(EndedBy::Unreachable(_)));
         if !succeeded
-            && r.ended_by.is_none()
+            && recoverable
             && !self.stopping
             && self.try_recover(&task_id, &r, &event, sched, plan)
         {
