@@ -681,6 +681,20 @@ fn real_clis_whose_key_is_refused_are_held_with_the_command_that_fixes_it() {
             );
         }
         assert_eq!(env.status(&id)["tasks"][0]["state"], "escalated", "{cli}");
+        for a in spawned_argvs(&env, &id, &format!("{cli}-t")) {
+            eprintln!("  argv {a}");
+        }
+        for e in journal(&env.session_dir(&id).join(format!("events/{cli}-t.jsonl")))
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e.kind,
+                    orchestrate::event::EventType::Error | orchestrate::event::EventType::Blocker
+                ) || e.phase() == Some("output")
+            })
+        {
+            eprintln!("  ev {:?} {}", e.kind, e.text());
+        }
         let _ = env.cmd(&["kill", &id]).output();
     }
 }
@@ -715,4 +729,44 @@ fn a_real_claude_whose_api_keeps_failing_is_retried_then_escalated() {
 #[test]
 fn a_real_gemini_whose_api_keeps_failing_is_retried_then_escalated() {
     a_failing_api_is_retried_then_escalated("gemini");
+}
+
+/// A real gemini whose first request hits its quota never saved a conversation: the wait for
+/// the quota continues nothing, gemini says it cannot resume, and the task starts over.
+#[test]
+fn a_real_gemini_that_cannot_resume_after_its_quota_starts_over() {
+    let Some(clis) = common::require_agent_clis("a_real_gemini_that_cannot_resume") else {
+        return;
+    };
+    let env = Env::real(clis);
+    std::fs::write(
+        env.workspace.with_file_name("orchestrate.toml"),
+        "[review]\nenabled = false\n\n[recovery]\nbackoff_ms = 100\n",
+    )
+    .unwrap();
+    let plan =
+        env.plan("[[tasks]]\nid = \"t\"\nagent = \"gemini\"\nprompt = \"add the endpoint\"\n");
+    let out = env.run(
+        &plan,
+        &["--no-dashboard"],
+        &[("ORCHESTRATE_SIM_SCENARIO", "usage-limit-3s")],
+    );
+    let id = session_id(&out);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let rules: Vec<_> = orchestrator(&env, &id)
+        .iter()
+        .filter(|e| e.phase() == Some("recovery_detected"))
+        .filter_map(|e| e.str_field("rule").map(str::to_string))
+        .collect();
+    assert_eq!(rules, ["usage-limit", "conversation-not-found"]);
+    let argvs = spawned_argvs(&env, &id, "gemini-t");
+    assert_eq!(argvs.len(), 3, "{argvs:#?}");
+    assert!(argvs[1].contains("--resume"), "{argvs:#?}");
+    assert!(
+        !argvs[2].contains("--resume") && argvs[2].contains("add the endpoint"),
+        "{argvs:#?}"
+    );
+    let status = env.status(&id);
+    assert_eq!(status["tasks"][0]["state"], "succeeded");
+    assert_eq!(status["tasks"][0]["retries"], 0, "recovery is not a retry");
 }

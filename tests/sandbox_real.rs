@@ -121,13 +121,19 @@ fn blocked_commands_and_outside_writes_never_happen(env: &Env) {
                 .iter()
                 .any(|d| d.str_field("worker") == Some(&worker) && d.text().contains(what))
         };
-        assert!(
-            refused("rm -rf"),
-            "{worker}: the hook asked and was refused: {decisions:#?}"
-        );
-        // Gemini refuses a path outside its own workspace before its hooks run.
         let raw = std::fs::read_to_string(env.session_dir(&id).join(format!("raw/{worker}.log")))
             .unwrap_or_default();
+        // Gemini's own policy (the static layer we give it) denies before its hooks run.
+        assert!(
+            refused("rm -rf")
+                || (cli == "gemini" && raw.contains("orchestrate sandbox: rm -rf is blocked")),
+            "{worker}: the hook asked and was refused: {decisions:#?}\n{raw}"
+        );
+        assert!(
+            !raw.contains("Policy file error"),
+            "{worker}: its policy was refused:\n{raw}"
+        );
+        // Gemini refuses a path outside its own workspace before its hooks run.
         assert!(
             refused(OUTSIDE) || (cli == "gemini" && raw.contains("Path not in workspace")),
             "{worker}: the write outside was refused: {decisions:#?}\n{raw}"

@@ -264,6 +264,10 @@ fn gemini(launch: &mut Launch, guard: &Guard, state_dir: &Path, private_home: Op
 }
 
 /// A regex (JavaScript) for a rule: its program as a word, then each flag anywhere after it.
+/// A Gemini policy `commandRegex` for `rule`. Gemini matches it right after `"command":"` in
+/// the call's JSON arguments (so no `^`), and refuses, as a possible ReDoS, any pattern with a
+/// quantified group that holds a quantifier (`(\S*/)?`): the optional path before the program
+/// is spelled as an alternative with the empty string instead.
 fn command_regex(rule: &Rule) -> String {
     let escape = |s: &str| {
         s.chars()
@@ -280,7 +284,7 @@ fn command_regex(rule: &Rule) -> String {
         Some(prefix) => format!("{}\\S*", escape(prefix)),
         None => escape(&rule.program),
     };
-    let mut regex = format!("^\\s*(\\S*/)?{program}");
+    let mut regex = format!("\\s*([^\\s\"]*/|){program}");
     for flag in &rule.flags {
         if flag.len() == 1 {
             let c = escape(flag);
@@ -414,7 +418,48 @@ mod tests {
         let rm = rule("rm -rf").unwrap();
         assert_eq!(
             command_regex(&rm),
-            r"^\s*(\S*/)?rm(?=.*\s(-[A-Za-z]*[rR]|--recursive))(?=.*\s(-[A-Za-z]*[f]|--force))(\s|$)"
+            r#"\s*([^\s"]*/|)rm(?=.*\s(-[A-Za-z]*[rR]|--recursive))(?=.*\s(-[A-Za-z]*[f]|--force))(\s|$)"#
         );
+    }
+
+    /// What Gemini 0.61 checks before it takes a policy's pattern (its `isSafeRegExp`), and how
+    /// it uses it: a pattern it refuses is dropped with a warning and blocks nothing.
+    #[test]
+    fn gemini_takes_every_pattern_and_each_blocks_what_it_names() {
+        let unsafe_to_gemini = regex::Regex::new(r"\([^)]*[*+?{].*\)[*+?{]").unwrap();
+        for (blocked, command, allowed) in [
+            ("rm -rf", "rm -rf /tmp/x", "rm notes.txt"),
+            ("rm -rf", "/bin/rm -fr build", "echo rm -rf"),
+            ("mkfs*", "mkfs.ext4 /dev/sda1", "echo mkfs"),
+            ("dd", "dd if=/dev/zero of=/dev/sda", "add x"),
+            (
+                "git push --force",
+                "git push origin main --force",
+                "git push origin main",
+            ),
+        ] {
+            let pattern = command_regex(&rule(blocked).unwrap());
+            assert!(!unsafe_to_gemini.is_match(&pattern), "{pattern}");
+            assert!(!pattern.starts_with('^'), "{pattern}");
+            // As Gemini applies it, in JavaScript (the `regex` crate has no lookahead): after
+            // `"command":"` in the arguments' JSON. Node comes with the pinned CLIs.
+            let script = format!(
+                "const r = new RegExp({}); const a = c => JSON.stringify({{command: c, dir_path: '.'}}); \
+                 process.exit(r.test(a({})) && !r.test(a({})) ? 0 : 1)",
+                serde_json::json!(format!("\"command\":\"{pattern}")),
+                serde_json::json!(command),
+                serde_json::json!(allowed)
+            );
+            match std::process::Command::new("node")
+                .args(["-e", &script])
+                .status()
+            {
+                Ok(status) => assert!(
+                    status.success(),
+                    "{blocked}: should block {command:?} and allow {allowed:?} ({pattern})"
+                ),
+                Err(_) => eprintln!("node not found: the patterns' matching is not checked"),
+            }
+        }
     }
 }

@@ -77,6 +77,7 @@ pub enum ActionName {
     Wait,
     Retry,
     Continue,
+    StartOver,
     #[default]
     Escalate,
 }
@@ -104,6 +105,9 @@ pub enum Action {
     Retry,
     /// Claude stopped at its turn limit: continue the conversation.
     Continue,
+    /// The agent's conversation cannot be resumed (it was never saved: the first request
+    /// failed): launch again with the task's own prompt, a new conversation.
+    StartOver,
     /// Only the operator can fix it.
     Escalate { fix: String },
 }
@@ -119,6 +123,7 @@ impl Action {
             Action::Wait => "wait",
             Action::Retry => "retry",
             Action::Continue => "continue",
+            Action::StartOver => "start_over",
             Action::Escalate { .. } => "escalate",
         }
     }
@@ -250,6 +255,13 @@ fn shipped() -> Vec<ShippedRule> {
             r"error_max_turns|Reached max turns|maximum number of turns",
             None,
             Action::Continue,
+        ),
+        (
+            "conversation-not-found",
+            None,
+            r"No conversation found with session ID|Error resuming session|No previous sessions found|no rollout found for thread id",
+            None,
+            Action::StartOver,
         ),
         (
             "permission-denied",
@@ -564,6 +576,9 @@ impl RecoveryRules {
             Action::Continue => escalate(format!(
                 "the agent hit its turn limit {used} time(s); raise --max-turns in the profile or split the task, then run it again"
             )),
+            // The continuation flag was spent on the launch that failed: a plain relaunch
+            // starts the conversation anew.
+            Action::StartOver => Step::Relaunch(Change::default()),
         }
     }
 
@@ -622,6 +637,7 @@ fn user_rule(r: &RuleConfig, default_budget: u32) -> Result<Rule, RuleError> {
         ActionName::Wait => Action::Wait,
         ActionName::Retry => Action::Retry,
         ActionName::Continue => Action::Continue,
+        ActionName::StartOver => Action::StartOver,
         ActionName::Escalate => Action::Escalate {
             fix: r.fix.clone().unwrap_or_else(|| {
                 format!(

@@ -405,3 +405,33 @@ fn reset_times_are_read_in_every_spelling() {
     assert_eq!(after("tried 3 times"), None);
     assert_eq!(after("at 99:99"), None);
 }
+
+#[test]
+fn a_conversation_that_cannot_be_resumed_starts_over() {
+    for (cli, text, code) in [
+        (
+            AgentKind::Claude,
+            "No conversation found with session ID: 22222222-2222-4222-8222-222222222222",
+            Some(1),
+        ),
+        (
+            AgentKind::Codex,
+            "Error: thread/resume: thread/resume failed: no rollout found for thread id 33333333-3333-4333-8333-333333333333 (code -32600)",
+            Some(1),
+        ),
+        (
+            AgentKind::Gemini,
+            "Error resuming session: No previous sessions found for this project.",
+            Some(42),
+        ),
+    ] {
+        assert_eq!(
+            step(cli, text, code, &[]),
+            (
+                "conversation-not-found".to_string(),
+                relaunch(Change::default())
+            ),
+            "{cli:?}"
+        );
+    }
+}

@@ -476,6 +476,9 @@ fn describe(change: &Change) -> String {
     if change.trust_folder {
         parts.push("its folder trusted".into());
     }
+    if parts.is_empty() {
+        return "a new conversation (its own could not be resumed)".into();
+    }
     parts.join(", ")
 }
 
