@@ -238,7 +238,7 @@ fn shipped() -> Vec<ShippedRule> {
         (
             "usage-limit",
             None,
-            r"(?i)usage limit|hit your (?:session |weekly )?limit|limit reached|quota exceeded|exhausted your .*quota|RESOURCE_EXHAUSTED|rate.?limit|\b429\b",
+            r"(?i)usage limit|hit your (?:session |weekly )?limit|limit reached|quota exceeded|exhausted your .*quota|RESOURCE_EXHAUSTED|resource has been exhausted|rate.?limit|\b429\b",
             None,
             Action::Wait,
         ),

@@ -407,6 +407,13 @@ fn reset_times_are_read_in_every_spelling() {
 }
 
 #[test]
+fn gemini_retrying_an_exhausted_quota_is_a_limit() {
+    // What a real gemini 0.61 says while it retries a 429 (seen through agent_unreachable).
+    let text = "cannot reach its model API: still retrying (1/10): Resource has been exhausted (e.g. check quota). after 4s";
+    assert_eq!(step(AgentKind::Gemini, text, None, &[]).0, "usage-limit");
+}
+
+#[test]
 fn a_conversation_that_cannot_be_resumed_starts_over() {
     for (cli, text, code) in [
         (
