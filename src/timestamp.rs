@@ -121,8 +121,37 @@ impl Timestamp {
     }
 }
 
+impl Timestamp {
+    /// `YYYY-MM-DDTHH:MM:SS.mmmZ` written digit by digit: every journaled event carries one,
+    /// and the formatting machinery was a visible share of writing events. `None` outside the
+    /// years 0 to 9999, which take the general path.
+    fn rfc3339(&self) -> Option<[u8; 24]> {
+        let c = self.civil();
+        let year = u32::try_from(c.year).ok().filter(|y| *y <= 9999)?;
+        let mut out = *b"0000-00-00T00:00:00.000Z";
+        let mut put = |at: usize, width: usize, mut value: u32| {
+            for i in (at..at + width).rev() {
+                out[i] = b'0' + (value % 10) as u8;
+                value /= 10;
+            }
+        };
+        put(0, 4, year);
+        put(5, 2, c.month);
+        put(8, 2, c.day);
+        put(11, 2, c.hour);
+        put(14, 2, c.minute);
+        put(17, 2, c.second);
+        put(20, 3, c.millis);
+        Some(out)
+    }
+}
+
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(text) = self.rfc3339() {
+            // ASCII digits and separators only.
+            return f.pad(std::str::from_utf8(&text).unwrap_or_default());
+        }
         let c = self.civil();
         write!(
             f,
@@ -134,7 +163,10 @@ impl fmt::Display for Timestamp {
 
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        match self.rfc3339() {
+            Some(text) => serializer.serialize_str(std::str::from_utf8(&text).unwrap_or_default()),
+            None => serializer.collect_str(self),
+        }
     }
 }
 
@@ -187,6 +219,12 @@ mod tests {
         let t = Timestamp::from_secs(1_795_284_000);
         assert_eq!(t.to_string(), "2026-11-21T18:00:00.000Z");
         assert_eq!(t.compact(), "20261121_180000");
+        let later = Timestamp(t.0 + 3_723_045);
+        assert_eq!(
+            serde_json::to_string(&later).unwrap(),
+            "\"2026-11-21T19:02:03.045Z\""
+        );
+        assert_eq!(format!("[{later:>26}]"), "[  2026-11-21T19:02:03.045Z]");
     }
 
     #[test]
