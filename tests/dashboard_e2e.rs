@@ -367,14 +367,7 @@ fn sixty_four_live_workers_are_a_list_that_scrolls_with_the_selected_card_beside
     );
     assert!(out.status.success(), "{}", common::text(&out));
     let id = common::session_id(&out);
-    // Killed however the test ends: 64 hanging workers must not outlive it.
-    struct KillOnDrop<'a>(&'a common::Env, String);
-    impl Drop for KillOnDrop<'_> {
-        fn drop(&mut self) {
-            let _ = self.0.cmd(&["kill", &self.1]).output();
-        }
-    }
-    let _session = KillOnDrop(&env, id.clone());
+    // The env kills the session however the test ends: 64 workers must not outlive it.
     wait_for("64 running workers", LIMIT, || {
         env.status(&id)["workers"]
             .as_array()

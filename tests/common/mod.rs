@@ -136,6 +136,24 @@ pub struct Env {
     real: Option<PathBuf>,
 }
 
+/// A test that fails (or holds a session for the operator) must not leave its coordinators and
+/// their agents running: they would slow every test after it. Each session still alive is
+/// killed when the env goes.
+impl Drop for Env {
+    fn drop(&mut self) {
+        let Ok(entries) = std::fs::read_dir(&self.workspace) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let id = entry.file_name().to_string_lossy().into_owned();
+            let lock = entry.path().join("coordinator.lock");
+            if id.starts_with("orch_") && orchestrate::coordinator::lock::holder(&lock).is_some() {
+                let _ = self.cmd(&["kill", &id]).output();
+            }
+        }
+    }
+}
+
 impl Env {
     /// Simulated agents (`run --simulate`).
     pub fn new() -> Env {
