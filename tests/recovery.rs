@@ -770,3 +770,41 @@ fn a_real_gemini_that_cannot_resume_after_its_quota_starts_over() {
     assert_eq!(status["tasks"][0]["state"], "succeeded");
     assert_eq!(status["tasks"][0]["retries"], 0, "recovery is not a retry");
 }
+
+/// A real gemini in a folder it does not trust (a profile that says so) exits 55; the run
+/// directory is trusted and the task goes on.
+#[test]
+fn a_real_gemini_refusing_an_untrusted_folder_is_relaunched_trusting_it() {
+    let Some(clis) = common::require_agent_clis("a_real_gemini_refusing_an_untrusted_folder")
+    else {
+        return;
+    };
+    let env = Env::real(clis);
+    std::fs::write(
+        env.workspace.with_file_name("orchestrate.toml"),
+        "[review]\nenabled = false\n",
+    )
+    .unwrap();
+    let config = env.home.join(".config/orchestrate/orchestrate.toml");
+    let mut text_config = std::fs::read_to_string(&config).unwrap();
+    text_config.push_str("\n[agents.gemini]\nenv = { GEMINI_CLI_TRUST_WORKSPACE = \"false\" }\n");
+    std::fs::write(&config, text_config).unwrap();
+    let plan =
+        env.plan("[[tasks]]\nid = \"t\"\nagent = \"gemini\"\nprompt = \"add the endpoint\"\n");
+    let out = env.run(&plan, &[], &[]);
+    let id = session_id(&out);
+    wait_for("the task to end", LIMIT, || {
+        matches!(
+            env.status(&id)["tasks"][0]["state"].as_str(),
+            Some("succeeded" | "escalated" | "failed")
+        )
+    });
+    let events = orchestrator(&env, &id);
+    let relaunch = events
+        .iter()
+        .find(|e| e.phase() == Some("recovery_relaunch"))
+        .unwrap_or_else(|| panic!("{:#?}", events.iter().map(|e| e.text()).collect::<Vec<_>>()));
+    assert_eq!(relaunch.str_field("rule"), Some("gemini-untrusted-folder"));
+    assert_eq!(relaunch.payload["change"]["trust_folder"], true);
+    assert_eq!(env.status(&id)["tasks"][0]["state"], "succeeded");
+}
