@@ -39,7 +39,8 @@ enum Command {
     /// Start a session: plan the goal into tasks and run them as workers, in the background.
     ///
     /// Exit codes with --no-dashboard: 0 every task succeeded, 1 a task failed, 3 the session
-    /// was stopped, 4 the coordinator died (resume it).
+    /// was stopped, 4 the coordinator died (resume it), 5 nothing runs and a task waits for
+    /// you (recovery held it; the session stays open for the fix).
     Run {
         /// What the agents should achieve; `-` reads it from standard input.
         #[arg(required_unless_present = "goal_file")]

@@ -808,3 +808,29 @@ fn a_real_gemini_refusing_an_untrusted_folder_is_relaunched_trusting_it() {
     assert_eq!(relaunch.payload["change"]["trust_folder"], true);
     assert_eq!(env.status(&id)["tasks"][0]["state"], "succeeded");
 }
+
+#[test]
+fn a_headless_run_whose_only_task_is_held_says_so_and_exits_5() {
+    let env = Env::new();
+    let plan = env.plan(
+        "[[tasks]]\nid = \"t\"\nagent = \"claude\"\nprompt = \"add a health endpoint\"\n\n\
+         [[tasks]]\nid = \"after\"\nagent = \"codex\"\nprompt = \"document it\"\ndepends_on = [\"t\"]\n",
+    );
+    let out = env.run(
+        &plan,
+        &["--no-dashboard"],
+        &[("ORCHESTRATE_SIM_SCENARIO", "api-401")],
+    );
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+    let said = text(&out);
+    assert!(said.contains("claude /login"), "{said}");
+    assert!(
+        said.contains("nothing runs and a task waits for you"),
+        "{said}"
+    );
+    // The session stays open for the fix.
+    let id = session_id(&out);
+    let status = env.status(&id);
+    assert_eq!(status["coordinator"]["alive"], true, "{status:#}");
+    assert_eq!(status["tasks"][0]["state"], "escalated", "{status:#}");
+}

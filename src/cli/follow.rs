@@ -1,5 +1,6 @@
 //! Following a session headless: one readable line per significant event until the session
-//! ends, then the exit code says how (0 done, 1 failed, 3 stopped, 4 the coordinator died).
+//! ends, then the exit code says how (0 done, 1 failed, 3 stopped, 4 the coordinator died, 5
+//! every remaining task waits for the operator: the session stays open).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -8,7 +9,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
+use crate::coordinator::journal::COORDINATOR;
 use crate::coordinator::lock;
+use crate::coordinator::replay::SessionHistory;
+use crate::coordinator::schedule::TaskStatus;
 use crate::event::{AgentEvent, EventType};
 use crate::session::SessionDir;
 use crate::session::tailer::follow_session;
@@ -17,6 +21,9 @@ pub const EXIT_DONE: u8 = 0;
 pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_STOPPED: u8 = 3;
 pub const EXIT_INTERRUPTED: u8 = 4;
+/// Nothing runs and a task recovery escalated waits for the operator: a headless caller is
+/// told so rather than left waiting; the coordinator keeps the session open for the fix.
+pub const EXIT_HELD: u8 = 5;
 
 /// The exit code for a session outcome (`done`, `failed`, `stopped`).
 pub fn exit_code(outcome: &str) -> u8 {
@@ -54,7 +61,12 @@ pub fn follow(session: &SessionDir) -> Result<u8> {
     {
         return Ok(exit_code(finished.str_field("outcome").unwrap_or("failed")));
     }
-    let mut dead_checks = 0;
+    let mut tasks = SessionHistory::default();
+    history
+        .iter()
+        .filter(|e| &*e.worker == COORDINATOR)
+        .for_each(|e| tasks.observe(e));
+    let (mut dead_checks, mut held_checks) = (0, 0);
     let mut last_check = Instant::now();
     loop {
         match rx.recv_timeout(LIVENESS_CHECK) {
@@ -64,6 +76,9 @@ pub fn follow(session: &SessionDir) -> Result<u8> {
                     continue;
                 }
                 *last = Some(event.seq);
+                if &*event.worker == COORDINATOR {
+                    tasks.observe(&event);
+                }
                 if let Some(line) = describe(&event) {
                     let mut out = std::io::stdout().lock();
                     if writeln!(out, "{line}").is_err() {
@@ -86,6 +101,19 @@ pub fn follow(session: &SessionDir) -> Result<u8> {
             } else {
                 0
             };
+            // Held: two checks in a row, so a task about to start is not missed.
+            held_checks = if dead_checks == 0 && waits_for_operator(&tasks) {
+                held_checks + 1
+            } else {
+                0
+            };
+            if held_checks >= 2 {
+                eprintln!(
+                    "orchestrate: nothing runs and a task waits for you (see the lines above); the session stays open: fix it, then `orchestrate control {id} restart --worker W` (or `orchestrate kill {id}`)",
+                    id = session.id
+                );
+                return Ok(EXIT_HELD);
+            }
             // A coordinator that finished may have ended before its last lines reached us.
             if dead_checks >= 2
                 && let Some(outcome) = finished_outcome(session)
@@ -103,6 +131,16 @@ pub fn follow(session: &SessionDir) -> Result<u8> {
             }
         }
     }
+}
+
+/// Whether the session only waits for the operator: a task recovery escalated, none running
+/// or due to run again, and the session not paused (a pause is the operator's own).
+fn waits_for_operator(history: &SessionHistory) -> bool {
+    let statuses = || history.tasks.values().filter_map(|t| t.status.as_ref());
+    !history.paused
+        && history.finished.is_none()
+        && statuses().any(|s| matches!(s, TaskStatus::Escalated { .. }))
+        && !statuses().any(|s| matches!(s, TaskStatus::Running { .. } | TaskStatus::RetryAt { .. }))
 }
 
 /// A coordinator that journaled the end still tidies up for a moment; what comes next (a
