@@ -503,17 +503,7 @@ impl Coordinator {
                         retrying.text,
                         unreachable_ms / 1000
                     );
-                    self.record(
-                        Some(id),
-                        Draft::new(
-                            EventType::Status,
-                            format!("task {id}: {} {why}; stopping it", r.name),
-                        )
-                        .with("phase", "agent_unreachable")
-                        .with("reason", why.clone()),
-                    );
-                    r.ended_by = Some(EndedBy::Unreachable(why));
-                    stop_in_background(&r.worker, false);
+                    self.stop_unreachable(id, r, why);
                 }
             }
             let wait = sched

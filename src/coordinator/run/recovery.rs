@@ -180,7 +180,16 @@ impl Coordinator {
         if !refused {
             return;
         }
-        let why = format!("its model API refuses it: {}", event.text());
+        self.stop_unreachable(
+            task_id,
+            r,
+            format!("its model API refuses it: {}", event.text()),
+        );
+    }
+
+    /// Stops a worker whose agent cannot reach (or is refused by) its model API, saying why:
+    /// its end goes through the recovery rules with `why` among the attempt's texts.
+    pub(super) fn stop_unreachable(&mut self, task_id: &str, r: &mut RunningTask, why: String) {
         self.record(
             Some(task_id),
             Draft::new(
