@@ -36,6 +36,17 @@ pub const ORCH_MCP_SERVER: &str = "orch";
 /// The tool through which a worker reports semantic events (finding, review, milestone...).
 pub const REPORT_TOOL: &str = "report_event";
 
+/// The CLIs' tools that write the file they name (Claude's, then Gemini's): what counts as an
+/// edit in a worker's progress, and what the sandbox's stream check reads as a write.
+pub const FILE_WRITING_TOOLS: [&str; 6] = [
+    "Write",
+    "Edit",
+    "MultiEdit",
+    "NotebookEdit",
+    "write_file",
+    "replace",
+];
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AgentKind {

@@ -6,17 +6,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use super::policy::{Decision, SandboxPolicy, ToolCall};
+use crate::agents::FILE_WRITING_TOOLS;
 use crate::event::{AgentEvent, EventType};
-
-/// Tools that write the file they name.
-const WRITE_TOOLS: [&str; 6] = [
-    "Write",
-    "Edit",
-    "MultiEdit",
-    "NotebookEdit",
-    "write_file",
-    "replace",
-];
 
 #[derive(Debug, Default)]
 pub struct StreamWatch {
@@ -51,7 +42,7 @@ impl StreamWatch {
                     }
                 } else if let (Some(path), true) = (
                     event.str_field("path"),
-                    WRITE_TOOLS.contains(&event.str_field("tool").unwrap_or("")),
+                    FILE_WRITING_TOOLS.contains(&event.str_field("tool").unwrap_or("")),
                 ) {
                     ToolCall::Write {
                         path: PathBuf::from(path),

@@ -38,7 +38,8 @@ pub struct WorkerSpec {
     pub raw_path: PathBuf,
     pub rows: u16,
     pub cols: u16,
-    /// Sequence number of the first event, to continue an existing journal.
+    /// Sequence number of the first event, to continue an existing journal. With a
+    /// `summary_path`, the journal's own next number when that is higher (the summary knows it).
     pub first_seq: u64,
     /// Time between SIGTERM and SIGKILL when stopping.
     pub stop_grace: Duration,
@@ -287,8 +288,9 @@ impl Worker {
             .map_err(|e| journal_error(&spec.events_path, e))?;
         let raw =
             HeldAppender::open(&spec.raw_path).map_err(|e| journal_error(&spec.raw_path, e))?;
+        let summary = KeptSummary::open(spec.summary_path.clone(), &spec.events_path);
         let normalizer = Normalizer::new(spec.agent, &spec.name, spec.task.as_deref())
-            .starting_at(spec.first_seq);
+            .starting_at(spec.first_seq.max(summary.summary.next_seq));
         let mut journal = Journal {
             normalizer,
             events,
@@ -297,7 +299,7 @@ impl Worker {
             blocked: None,
             pending: Vec::new(),
             issues: Vec::new(),
-            summary: KeptSummary::open(spec.summary_path.clone(), &spec.events_path),
+            summary,
             events_path: spec.events_path.clone(),
         };
 

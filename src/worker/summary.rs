@@ -12,6 +12,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::agents::FILE_WRITING_TOOLS;
 use crate::event::{AgentEvent, EventType, UsageTotals, scan_journal};
 use crate::timestamp::Timestamp;
 use crate::worker::WorkerStatus;
@@ -95,7 +96,9 @@ impl WorkerSummary {
     }
 
     /// Writes the summary to `path` whole or not at all (a temporary file renamed over it), so
-    /// a reader never sees half of one.
+    /// a reader never sees half of one. Unlike `session::layout::write_atomically`, no fsync: it
+    /// is written every quarter second under load, and a summary a crash leaves empty or stale
+    /// only makes its readers fold more of the journal.
     pub fn save(&self, path: &Path) -> io::Result<()> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
@@ -108,21 +111,14 @@ impl WorkerSummary {
 
 /// Whether an event is a tool call, and whether that call changed files.
 fn tool_call(e: &AgentEvent) -> (bool, bool) {
-    const EDIT_TOOLS: [&str; 6] = [
-        "Write",
-        "Edit",
-        "MultiEdit",
-        "NotebookEdit",
-        "write_file",
-        "replace",
-    ];
     if e.kind != EventType::Progress {
         return (false, false);
     }
     match e.str_field("kind") {
         Some("tool_call") => (
             true,
-            e.str_field("tool").is_some_and(|t| EDIT_TOOLS.contains(&t)),
+            e.str_field("tool")
+                .is_some_and(|t| FILE_WRITING_TOOLS.contains(&t)),
         ),
         // Codex: a command is announced, then completed with its outcome.
         Some("command") => (!e.payload.contains_key("ok"), false),

@@ -17,7 +17,7 @@ use crate::coordinator::schedule::{AttemptOutcome, Scheduler};
 use crate::event::{AgentEvent, EventType};
 use crate::session::store::WorkerRow;
 use crate::timestamp::Timestamp;
-use crate::worker::{Worker, WorkerSpec, WorkerStatus, WorkerSummary};
+use crate::worker::{Worker, WorkerSpec, WorkerStatus};
 
 impl Coordinator {
     pub(super) fn start_task(
@@ -233,8 +233,6 @@ impl Coordinator {
         }
         .build()?;
         let events_path = self.session.events_path(name);
-        let summary_path = self.session.summary_path(name);
-        let first_seq = WorkerSummary::load(&summary_path, &events_path).map_or(0, |s| s.next_seq);
         let tx = self.inbox_tx.clone();
         let spec = WorkerSpec {
             name: name.to_string(),
@@ -245,9 +243,10 @@ impl Coordinator {
             raw_path: self.session.raw_path(name),
             rows: 40,
             cols: 120,
-            first_seq,
+            // The worker goes on from its journal's next number, which its summary knows.
+            first_seq: 0,
             stop_grace: Duration::from_secs(self.settings.config.stop_grace_secs),
-            summary_path: Some(summary_path),
+            summary_path: Some(self.session.summary_path(name)),
         };
         let worker = Worker::spawn(
             spec,
