@@ -80,9 +80,10 @@ async fn event_loop(
     let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
     let input = Arc::new(InputGate::default());
     spawn_input_reader(tx.clone(), Arc::clone(&input));
-    let _ = tx.send(Msg::Origins(journal_origins(session)));
+    let summaries = worker_summaries(session);
+    let _ = tx.send(Msg::Origins(journal_origins(session, &summaries)));
     // Before the tailer starts: the summaries count what its tails repeat (see App::Summaries).
-    let _ = tx.send(Msg::Summaries(worker_summaries(session)));
+    let _ = tx.send(Msg::Summaries(summaries));
     let (events_tx, events_rx) = mpsc::channel::<crate::event::AgentEvent>(EVENT_QUEUE);
     let _tailer = follow_journals(session, events_tx)?;
     // Declared after the tailer, so dropped before it: a tailer waiting on a full queue is let
@@ -107,14 +108,7 @@ async fn event_loop(
             biased;
             first = rx.recv() => {
                 let Some(first) = first else { return Ok(Exit::Left) };
-                let mut batch = vec![first];
-                while batch.len() < BATCH {
-                    match rx.try_recv() {
-                        Ok(msg) => batch.push(msg),
-                        Err(_) => break,
-                    }
-                }
-                for msg in batch {
+                for msg in batch(first, || rx.try_recv().ok()) {
                     let (actions, changed) = app.update(msg);
                     dirty |= changed;
                     for action in actions {
@@ -155,14 +149,7 @@ async fn event_loop(
                 last_draw = Instant::now();
             }
             Some(first) = events_rx.recv() => {
-                let mut batch = vec![first];
-                while batch.len() < BATCH {
-                    match events_rx.try_recv() {
-                        Ok(event) => batch.push(event),
-                        Err(_) => break,
-                    }
-                }
-                for event in batch {
+                for event in batch(first, || events_rx.try_recv().ok()) {
                     let (actions, changed) = app.update(Msg::Event(event));
                     dirty |= changed;
                     for action in actions {
@@ -172,6 +159,18 @@ async fn event_loop(
             }
         }
     }
+}
+
+/// `first` and what else is queued (`next`), up to [`BATCH`]: updated together, one frame.
+fn batch<T>(first: T, mut next: impl FnMut() -> Option<T>) -> Vec<T> {
+    let mut batch = vec![first];
+    while batch.len() < BATCH {
+        match next() {
+            Some(item) => batch.push(item),
+            None => break,
+        }
+    }
+    batch
 }
 
 /// The bell, and a desktop notification through the terminal (OSC 9: iTerm2, kitty, WezTerm,
@@ -268,9 +267,6 @@ fn spawn_input_reader(tx: UnboundedSender<Msg>, gate: Arc<InputGate>) {
     });
 }
 
-/// Every journal of the session, from near its end, as `Msg::Event`s.
-/// When each journal began: the timestamp of its first line (one short read per file, so
-/// opening stays fast on any history).
 /// Every worker's summary, by name (see `worker::summary`).
 fn worker_summaries(session: &SessionDir) -> std::collections::BTreeMap<String, WorkerSummary> {
     crate::cli::lookup::worker_names(session)
@@ -284,35 +280,32 @@ fn worker_summaries(session: &SessionDir) -> std::collections::BTreeMap<String, 
         .collect()
 }
 
-fn journal_origins(session: &SessionDir) -> std::collections::BTreeMap<String, Timestamp> {
+/// When the session and each worker began: the first line of the coordinator's journal (one
+/// short read, so opening stays fast on any history) and each summary's first event.
+fn journal_origins(
+    session: &SessionDir,
+    summaries: &std::collections::BTreeMap<String, WorkerSummary>,
+) -> std::collections::BTreeMap<String, Timestamp> {
     use std::io::BufRead;
-    let first = |path: &std::path::Path| -> Option<Timestamp> {
-        let file = std::fs::File::open(path).ok()?;
-        let mut line = Vec::new();
-        std::io::BufReader::new(file)
-            .take(1 << 20)
-            .read_until(b'\n', &mut line)
-            .ok()?;
-        serde_json::from_slice::<crate::event::AgentEvent>(&line)
-            .ok()
-            .map(|e| e.timestamp)
-    };
-    let mut origins = std::collections::BTreeMap::new();
-    if let Some(at) = first(&session.path.join("orchestrator.jsonl")) {
-        origins.insert(crate::coordinator::journal::COORDINATOR.to_string(), at);
-    }
-    for entry in std::fs::read_dir(session.events_dir())
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        let path = entry.path();
-        if path.extension().is_some_and(|x| x == "jsonl")
-            && let (Some(name), Some(at)) =
-                (path.file_stem().and_then(|s| s.to_str()), first(&path))
-        {
-            origins.insert(name.to_string(), at);
-        }
+    let mut origins: std::collections::BTreeMap<String, Timestamp> = summaries
+        .iter()
+        .filter_map(|(name, s)| Some((name.clone(), s.first_at?)))
+        .collect();
+    let mut line = Vec::new();
+    let first = std::fs::File::open(session.orchestrator_journal())
+        .ok()
+        .and_then(|file| {
+            std::io::BufReader::new(file)
+                .take(1 << 20)
+                .read_until(b'\n', &mut line)
+                .ok()?;
+            serde_json::from_slice::<crate::event::AgentEvent>(&line).ok()
+        });
+    if let Some(first) = first {
+        origins.insert(
+            crate::coordinator::journal::COORDINATOR.to_string(),
+            first.timestamp,
+        );
     }
     origins
 }
