@@ -20,13 +20,8 @@ fn session(
     follow: bool,
     extra_env: &[(&str, &str)],
 ) -> String {
-    let path = env.workspace.with_file_name("orchestrate.toml");
-    let mut text_config = std::fs::read_to_string(&path).unwrap_or_default();
-    text_config.push_str(config);
-    std::fs::write(&path, text_config).unwrap();
-    let plan = env.plan(&format!(
-        "[[tasks]]\nid = \"t\"\nagent = \"{agent}\"\nprompt = \"add a health endpoint\"\n"
-    ));
+    add_local_config(env, config);
+    let plan = one_task(env, agent);
     let args: &[&str] = if follow { &["--no-dashboard"] } else { &[] };
     let out = env.run(&plan, args, extra_env);
     let id = session_id(&out);
@@ -36,6 +31,29 @@ fn session(
         text(&out)
     );
     id
+}
+
+/// A plan of one task, `t`, for `agent`.
+fn one_task(env: &Env, agent: &str) -> std::path::PathBuf {
+    env.plan(&format!(
+        "[[tasks]]\nid = \"t\"\nagent = \"{agent}\"\nprompt = \"add the endpoint\"\n"
+    ))
+}
+
+/// Adds `text` to the configuration beside the workspace (read after the user's).
+fn add_local_config(env: &Env, text: &str) {
+    append(&env.workspace.with_file_name("orchestrate.toml"), text);
+}
+
+/// Adds `text` to the user's configuration (where `Env::real` declares the sandbox to Claude).
+fn add_user_config(env: &Env, text: &str) {
+    append(&env.home.join(".config/orchestrate/orchestrate.toml"), text);
+}
+
+fn append(path: &std::path::Path, text: &str) {
+    let mut config = std::fs::read_to_string(path).unwrap_or_default();
+    config.push_str(text);
+    std::fs::write(path, config).unwrap();
 }
 
 fn orchestrator(env: &Env, id: &str) -> Vec<orchestrate::event::AgentEvent> {
@@ -243,15 +261,12 @@ fn a_real_codex_waits_out_its_usage_limit_and_continues_its_conversation() {
         return;
     };
     let env = Env::real(clis);
-    let config = env.home.join(".config/orchestrate/orchestrate.toml");
-    let mut text_config = std::fs::read_to_string(&config).unwrap();
     // The stub's limit lifts 3 s after it is first hit; Codex names the minute it lifts in.
-    text_config.push_str(
+    add_user_config(
+        &env,
         "\n[review]\nenabled = false\n\n[agents.codex]\nenv = { ORCHESTRATE_SIM_SCENARIO = \"usage-limit-3s\" }\n",
     );
-    std::fs::write(&config, text_config).unwrap();
-    let plan =
-        env.plan("[[tasks]]\nid = \"t\"\nagent = \"codex\"\nprompt = \"add the endpoint\"\n");
+    let plan = one_task(&env, "codex");
     let out = env.run(&plan, &["--no-dashboard"], &[]);
     let id = session_id(&out);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -287,13 +302,11 @@ fn a_real_codex_profile_with_a_removed_flag_is_relaunched_without_it() {
         return;
     };
     let env = Env::real(clis);
-    let config = env.home.join(".config/orchestrate/orchestrate.toml");
-    let mut text_config = std::fs::read_to_string(&config).unwrap();
-    text_config
-        .push_str("\n[review]\nenabled = false\n\n[agents.codex]\nargs = [\"--full-auto\"]\n");
-    std::fs::write(&config, text_config).unwrap();
-    let plan =
-        env.plan("[[tasks]]\nid = \"t\"\nagent = \"codex\"\nprompt = \"add the endpoint\"\n");
+    add_user_config(
+        &env,
+        "\n[review]\nenabled = false\n\n[agents.codex]\nargs = [\"--full-auto\"]\n",
+    );
+    let plan = one_task(&env, "codex");
     let out = env.run(&plan, &["--no-dashboard"], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let id = session_id(&out);
@@ -325,8 +338,7 @@ fn a_real_claude_as_root_runs_in_the_safe_mode_instead_of_bypass() {
         "[review]\nenabled = false\n\n[agents.claude]\nautonomy = \"edit\"\nargs = [\"--dangerously-skip-permissions\"]\n",
     )
     .unwrap();
-    let plan =
-        env.plan("[[tasks]]\nid = \"t\"\nagent = \"claude\"\nprompt = \"add the endpoint\"\n");
+    let plan = one_task(&env, "claude");
     let out = env.run(&plan, &["--no-dashboard"], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let id = session_id(&out);
@@ -372,8 +384,7 @@ fn a_real_claude_as_root_with_the_default_bypass_is_prepared_before_its_launch()
         "[review]\nenabled = false\n",
     )
     .unwrap();
-    let plan =
-        env.plan("[[tasks]]\nid = \"t\"\nagent = \"claude\"\nprompt = \"add the endpoint\"\n");
+    let plan = one_task(&env, "claude");
     let out = env.run(&plan, &["--no-dashboard"], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let id = session_id(&out);
@@ -546,12 +557,11 @@ fn a_real_gemini_profile_with_yolo_is_relaunched_without_it() {
         return;
     };
     let env = Env::real(clis);
-    let config = env.home.join(".config/orchestrate/orchestrate.toml");
-    let mut text_config = std::fs::read_to_string(&config).unwrap();
-    text_config.push_str("\n[review]\nenabled = false\n\n[agents.gemini]\nargs = [\"--yolo\"]\n");
-    std::fs::write(&config, text_config).unwrap();
-    let plan =
-        env.plan("[[tasks]]\nid = \"t\"\nagent = \"gemini\"\nprompt = \"add the endpoint\"\n");
+    add_user_config(
+        &env,
+        "\n[review]\nenabled = false\n\n[agents.gemini]\nargs = [\"--yolo\"]\n",
+    );
+    let plan = one_task(&env, "gemini");
     let out = env.run(&plan, &["--no-dashboard"], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let id = session_id(&out);
@@ -596,8 +606,7 @@ fn a_real_claude_stopped_at_its_turn_limit_continues_its_conversation() {
         "[review]\nenabled = false\n\n[agents.claude]\nenv = { IS_SANDBOX = \"1\" }\nargs = [\"--max-turns=3\"]\n",
     )
     .unwrap();
-    let plan =
-        env.plan("[[tasks]]\nid = \"t\"\nagent = \"claude\"\nprompt = \"add the endpoint\"\n");
+    let plan = one_task(&env, "claude");
     let out = env.run(&plan, &["--no-dashboard"], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let id = session_id(&out);
@@ -624,14 +633,11 @@ fn real_session_against(
     scenario: &str,
 ) -> (Env, String, Vec<orchestrate::event::AgentEvent>) {
     let env = Env::real(clis);
-    std::fs::write(
-        env.workspace.with_file_name("orchestrate.toml"),
+    add_local_config(
+        &env,
         "agent_unreachable_secs = 5\n\n[review]\nenabled = false\n\n[recovery]\nbackoff_ms = 100\n",
-    )
-    .unwrap();
-    let plan = env.plan(&format!(
-        "[[tasks]]\nid = \"t\"\nagent = \"{cli}\"\nprompt = \"add the endpoint\"\n"
-    ));
+    );
+    let plan = one_task(&env, cli);
     let out = env.run(&plan, &[], &[("ORCHESTRATE_SIM_SCENARIO", scenario)]);
     let id = session_id(&out);
     wait_for("the escalation", LIMIT, || {
@@ -739,13 +745,11 @@ fn a_real_gemini_that_cannot_resume_after_its_quota_starts_over() {
         return;
     };
     let env = Env::real(clis);
-    std::fs::write(
-        env.workspace.with_file_name("orchestrate.toml"),
+    add_local_config(
+        &env,
         "[review]\nenabled = false\n\n[recovery]\nbackoff_ms = 100\n",
-    )
-    .unwrap();
-    let plan =
-        env.plan("[[tasks]]\nid = \"t\"\nagent = \"gemini\"\nprompt = \"add the endpoint\"\n");
+    );
+    let plan = one_task(&env, "gemini");
     let out = env.run(
         &plan,
         &["--no-dashboard"],
@@ -780,17 +784,12 @@ fn a_real_gemini_refusing_an_untrusted_folder_is_relaunched_trusting_it() {
         return;
     };
     let env = Env::real(clis);
-    std::fs::write(
-        env.workspace.with_file_name("orchestrate.toml"),
-        "[review]\nenabled = false\n",
-    )
-    .unwrap();
-    let config = env.home.join(".config/orchestrate/orchestrate.toml");
-    let mut text_config = std::fs::read_to_string(&config).unwrap();
-    text_config.push_str("\n[agents.gemini]\nenv = { GEMINI_CLI_TRUST_WORKSPACE = \"false\" }\n");
-    std::fs::write(&config, text_config).unwrap();
-    let plan =
-        env.plan("[[tasks]]\nid = \"t\"\nagent = \"gemini\"\nprompt = \"add the endpoint\"\n");
+    add_local_config(&env, "[review]\nenabled = false\n");
+    add_user_config(
+        &env,
+        "\n[agents.gemini]\nenv = { GEMINI_CLI_TRUST_WORKSPACE = \"false\" }\n",
+    );
+    let plan = one_task(&env, "gemini");
     let out = env.run(&plan, &[], &[]);
     let id = session_id(&out);
     wait_for("the task to end", LIMIT, || {
