@@ -950,41 +950,31 @@ fn durations_are_right_when_only_the_journals_tails_were_read() {
 #[test]
 fn totals_and_state_come_from_the_summary_when_the_tail_does_not_reach_back() {
     let mut a = app();
-    // The worker's summary: 500 events so far, two runs' final reports, 12 tool calls.
+    let numbered = |kind, secs, seq, payload| {
+        let mut e = ev(kind, "claude-x", "claude", Some("x"), secs, payload);
+        e.seq = seq;
+        e
+    };
+    let report = |input: u64, output: u64, cost: f64| json!({"text": "done", "final": true, "usage": {"input_tokens": input, "output_tokens": output}, "cost_usd": cost});
+    // The worker's summary: 500 events so far, among them its spawn and a final report.
     let mut summary = orchestrate::worker::WorkerSummary::default();
-    for (seq, payload) in [
+    summary.observe(&numbered(
+        EventType::Status,
+        -300,
+        0,
         json!({"phase": "spawned", "text": "started", "pid": 42, "cwd": "/w/x"}),
-        json!({"text": "done", "final": true, "usage": {"input_tokens": 120_000, "output_tokens": 3_000}, "cost_usd": 1.25}),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let kind = if seq == 0 { EventType::Status } else { EventType::Milestone };
-        let mut e = ev(kind, "claude-x", "claude", Some("x"), seq as i64 - 300, payload);
-        e.seq = seq as u64;
-        summary.observe(&e);
-    }
+    ));
+    summary.observe(&numbered(
+        EventType::Milestone,
+        -299,
+        1,
+        report(120_000, 3_000, 1.25),
+    ));
     summary.next_seq = 500;
     a.update(Msg::Summaries([("claude-x".to_string(), summary)].into()));
     // The tail repeats the last event the summary counted, then goes on.
-    let mut repeated = ev(
-        EventType::Milestone,
-        "claude-x",
-        "claude",
-        Some("x"),
-        0,
-        json!({"text": "done", "final": true, "usage": {"input_tokens": 120_000, "output_tokens": 3_000}, "cost_usd": 1.25}),
-    );
-    repeated.seq = 499;
-    let mut next = ev(
-        EventType::Milestone,
-        "claude-x",
-        "claude",
-        Some("x"),
-        1,
-        json!({"text": "more", "final": true, "usage": {"input_tokens": 1_000, "output_tokens": 500}, "cost_usd": 0.25}),
-    );
-    next.seq = 500;
+    let repeated = numbered(EventType::Milestone, 0, 499, report(120_000, 3_000, 1.25));
+    let next = numbered(EventType::Milestone, 1, 500, report(1_000, 500, 0.25));
     feed(&mut a, vec![repeated, next]);
     let pane = &a.workers[0];
     assert_eq!(pane.counted.usage.input_tokens, 121_000);
