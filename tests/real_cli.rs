@@ -17,6 +17,7 @@ use common::{
     worker_procs,
 };
 use orchestrate::event::EventType;
+use orchestrate::worker::WorkerSummary;
 use orchestrate::worker::process::WorkerProcs;
 use serde_json::Value;
 
@@ -287,11 +288,7 @@ fn after_a_coordinator_sigkill_each_real_cli_continues_its_own_conversation() {
     let before = stub_log(&dir).len();
     let sessions_before: Vec<Option<String>> = WORKERS
         .iter()
-        .map(|w| {
-            orchestrate::coordinator::run::last_agent_session(&journal(
-                &dir.join(format!("events/{w}.jsonl")),
-            ))
-        })
+        .map(|w| WorkerSummary::of(&journal(&dir.join(format!("events/{w}.jsonl")))).agent_session)
         .collect();
     let pid = env.status(&id)["coordinator"]["pid"].as_i64().unwrap() as i32;
     // SAFETY: plain kill of a process this test started.
@@ -320,7 +317,7 @@ fn after_a_coordinator_sigkill_each_real_cli_continues_its_own_conversation() {
             "{worker} started its conversation over: {first}"
         );
         let journal = journal(&dir.join(format!("events/{worker}.jsonl")));
-        let last = orchestrate::coordinator::run::last_agent_session(&journal);
+        let last = WorkerSummary::of(&journal).agent_session;
         assert!(
             session.is_some(),
             "{worker} had no session id before the kill"

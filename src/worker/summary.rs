@@ -67,6 +67,13 @@ impl WorkerSummary {
         self.usage.observe(event);
     }
 
+    /// The fold of `events`, a whole journal's.
+    pub fn of(events: &[AgentEvent]) -> WorkerSummary {
+        let mut summary = WorkerSummary::default();
+        events.iter().for_each(|e| summary.observe(e));
+        summary
+    }
+
     /// The summary of the whole journal at `journal`: the saved copy at `saved` (if any, and if
     /// it fits the journal) brought up to date from the journal itself. No journal yet: the
     /// empty summary.
@@ -163,8 +170,7 @@ mod tests {
 
     fn whole_fold(journal: &Path) -> WorkerSummary {
         let (events, _) = read_journal(journal).unwrap();
-        let mut summary = WorkerSummary::default();
-        events.iter().for_each(|e| summary.observe(e));
+        let mut summary = WorkerSummary::of(&events);
         summary.offset = std::fs::metadata(journal).unwrap().len();
         summary
     }

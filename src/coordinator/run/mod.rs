@@ -42,7 +42,6 @@ mod reviews;
 mod sandbox;
 mod tasks;
 
-pub use records::last_agent_session;
 pub use sandbox::ApprovalView;
 use tasks::stop_in_background;
 pub use tasks::worker_name;

@@ -1,5 +1,5 @@
 //! What the coordinator keeps in the database for `status` and later readers: task rows and
-//! worker rows; plus the lookups it makes in worker journals (conversation ids, usage).
+//! worker rows; plus what it reads of a worker's journal (conversation id, usage) through its summary.
 
 use serde_json::json;
 
@@ -71,14 +71,4 @@ impl Coordinator {
             .store
             .upsert_worker(&self.session.id, &row, Timestamp::now());
     }
-}
-
-/// The agent's own conversation id: the `session_id` of its journal's last `init`.
-pub fn last_agent_session(events: &[AgentEvent]) -> Option<String> {
-    events
-        .iter()
-        .rev()
-        .find(|e| e.phase() == Some("init"))
-        .and_then(|e| e.str_field("session_id"))
-        .map(str::to_string)
 }
