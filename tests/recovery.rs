@@ -319,25 +319,31 @@ fn a_real_codex_profile_with_a_removed_flag_is_relaunched_without_it() {
     );
 }
 
-#[test]
-fn a_real_claude_as_root_runs_in_the_safe_mode_instead_of_bypass() {
-    let Some(clis) = common::require_agent_clis("a_real_claude_as_root_runs_in_the_safe_mode")
-    else {
-        return;
-    };
+/// Claude refuses bypass mode only as root; elsewhere the root cases have nothing to show.
+fn running_as_root() -> bool {
     // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
         eprintln!("SKIPPED: Claude refuses bypass mode only as root");
-        return;
     }
-    let env = Env::real(clis);
-    // No IS_SANDBOX: this machine is not declared a sandbox. The profile also carries the
-    // bypass flag itself, which Claude refuses as root: recovery drops it.
-    std::fs::write(
-        env.home.join(".config/orchestrate/orchestrate.toml"),
-        "[review]\nenabled = false\n\n[agents.claude]\nautonomy = \"edit\"\nargs = [\"--dangerously-skip-permissions\"]\n",
-    )
-    .unwrap();
+    root
+}
+
+/// Replaces the user's configuration (and so `Env::real`'s sandbox declaration) with `text`.
+fn set_user_config(env: &Env, text: &str) {
+    let dir = env.home.join(".config/orchestrate");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("orchestrate.toml"), text).unwrap();
+}
+
+/// A profile carrying the bypass flag itself, which Claude refuses as root on a machine not
+/// declared a sandbox (`IS_SANDBOX=0`, which also stops the sim's launch declaring one):
+/// recovery drops it and the hooks make the safe mode work.
+fn claude_as_root_runs_in_the_safe_mode_instead_of_bypass(env: Env) {
+    set_user_config(
+        &env,
+        "[review]\nenabled = false\n\n[agents.claude]\nautonomy = \"edit\"\nargs = [\"--dangerously-skip-permissions\"]\nenv = { IS_SANDBOX = \"0\" }\n",
+    );
     let plan = one_task(&env, "claude");
     let out = env.run(&plan, &["--no-dashboard"], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -369,21 +375,30 @@ fn a_real_claude_as_root_runs_in_the_safe_mode_instead_of_bypass() {
 }
 
 #[test]
-fn a_real_claude_as_root_with_the_default_bypass_is_prepared_before_its_launch() {
-    let Some(clis) = common::require_agent_clis("a_real_claude_as_root_is_prepared") else {
+fn a_claude_as_root_runs_in_the_safe_mode_instead_of_bypass() {
+    if running_as_root() {
+        claude_as_root_runs_in_the_safe_mode_instead_of_bypass(Env::new());
+    }
+}
+
+#[test]
+fn a_real_claude_as_root_runs_in_the_safe_mode_instead_of_bypass() {
+    let Some(clis) = common::require_agent_clis("a_real_claude_as_root_runs_in_the_safe_mode")
+    else {
         return;
     };
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("SKIPPED: Claude refuses bypass mode only as root");
-        return;
+    if running_as_root() {
+        claude_as_root_runs_in_the_safe_mode_instead_of_bypass(Env::real(clis));
     }
-    let env = Env::real(clis);
-    std::fs::write(
-        env.home.join(".config/orchestrate/orchestrate.toml"),
-        "[review]\nenabled = false\n",
-    )
-    .unwrap();
+}
+
+/// With the default autonomy (bypass) as root, preparation picks the safe mode before the
+/// first launch: one launch, never the refused flag.
+fn claude_as_root_with_the_default_bypass_is_prepared_before_its_launch(env: Env) {
+    set_user_config(
+        &env,
+        "[review]\nenabled = false\n\n[agents.claude]\nenv = { IS_SANDBOX = \"0\" }\n",
+    );
     let plan = one_task(&env, "claude");
     let out = env.run(&plan, &["--no-dashboard"], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -395,7 +410,6 @@ fn a_real_claude_as_root_with_the_default_bypass_is_prepared_before_its_launch()
         "{}",
         text(&out)
     );
-    // One launch, never the refused bypass.
     let argvs = spawned_argvs(&env, &id, "claude-t");
     assert_eq!(argvs.len(), 1, "{argvs:#?}");
     assert!(
@@ -407,6 +421,23 @@ fn a_real_claude_as_root_with_the_default_bypass_is_prepared_before_its_launch()
         "{}",
         text(&out)
     );
+}
+
+#[test]
+fn a_claude_as_root_with_the_default_bypass_is_prepared_before_its_launch() {
+    if running_as_root() {
+        claude_as_root_with_the_default_bypass_is_prepared_before_its_launch(Env::new());
+    }
+}
+
+#[test]
+fn a_real_claude_as_root_with_the_default_bypass_is_prepared_before_its_launch() {
+    let Some(clis) = common::require_agent_clis("a_real_claude_as_root_is_prepared") else {
+        return;
+    };
+    if running_as_root() {
+        claude_as_root_with_the_default_bypass_is_prepared_before_its_launch(Env::real(clis));
+    }
 }
 
 #[test]
@@ -595,17 +626,13 @@ fn gemini_refusing_an_untrusted_folder_is_relaunched_trusting_it() {
     assert_eq!(env.status(&id)["tasks"][0]["state"], "succeeded");
 }
 
-#[test]
-fn a_real_claude_stopped_at_its_turn_limit_continues_its_conversation() {
-    let Some(clis) = common::require_agent_clis("a_real_claude_stopped_at_its_turn_limit") else {
-        return;
-    };
-    let env = Env::real(clis);
-    std::fs::write(
-        env.home.join(".config/orchestrate/orchestrate.toml"),
+/// A profile with `--max-turns=3`: the run stops at its turn limit, recovery continues the
+/// conversation and the task completes.
+fn claude_stopped_at_its_turn_limit_continues_its_conversation(env: Env) {
+    set_user_config(
+        &env,
         "[review]\nenabled = false\n\n[agents.claude]\nenv = { IS_SANDBOX = \"1\" }\nargs = [\"--max-turns=3\"]\n",
-    )
-    .unwrap();
+    );
     let plan = one_task(&env, "claude");
     let out = env.run(&plan, &["--no-dashboard"], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -623,6 +650,19 @@ fn a_real_claude_stopped_at_its_turn_limit_continues_its_conversation() {
         "{argvs:#?}"
     );
     assert_eq!(env.status(&id)["tasks"][0]["state"], "succeeded");
+}
+
+#[test]
+fn a_claude_stopped_at_its_turn_limit_continues_its_conversation() {
+    claude_stopped_at_its_turn_limit_continues_its_conversation(Env::new());
+}
+
+#[test]
+fn a_real_claude_stopped_at_its_turn_limit_continues_its_conversation() {
+    let Some(clis) = common::require_agent_clis("a_real_claude_stopped_at_its_turn_limit") else {
+        return;
+    };
+    claude_stopped_at_its_turn_limit_continues_its_conversation(Env::real(clis));
 }
 
 /// A session of one task for the real `cli` against the stub playing `scenario`; returns the

@@ -555,18 +555,59 @@ fn stream_shape(stdout: &[u8]) -> Vec<String> {
         .collect()
 }
 
+/// Runs Claude with `args` in a fresh directory twice: the real one against a stub playing
+/// `scenario`, and the sim (told the same through `env`, which both get); returns (sim, real).
+fn claude_side_by_side(
+    clis: &Path,
+    stub: &StubModel,
+    scenario: Scenario,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (Output, Output) {
+    let dir = workdir(Dir::Plain);
+    let home = tempfile::tempdir().unwrap();
+    // It talks to this process's stub on 127.0.0.1: no network namespace of its own.
+    let mut real = Command::new(clis.join("claude"));
+    let mut launch = Launch::default();
+    stub_env::point_at_stub(
+        AgentKind::Claude,
+        &mut launch,
+        &base_url(stub.addr(), scenario, "t"),
+        home.path(),
+    );
+    real.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(launch.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .envs(env.iter().copied())
+        .current_dir(dir.path())
+        .stdin(Stdio::null());
+    let real = real.output().unwrap();
+    let mut sim = Command::new(binary());
+    sim.args(["sim", "claude"])
+        .args(args)
+        .env("ORCHESTRATE_SIM_SPEED", "0")
+        .envs(env.iter().copied())
+        .current_dir(dir.path())
+        .stdin(Stdio::null());
+    (sim.output().unwrap(), real)
+}
+
+fn stub() -> StubModel {
+    StubModel::start(StubConfig {
+        port: 0,
+        scenario: Scenario::Success,
+        log: None,
+    })
+    .unwrap()
+}
+
 #[test]
 fn claude_under_json_schema_answers_through_structured_output_in_the_sim_as_for_real() {
     let Some(clis) = require_agent_clis("claude_under_json_schema_answers") else {
         return;
     };
-    let log = tempfile::NamedTempFile::new().unwrap();
-    let stub = StubModel::start(StubConfig {
-        port: 0,
-        scenario: Scenario::Success,
-        log: Some(log.path().to_path_buf()),
-    })
-    .unwrap();
+    let stub = stub();
     let schema = orchestrate::review::verdict::SCHEMA;
     for verdict in [Scenario::Concern, Scenario::Garbage] {
         let args = [
@@ -580,36 +621,67 @@ fn claude_under_json_schema_answers_through_structured_output_in_the_sim_as_for_
             schema,
             "[orchestrate review request] review the change",
         ];
-        let dir = workdir(Dir::Plain);
-        let home = tempfile::tempdir().unwrap();
-        // It talks to this process's stub on 127.0.0.1: no network namespace of its own.
-        let mut real = Command::new(clis.join("claude"));
-        let mut launch = Launch::default();
-        stub_env::point_at_stub(
-            AgentKind::Claude,
-            &mut launch,
-            &base_url(stub.addr(), verdict, "review"),
-            home.path(),
-        );
-        real.args(args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .envs(launch.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .current_dir(dir.path())
-            .stdin(Stdio::null());
-        let real = real.output().unwrap();
-        let mut sim = Command::new(binary());
-        sim.args(["sim", "claude"])
-            .args(args)
-            .env("ORCHESTRATE_SIM_SPEED", "0")
-            .env("ORCHESTRATE_SIM_VERDICT", verdict.to_string())
-            .current_dir(dir.path())
-            .stdin(Stdio::null());
-        let sim = sim.output().unwrap();
+        let told = verdict.to_string();
+        let env = [("ORCHESTRATE_SIM_VERDICT", told.as_str())];
+        let (sim, real) = claude_side_by_side(&clis, &stub, verdict, &args, &env);
         assert_eq!(
             stream_shape(&sim.stdout),
             stream_shape(&real.stdout),
             "{verdict}: sim then real"
         );
     }
+}
+
+#[test]
+fn claude_at_its_turn_limit_stops_in_the_sim_as_for_real() {
+    let Some(clis) = require_agent_clis("claude_at_its_turn_limit_stops") else {
+        return;
+    };
+    let stub = stub();
+    let args = [
+        "-p",
+        "--output-format",
+        "stream-json",
+        "--verbose",
+        "--dangerously-skip-permissions",
+        "--max-turns",
+        "1",
+        "add the endpoint",
+    ];
+    let (sim, real) = claude_side_by_side(
+        &clis,
+        &stub,
+        Scenario::Success,
+        &args,
+        &[("IS_SANDBOX", "1")],
+    );
+    let errors = |out: &Output| {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|v| v["type"] == "result")
+            .map(|v| {
+                (
+                    v["subtype"].clone(),
+                    v["errors"].clone(),
+                    v["num_turns"].clone(),
+                )
+            })
+    };
+    assert_eq!(
+        (sim.status.code(), errors(&sim)),
+        (real.status.code(), errors(&real)),
+        "sim then real; real stdout:\n{}",
+        String::from_utf8_lossy(&real.stdout)
+    );
+    assert_eq!(real.status.code(), Some(1));
+    // One tool round ran, then no more: the same calls in both.
+    let calls = |out: &Output| -> Vec<String> {
+        stream_shape(&out.stdout)
+            .into_iter()
+            .filter(|line| line.contains("tool_use"))
+            .collect()
+    };
+    assert_eq!(calls(&sim), calls(&real), "sim then real");
+    assert_eq!(calls(&real).len(), 1);
 }

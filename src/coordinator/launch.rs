@@ -88,8 +88,11 @@ impl WorkerLaunch<'_> {
                     .env
                     .push(("ORCHESTRATE_SIM_SPEED".into(), speed.to_string()));
                 // The simulated CLIs, like the real ones, refuse bypass mode as root without
-                // IS_SANDBOX (Claude) and want an auth method (Gemini).
-                launch.env.push(("IS_SANDBOX".into(), "1".into()));
+                // IS_SANDBOX (Claude) and want an auth method (Gemini). A profile that sets
+                // IS_SANDBOX itself plays a machine that is not a sandbox.
+                if !profile.env.contains_key("IS_SANDBOX") {
+                    launch.env.push(("IS_SANDBOX".into(), "1".into()));
+                }
                 launch
                     .env
                     .push(("GEMINI_API_KEY".into(), "orchestrate-sim".into()));

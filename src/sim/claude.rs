@@ -310,6 +310,10 @@ pub fn check_args(args: &[String], host: &Host) -> Result<CheckedArgs, ArgError>
         json_schema: value("--json-schema").is_some(),
         structured: None,
         turn_texts: Vec::new(),
+        // Commander took any number; Claude keeps its whole part.
+        max_turns: value("--max-turns")
+            .and_then(|v| v.parse::<f64>().ok())
+            .map(|v| v.max(0.0) as u32),
     };
     Ok(CheckedArgs::Run(Box::new(invocation), Box::new(dialect)))
 }
@@ -338,6 +342,8 @@ pub struct ClaudeDialect {
     /// What the model said since its last tool call: said again when Claude insists on the
     /// StructuredOutput tool and the model answers in text anyway.
     turn_texts: Vec<String>,
+    /// `--max-turns`: the run stops with `error_max_turns` after this many tool rounds.
+    max_turns: Option<u32>,
 }
 
 /// The tool result Claude gives the model's StructuredOutput call.
@@ -621,6 +627,17 @@ impl Dialect for ClaudeDialect {
             result["num_turns"] = json!(end.turns + 1);
         }
         self.print_result(out, result, end, &end.summary)
+    }
+
+    fn max_turns(&self) -> Option<u32> {
+        self.max_turns
+    }
+
+    fn out_of_turns(&mut self, out: &mut Emitter, end: &RunEnd, max: u32) -> i32 {
+        let text = format!("Reached maximum number of turns ({max})");
+        let mut result = self.result_line(end, "error_max_turns", true, &text, "max_turns");
+        result["num_turns"] = json!(max + 1);
+        self.print_result(out, result, end, &text)
     }
 }
 

@@ -170,6 +170,15 @@ pub trait Dialect {
     fn tool_refused(&mut self, out: &mut Emitter, id: &str, call: &ToolCall, why: &Refusal);
     /// Prints the closing event(s) and returns the exit code.
     fn finish(&mut self, out: &mut Emitter, end: &RunEnd) -> i32;
+    /// How many tool rounds one run may take (Claude `--max-turns`); `None`: no limit.
+    fn max_turns(&self) -> Option<u32> {
+        None
+    }
+    /// What the CLI prints when the run used its `max` turns with the story not done; returns
+    /// the exit code. Only a dialect with [`Dialect::max_turns`] is asked.
+    fn out_of_turns(&mut self, out: &mut Emitter, end: &RunEnd, _max: u32) -> i32 {
+        self.finish(out, end)
+    }
     /// How the CLI retries a request the API refused with `error`.
     fn retry_policy(&self, error: ApiError) -> RetryPolicy;
     /// What the CLI prints before visible retry `attempt` of `max`; returns the delay it

@@ -35,6 +35,8 @@ pub fn play(
     out: &mut Emitter,
     pace: Pace,
 ) -> i32 {
+    // Tool rounds this run took; the turn limit counts only those, a resumed run starts again.
+    let mut rounds = 0;
     let mut run = Run {
         dialect,
         out,
@@ -66,10 +68,12 @@ pub fn play(
             Step::Act(action) => {
                 run.tool(action);
                 run.remember();
+                rounds += 1;
             }
             Step::Blocked(action) => {
                 run.refused(action);
                 run.remember();
+                rounds += 1;
             }
             Step::Wait { ms } => run.pace.wait(*ms),
             Step::Answer(text) => {
@@ -90,6 +94,16 @@ pub fn play(
                 );
                 std::process::abort();
             }
+        }
+        // After its last allowed tool round Claude does not ask the model again.
+        let tool_round = matches!(step, Step::Act(_) | Step::Blocked(_));
+        if let Some(max) = run.dialect.max_turns()
+            && tool_round
+            && rounds >= max
+            && i + 1 < steps.len()
+        {
+            let end = run.run_end(false, String::new());
+            return run.dialect.out_of_turns(run.out, &end, max);
         }
     }
     let summary = run.last_message.clone();

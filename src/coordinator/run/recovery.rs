@@ -298,16 +298,18 @@ impl Coordinator {
         autonomy: Autonomy,
         env: &BTreeMap<String, String>,
     ) -> bool {
-        // The simulated CLIs run as on a sandbox machine (the launch sets IS_SANDBOX).
-        !self.settings.simulate
-            && kind == AgentKind::Claude
+        // Claude reads exactly "1" (`process.env.IS_SANDBOX === "1"`), from the profile or
+        // from what the worker inherits; the simulated CLIs run as on a sandbox machine unless
+        // the profile says otherwise (their launch sets IS_SANDBOX=1 when it does not).
+        let declared_sandbox = match env.get("IS_SANDBOX") {
+            Some(value) => value == "1",
+            None => self.settings.simulate || std::env::var("IS_SANDBOX").as_deref() == Ok("1"),
+        };
+        kind == AgentKind::Claude
             && autonomy == Autonomy::Full
             // SAFETY: geteuid has no preconditions.
             && unsafe { libc::geteuid() } == 0
-            // Claude reads exactly "1" (`process.env.IS_SANDBOX === "1"`), from the profile
-            // or from what the worker inherits.
-            && env.get("IS_SANDBOX").map(String::as_str) != Some("1")
-            && (env.contains_key("IS_SANDBOX") || std::env::var("IS_SANDBOX").as_deref() != Ok("1"))
+            && !declared_sandbox
     }
 
     /// What was prepared before a launch: one `recovery` event (kind `prepare`) naming each
