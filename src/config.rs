@@ -61,6 +61,10 @@ pub struct Config {
     pub review: ReviewConfig,
     /// What is done about a failed attempt's known errors.
     pub recovery: crate::recovery::RecoveryConfig,
+    /// Which target (orchestrator) a request goes to.
+    pub router: crate::meta::router::RouterConfig,
+    /// User sessions, locks and conflicts: where they live and their lifetimes.
+    pub meta: crate::meta::config::MetaConfig,
 }
 
 /// How to run one agent CLI.
@@ -123,6 +127,8 @@ impl Default for Config {
             sandbox: SandboxConfig::default(),
             review: ReviewConfig::default(),
             recovery: crate::recovery::RecoveryConfig::default(),
+            router: crate::meta::router::RouterConfig::default(),
+            meta: crate::meta::config::MetaConfig::default(),
         }
     }
 }
@@ -189,6 +195,26 @@ impl Config {
     }
 
     fn apply_env(&mut self, env: &[(String, String)]) -> Result<(), ConfigError> {
+        crate::meta::config::apply_env(&mut self.meta, &mut self.router, env).map_err(
+            |(name, value, reason)| ConfigError::Env {
+                name,
+                value,
+                reason,
+            },
+        )?;
+        // The files were checked already: a problem now comes from a variable.
+        if let Some((key, reason)) = self.meta.first_problem() {
+            let (name, value) = match key.as_str() {
+                "meta.store" => ("REDIS_URL", self.meta.store.clone()),
+                "meta.session_ttl_secs" => ("SESSION_TTL", self.meta.session_ttl_secs.to_string()),
+                _ => ("LOCK_DEFAULT_TTL", self.meta.lock_ttl_secs.to_string()),
+            };
+            return Err(ConfigError::Env {
+                name: name.into(),
+                value,
+                reason,
+            });
+        }
         for (name, field) in ENV_OVERRIDES {
             let Some((_, value)) = env.iter().find(|(k, _)| k == name) else {
                 continue;
@@ -239,7 +265,14 @@ impl Config {
                 )
             })
         };
-        within("parallelism", self.parallelism as u64, 1, 256, "workers")
+        self.meta
+            .first_problem()
+            .or_else(|| {
+                crate::meta::router::Router::new(&self.router)
+                    .err()
+                    .map(|e| ("router".to_string(), e.to_string()))
+            })
+            .or_else(|| within("parallelism", self.parallelism as u64, 1, 256, "workers"))
             .or_else(|| within("retries", u64::from(self.retries), 0, 100, "relaunches"))
             .or_else(|| {
                 within(

@@ -312,6 +312,20 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The meta layer: route a request to a target, user sessions, locks with leases,
+    /// conflict resolution and health (seeds 000 and 001).
+    ///
+    /// State lives in the workspace's orchestrate.db, or in Redis with REDIS_URL or
+    /// `[meta] store = "redis://..."`. Exit codes: 0 done, 1 refused (a lock held by another
+    /// holder, a release by a non-holder, an unknown session, an unhealthy service), 2 an
+    /// error (store unreachable, bad input).
+    Meta {
+        /// Machine-readable output: one JSON object.
+        #[arg(long, global = true)]
+        json: bool,
+        #[command(subcommand)]
+        command: MetaCommand,
+    },
     /// What recovery recognised and did in a session: relaunches with their change, waits for
     /// a usage limit, escalations with the fix.
     Recoveries {
@@ -422,6 +436,88 @@ enum SandboxCommand {
         /// The command line, as one argument, as an agent passes it to its shell tool.
         #[arg(last = true)]
         command: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum MetaCommand {
+    /// Which target a request goes to: {target, action, confidence, reasoning}.
+    Route {
+        /// The request, in words.
+        text: String,
+        /// A user session whose history records the request.
+        #[arg(long, value_name = "ID")]
+        session: Option<String>,
+    },
+    /// Acquire, release or check a lock on a resource.
+    Lock {
+        #[command(subcommand)]
+        command: LockCommand,
+    },
+    /// The live locks, optionally only those whose holder starts with a prefix.
+    Locks {
+        /// Only holders starting with this (e.g. a session id).
+        #[arg(long, default_value = "")]
+        holder: String,
+    },
+    /// Who wins a conflict of TYPE among the contestants (the seeds' priority matrix; the
+    /// security auditor always wins). The resolution is recorded.
+    Resolve {
+        /// file_creation, documentation, knowledge_update, task_status, code_validation,
+        /// security, or any configured type.
+        conflict_type: String,
+        #[arg(required = true)]
+        contestants: Vec<String>,
+    },
+    /// Create, read or update a user session (expires SESSION_TTL seconds after its last
+    /// write).
+    Session {
+        #[command(subcommand)]
+        command: SessionCommand,
+    },
+    /// Health: each router target with a URL (GET URL/health) and each agent CLI.
+    Status,
+}
+
+#[derive(Subcommand)]
+enum LockCommand {
+    /// Take RESOURCE (or extend your own lease on it); refused while another holder has it.
+    Acquire {
+        resource: String,
+        /// Who holds it [default: operator:$USER].
+        #[arg(long)]
+        holder: Option<String>,
+        /// Lease in seconds [default: LOCK_DEFAULT_TTL, 300].
+        #[arg(long, value_name = "SECS")]
+        ttl: Option<f64>,
+    },
+    /// Free RESOURCE; only its holder may.
+    Release {
+        resource: String,
+        /// Who holds it [default: operator:$USER].
+        #[arg(long)]
+        holder: Option<String>,
+    },
+    /// Whether RESOURCE is locked, and by whom.
+    Check { resource: String },
+}
+
+#[derive(Subcommand)]
+enum SessionCommand {
+    /// A new session for USER; prints it (with its id).
+    Create { user: String },
+    /// The session with this id.
+    Get { id: String },
+    /// Change a session's project, task or context (merged key by key; null removes a key).
+    Update {
+        id: String,
+        #[arg(long)]
+        project: Option<String>,
+        #[arg(long)]
+        task: Option<String>,
+        /// A JSON object, e.g. '{"branch": "main"}'.
+        #[arg(long, value_name = "JSON")]
+        context: Option<String>,
     },
 }
 
@@ -583,6 +679,55 @@ fn main() -> ExitCode {
             Ok(0)
         }
         Command::Reviews { session, json } => cli::reviews::reviews(&workspace, &session, json),
+        Command::Meta { json, command } => {
+            use cli::meta::{MetaRequest, default_holder};
+            let request = match command {
+                MetaCommand::Route { text, session } => MetaRequest::Route { text, session },
+                MetaCommand::Lock { command } => match command {
+                    LockCommand::Acquire {
+                        resource,
+                        holder,
+                        ttl,
+                    } => MetaRequest::Acquire {
+                        resource,
+                        holder: holder.unwrap_or_else(default_holder),
+                        ttl_secs: ttl,
+                    },
+                    LockCommand::Release { resource, holder } => MetaRequest::Release {
+                        resource,
+                        holder: holder.unwrap_or_else(default_holder),
+                    },
+                    LockCommand::Check { resource } => MetaRequest::Check { resource },
+                },
+                MetaCommand::Locks { holder } => MetaRequest::Locks {
+                    holder_prefix: holder,
+                },
+                MetaCommand::Resolve {
+                    conflict_type,
+                    contestants,
+                } => MetaRequest::Resolve {
+                    conflict_type,
+                    contestants,
+                },
+                MetaCommand::Session { command } => match command {
+                    SessionCommand::Create { user } => MetaRequest::SessionCreate { user },
+                    SessionCommand::Get { id } => MetaRequest::SessionGet { id },
+                    SessionCommand::Update {
+                        id,
+                        project,
+                        task,
+                        context,
+                    } => MetaRequest::SessionUpdate {
+                        id,
+                        project,
+                        task,
+                        context,
+                    },
+                },
+                MetaCommand::Status => MetaRequest::Status,
+            };
+            cli::meta::meta(&workspace, request, json)
+        }
         Command::Recoveries { session, json } => {
             cli::recoveries::recoveries(&workspace, &session, json)
         }

@@ -1,6 +1,10 @@
 //! The agent CLI versions orchestrate is tested against: `.ci/agent-clis.pins`, compiled in.
 //! `doctor` compares what is installed with them; the simulated CLIs report them.
 
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
 use super::AgentKind;
 
 const PINS: &str = include_str!("../../.ci/agent-clis.pins");
@@ -31,6 +35,48 @@ pub fn version_in(text: &str) -> Option<&str> {
                     .iter()
                     .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
         })
+}
+
+/// Where `command`'s program is (resolved from `cwd` and PATH) and the version its
+/// `--version` answers, each `None` when missing. A CLI that does not answer within 20 s has
+/// no version.
+pub fn installed(command: &[String], cwd: &Path) -> (Option<PathBuf>, Option<String>) {
+    let path = command
+        .first()
+        .and_then(|c| crate::worker::spawn::resolve_program(c, cwd, None).ok());
+    let version = path.as_ref().and_then(|_| {
+        let output = run_with_timeout(command, "--version", Duration::from_secs(20))?;
+        version_in(&output).map(str::to_string)
+    });
+    (path, version)
+}
+
+/// Runs `command arg`, returning what it printed, or `None` after `limit`.
+fn run_with_timeout(command: &[String], arg: &str, limit: Duration) -> Option<String> {
+    let (program, args) = command.split_first()?;
+    let mut child = Command::new(program)
+        .args(args)
+        .arg(arg)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let deadline = Instant::now() + limit;
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
+    }
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take()?, &mut text).ok()?;
+    Some(text)
 }
 
 #[cfg(test)]

@@ -4,19 +4,17 @@
 //! against the stub model (`live_turn`), pass or fail with the reason.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
 
 use super::live_turn::{self, LiveOutcome, LiveTurn};
-use crate::agents::pins::{pin, version_in};
+use crate::agents::pins::{installed, pin};
 use crate::agents::{AgentKind, Autonomy};
 use crate::config::{AgentProfile, Config};
 use crate::coordinator::tiers::Availability;
 use crate::scenario::Scenario;
-use crate::worker::spawn::resolve_program;
 
 /// What `doctor` was asked.
 pub struct DoctorRequest {
@@ -111,14 +109,7 @@ pub fn doctor(request: DoctorRequest) -> Result<u8> {
 }
 
 fn inspect(name: &str, profile: &AgentProfile, cwd: &Path, env: &[(String, String)]) -> Finding {
-    let path = profile
-        .command
-        .first()
-        .and_then(|c| resolve_program(c, cwd, None).ok());
-    let version = path.as_ref().and_then(|_| {
-        let output = run_with_timeout(&profile.command, "--version", Duration::from_secs(20))?;
-        version_in(&output).map(str::to_string)
-    });
+    let (path, version) = installed(&profile.command, cwd);
     Finding {
         name: name.to_string(),
         kind: profile.kind,
@@ -129,34 +120,6 @@ fn inspect(name: &str, profile: &AgentProfile, cwd: &Path, env: &[(String, Strin
         credentials: credentials(profile.kind, env),
         live: None,
     }
-}
-
-/// Runs `command arg`, returning what it printed, or `None` after `limit`.
-fn run_with_timeout(command: &[String], arg: &str, limit: Duration) -> Option<String> {
-    let (program, args) = command.split_first()?;
-    let mut child = Command::new(program)
-        .args(args)
-        .arg(arg)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let deadline = Instant::now() + limit;
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) => break,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return None;
-            }
-        }
-    }
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut child.stdout.take()?, &mut text).ok()?;
-    Some(text)
 }
 
 /// Where the CLI would find credentials: the variable or file's name, never its value.

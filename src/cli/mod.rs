@@ -15,6 +15,7 @@ pub mod housekeeping;
 pub mod live_turn;
 pub mod logs;
 pub mod lookup;
+pub mod meta;
 pub mod recoveries;
 pub mod result;
 pub mod reviews;

@@ -107,6 +107,30 @@ const MIGRATIONS: &[&str] = &[
         created_at TEXT NOT NULL,
         PRIMARY KEY (session_id, seq)
     );",
+    // 5: the meta layer's user sessions, locks (with their fencing counters, kept after a
+    // release so tokens only grow) and conflict resolutions. Times are Unix milliseconds.
+    "CREATE TABLE meta_sessions (
+        id TEXT PRIMARY KEY,
+        body TEXT NOT NULL,
+        expires_at INTEGER NOT NULL
+    );
+    CREATE INDEX meta_sessions_expiry ON meta_sessions(expires_at);
+    CREATE TABLE meta_locks (
+        resource TEXT PRIMARY KEY,
+        holder TEXT,
+        acquired_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        token INTEGER NOT NULL
+    );
+    CREATE TABLE meta_resolutions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at INTEGER NOT NULL,
+        conflict_type TEXT NOT NULL,
+        winner TEXT NOT NULL,
+        losers TEXT NOT NULL,
+        rule TEXT NOT NULL,
+        context TEXT NOT NULL
+    );",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -284,6 +308,11 @@ impl Store {
             conn,
             path: path.to_path_buf(),
         })
+    }
+
+    /// The migrated connection, for a room that keeps its own tables in the same file (meta).
+    pub fn into_connection(self) -> Connection {
+        self.conn
     }
 
     pub fn schema_version(&self) -> Result<i64, StoreError> {
