@@ -2,6 +2,7 @@
 //! bounded waiting, and reading journals back.
 #![allow(dead_code)]
 
+pub mod redis;
 pub mod tmux;
 
 use std::path::{Path, PathBuf};
