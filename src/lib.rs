@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod coordinator;
 pub mod event;
+pub mod mcp;
 pub mod meta;
 pub mod recovery;
 pub mod review;

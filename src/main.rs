@@ -326,6 +326,14 @@ enum Command {
         #[command(subcommand)]
         command: MetaCommand,
     },
+    /// An MCP server on stdio offering the meta layer to agents: nexus_route, nexus_status,
+    /// nexus_session, nexus_lock and report_event. Workers get it in their MCP configuration
+    /// automatically, as server `orch`.
+    Mcp {
+        /// The default lock holder (a worker's name) [default: operator:$USER].
+        #[arg(long)]
+        holder: Option<String>,
+    },
     /// What recovery recognised and did in a session: relaunches with their change, waits for
     /// a usage limit, escalations with the fix.
     Recoveries {
@@ -727,6 +735,9 @@ fn main() -> ExitCode {
                 MetaCommand::Status => MetaRequest::Status,
             };
             cli::meta::meta(&workspace, request, json)
+        }
+        Command::Mcp { holder } => {
+            cli::meta::mcp(&workspace, holder.unwrap_or_else(cli::meta::default_holder))
         }
         Command::Recoveries { session, json } => {
             cli::recoveries::recoveries(&workspace, &session, json)

@@ -91,6 +91,16 @@ pub fn meta(workspace: &Workspace, request: MetaRequest, json: bool) -> Result<u
     })
 }
 
+/// `orchestrate mcp`: the server on stdio, its locks held as `holder` by default.
+pub fn mcp(workspace: &Workspace, holder: String) -> Result<u8> {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let config = Config::load(&Config::default_files(&cwd, &env), &env)?;
+    let meta = Meta::open(&config, &workspace.db_path())?;
+    crate::mcp::serve(meta, holder)?;
+    Ok(0)
+}
+
 fn answer(meta: &Meta, request: MetaRequest, json: bool) -> Result<u8, MetaError> {
     match request {
         MetaRequest::Route { text, session } => {

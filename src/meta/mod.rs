@@ -51,6 +51,7 @@ pub struct Meta {
     session_ttl: Duration,
     lock_ttl: Duration,
     clock: Clock,
+    config: Config,
 }
 
 impl Meta {
@@ -82,11 +83,17 @@ impl Meta {
             session_ttl: Duration::from_secs(config.meta.session_ttl_secs),
             lock_ttl: Duration::from_secs(config.meta.lock_ttl_secs),
             clock,
+            config: config.clone(),
         })
     }
 
     pub fn store(&self) -> &dyn MetaStore {
         self.store.as_ref()
+    }
+
+    /// The configuration it was opened with.
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 
     /// Routes `request`; with a session, the request and the answer join its history.

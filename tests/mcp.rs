@@ -1,0 +1,315 @@
+//! `orchestrate mcp` spoken to as an MCP client does: JSON-RPC over its stdin and stdout.
+//! Initialize, list the tools with their schemas, call each one.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+
+use serde_json::{Value, json};
+
+use common::binary;
+
+struct Client {
+    child: Child,
+    input: ChildStdin,
+    output: BufReader<ChildStdout>,
+    next_id: u64,
+}
+
+impl Client {
+    /// A server for `holder`, initialized.
+    fn start(workspace: &std::path::Path, holder: &str) -> Client {
+        let mut child = Command::new(binary())
+            .arg("--workspace")
+            .arg(workspace)
+            .args(["mcp", "--holder", holder])
+            .current_dir(workspace.parent().unwrap())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut client = Client {
+            input: child.stdin.take().unwrap(),
+            output: BufReader::new(child.stdout.take().unwrap()),
+            child,
+            next_id: 0,
+        };
+        let init = client.request(
+            "initialize",
+            json!({"protocolVersion": "2025-06-18", "capabilities": {},
+                   "clientInfo": {"name": "tests/mcp", "version": "1"}}),
+        );
+        assert_eq!(init["result"]["serverInfo"]["name"], "orch", "{init}");
+        assert!(
+            init["result"]["capabilities"]["tools"].is_object(),
+            "{init}"
+        );
+        client.send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+        client
+    }
+
+    fn send(&mut self, message: Value) {
+        writeln!(self.input, "{message}").unwrap();
+        self.input.flush().unwrap();
+    }
+
+    fn request(&mut self, method: &str, params: Value) -> Value {
+        self.next_id += 1;
+        let id = self.next_id;
+        self.send(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
+        loop {
+            let mut line = String::new();
+            assert!(
+                self.output.read_line(&mut line).unwrap() > 0,
+                "the server closed its output"
+            );
+            let message: Value = serde_json::from_str(&line).unwrap();
+            if message["id"] == id {
+                return message;
+            }
+        }
+    }
+
+    /// `tools/call`; the structured result and whether it is an error.
+    fn call(&mut self, tool: &str, arguments: Value) -> (Value, bool) {
+        let answer = self.request("tools/call", json!({"name": tool, "arguments": arguments}));
+        let result = &answer["result"];
+        assert!(result.is_object(), "{tool}: {answer}");
+        let is_error = result["isError"] == true;
+        let value = if result["structuredContent"].is_object() {
+            result["structuredContent"].clone()
+        } else {
+            let text = result["content"][0]["text"].as_str().unwrap_or("");
+            serde_json::from_str(text).unwrap_or(Value::String(text.to_string()))
+        };
+        (value, is_error)
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_server_lists_its_tools_with_the_seed_schemas() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut client = Client::start(&dir.path().join("ws"), "claude-t1");
+    let list = client.request("tools/list", json!({}));
+    let tools = list["result"]["tools"].as_array().unwrap();
+    let names: Vec<&str> = tools.iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names
+            .iter()
+            .copied()
+            .collect::<std::collections::BTreeSet<_>>(),
+        [
+            "nexus_lock",
+            "nexus_route",
+            "nexus_session",
+            "nexus_status",
+            "report_event"
+        ]
+        .into()
+    );
+    let tool = |name: &str| tools.iter().find(|t| t["name"] == name).unwrap().clone();
+    let properties = |schema: &Value| -> Vec<String> {
+        let mut keys: Vec<String> = schema["properties"]
+            .as_object()
+            .map(|p| p.keys().cloned().collect())
+            .unwrap_or_default();
+        keys.sort();
+        keys
+    };
+    let required = |schema: &Value| -> Vec<String> {
+        schema["required"]
+            .as_array()
+            .map(|r| r.iter().map(|v| v.as_str().unwrap().to_string()).collect())
+            .unwrap_or_default()
+    };
+    // The seed's inputs: nexus_route {request, context?}, nexus_status {}, nexus_session
+    // {action, session_id?, data?}, nexus_lock {action, resource, holder?} (plus our
+    // session_id and ttl).
+    let route = tool("nexus_route");
+    assert_eq!(
+        properties(&route["inputSchema"]),
+        ["context", "request", "session_id"]
+    );
+    assert_eq!(required(&route["inputSchema"]), ["request"]);
+    assert_eq!(
+        properties(&route["outputSchema"]),
+        ["action", "confidence", "reasoning", "target"]
+    );
+    assert!(properties(&tool("nexus_status")["inputSchema"]).is_empty());
+    assert_eq!(
+        properties(&tool("nexus_status")["outputSchema"]),
+        ["all_healthy", "services"]
+    );
+    let session = tool("nexus_session");
+    assert_eq!(
+        properties(&session["inputSchema"]),
+        ["action", "data", "session_id"]
+    );
+    assert_eq!(required(&session["inputSchema"]), ["action"]);
+    for field in [
+        "id",
+        "user_id",
+        "created_at",
+        "updated_at",
+        "context",
+        "current_project",
+        "current_task",
+        "history",
+    ] {
+        assert!(
+            properties(&session["outputSchema"]).contains(&field.to_string()),
+            "{field}"
+        );
+    }
+    let lock = tool("nexus_lock");
+    assert_eq!(
+        properties(&lock["inputSchema"]),
+        ["action", "holder", "resource", "ttl"]
+    );
+    assert_eq!(required(&lock["inputSchema"]), ["action", "resource"]);
+    assert!(properties(&lock["outputSchema"]).contains(&"success".to_string()));
+    assert!(
+        lock["inputSchema"]
+            .to_string()
+            .contains("\"acquire\",\"release\",\"check\"")
+    );
+    assert_eq!(required(&tool("report_event")["inputSchema"]), ["type"]);
+}
+
+#[test]
+fn each_tool_answers_through_the_protocol() {
+    let dir = tempfile::tempdir().unwrap();
+    let workspace = dir.path().join("ws");
+    let mut first = Client::start(&workspace, "claude-t1");
+    let mut second = Client::start(&workspace, "codex-t2");
+
+    let (route, error) = first.call("nexus_route", json!({"request": "Implement the parser"}));
+    assert!(!error);
+    assert_eq!(
+        (route["target"].as_str(), route["confidence"].as_f64()),
+        (Some("bolt"), Some(0.9))
+    );
+    let (route, _) = first.call("nexus_route", json!({"request": "hmm"}));
+    assert_eq!(
+        (route["target"].as_str(), route["action"].as_str()),
+        (Some("meta"), Some("clarify"))
+    );
+
+    // Locks: the server's holder by default; another server's holder is refused by name.
+    let (granted, error) = first.call(
+        "nexus_lock",
+        json!({"action": "acquire", "resource": "src/lib.rs"}),
+    );
+    assert!(!error);
+    assert_eq!(granted["success"], true);
+    assert_eq!(granted["lock"]["holder"], "claude-t1");
+    assert_eq!(granted["lock"]["token"], 1);
+    let (refused, error) = second.call(
+        "nexus_lock",
+        json!({"action": "acquire", "resource": "src/lib.rs", "ttl": 30}),
+    );
+    assert!(!error, "a refusal is an answer, not an error");
+    assert_eq!(
+        (refused["success"].as_bool(), refused["holder"].as_str()),
+        (Some(false), Some("claude-t1"))
+    );
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .contains("locked by claude-t1"),
+        "{refused}"
+    );
+    let (checked, _) = second.call(
+        "nexus_lock",
+        json!({"action": "check", "resource": "src/lib.rs"}),
+    );
+    assert_eq!(
+        (checked["locked"].as_bool(), checked["holder"].as_str()),
+        (Some(true), Some("claude-t1"))
+    );
+    let (wrong, _) = second.call(
+        "nexus_lock",
+        json!({"action": "release", "resource": "src/lib.rs"}),
+    );
+    assert_eq!(wrong["success"], false);
+    let (released, _) = first.call(
+        "nexus_lock",
+        json!({"action": "release", "resource": "src/lib.rs"}),
+    );
+    assert_eq!(released["success"], true);
+    let (taken, _) = second.call(
+        "nexus_lock",
+        json!({"action": "acquire", "resource": "src/lib.rs"}),
+    );
+    assert_eq!(
+        (
+            taken["lock"]["holder"].as_str(),
+            taken["lock"]["token"].as_u64()
+        ),
+        (Some("codex-t2"), Some(2))
+    );
+
+    // Sessions: create, update, route with it, get.
+    let (created, error) = first.call(
+        "nexus_session",
+        json!({"action": "create", "data": {"user_id": "alice"}}),
+    );
+    assert!(!error, "{created}");
+    let id = created["id"].as_str().unwrap().to_string();
+    let (updated, _) = first.call(
+        "nexus_session",
+        json!({"action": "update", "session_id": id, "data": {"current_task": "parser", "context": {"lang": "rust"}}}),
+    );
+    assert_eq!(updated["current_task"], "parser");
+    first.call(
+        "nexus_route",
+        json!({"request": "search the docs", "session_id": id}),
+    );
+    let (got, _) = second.call("nexus_session", json!({"action": "get", "session_id": id}));
+    assert_eq!(got["context"]["lang"], "rust");
+    assert_eq!(got["history"][0]["target"], "archon");
+    let (missing, error) = first.call(
+        "nexus_session",
+        json!({"action": "get", "session_id": "nope"}),
+    );
+    assert!(error, "{missing}");
+    assert!(
+        missing.as_str().unwrap().contains("no user session nope"),
+        "{missing}"
+    );
+    let (_, error) = first.call("nexus_session", json!({"action": "get"}));
+    assert!(error);
+
+    // Status: no URLs configured; each agent profile's CLI is checked.
+    let (status, error) = first.call("nexus_status", json!({}));
+    assert!(!error, "{status}");
+    assert!(status["all_healthy"].is_boolean());
+    assert_eq!(status["services"]["claude"]["kind"], "agent_cli");
+
+    // report_event: a worker event type is acknowledged; anything else is an error.
+    let (ack, error) = first.call(
+        "report_event",
+        json!({"type": "finding", "summary": "SQL injection in login"}),
+    );
+    assert!(!error);
+    assert_eq!(ack["recorded"], true);
+    assert_eq!(ack["text"], "SQL injection in login");
+    let (_, error) = first.call("report_event", json!({"type": "nonsense"}));
+    assert!(error);
+
+    // A bad argument is the tool's error, and the server goes on.
+    let (_, error) = first.call("nexus_lock", json!({"action": "acquire", "resource": ""}));
+    assert!(error);
+    let (still, _) = first.call("nexus_route", json!({"request": "git push"}));
+    assert_eq!(still["target"], "bolt");
+}
