@@ -29,7 +29,10 @@ fn pairs_per_second(store: &dyn MetaStore) -> f64 {
                 .acquire(r, "bench", Duration::from_secs(60), Timestamp::now())
                 .unwrap()
                 .unwrap();
-            store.release(r, "bench", Timestamp::now()).unwrap().unwrap();
+            store
+                .release(r, "bench", Timestamp::now())
+                .unwrap()
+                .unwrap();
         }
         best = best.max(PAIRS as f64 / start.elapsed().as_secs_f64());
     }
@@ -43,7 +46,16 @@ fn main() {
     println!("sqlite  acquire+release pairs/s: {rate:>9.0}   (aim 20000)");
 
     let Ok(server) = Command::new("redis-server")
-        .args(["--bind", "127.0.0.1", "--port", "6391", "--save", "", "--appendonly", "no"])
+        .args([
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            "6391",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
         .stdout(Stdio::null())
         .spawn()
     else {

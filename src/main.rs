@@ -333,6 +333,10 @@ enum Command {
         /// The default lock holder (a worker's name) [default: operator:$USER].
         #[arg(long)]
         holder: Option<String>,
+        /// Prefix every resource with `NAMESPACE:` (a worker's session, so its locks are the
+        /// session's path leases).
+        #[arg(long)]
+        namespace: Option<String>,
     },
     /// What recovery recognised and did in a session: relaunches with their change, waits for
     /// a usage limit, escalations with the fix.
@@ -462,11 +466,12 @@ enum MetaCommand {
         #[command(subcommand)]
         command: LockCommand,
     },
-    /// The live locks, optionally only those whose holder starts with a prefix.
+    /// The live locks, optionally only those on resources starting with a prefix (a
+    /// session's path leases are `SESSION:path`).
     Locks {
-        /// Only holders starting with this (e.g. a session id).
+        /// Only resources starting with this.
         #[arg(long, default_value = "")]
-        holder: String,
+        prefix: String,
     },
     /// Who wins a conflict of TYPE among the contestants (the seeds' priority matrix; the
     /// security auditor always wins). The resolution is recorded.
@@ -707,9 +712,7 @@ fn main() -> ExitCode {
                     },
                     LockCommand::Check { resource } => MetaRequest::Check { resource },
                 },
-                MetaCommand::Locks { holder } => MetaRequest::Locks {
-                    holder_prefix: holder,
-                },
+                MetaCommand::Locks { prefix } => MetaRequest::Locks { prefix },
                 MetaCommand::Resolve {
                     conflict_type,
                     contestants,
@@ -736,9 +739,11 @@ fn main() -> ExitCode {
             };
             cli::meta::meta(&workspace, request, json)
         }
-        Command::Mcp { holder } => {
-            cli::meta::mcp(&workspace, holder.unwrap_or_else(cli::meta::default_holder))
-        }
+        Command::Mcp { holder, namespace } => cli::meta::mcp(
+            &workspace,
+            holder.unwrap_or_else(cli::meta::default_holder),
+            namespace,
+        ),
         Command::Recoveries { session, json } => {
             cli::recoveries::recoveries(&workspace, &session, json)
         }

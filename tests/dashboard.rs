@@ -996,3 +996,58 @@ fn totals_and_state_come_from_the_summary_when_the_tail_does_not_reach_back() {
         "the run's time from its spawn:\n{screen}"
     );
 }
+
+#[test]
+fn a_worker_s_leases_show_in_its_pane_and_a_denied_write_in_the_decisions() {
+    let mut a = three_running();
+    let lease = |secs, phase: &str, worker: &str, extra: Value| {
+        let mut payload = json!({"phase": phase, "rule": "lease", "worker": worker});
+        payload
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        coord(EventType::Decision, Some("design"), secs, payload)
+    };
+    feed(
+        &mut a,
+        vec![
+            lease(
+                12,
+                "lease_granted",
+                "gemini-design",
+                json!({"action": "grant", "path": "docs/health.md",
+                "text": "gemini-design holds the lease on docs/health.md (token 1)"}),
+            ),
+            lease(
+                13,
+                "lease_granted",
+                "gemini-design",
+                json!({"action": "grant", "path": "src/health.rs",
+                "text": "gemini-design holds the lease on src/health.rs (token 3)"}),
+            ),
+            lease(
+                14,
+                "lease_denied",
+                "codex-tests",
+                json!({"action": "deny", "path": "src/health.rs",
+                "holder": "gemini-design",
+                "reason": "src/health.rs is leased by gemini-design, another worker of this session, which keeps it",
+                "text": "codex-tests may not write src/health.rs: leased by gemini-design"}),
+            ),
+        ],
+    );
+    assert_eq!(a.leases["gemini-design"].len(), 2);
+    assert_screen("leases_in_a_pane", &mut a, 120, 40);
+    // Released with its task: the pane no longer shows them.
+    feed(
+        &mut a,
+        vec![lease(
+            20,
+            "lease_released",
+            "gemini-design",
+            json!({"action": "release",
+            "paths": ["docs/health.md", "src/health.rs"], "text": "gemini-design released its leases"}),
+        )],
+    );
+    assert!(a.leases.is_empty());
+}

@@ -20,10 +20,15 @@ struct Client {
 impl Client {
     /// A server for `holder`, initialized.
     fn start(workspace: &std::path::Path, holder: &str) -> Client {
+        Client::start_with(workspace, &["--holder", holder])
+    }
+
+    fn start_with(workspace: &std::path::Path, args: &[&str]) -> Client {
         let mut child = Command::new(binary())
             .arg("--workspace")
             .arg(workspace)
-            .args(["mcp", "--holder", holder])
+            .arg("mcp")
+            .args(args)
             .current_dir(workspace.parent().unwrap())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -312,4 +317,38 @@ fn each_tool_answers_through_the_protocol() {
     assert!(error);
     let (still, _) = first.call("nexus_route", json!({"request": "git push"}));
     assert_eq!(still["target"], "bolt");
+}
+
+#[test]
+fn a_worker_s_server_names_its_locks_in_its_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let workspace = dir.path().join("ws");
+    let mut worker = Client::start_with(
+        &workspace,
+        &["--holder", "claude-t1", "--namespace", "orch_s1"],
+    );
+    let (granted, _) = worker.call(
+        "nexus_lock",
+        json!({"action": "acquire", "resource": "src/lib.rs"}),
+    );
+    // The agent sees its own name for it; the store holds the session's.
+    assert_eq!(granted["lock"]["resource"], "src/lib.rs");
+    let out = Command::new(binary())
+        .arg("--workspace")
+        .arg(&workspace)
+        .args(["meta", "lock", "check", "orch_s1:src/lib.rs", "--json"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let state: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(state["holder"], "claude-t1", "{state}");
+    let out = Command::new(binary())
+        .arg("--workspace")
+        .arg(&workspace)
+        .args(["meta", "lock", "check", "src/lib.rs", "--json"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let state: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(state["locked"], false, "{state}");
 }

@@ -91,7 +91,7 @@ fn one_holder_at_a_time_its_own_acquire_extends_and_only_it_releases() {
         // The next grant takes the next token, whoever takes it.
         let second = store.acquire("r", "w2", ttl, now()).unwrap().unwrap();
         assert_eq!(second.token, 2, "{spec}");
-        // Locks are listed by holder prefix.
+        // Locks are listed by resource prefix.
         store.acquire("s", "w1", ttl, now()).unwrap().unwrap();
         let all: Vec<String> = store
             .locks("", now())
@@ -100,13 +100,17 @@ fn one_holder_at_a_time_its_own_acquire_extends_and_only_it_releases() {
             .map(|l| l.resource)
             .collect();
         assert_eq!(all, ["r", "s"], "{spec}");
-        let w1: Vec<String> = store
-            .locks("w1", now())
+        store
+            .acquire("sess:src/x.rs", "w1", ttl, now())
+            .unwrap()
+            .unwrap();
+        let session: Vec<String> = store
+            .locks("sess:", now())
             .unwrap()
             .into_iter()
             .map(|l| l.resource)
             .collect();
-        assert_eq!(w1, ["s"], "{spec}");
+        assert_eq!(session, ["sess:src/x.rs"], "{spec}");
     });
 }
 

@@ -61,7 +61,13 @@ pub fn launch(spec: &LaunchSpec) -> Launch {
         } else {
             l.secret_arg(arg);
         }
-        l.arg("--strict-mcp-config");
+        if mcp.exclusive {
+            l.arg("--strict-mcp-config");
+        }
+        // Claude defers MCP tools behind its ToolSearch tool by default: the model would have
+        // to search before it could take a lock. Orchestrate's tools are few and meant to be
+        // used, so they are offered outright (a profile's own ENABLE_TOOL_SEARCH wins).
+        l.env.push(("ENABLE_TOOL_SEARCH".into(), "false".into()));
         l.arg(format!("--allowedTools=mcp__{}", mcp.name));
     }
     for dir in &spec.extra_dirs {
@@ -654,6 +660,7 @@ mod tests {
             command: "/bin/orch".into(),
             args: vec!["mcp".into()],
             env: vec![],
+            exclusive: true,
         });
         s.resume = Some("-abc".into());
         let l = launch(&s);

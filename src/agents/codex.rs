@@ -652,6 +652,7 @@ mod tests {
                 command: "/o".into(),
                 args: vec!["mcp".into()],
                 env: vec![("T".into(), "v".into())],
+                exclusive: false,
             }),
             ..LaunchSpec::default()
         };

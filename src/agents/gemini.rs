@@ -544,6 +544,7 @@ mod tests {
                 command: "/o".into(),
                 args: vec![],
                 env: vec![],
+                exclusive: false,
             }),
             ..LaunchSpec::default()
         };

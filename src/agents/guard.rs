@@ -248,16 +248,27 @@ fn gemini(launch: &mut Launch, guard: &Guard, state_dir: &Path, private_home: Op
             launch.files.push((path, format!("{settings:#}\n")));
         }
         // The operator's home: system settings in the worker's private directory, which
-        // take precedence and leave theirs alone.
+        // take precedence and leave theirs alone. The launch may have written them already
+        // (its MCP server): the hooks join that file.
         None => {
-            let path = state_dir.join("gemini-system.json");
-            launch
+            const VAR: &str = "GEMINI_CLI_SYSTEM_SETTINGS_PATH";
+            let existing = launch
+                .env
+                .iter()
+                .find(|(k, _)| k == VAR)
+                .map(|(_, v)| PathBuf::from(v));
+            let path = existing.unwrap_or_else(|| state_dir.join("gemini-system.json"));
+            let mut settings = launch
                 .files
-                .push((path.clone(), format!("{:#}\n", json!({"hooks": hooks}))));
-            launch.env.push((
-                "GEMINI_CLI_SYSTEM_SETTINGS_PATH".into(),
-                path.display().to_string(),
-            ));
+                .iter()
+                .find(|(p, _)| *p == path)
+                .and_then(|(_, text)| serde_json::from_str::<Value>(text).ok())
+                .unwrap_or_else(|| json!({}));
+            settings["hooks"] = hooks;
+            launch.files.retain(|(p, _)| *p != path);
+            launch.files.push((path.clone(), format!("{settings:#}\n")));
+            launch.env.retain(|(k, _)| k != VAR);
+            launch.env.push((VAR.into(), path.display().to_string()));
         }
     }
     insert_flags(launch, &[format!("--policy={}", policy_path.display())]);

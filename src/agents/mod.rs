@@ -132,6 +132,9 @@ pub struct McpServer {
     pub command: String,
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
+    /// Only this server: the CLI's own configured servers do not load (Claude
+    /// `--strict-mcp-config`). Otherwise it joins them.
+    pub exclusive: bool,
 }
 
 /// What a task asks of a CLI, independent of how that CLI spells it.

@@ -162,6 +162,7 @@ fn one_turn(
         source: AgentSource::Stub { addr: stub },
         guard: None,
         output_schema: None,
+        mcp: None,
     }
     .build()?;
     let events_path = dir.join("events.jsonl");

@@ -34,7 +34,7 @@ pub enum MetaRequest {
         resource: String,
     },
     Locks {
-        holder_prefix: String,
+        prefix: String,
     },
     Resolve {
         conflict_type: String,
@@ -91,13 +91,14 @@ pub fn meta(workspace: &Workspace, request: MetaRequest, json: bool) -> Result<u
     })
 }
 
-/// `orchestrate mcp`: the server on stdio, its locks held as `holder` by default.
-pub fn mcp(workspace: &Workspace, holder: String) -> Result<u8> {
+/// `orchestrate mcp`: the server on stdio, its locks held as `holder` by default, its
+/// resources in `namespace` when given.
+pub fn mcp(workspace: &Workspace, holder: String, namespace: Option<String>) -> Result<u8> {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     let env: Vec<(String, String)> = std::env::vars().collect();
     let config = Config::load(&Config::default_files(&cwd, &env), &env)?;
     let meta = Meta::open(&config, &workspace.db_path())?;
-    crate::mcp::serve(meta, holder)?;
+    crate::mcp::serve(meta, holder, namespace)?;
     Ok(0)
 }
 
@@ -138,8 +139,8 @@ fn answer(meta: &Meta, request: MetaRequest, json: bool) -> Result<u8, MetaError
                 None => format!("{resource} is free"),
             });
         }
-        MetaRequest::Locks { holder_prefix } => {
-            let locks = meta.locks(&holder_prefix)?;
+        MetaRequest::Locks { prefix } => {
+            let locks = meta.locks(&prefix)?;
             if json {
                 println!("{}", json!({ "locks": locks }));
             } else if locks.is_empty() {

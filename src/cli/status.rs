@@ -112,6 +112,21 @@ pub fn one_session(workspace: &Workspace, session: &SessionDir) -> Result<Value>
         })
         .collect();
     let usage = store.worker_usage(&session.id).unwrap_or_default();
+    // The path leases its workers hold (meta locks named `SESSION:path`).
+    let config = info
+        .config
+        .get("config")
+        .cloned()
+        .and_then(|c| serde_json::from_value::<crate::config::Config>(c).ok())
+        .unwrap_or_default();
+    // Only a live session holds any: its coordinator releases them as tasks end.
+    let (leases, leases_error) = match alive {
+        None => (Vec::new(), None),
+        Some(_) => match crate::meta::session_leases(&config, &workspace.db_path(), &session.id) {
+            Ok(leases) => (leases, None),
+            Err(e) => (Vec::new(), Some(e.to_string())),
+        },
+    };
     // From each worker's summary: constant time however long its journal (see worker::summary).
     let workers: Vec<Value> = lookup::worker_names(session)
         .into_iter()
@@ -121,7 +136,12 @@ pub fn one_session(workspace: &Workspace, session: &SessionDir) -> Result<Value>
             let status = &summary.status;
             let sample = usage.get(&name).copied();
             let usage = summary.usage;
-            json!({"name": name, "task": summary.task, "agent": summary.agent,
+            let held: Vec<&str> = leases
+                .iter()
+                .filter(|l| l.holder == name)
+                .map(|l| l.resource.as_str())
+                .collect();
+            json!({"name": name, "task": summary.task, "agent": summary.agent, "leases": held,
                    "state": status.state().seen_with(alive.is_some()).as_str(), "pid": status.pid, "exit_code": status.exit.and_then(|x| x.code),
                    "signal": status.exit.and_then(|x| x.signal), "retries": status.retries(),
                    "retrying": status.retrying.as_ref().map(|r| r.text.clone()),
@@ -142,6 +162,9 @@ pub fn one_session(workspace: &Workspace, session: &SessionDir) -> Result<Value>
         "coordinator": {"pid": alive.or(recorded_pid), "alive": alive.is_some()},
         "tasks": tasks,
         "workers": workers,
+        "leases": leases.iter().map(|l| json!({"path": l.resource, "worker": l.holder,
+            "token": l.token, "acquired_at": l.acquired_at, "expires_at": l.expires_at})).collect::<Vec<_>>(),
+        "leases_error": leases_error,
         "limits": limits_of(&info.config),
     }))
 }
@@ -249,6 +272,15 @@ fn print_session(r: &Value) {
         );
         if let Some(retrying) = w["retrying"].as_str() {
             println!("{:<22} {retrying}", "");
+        }
+        let leases: Vec<&str> = w["leases"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        if !leases.is_empty() {
+            println!("{:<22} leases: {}", "", leases.join(", "));
         }
     }
 }

@@ -49,6 +49,8 @@ pub struct WorkerLaunch<'a> {
     pub guard: Option<Guard>,
     /// The JSON Schema of the answer (a reviewer's verdict), for CLIs that can enforce one.
     pub output_schema: Option<String>,
+    /// The MCP server it gets (`orch`, the meta layer bound to it), if any.
+    pub mcp: Option<crate::agents::McpServer>,
 }
 
 impl WorkerLaunch<'_> {
@@ -70,7 +72,7 @@ impl WorkerLaunch<'_> {
             extra_dirs: self.extra_dirs,
             model: profile.model.clone(),
             autonomy: self.autonomy,
-            mcp: None,
+            mcp: self.mcp,
             resume: self.resume,
             extra_args: profile.args.clone(),
             state_dir: self.state_dir.clone(),
@@ -192,6 +194,7 @@ mod tests {
             },
             guard: None,
             output_schema: None,
+            mcp: None,
         }
         .build()
         .unwrap();

@@ -4,7 +4,9 @@
 //! `nexus_lock`, plus `report_event`, through which an agent reports a finding, a milestone
 //! or asks for a review (the adapters read the event from the call itself; the tool checks
 //! and acknowledges it). A server started for a worker is bound to it: `--holder` is the
-//! default lock holder, so an agent's locks carry its worker's name.
+//! default lock holder, so an agent's locks carry its worker's name, and `--namespace` (its
+//! session) prefixes every resource it names, `SESSION:src/lib.rs`: the same lease the
+//! sandbox hook takes when that worker writes `src/lib.rs`.
 
 use std::sync::Arc;
 
@@ -188,6 +190,7 @@ pub struct ReportInput {
 pub struct OrchServer {
     meta: Arc<Meta>,
     holder: String,
+    namespace: Option<String>,
     tool_router: rmcp::handler::server::router::tool::ToolRouter<Self>,
 }
 
@@ -211,12 +214,31 @@ fn said(e: MetaError) -> String {
 
 #[tool_router]
 impl OrchServer {
-    pub fn new(meta: Meta, holder: String) -> OrchServer {
+    pub fn new(meta: Meta, holder: String, namespace: Option<String>) -> OrchServer {
         OrchServer {
             meta: Arc::new(meta),
             holder,
+            namespace,
             tool_router: Self::tool_router(),
         }
+    }
+
+    /// The stored name of what an agent calls `resource`.
+    fn resource(&self, resource: &str) -> String {
+        match &self.namespace {
+            Some(ns) => crate::meta::locks::namespaced(ns, resource),
+            None => resource.to_string(),
+        }
+    }
+
+    /// A lease as the agent named it.
+    fn view(&self, mut lock: Lock) -> LockView {
+        if let Some(ns) = &self.namespace
+            && let Some(own) = lock.resource.strip_prefix(&format!("{ns}:"))
+        {
+            lock.resource = own.to_string();
+        }
+        lock.into()
     }
 
     #[tool(
@@ -312,9 +334,10 @@ impl OrchServer {
         Parameters(input): Parameters<LockInput>,
     ) -> Result<Json<LockOutput>, String> {
         let holder = input.holder.unwrap_or_else(|| self.holder.clone());
+        let resource = self.resource(&input.resource);
         let granted = |lock: Lock| LockOutput {
             success: true,
-            lock: Some(lock.into()),
+            lock: Some(self.view(lock)),
             locked: None,
             holder: None,
             error: None,
@@ -330,28 +353,22 @@ impl OrchServer {
                     }
                     None => None,
                 };
-                match self
-                    .meta
-                    .acquire(&input.resource, &holder, ttl)
-                    .map_err(said)?
-                {
+                match self.meta.acquire(&resource, &holder, ttl).map_err(said)? {
                     Ok(lock) => granted(lock),
                     Err(refusal) => refusal_output(refusal),
                 }
             }
-            LockAction::Release => {
-                match self.meta.release(&input.resource, &holder).map_err(said)? {
-                    Ok(lock) => granted(lock),
-                    Err(refusal) => refusal_output(refusal),
-                }
-            }
+            LockAction::Release => match self.meta.release(&resource, &holder).map_err(said)? {
+                Ok(lock) => granted(lock),
+                Err(refusal) => refusal_output(refusal),
+            },
             LockAction::Check => {
-                let state = self.meta.check(&input.resource).map_err(said)?;
+                let state = self.meta.check(&resource).map_err(said)?;
                 LockOutput {
                     success: true,
                     locked: Some(state.locked),
                     holder: state.holder,
-                    lock: state.lock.map(Into::into),
+                    lock: state.lock.map(|l| self.view(l)),
                     error: None,
                 }
             }
@@ -391,12 +408,12 @@ impl OrchServer {
 impl rmcp::ServerHandler for OrchServer {}
 
 /// Serves on stdin/stdout until the client closes them.
-pub fn serve(meta: Meta, holder: String) -> anyhow::Result<()> {
+pub fn serve(meta: Meta, holder: String, namespace: Option<String>) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let server = OrchServer::new(meta, holder)
+        let server = OrchServer::new(meta, holder, namespace)
             .serve(rmcp::transport::stdio())
             .await?;
         server.waiting().await?;

@@ -25,6 +25,11 @@ pub struct MetaConfig {
     pub port: u16,
     /// How long a health check waits for a target.
     pub health_timeout_ms: u64,
+    /// Give every worker the `orch` MCP server (`orchestrate mcp`): nexus_* tools and
+    /// report_event, its locks held in the worker's name.
+    pub worker_mcp: bool,
+    /// Keep loading the operator's own MCP servers beside it (false: only `orch`).
+    pub operator_mcp: bool,
     /// Who wins a conflict.
     pub conflicts: ConflictConfig,
 }
@@ -37,6 +42,8 @@ impl Default for MetaConfig {
             lock_ttl_secs: DEFAULT_LOCK_TTL_SECS,
             port: 8100,
             health_timeout_ms: 2000,
+            worker_mcp: true,
+            operator_mcp: true,
             conflicts: ConflictConfig::default(),
         }
     }

@@ -155,8 +155,10 @@ mod tests {
 
     #[test]
     fn a_configured_matrix_and_auditor_are_used() {
-        let mut config = ConflictConfig::default();
-        config.security_auditor = "claude-audit".into();
+        let mut config = ConflictConfig {
+            security_auditor: "claude-audit".into(),
+            ..ConflictConfig::default()
+        };
         config
             .priorities
             .insert("file_creation".into(), vec!["codex-t2".into()]);

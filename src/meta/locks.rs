@@ -60,6 +60,12 @@ impl LockState {
     }
 }
 
+/// A session's name for `resource`: `SESSION:resource`. Path leases are named so (the path
+/// relative to the worker's checkout), by the sandbox hook and by a worker's MCP server alike.
+pub fn namespaced(namespace: &str, resource: &str) -> String {
+    format!("{namespace}:{resource}")
+}
+
 /// A lock's name must say what it locks: not empty, no control characters, not huge.
 pub fn check_name(what: &str, name: &str) -> Result<(), String> {
     if name.is_empty() {

@@ -182,9 +182,9 @@ impl Meta {
         Ok(LockState::of(self.store.check(resource, (self.clock)())?))
     }
 
-    /// Live locks whose holder starts with `holder_prefix`.
-    pub fn locks(&self, holder_prefix: &str) -> Result<Vec<Lock>, MetaError> {
-        Ok(self.store.locks(holder_prefix, (self.clock)())?)
+    /// Live locks on resources starting with `prefix`.
+    pub fn locks(&self, prefix: &str) -> Result<Vec<Lock>, MetaError> {
+        Ok(self.store.locks(prefix, (self.clock)())?)
     }
 
     /// Picks the winner among `contestants` and records the resolution with `context`.
@@ -206,6 +206,36 @@ impl Meta {
         self.store.record_resolution(&resolution, context)?;
         Ok(resolution)
     }
+}
+
+/// The live path leases of `session` (resources `SESSION:path`), read without writing
+/// anything: for `status` and the dashboard.
+pub fn session_leases(
+    config: &Config,
+    db: &Path,
+    session: &str,
+) -> Result<Vec<Lock>, MetaStoreError> {
+    let store: Box<dyn MetaStore> = if config.meta.store == "sqlite" {
+        if !db.exists() {
+            return Ok(Vec::new());
+        }
+        Box::new(sqlite::SqliteStore::open_read_only(db)?)
+    } else {
+        Box::new(redis::RedisStore::open(&config.meta.store)?)
+    };
+    let prefix = locks::namespaced(session, "");
+    let mut leases = match store.locks(&prefix, Timestamp::now()) {
+        Ok(leases) => leases,
+        // An older database without the meta tables holds none.
+        Err(MetaStoreError::Unavailable { reason, .. }) if reason.contains("no such table") => {
+            Vec::new()
+        }
+        Err(e) => return Err(e),
+    };
+    for lease in &mut leases {
+        lease.resource = lease.resource[prefix.len()..].to_string();
+    }
+    Ok(leases)
 }
 
 /// What `meta status` checks: the router targets with a URL, and the agent profiles' CLIs.

@@ -345,7 +345,7 @@ impl MetaStore for RedisStore {
         value.map(|v| self.lease(resource, &v)).transpose()
     }
 
-    fn locks(&self, holder_prefix: &str, _now: Timestamp) -> Result<Vec<Lock>, MetaStoreError> {
+    fn locks(&self, prefix: &str, _now: Timestamp) -> Result<Vec<Lock>, MetaStoreError> {
         let keys: Vec<String> = self.with(|c| {
             let mut keys = Vec::new();
             let mut cursor: u64 = 0;
@@ -370,12 +370,12 @@ impl MetaStore for RedisStore {
         let values: Vec<Option<Vec<u8>>> = self.with(|c| redis::cmd("MGET").arg(&keys).query(c))?;
         let mut locks = Vec::new();
         for (key, value) in keys.iter().zip(values) {
-            // Gone since the scan (released or expired).
-            let Some(value) = value else { continue };
+            // Gone since the scan (released or expired), or another prefix.
+            let Some(value) = value.filter(|_| key["lock:".len()..].starts_with(prefix)) else {
+                continue;
+            };
             let lock = self.lease(&key["lock:".len()..], &value)?;
-            if lock.holder.starts_with(holder_prefix) {
-                locks.push(lock);
-            }
+            locks.push(lock);
         }
         locks.sort_by(|a, b| a.resource.cmp(&b.resource));
         Ok(locks)

@@ -46,6 +46,21 @@ impl SqliteStore {
         })
     }
 
+    /// Opens for reading only (`status` on a full or read-only disk); a database without
+    /// the meta tables yet reads as holding nothing.
+    pub fn open_read_only(path: &Path) -> Result<SqliteStore, MetaStoreError> {
+        let conn = Store::open_read_only(path)
+            .map_err(|e| MetaStoreError::Unavailable {
+                store: format!("sqlite:{}", path.display()),
+                reason: e.to_string(),
+            })?
+            .into_connection();
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+            path: path.to_path_buf(),
+        })
+    }
+
     fn error(&self, e: rusqlite::Error) -> MetaStoreError {
         MetaStoreError::Unavailable {
             store: self.describe(),
@@ -211,11 +226,11 @@ impl MetaStore for SqliteStore {
         let now = now.millis();
         self.with(|conn| {
             let released = conn
-                .prepare_cached(&format!(
+                .prepare_cached(
                     "UPDATE meta_locks SET holder = NULL
                      WHERE resource = ?1 AND holder = ?2 AND expires_at > ?3
-                     RETURNING resource, ?2, acquired_at, expires_at, token"
-                ))?
+                     RETURNING resource, ?2, acquired_at, expires_at, token",
+                )?
                 .query_row(params![resource, holder, now], lock_from)
                 .optional()?;
             if let Some(lock) = released {
@@ -243,14 +258,14 @@ impl MetaStore for SqliteStore {
         })
     }
 
-    fn locks(&self, holder_prefix: &str, now: Timestamp) -> Result<Vec<Lock>, MetaStoreError> {
+    fn locks(&self, prefix: &str, now: Timestamp) -> Result<Vec<Lock>, MetaStoreError> {
         self.with(|conn| {
             let mut stmt = conn.prepare_cached(&format!(
                 "SELECT {LOCK_COLUMNS} FROM meta_locks
-                 WHERE holder IS NOT NULL AND expires_at > ?1 AND substr(holder, 1, length(?2)) = ?2
+                 WHERE holder IS NOT NULL AND expires_at > ?1 AND substr(resource, 1, length(?2)) = ?2
                  ORDER BY resource"
             ))?;
-            let rows = stmt.query_map(params![now.millis(), holder_prefix], lock_from)?;
+            let rows = stmt.query_map(params![now.millis(), prefix], lock_from)?;
             rows.collect()
         })
     }

@@ -62,8 +62,8 @@ pub trait MetaStore: Send + Sync {
     ) -> Result<Result<Lock, LockRefusal>, MetaStoreError>;
     /// The live lock on `resource`, if any.
     fn check(&self, resource: &str, now: Timestamp) -> Result<Option<Lock>, MetaStoreError>;
-    /// Live locks whose holder starts with `holder_prefix` (all of them with ""), by resource.
-    fn locks(&self, holder_prefix: &str, now: Timestamp) -> Result<Vec<Lock>, MetaStoreError>;
+    /// Live locks on resources starting with `prefix` (all of them with ""), by resource.
+    fn locks(&self, prefix: &str, now: Timestamp) -> Result<Vec<Lock>, MetaStoreError>;
 
     /// Keeps a resolution, with what it was about.
     fn record_resolution(

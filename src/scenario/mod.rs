@@ -29,6 +29,12 @@ pub enum Step {
     /// A tool call that needs the operator's approval. The sim refuses it as a headless CLI
     /// does; through the stub, the real CLI's own permission system decides.
     Blocked(Action),
+    /// A call to a tool of orchestrate's own MCP server (`orch`), e.g. `nexus_lock`; the
+    /// model waits for its answer. See [`with_locks`].
+    Mcp {
+        tool: String,
+        arguments: serde_json::Value,
+    },
     /// The model takes this long before going on.
     Wait { ms: u64 },
     /// The final answer; the conversation ends.
@@ -319,8 +325,33 @@ impl FromStr for Scenario {
 fn ends_turn(step: &Step) -> bool {
     matches!(
         step,
-        Step::Act(_) | Step::Blocked(_) | Step::Answer(_) | Step::Hang | Step::Crash
+        Step::Act(_)
+            | Step::Blocked(_)
+            | Step::Mcp { .. }
+            | Step::Answer(_)
+            | Step::Hang
+            | Step::Crash
     ) || matches!(step, Step::Fail { times: None, .. })
+}
+
+/// The story of an agent that has orchestrate's MCP server: before it first writes a file,
+/// it takes the lock on it (`nexus_lock`, the path as the story names it). The sim plays this
+/// when its configuration names the server; the stub when the CLI offers the tool.
+pub fn with_locks(steps: Vec<Step>) -> Vec<Step> {
+    let mut locked = std::collections::BTreeSet::new();
+    let mut out = Vec::with_capacity(steps.len() + 2);
+    for step in steps {
+        if let Step::Act(Action::Write { path, .. } | Action::Edit { path, .. }) = &step
+            && locked.insert(path.clone())
+        {
+            out.push(Step::Mcp {
+                tool: "nexus_lock".into(),
+                arguments: serde_json::json!({"action": "acquire", "resource": path}),
+            });
+        }
+        out.push(step);
+    }
+    out
 }
 
 /// The steps of model turn `index` (0 is the answer to the prompt, 1 the answer to the first

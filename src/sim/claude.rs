@@ -299,6 +299,21 @@ pub fn check_args(args: &[String], host: &Host) -> Result<CheckedArgs, ArgError>
                 super::hooks::from_settings(&super::hooks::read_settings(s), "PreToolUse", false)
             })
             .unwrap_or_default(),
+        // `--mcp-config` takes JSON or a file, once or more.
+        mcp: values
+            .iter()
+            .filter(|(f, _)| f == "--mcp-config")
+            .flat_map(|(_, v)| {
+                let text = if v.trim_start().starts_with('{') {
+                    v.clone()
+                } else {
+                    std::fs::read_to_string(absolute(&host.cwd, v)).unwrap_or_default()
+                };
+                serde_json::from_str::<Value>(&text)
+                    .map(|c| super::mcp::from_mcp_servers(&c))
+                    .unwrap_or_default()
+            })
+            .collect(),
     };
     let dialect = ClaudeDialect {
         session_id,
@@ -501,6 +516,27 @@ impl Dialect for ClaudeDialect {
             _ => result.output.clone(),
         };
         self.tool_result(out, id, &content, !result.ok);
+    }
+
+    fn mcp_call(
+        &mut self,
+        out: &mut Emitter,
+        id: &str,
+        server: &str,
+        tool: &str,
+        arguments: &Value,
+        answer: &Result<String, String>,
+    ) {
+        self.turn_texts.clear();
+        self.assistant(
+            out,
+            json!({"type": "tool_use", "id": tool_use_id(id), "name": format!("mcp__{server}__{tool}"), "input": arguments}),
+        );
+        let (text, failed) = match answer {
+            Ok(text) => (text.as_str(), false),
+            Err(text) => (text.as_str(), true),
+        };
+        self.tool_result(out, id, text, failed);
     }
 
     fn tool_refused(&mut self, out: &mut Emitter, id: &str, call: &ToolCall, why: &Refusal) {

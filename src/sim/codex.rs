@@ -110,6 +110,7 @@ fn check_exec_args(args: &[String], host: &Host) -> Result<CheckedArgs, ArgError
     let mut last = false;
     let mut cd: Option<String> = None;
     let mut add_dirs = Vec::new();
+    let mut overrides: Vec<String> = Vec::new();
     let mut model = MODEL.to_string();
     let mut positional: Vec<String> = Vec::new();
     let mut walker = ArgWalker::new(args);
@@ -171,6 +172,7 @@ fn check_exec_args(args: &[String], host: &Host) -> Result<CheckedArgs, ArgError
                         1,
                     ));
                 }
+                overrides.push(kv.to_string());
             }
             "--output-schema" => {
                 let path = take_value("FILE")?;
@@ -234,6 +236,7 @@ fn check_exec_args(args: &[String], host: &Host) -> Result<CheckedArgs, ArgError
         .filter(|r| r != "latest")
         .unwrap_or_else(|| session_uuid("codex"));
     let invocation = Invocation {
+        mcp: super::mcp::from_codex_overrides(&overrides),
         prompt,
         workdir: workdir.clone(),
         extra_dirs: add_dirs.iter().map(|d| absolute(&host.cwd, d)).collect(),
@@ -299,6 +302,35 @@ fn command_item(id: &str, call: &ToolCall) -> Value {
 }
 
 impl Dialect for CodexDialect {
+    fn mcp_call(
+        &mut self,
+        out: &mut Emitter,
+        id: &str,
+        server: &str,
+        tool: &str,
+        arguments: &Value,
+        answer: &Result<String, String>,
+    ) {
+        let item = |status: &str| {
+            json!({"id": item_id(id), "type": "mcp_tool_call", "server": server, "tool": tool,
+                   "arguments": arguments, "result": null, "error": null, "status": status})
+        };
+        out.emit(json!({"type": "item.started", "item": item("in_progress")}));
+        let mut done = item(if answer.is_ok() {
+            "completed"
+        } else {
+            "failed"
+        });
+        match answer {
+            Ok(text) => {
+                done["result"] =
+                    json!({"content": [{"type": "text", "text": text}], "structured_content": null})
+            }
+            Err(text) => done["error"] = json!({"message": text}),
+        }
+        out.emit(json!({"type": "item.completed", "item": done}));
+    }
+
     fn name(&self) -> &'static str {
         "codex"
     }

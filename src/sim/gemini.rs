@@ -140,6 +140,10 @@ pub fn check_args(args: &[String], host: &Host) -> Result<CheckedArgs, ArgError>
         no_input,
         stdin: StdinUse::default(),
         hooks: gemini_hooks(host),
+        mcp: gemini_settings(host)
+            .iter()
+            .flat_map(super::mcp::from_mcp_servers)
+            .collect(),
     };
     let mode = if yolo {
         "yolo".to_string()
@@ -215,7 +219,8 @@ fn now() -> String {
 
 /// BeforeTool hooks from the system settings (GEMINI_CLI_SYSTEM_SETTINGS_PATH) and the user's
 /// (`$HOME/.gemini/settings.json`), as 0.61 merges them.
-fn gemini_hooks(host: &Host) -> Vec<super::hooks::SimHook> {
+/// Its settings files, user then system, as read.
+fn gemini_settings(host: &Host) -> Vec<Value> {
     let mut files = Vec::new();
     if let Some(home) = host.env("HOME") {
         files.push(std::path::Path::new(home).join(".gemini/settings.json"));
@@ -225,10 +230,14 @@ fn gemini_hooks(host: &Host) -> Vec<super::hooks::SimHook> {
     }
     files
         .iter()
-        .flat_map(|f| {
-            let settings = super::hooks::read_settings(&f.display().to_string());
-            super::hooks::from_settings(&settings, "BeforeTool", true)
-        })
+        .map(|f| super::hooks::read_settings(&f.display().to_string()))
+        .collect()
+}
+
+fn gemini_hooks(host: &Host) -> Vec<super::hooks::SimHook> {
+    gemini_settings(host)
+        .iter()
+        .flat_map(|settings| super::hooks::from_settings(settings, "BeforeTool", true))
         .collect()
 }
 
@@ -348,6 +357,28 @@ impl Dialect for GeminiDialect {
                                "status": if result.ok { "success" } else { "error" }, "output": result.output});
         if !result.ok {
             event["error"] = json!({"type": "execution_failed", "message": result.output});
+        }
+        out.emit(event);
+    }
+
+    fn mcp_call(
+        &mut self,
+        out: &mut Emitter,
+        id: &str,
+        server: &str,
+        tool: &str,
+        arguments: &Value,
+        answer: &Result<String, String>,
+    ) {
+        self.tool_calls += 1;
+        let name = format!("mcp_{server}_{tool}");
+        let tool_id = self.tool_id(&name, id);
+        out.emit(json!({"type": "tool_use", "timestamp": now(), "tool_name": name, "tool_id": tool_id, "parameters": arguments}));
+        let mut event = json!({"type": "tool_result", "timestamp": now(), "tool_id": tool_id,
+                               "status": if answer.is_ok() { "success" } else { "error" }});
+        match answer {
+            Ok(text) => event["output"] = json!(text),
+            Err(text) => event["error"] = json!({"type": "execution_failed", "message": text}),
         }
         out.emit(event);
     }

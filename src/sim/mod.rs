@@ -12,6 +12,7 @@ mod claude;
 mod codex;
 mod gemini;
 pub mod hooks;
+pub mod mcp;
 mod script;
 mod sessions;
 
@@ -49,6 +50,8 @@ pub struct Invocation {
     pub stdin: StdinUse,
     /// Pre-tool hooks from the CLI's settings, run before every tool as the real CLI does.
     pub hooks: Vec<hooks::SimHook>,
+    /// The stdio MCP servers its configuration names.
+    pub mcp: Vec<mcp::McpServerSpec>,
 }
 
 /// How a CLI reads a stdin that is not a terminal.
@@ -170,6 +173,17 @@ pub trait Dialect {
     fn tool_refused(&mut self, out: &mut Emitter, id: &str, call: &ToolCall, why: &Refusal);
     /// Prints the closing event(s) and returns the exit code.
     fn finish(&mut self, out: &mut Emitter, end: &RunEnd) -> i32;
+    /// An MCP tool call the model makes: `server`'s `tool` with `arguments`, and the server's
+    /// text answer (`Err` when the tool said it failed).
+    fn mcp_call(
+        &mut self,
+        out: &mut Emitter,
+        id: &str,
+        server: &str,
+        tool: &str,
+        arguments: &Value,
+        answer: &Result<String, String>,
+    );
     /// How many tool rounds one run may take (Claude `--max-turns`); `None`: no limit.
     fn max_turns(&self) -> Option<u32> {
         None
@@ -356,10 +370,17 @@ pub fn run(cli: SimCli, args: &[String]) -> i32 {
     } else {
         scenario
     };
-    let steps = scenario.steps(&Context {
+    let mut steps = scenario.steps(&Context {
         cli,
         prompt: &invocation.prompt,
     });
+    if invocation
+        .mcp
+        .iter()
+        .any(|s| s.name == crate::agents::ORCH_MCP_SERVER)
+    {
+        steps = crate::scenario::with_locks(steps);
+    }
     let rest = crate::scenario::from_turn(&steps, turns_done);
     script::play(
         rest,

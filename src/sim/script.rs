@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
+use super::mcp::McpClient;
 use super::sessions::Sessions;
 use super::{Dialect, Emitter, Invocation, Pace, Refusal, RunEnd, ToolCall, ToolResult, is_within};
+use crate::agents::ORCH_MCP_SERVER;
 use crate::scenario::{Action, ApiError, Step};
 
 struct Run<'a> {
@@ -22,6 +24,9 @@ struct Run<'a> {
     last_message: String,
     denials: Vec<(String, ToolCall)>,
     started: Instant,
+    /// orchestrate's MCP server, when the configuration names one: started at its first
+    /// call.
+    orch: Option<McpClient>,
 }
 
 /// Plays `steps`, the story from the turn after `turns_done` tool results; remembers the
@@ -48,6 +53,7 @@ pub fn play(
         last_message: String::new(),
         denials: Vec::new(),
         started: Instant::now(),
+        orch: None,
     };
     run.dialect.start(run.out);
     run.sessions.save(run.dialect.session_id(), turns_done);
@@ -75,6 +81,11 @@ pub fn play(
                 run.remember();
                 rounds += 1;
             }
+            Step::Mcp { tool, arguments } => {
+                run.mcp(tool, arguments);
+                run.remember();
+                rounds += 1;
+            }
             Step::Wait { ms } => run.pace.wait(*ms),
             Step::Answer(text) => {
                 run.message(text);
@@ -96,7 +107,7 @@ pub fn play(
             }
         }
         // After its last allowed tool round Claude does not ask the model again.
-        let tool_round = matches!(step, Step::Act(_) | Step::Blocked(_));
+        let tool_round = matches!(step, Step::Act(_) | Step::Blocked(_) | Step::Mcp { .. });
         if let Some(max) = run.dialect.max_turns()
             && tool_round
             && rounds >= max
@@ -167,6 +178,46 @@ impl Run<'_> {
         self.dialect.tool_finished(self.out, &id, &call, &result);
         self.pace.wait(400);
         result
+    }
+
+    /// A call to orchestrate's MCP server, through the real `orchestrate mcp` its
+    /// configuration names. A lock refused is said, and the story goes on: the sandbox's
+    /// lease check decides the write, as it would for a real agent that tried.
+    fn mcp(&mut self, tool: &str, arguments: &serde_json::Value) {
+        let id = self.tool_id();
+        let answer = match self.orch_client() {
+            Ok(client) => client.call(tool, arguments.clone()),
+            Err(why) => Err(why),
+        };
+        self.dialect
+            .mcp_call(self.out, &id, ORCH_MCP_SERVER, tool, arguments, &answer);
+        self.pace.wait(200);
+        let refused = answer
+            .as_ref()
+            .ok()
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(text).ok())
+            .filter(|v| v["success"] == false);
+        if let Some(refusal) = refused {
+            let holder = refusal["holder"].as_str().unwrap_or("another agent");
+            let resource = arguments["resource"].as_str().unwrap_or("the file");
+            self.message(&format!(
+                "{holder} holds the lock on {resource}; I'll try the write anyway."
+            ));
+        }
+    }
+
+    /// The `orch` server, started on first use.
+    fn orch_client(&mut self) -> Result<&mut McpClient, String> {
+        if self.orch.is_none() {
+            let spec = self
+                .inv
+                .mcp
+                .iter()
+                .find(|s| s.name == ORCH_MCP_SERVER)
+                .ok_or_else(|| format!("no MCP server {ORCH_MCP_SERVER} is configured"))?;
+            self.orch = Some(McpClient::start(spec)?);
+        }
+        Ok(self.orch.as_mut().expect("started above"))
     }
 
     /// A call the headless CLI refuses because it would need the operator's approval.

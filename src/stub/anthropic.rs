@@ -78,7 +78,7 @@ enum Block {
     Text(String),
     ToolUse {
         id: String,
-        name: &'static str,
+        name: String,
         input: Value,
     },
 }
@@ -97,7 +97,7 @@ fn blocks(steps: &[Step], facts: &Facts, seed: u64) -> (Vec<Block>, &'static str
                         let id = format!("toolu_stub{seed:06}{i:02}");
                         out.push(Block::ToolUse {
                             id,
-                            name: "StructuredOutput",
+                            name: "StructuredOutput".into(),
                             input,
                         });
                         return (out, "tool_use", Ending::Complete);
@@ -109,7 +109,21 @@ fn blocks(steps: &[Step], facts: &Facts, seed: u64) -> (Vec<Block>, &'static str
             Step::Act(action) | Step::Blocked(action) => {
                 let (name, input) = tool(action, facts);
                 let id = format!("toolu_stub{seed:06}{i:02}");
-                out.push(Block::ToolUse { id, name, input });
+                out.push(Block::ToolUse {
+                    id,
+                    name: name.into(),
+                    input,
+                });
+                return (out, "tool_use", Ending::Complete);
+            }
+            // Claude names an MCP server's tools `mcp__SERVER__TOOL`.
+            Step::Mcp { tool, arguments } => {
+                let id = format!("toolu_stub{seed:06}{i:02}");
+                out.push(Block::ToolUse {
+                    id,
+                    name: format!("mcp__{}__{tool}", crate::agents::ORCH_MCP_SERVER),
+                    input: arguments.clone(),
+                });
                 return (out, "tool_use", Ending::Complete);
             }
             Step::Hang => return (out, "end_turn", Ending::Hang),

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
 
+use crate::agents::ORCH_MCP_SERVER;
 use crate::scenario::{self, ApiError, Cli, Context, Scenario, Step};
 
 /// The three APIs the stub speaks.
@@ -128,10 +129,14 @@ pub fn decide(
     worker: &str,
     failures: &Failures,
 ) -> Reply {
-    let steps = scenario.steps(&Context {
+    let mut steps = scenario.steps(&Context {
         cli: api.cli(),
         prompt: &facts.prompt,
     });
+    // A Claude with orchestrate's MCP server locks what it writes, as the sim does.
+    if facts.offers(&format!("mcp__{ORCH_MCP_SERVER}__nexus_lock")) {
+        steps = scenario::with_locks(steps);
+    }
     let Some(turn) = scenario::turn(&steps, facts.tool_results) else {
         return Reply::Over;
     };

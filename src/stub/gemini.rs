@@ -121,7 +121,8 @@ fn chunks(steps: &[Step], facts: &Facts) -> (Vec<Value>, Ending) {
                 ending = Ending::Crash;
                 break;
             }
-            Step::Wait { .. } | Step::Fail { .. } => {}
+            // Only stories for a CLI that offers orchestrate's tools hold these (Claude).
+            Step::Wait { .. } | Step::Fail { .. } | Step::Mcp { .. } => {}
         }
     }
     if out.is_empty() && ending == Ending::Complete {

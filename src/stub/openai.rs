@@ -223,7 +223,8 @@ pub fn stream(steps: &[Step], facts: &Facts, seed: u64) -> Rendered {
                 ending = Ending::Crash;
                 break;
             }
-            Step::Wait { .. } | Step::Fail { .. } => {}
+            // Only stories for a CLI that offers orchestrate's tools hold these (Claude).
+            Step::Wait { .. } | Step::Fail { .. } | Step::Mcp { .. } => {}
         }
     }
     if ending != Ending::Complete {

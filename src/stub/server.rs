@@ -288,6 +288,7 @@ impl Turn<'_> {
 fn describe(steps: &[Step]) -> String {
     match steps.last() {
         Some(Step::Act(a) | Step::Blocked(a)) => format!("tool: {}", a.summary()),
+        Some(Step::Mcp { tool, .. }) => format!("tool: mcp {tool}"),
         Some(Step::Answer(_)) => "answer".into(),
         Some(Step::Hang) => "hang".into(),
         Some(Step::Crash) => "crash".into(),

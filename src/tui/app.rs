@@ -299,6 +299,8 @@ pub struct App {
     pub escalation: Option<String>,
     /// Tasks recovery holds for the operator, with the fix it suggests (until they run again).
     pub held: std::collections::BTreeMap<String, String>,
+    /// The paths each worker holds a lease on (from the coordinator's `lease_*` decisions).
+    pub leases: std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
     /// A desktop notification is due (OSC 9), with the bell.
     notify: Option<String>,
     /// When each journal began (see `Msg::Origins`).
@@ -347,6 +349,7 @@ impl App {
             approvals: Vec::new(),
             escalation: None,
             held: std::collections::BTreeMap::new(),
+            leases: std::collections::BTreeMap::new(),
             notify: None,
             origins: std::collections::BTreeMap::new(),
             summaries: std::collections::BTreeMap::new(),
@@ -527,6 +530,7 @@ impl App {
                         worker: e.str_field("worker").map(str::to_string),
                     });
                     self.observe_approval(&e);
+                    self.observe_lease(&e);
                     if e.str_field("action") == Some("stop_and_escalate") {
                         self.escalation = Some(format!(
                             "a review found a blocker in {}'s work; the session is paused",
@@ -626,6 +630,40 @@ impl App {
                     self.finished_at.is_none() && e.timestamp.millis() + 10_000 > self.now.millis();
             }
             Some("approval_answered") => self.approvals.retain(|a| a.id != id),
+            _ => {}
+        }
+    }
+
+    /// Leases come with `lease_granted` and go with `lease_released`.
+    fn observe_lease(&mut self, e: &AgentEvent) {
+        let Some(worker) = e.str_field("worker") else {
+            return;
+        };
+        match e.phase() {
+            Some("lease_granted") => {
+                if let Some(path) = e.str_field("path") {
+                    self.leases
+                        .entry(worker.to_string())
+                        .or_default()
+                        .insert(path.to_string());
+                }
+            }
+            Some("lease_released") => {
+                if let Some(held) = self.leases.get_mut(worker) {
+                    for path in e
+                        .payload
+                        .get("paths")
+                        .and_then(|p| p.as_array())
+                        .into_iter()
+                        .flatten()
+                    {
+                        held.remove(path.as_str().unwrap_or(""));
+                    }
+                    if held.is_empty() {
+                        self.leases.remove(worker);
+                    }
+                }
+            }
             _ => {}
         }
     }

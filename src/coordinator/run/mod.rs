@@ -34,6 +34,7 @@ use crate::worker::{Worker, WorkerStatus};
 
 mod commands;
 mod disk;
+mod leases;
 mod planning;
 mod records;
 mod recovery;
@@ -178,6 +179,8 @@ pub struct Coordinator {
     recovery: BTreeMap<String, recovery::TaskRecovery>,
     /// Reviews the previous coordinator left unfinished, run again when their task does.
     interrupted_reviews: Vec<(crate::review::Trigger, Vec<serde_json::Value>)>,
+    /// The workers' path leases (meta locks).
+    leases: leases::Leases,
     _lock: CoordinatorLock,
 }
 
@@ -237,6 +240,7 @@ pub fn run_coordinator(
         idle_ms: (settings.config.review.idle_minutes * 60_000.0) as i64,
         max_per_task: settings.config.review.max_per_task,
     });
+    let settings_config = settings.config.clone();
     let mut c = Coordinator {
         session,
         info,
@@ -270,6 +274,10 @@ pub fn run_coordinator(
         clarify_prompts: BTreeMap::new(),
         recovery_rules,
         recovery: BTreeMap::new(),
+        leases: leases::Leases::new(
+            crate::meta::Meta::open(&settings_config, &workspace.db_path())
+                .map_err(|e| e.to_string()),
+        ),
         _lock: lock,
     };
     c.make_reserve();

@@ -97,6 +97,22 @@ impl Coordinator {
                 .with("severity", "warning"),
             );
         }
+        let allowed = match verdict.verdict {
+            Decision::Allow => Some("allow"),
+            Decision::Confirm if self.approved.contains(&(worker.clone(), what.clone())) => {
+                Some("allow (approved before)")
+            }
+            _ => None,
+        };
+        // A write the sandbox allows still needs the path's lease.
+        if let Some(allow) = allowed {
+            let answer = match self.lease_for_write(&worker, task.as_deref(), &call) {
+                Ok(()) => ControlReply::done(allow),
+                Err(reason) => ControlReply::refused(reason),
+            };
+            let _ = reply.send(answer);
+            return;
+        }
         let answer = match verdict.verdict {
             Decision::Allow => ControlReply::done("allow"),
             Decision::Confirm if self.approved.contains(&(worker.clone(), what.clone())) => {

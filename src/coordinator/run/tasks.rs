@@ -230,6 +230,7 @@ impl Coordinator {
                 guard
             }),
             output_schema: output_schema.map(str::to_string),
+            mcp: self.mcp_server(name),
         }
         .build()?;
         let events_path = self.session.events_path(name);
@@ -363,6 +364,7 @@ impl Coordinator {
             let _ = procs.signal(libc::SIGKILL);
         }
         self.save_worker(&task_id, &r, &event);
+        self.release_leases(&r.name, &task_id);
         if let Some(review) = self.review_stop(&task_id) {
             r.ended_by = Some(review);
         }

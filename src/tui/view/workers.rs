@@ -138,8 +138,19 @@ fn card(frame: &mut Frame<'_>, area: Rect, app: &App, pane: &WorkerPane, selecte
             style(app, Role::text),
         ),
     ]));
+    // The files it holds leases on, when any: another worker's write to them is refused.
+    if let Some(held) = app.leases.get(&pane.name) {
+        let paths: Vec<&str> = held.iter().map(String::as_str).collect();
+        lines.push(Line::from(vec![
+            Span::styled("leases ", style(app, Role::dim)),
+            Span::styled(
+                visible(&paths.join(", "), inner_width.saturating_sub(7)).to_string(),
+                style(app, Role::text),
+            ),
+        ]));
+    }
     // A taller card (the detail beside a long list) shows more of the last lines.
-    let room = area.height.saturating_sub(5) as usize;
+    let room = (area.height as usize).saturating_sub(2 + lines.len());
     for text in pane.lines.iter().rev().take(room).rev() {
         lines.push(Line::from(Span::styled(
             visible(text, inner_width).to_string(),

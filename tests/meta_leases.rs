@@ -1,0 +1,216 @@
+//! Path leases through the real binary: workers take `nexus_lock` through their MCP server
+//! before they write, the sandbox hook holds each write to its lease, a contended path goes
+//! to the conflict resolver, and the loser's write is denied naming the holder. With the
+//! simulated CLIs, and with the real Claude against the stub model.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Env, journal, session_id, text, wait_for};
+use orchestrate::event::AgentEvent;
+use serde_json::Value;
+
+/// Two tasks of `agent` with the same prompt: they write the same notes file.
+fn contending_plan(env: &Env, agent: &str) -> std::path::PathBuf {
+    env.plan(&format!(
+        "[[tasks]]\nid = \"t1\"\nagent = \"{agent}\"\nprompt = \"add the endpoint\"\n\n\
+         [[tasks]]\nid = \"t2\"\nagent = \"{agent}\"\nprompt = \"add the endpoint\"\n"
+    ))
+}
+
+fn set_config(env: &Env, text: &str) {
+    std::fs::write(env.workspace.with_file_name("orchestrate.toml"), text).unwrap();
+}
+
+fn orchestrator(env: &Env, id: &str) -> Vec<AgentEvent> {
+    journal(&env.session_dir(id).join("orchestrator.jsonl"))
+}
+
+fn with_phase<'a>(events: &'a [AgentEvent], phase: &str) -> Vec<&'a AgentEvent> {
+    events.iter().filter(|e| e.phase() == Some(phase)).collect()
+}
+
+fn texts(events: &[AgentEvent]) -> Vec<String> {
+    events.iter().map(|e| e.text().to_string()).collect()
+}
+
+/// The worker's nexus_lock calls and what the server answered, in order.
+fn lock_answers(env: &Env, id: &str, worker: &str) -> Vec<Value> {
+    journal(&env.session_dir(id).join(format!("events/{worker}.jsonl")))
+        .iter()
+        .filter(|e| e.str_field("kind") == Some("tool_result"))
+        .filter_map(|e| e.str_field("output"))
+        .filter_map(|out| serde_json::from_str::<Value>(out).ok())
+        .filter(|v| v.get("success").is_some())
+        .collect()
+}
+
+#[test]
+fn two_simulated_workers_contend_for_a_file_and_the_journal_shows_grant_denial_and_resolution() {
+    let env = Env::new();
+    set_config(&env, "[review]\nenabled = false\n");
+    let plan = contending_plan(&env, "claude");
+    let out = env.run(&plan, &["--no-dashboard"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let id = session_id(&out);
+    let events = orchestrator(&env, &id);
+    let all = texts(&events);
+    // The first grant is the holder's; the other may get the lease once it is released.
+    let granted = with_phase(&events, "lease_granted");
+    let holder = granted[0].str_field("worker").unwrap().to_string();
+    let loser = if holder == "claude-t1" {
+        "claude-t2"
+    } else {
+        "claude-t1"
+    };
+    let path = "notes/claude-add-the-endpoint-you-are.md";
+    assert_eq!(granted[0].str_field("path"), Some(path));
+    let resolved = with_phase(&events, "conflict_resolved");
+    assert!(!resolved.is_empty(), "{all:#?}");
+    assert_eq!(resolved[0].str_field("winner"), Some(holder.as_str()));
+    assert_eq!(resolved[0].payload["losers"][0], loser);
+    let denied = with_phase(&events, "lease_denied");
+    assert!(!denied.is_empty(), "{all:#?}");
+    assert_eq!(denied[0].str_field("worker"), Some(loser));
+    assert_eq!(denied[0].str_field("holder"), Some(holder.as_str()));
+    assert!(
+        denied[0]
+            .str_field("reason")
+            .unwrap()
+            .contains(&format!("leased by {holder}")),
+        "{all:#?}"
+    );
+    // The holder's leases went with its task.
+    let released = with_phase(&events, "lease_released");
+    assert_eq!(released[0].str_field("worker"), Some(holder.as_str()));
+    assert_eq!(released[0].payload["paths"][0], path);
+    // Both asked the MCP server first: the holder was granted, the loser told who holds it.
+    let holder_answers = lock_answers(&env, &id, &holder);
+    assert_eq!(holder_answers[0]["success"], true, "{holder_answers:?}");
+    assert_eq!(holder_answers[0]["lock"]["resource"], path);
+    let loser_answers = lock_answers(&env, &id, loser);
+    assert_eq!(loser_answers[0]["success"], false, "{loser_answers:?}");
+    assert_eq!(loser_answers[0]["holder"], holder.as_str());
+    // One wrote the file, the other was refused and changed nothing.
+    assert!(
+        with_phase(&events, "no_change")
+            .iter()
+            .any(|e| e.str_field("worker") == Some(loser)),
+        "{all:#?}"
+    );
+    // Nothing is left locked.
+    let locks = env.cmd(&["meta", "locks", "--json"]).output().unwrap();
+    let locks: Value = serde_json::from_slice(&locks.stdout).unwrap();
+    assert_eq!(locks["locks"], serde_json::json!([]), "{locks}");
+}
+
+#[test]
+fn a_writer_the_matrix_ranks_higher_takes_the_lease_from_its_holder() {
+    let env = Env::new();
+    set_config(
+        &env,
+        "[review]\nenabled = false\n\n[meta.conflicts.priorities]\nfile_creation = [\"claude-t2\"]\n",
+    );
+    let plan = contending_plan(&env, "claude");
+    let out = env.run(&plan, &["--no-dashboard"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let id = session_id(&out);
+    let events = orchestrator(&env, &id);
+    let all = texts(&events);
+    // Whoever wrote first, claude-t2 ends with the file: it keeps its lease, or takes it.
+    for resolution in with_phase(&events, "conflict_resolved") {
+        assert_eq!(
+            resolution.str_field("winner"),
+            Some("claude-t2"),
+            "{all:#?}"
+        );
+        assert!(
+            resolution
+                .str_field("reason")
+                .unwrap()
+                .contains("file_creation priority")
+        );
+    }
+    for denial in with_phase(&events, "lease_denied") {
+        assert_eq!(denial.str_field("worker"), Some("claude-t1"), "{all:#?}");
+    }
+    let revoked = events
+        .iter()
+        .filter(|e| e.phase() == Some("lease_released") && e.str_field("action") == Some("revoke"))
+        .count();
+    let denied = with_phase(&events, "lease_denied").len();
+    assert!(revoked + denied > 0, "no contention at all: {all:#?}");
+}
+
+#[test]
+fn status_shows_the_leases_a_running_session_holds() {
+    let env = Env::new();
+    set_config(&env, "[review]\nenabled = false\n");
+    let plan =
+        env.plan("[[tasks]]\nid = \"t1\"\nagent = \"codex\"\nprompt = \"add the endpoint\"\n");
+    // Human pace: the task holds its lease for seconds after writing.
+    let out = env.run(&plan, &[], &[("ORCHESTRATE_SIM_SPEED", "1")]);
+    let id = session_id(&out);
+    let mut status = Value::Null;
+    wait_for("a lease in status --json", Duration::from_secs(60), || {
+        status = env.status(&id);
+        status["leases"].as_array().is_some_and(|l| !l.is_empty())
+    });
+    let lease = &status["leases"][0];
+    assert_eq!(
+        lease["path"], "notes/codex-add-the-endpoint-you-are.md",
+        "{status:#}"
+    );
+    assert_eq!(lease["worker"], "codex-t1");
+    assert!(lease["token"].as_u64().unwrap() >= 1);
+    let worker = status["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["name"] == "codex-t1")
+        .unwrap();
+    assert_eq!(
+        worker["leases"][0],
+        "notes/codex-add-the-endpoint-you-are.md"
+    );
+    let shown = env.cmd(&["status", &id]).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&shown.stdout)
+            .contains("leases: notes/codex-add-the-endpoint-you-are.md"),
+        "{}",
+        text(&shown)
+    );
+    let _ = env.cmd(&["kill", &id]).output();
+}
+
+#[test]
+fn a_real_claude_takes_its_lock_through_orchestrate_s_mcp_server_before_writing() {
+    let Some(clis) = common::require_agent_clis("a_real_claude_takes_its_lock") else {
+        return;
+    };
+    let env = Env::real(clis);
+    set_config(&env, "[review]\nenabled = false\n");
+    let plan =
+        env.plan("[[tasks]]\nid = \"t\"\nagent = \"claude\"\nprompt = \"add the endpoint\"\n");
+    let out = env.run(&plan, &["--no-dashboard"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let id = session_id(&out);
+    let calls: Vec<AgentEvent> = journal(&env.session_dir(&id).join("events/claude-t.jsonl"))
+        .into_iter()
+        .filter(|e| e.str_field("tool") == Some("mcp__orch__nexus_lock"))
+        .collect();
+    assert!(!calls.is_empty(), "claude never called nexus_lock");
+    let answers = lock_answers(&env, &id, "claude-t");
+    assert_eq!(answers[0]["success"], true, "{answers:?}");
+    assert_eq!(answers[0]["lock"]["holder"], "claude-t");
+    let path = answers[0]["lock"]["resource"].as_str().unwrap().to_string();
+    // The write that followed held the same lease: granted once, released at the end.
+    let events = orchestrator(&env, &id);
+    let granted = with_phase(&events, "lease_granted");
+    assert_eq!(granted.len(), 1, "{:#?}", texts(&events));
+    assert_eq!(granted[0].str_field("path"), Some(path.as_str()));
+    assert_eq!(granted[0].payload["token"], answers[0]["lock"]["token"]);
+    assert_eq!(with_phase(&events, "lease_released").len(), 1);
+    assert_eq!(env.status(&id)["tasks"][0]["state"], "succeeded");
+}
