@@ -1,6 +1,7 @@
 //! `orchestrate demo`: the whole product with simulated agents, on a fresh temporary git
 //! repository, so a new user sees it work in one command with no keys and no agent CLI.
-//! Its plan uses all three agents and runs two workers at once.
+//! Its plan uses all three agents and runs two workers at once; those two both want to write
+//! `docs/api.md`, so the demo shows a path lease, the conflict resolver and a denied write.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -18,13 +19,13 @@ const PLAN: &str = r#"# The demo's plan: design and tests run at once; implement
 id = "design"
 title = "Design the endpoint"
 agent = "gemini"
-prompt = "Write a short design note for a /health endpoint: what it reports and how it is tested."
+prompt = "Write a short design note for a /health endpoint: what it reports and how it is tested. Record the endpoint in `docs/api.md`."
 
 [[tasks]]
 id = "tests"
 title = "Write the tests"
 agent = "codex"
-prompt = "Write tests for a /health endpoint that reports status and uptime."
+prompt = "Write tests for a /health endpoint that reports status and uptime. Record the tests in `docs/api.md`."
 
 [[tasks]]
 id = "implement"

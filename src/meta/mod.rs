@@ -259,3 +259,134 @@ pub fn health(config: &Config, cwd: &Path) -> health::Health {
         Duration::from_millis(config.meta.health_timeout_ms),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicI64, Ordering};
+
+    use super::*;
+
+    /// A `Meta` on a fresh SQLite store whose clock the test moves (milliseconds).
+    fn meta(config: &Config) -> (tempfile::TempDir, Meta, Arc<AtomicI64>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sqlite::SqliteStore::open(&dir.path().join("orchestrate.db")).unwrap();
+        let now = Arc::new(AtomicI64::new(1_000_000));
+        let clock = now.clone();
+        let meta = Meta::with_store(
+            config,
+            Box::new(store),
+            Box::new(move || Timestamp(clock.load(Ordering::SeqCst))),
+        )
+        .unwrap();
+        (dir, meta, now)
+    }
+
+    #[test]
+    fn a_session_lives_its_ttl_after_its_last_write() {
+        let mut config = Config::default();
+        config.meta.session_ttl_secs = 60;
+        let (_dir, meta, now) = meta(&config);
+        let start = now.load(Ordering::SeqCst);
+        let s = meta.create_session("alice").unwrap();
+        now.store(start + 59_999, Ordering::SeqCst);
+        assert_eq!(meta.get_session(&s.id).unwrap().user_id, "alice");
+        // Routing with it is a write: the TTL starts again.
+        now.store(start + 30_000, Ordering::SeqCst);
+        meta.route("implement it", Some(&s.id), None).unwrap();
+        now.store(start + 89_999, Ordering::SeqCst);
+        let kept = meta.get_session(&s.id).unwrap();
+        assert_eq!(kept.history[0]["target"], "bolt");
+        assert_eq!(kept.updated_at, Timestamp(start + 30_000));
+        now.store(start + 90_000, Ordering::SeqCst);
+        assert!(matches!(
+            meta.get_session(&s.id),
+            Err(MetaError::NoSession(_))
+        ));
+        assert!(matches!(
+            meta.route("x", Some(&s.id), None),
+            Err(MetaError::NoSession(_))
+        ));
+    }
+
+    #[test]
+    fn routing_with_a_session_keeps_its_last_hundred_requests() {
+        let (_dir, meta, now) = meta(&Config::default());
+        let s = meta.create_session("bob").unwrap();
+        for i in 0..120 {
+            now.fetch_add(1, Ordering::SeqCst);
+            meta.route(
+                &format!("search item {i}"),
+                Some(&s.id),
+                Some(&json!({"i": i})),
+            )
+            .unwrap();
+        }
+        let s = meta.get_session(&s.id).unwrap();
+        assert_eq!(s.history.len(), 100);
+        assert_eq!(s.history[0]["request"], "search item 20");
+        assert_eq!(s.history[99]["context"]["i"], 119);
+    }
+
+    #[test]
+    fn a_lease_expires_on_the_clock_and_the_next_grant_has_a_higher_token() {
+        let mut config = Config::default();
+        config.meta.lock_ttl_secs = 300;
+        let (_dir, meta, now) = meta(&config);
+        let start = now.load(Ordering::SeqCst);
+        let first = meta.acquire("r", "w1", None).unwrap().unwrap();
+        assert_eq!(first.expires_at, Timestamp(start + 300_000));
+        now.store(start + 299_999, Ordering::SeqCst);
+        assert!(meta.acquire("r", "w2", None).unwrap().is_err());
+        assert!(meta.check("r").unwrap().locked);
+        now.store(start + 300_000, Ordering::SeqCst);
+        assert!(!meta.check("r").unwrap().locked);
+        let second = meta.acquire("r", "w2", None).unwrap().unwrap();
+        assert_eq!((second.holder.as_str(), second.token), ("w2", 2));
+        assert_eq!(meta.locks("").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn bad_input_is_one_clear_error_and_reaches_no_store() {
+        let (_dir, meta, _) = meta(&Config::default());
+        let bad = |r: Result<Result<Lock, LockRefusal>, MetaError>| r.unwrap_err().to_string();
+        assert_eq!(bad(meta.acquire("", "w", None)), "the resource is empty");
+        assert!(bad(meta.acquire("a\nb", "w", None)).contains("control character"));
+        assert_eq!(
+            bad(meta.acquire("r", "w", Some(Duration::ZERO))),
+            "a lock's ttl must be above zero"
+        );
+        assert!(meta.resolve("file_creation", &[], &json!({})).is_err());
+        assert!(meta.create_session("").is_err());
+        let mut config = Config::default();
+        config.router.targets.get_mut("bolt").unwrap().patterns[0].pattern = "(".into();
+        let dir = tempfile::tempdir().unwrap();
+        let store = sqlite::SqliteStore::open(&dir.path().join("o.db")).unwrap();
+        let err = Meta::with_store(&config, Box::new(store), Box::new(Timestamp::now))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.starts_with("router target \"bolt\": pattern \"(\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_resolution_is_recorded() {
+        let (dir, meta, _) = meta(&Config::default());
+        let names = vec!["archon".to_string(), "bolt".to_string()];
+        let r = meta
+            .resolve("file_creation", &names, &json!({"path": "src/a.rs"}))
+            .unwrap();
+        assert_eq!(r.winner, "bolt");
+        let conn = rusqlite::Connection::open(dir.path().join("orchestrate.db")).unwrap();
+        let (winner, context): (String, String) = conn
+            .query_row("SELECT winner, context FROM meta_resolutions", [], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .unwrap();
+        assert_eq!(winner, "bolt");
+        assert!(context.contains("src/a.rs"));
+    }
+}

@@ -145,6 +145,19 @@ fn success(ctx: &Context<'_>, pause_ms: u64) -> Vec<Step> {
         old: "- [ ] reviewed the change".into(),
         new: "- [x] reviewed the change".into(),
     }));
+    // A file the prompt names in backticks (`docs/api.md`) is written too: two tasks that
+    // name the same one contend for it (the demo's design and tests do).
+    for path in named_files(ctx.prompt) {
+        steps.push(say(&format!("I'll record it in {path} as asked.")));
+        steps.push(Step::Act(Action::Write {
+            path,
+            content: format!(
+                "# {}\n\nRecorded by the {} agent.\n",
+                first_words(ctx.prompt, 8),
+                ctx.cli.name()
+            ),
+        }));
+    }
     pause(&mut steps);
     steps.push(say("Let me verify the result."));
     steps.push(Step::Act(run(&format!("wc -l {notes}"))));
@@ -218,6 +231,25 @@ fn absolute_paths(prompt: &str) -> Vec<String> {
         .collect()
 }
 
+/// Relative file paths the prompt names in backticks, e.g. `docs/api.md` (at most three).
+fn named_files(prompt: &str) -> Vec<String> {
+    prompt
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|p| {
+            !p.is_empty()
+                && !p.starts_with('/')
+                && !p.contains("..")
+                && p.contains('.')
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-/".contains(c))
+        })
+        .take(3)
+        .map(str::to_string)
+        .collect()
+}
+
 fn first_words(text: &str, n: usize) -> String {
     text.split_whitespace()
         .take(n)
@@ -240,6 +272,38 @@ fn slug(text: &str) -> String {
 mod tests {
     use super::*;
     use crate::scenario::Cli;
+
+    #[test]
+    fn files_named_in_backticks_are_written_and_only_plain_relative_ones() {
+        assert_eq!(
+            named_files(
+                "Record it in `docs/api.md`, not `/etc/passwd`, `../x.md` or `cargo test`."
+            ),
+            ["docs/api.md"]
+        );
+        let steps = steps(
+            Scenario::Success,
+            &Context {
+                cli: Cli::Gemini,
+                prompt: "Note the endpoint in `docs/api.md`.",
+            },
+        );
+        assert!(steps.iter().any(|s| matches!(s,
+            Step::Act(Action::Write { path, .. }) if path == "docs/api.md")));
+        // With orchestrate's MCP server the agent locks each file once, before its first write.
+        let locked = crate::scenario::with_locks(steps);
+        let locks: Vec<&serde_json::Value> = locked
+            .iter()
+            .filter_map(|s| match s {
+                Step::Mcp { arguments, .. } => Some(&arguments["resource"]),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            locks,
+            ["notes/gemini-note-the-endpoint-in-docs.md", "docs/api.md"]
+        );
+    }
 
     #[test]
     fn slugs_are_short_and_safe() {

@@ -164,7 +164,7 @@ impl Coordinator {
         let outcome = match meta.acquire(resource, worker, None) {
             Ok(outcome) => outcome,
             Err(e) => {
-                self.leases_unavailable(task, &e.to_string());
+                self.leases_unavailable(Some(task), &e.to_string());
                 return Ok(());
             }
         };
@@ -199,7 +199,7 @@ impl Coordinator {
         let resolution = match meta.resolve(PATH_CONFLICT, &contestants, &context) {
             Ok(r) => r,
             Err(e) => {
-                self.leases_unavailable(task, &e.to_string());
+                self.leases_unavailable(Some(task), &e.to_string());
                 return Ok(());
             }
         };
@@ -266,8 +266,22 @@ impl Coordinator {
         Err(reason)
     }
 
+    /// On resume: the previous coordinator's workers are gone, and so are their leases.
+    pub(super) fn release_leftover_leases(&mut self) {
+        let Some(meta) = &self.leases.meta else {
+            return;
+        };
+        let holders: std::collections::BTreeSet<String> = meta
+            .locks(&namespaced(&self.session.id, ""))
+            .map(|locks| locks.into_iter().map(|l| l.holder).collect())
+            .unwrap_or_default();
+        for holder in holders {
+            self.release_leases(&holder, None);
+        }
+    }
+
     /// Releases every lease `worker` holds in this session (its task's attempt ended).
-    pub(super) fn release_leases(&mut self, worker: &str, task: &str) {
+    pub(super) fn release_leases(&mut self, worker: &str, task: Option<&str>) {
         let Some(meta) = &self.leases.meta else {
             return;
         };
@@ -288,7 +302,7 @@ impl Coordinator {
         self.leases.granted.retain(|(w, _), _| w != worker);
         if !released.is_empty() {
             self.record(
-                Some(task),
+                task,
                 Draft::new(
                     EventType::Decision,
                     format!("{worker} released its leases: {}", released.join(", ")),
@@ -303,13 +317,13 @@ impl Coordinator {
     }
 
     /// Says once that leases are off for now, and why.
-    fn leases_unavailable(&mut self, task: &str, why: &str) {
+    fn leases_unavailable(&mut self, task: Option<&str>, why: &str) {
         if self.leases.unavailable.is_some() {
             return;
         }
         self.leases.unavailable = Some(why.to_string());
         self.record(
-            Some(task),
+            task,
             Draft::new(
                 EventType::Finding,
                 format!("path leases are off: {why}; writes go on unleased"),

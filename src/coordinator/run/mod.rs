@@ -395,6 +395,7 @@ impl Coordinator {
         let mut sched = Scheduler::new(&plan, limits);
         if let Some(history) = &history {
             self.kill_leftovers(history);
+            self.release_leftover_leases();
             for (id, h) in &history.tasks {
                 // Unfinished work (running, stopped) runs again; what succeeded or failed for
                 // good stays so; a retry keeps its time (a usage limit's wait goes on), and a

@@ -364,7 +364,7 @@ impl Coordinator {
             let _ = procs.signal(libc::SIGKILL);
         }
         self.save_worker(&task_id, &r, &event);
-        self.release_leases(&r.name, &task_id);
+        self.release_leases(&r.name, Some(&task_id));
         if let Some(review) = self.review_stop(&task_id) {
             r.ended_by = Some(review);
         }
