@@ -270,7 +270,11 @@ impl Config {
             .or_else(|| {
                 crate::meta::router::Router::new(&self.router)
                     .err()
-                    .map(|e| ("router".to_string(), e.to_string()))
+                    .map(|e| {
+                        let why = e.to_string();
+                        let why = why.strip_prefix("router ").unwrap_or(&why).to_string();
+                        ("router".to_string(), why)
+                    })
             })
             .or_else(|| within("parallelism", self.parallelism as u64, 1, 256, "workers"))
             .or_else(|| within("retries", u64::from(self.retries), 0, 100, "relaunches"))

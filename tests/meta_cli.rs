@@ -139,7 +139,7 @@ fn a_bad_router_pattern_is_one_line_naming_its_target() {
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("router target \"docs\": pattern"), "{err}");
+    assert!(err.contains("router: target \"docs\": pattern"), "{err}");
     assert!(err.contains("orchestrate.toml"), "{err}");
 }
 

@@ -166,6 +166,24 @@ pub fn planner_prompt(goal: &str) -> String {
     )
 }
 
+/// Gives each task with neither an agent nor a role the role `role_of` its prompt names (a
+/// router target's `role`), when that is one of the plan's roles.
+pub fn route_roles(
+    tasks: Vec<PlannedTask>,
+    role_of: impl Fn(&str) -> Option<String>,
+) -> Vec<PlannedTask> {
+    tasks
+        .into_iter()
+        .map(|mut t| {
+            if t.agent.is_none() && t.role.is_none() {
+                t.role = role_of(&t.prompt)
+                    .and_then(|r| serde_json::from_value(serde_json::Value::String(r)).ok());
+            }
+            t
+        })
+        .collect()
+}
+
 /// Seed 003's three roles in a row: design, then implement, then review.
 pub fn fallback_plan(goal: &str) -> Vec<PlannedTask> {
     let task = |id: &str, role: Role, title: &str, prompt: String, deps: &[&str]| PlannedTask {
@@ -431,6 +449,45 @@ mod tests {
             Some(Role::Review)
         );
         assert!(parse_planner_answer("Done. I wrote notes/x.md").is_err());
+    }
+
+    #[test]
+    fn a_task_without_agent_or_role_takes_the_role_its_prompt_routes_to() {
+        let router = crate::meta::router::Router::new(&Default::default()).unwrap();
+        let config = crate::meta::router::RouterConfig::default();
+        let role_of = |prompt: &str| {
+            config
+                .targets
+                .get(&router.route(prompt).target)
+                .and_then(|t| t.role.clone())
+        };
+        let task = |id: &str, prompt: &str, role: Option<Role>| PlannedTask {
+            id: id.into(),
+            title: None,
+            prompt: prompt.into(),
+            agent: None,
+            role,
+            depends_on: vec![],
+        };
+        let tasks = route_roles(
+            vec![
+                task("a", "Write the architecture spec", None),
+                task("b", "Implement the parser", None),
+                task("c", "Implement it", Some(Role::Review)),
+                task("d", "hello", None),
+            ],
+            role_of,
+        );
+        let roles: Vec<Option<Role>> = tasks.iter().map(|t| t.role).collect();
+        assert_eq!(
+            roles,
+            [
+                Some(Role::Design),
+                Some(Role::Implement),
+                Some(Role::Review),
+                None
+            ]
+        );
     }
 
     #[test]

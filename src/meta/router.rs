@@ -36,8 +36,8 @@ pub struct TargetConfig {
     /// Where its service answers, for health checks (`meta status`). Unset: not checked.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
-    /// The worker role its requests go to when orchestrate plans on its own (e.g. `implement`,
-    /// `plan`, `research`).
+    /// The plan role (`design`, `implement` or `review`) a task that names neither an agent
+    /// nor a role takes when its prompt routes here: which agent runs it follows.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
     /// Ties between equal scores go to the lowest order.
@@ -84,7 +84,7 @@ impl Default for RouterConfig {
                 "bmad".to_string(),
                 target(
                     1,
-                    "plan",
+                    "design",
                     &[
                         (r"\b(workflow|prd|architecture|story|sprint|backlog)\b", 0.9),
                         (r"\b(plan|design|spec)\b", 0.8),
@@ -96,7 +96,7 @@ impl Default for RouterConfig {
                 "archon".to_string(),
                 target(
                     2,
-                    "research",
+                    "design",
                     &[
                         (r"\b(search|find|query|knowledge|kb)\b", 0.9),
                         (r"\b(task|project|documentation)\b", 0.85),

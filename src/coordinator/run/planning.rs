@@ -44,6 +44,20 @@ impl Coordinator {
                 }
             },
         };
+        // A task that names neither agent nor role goes to the role of the router target its
+        // prompt routes to (`[router.targets.NAME] role`).
+        let tasks = match crate::meta::router::Router::new(&self.settings.config.router) {
+            Ok(router) => plan::route_roles(tasks, |prompt| {
+                let target = router.route(prompt).target;
+                self.settings
+                    .config
+                    .router
+                    .targets
+                    .get(&target)
+                    .and_then(|t| t.role.clone())
+            }),
+            Err(_) => tasks,
+        };
         let plan = match plan::validate(tasks, &self.available) {
             Ok(plan) => plan,
             Err(e) if source.starts_with("the planner") => {
