@@ -12,6 +12,10 @@ use orchestrate::event::AgentEvent;
 use serde_json::Value;
 
 /// Two tasks of `agent` with the same prompt: they write the same notes file.
+///
+/// They run at a fifth of human pace, so each holds its lease for a while after writing and
+/// the two overlap (at full speed one may end before the other writes: no contention).
+const OVERLAPPING: (&str, &str) = ("ORCHESTRATE_SIM_SPEED", "0.2");
 fn contending_plan(env: &Env, agent: &str) -> std::path::PathBuf {
     env.plan(&format!(
         "[[tasks]]\nid = \"t1\"\nagent = \"{agent}\"\nprompt = \"add the endpoint\"\n\n\
@@ -51,7 +55,7 @@ fn two_simulated_workers_contend_for_a_file_and_the_journal_shows_grant_denial_a
     let env = Env::new();
     set_config(&env, "[review]\nenabled = false\n");
     let plan = contending_plan(&env, "claude");
-    let out = env.run(&plan, &["--no-dashboard"], &[]);
+    let out = env.run(&plan, &["--no-dashboard"], &[OVERLAPPING]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let id = session_id(&out);
     let events = orchestrator(&env, &id);
@@ -113,7 +117,7 @@ fn a_writer_the_matrix_ranks_higher_takes_the_lease_from_its_holder() {
         "[review]\nenabled = false\n\n[meta.conflicts.priorities]\nfile_creation = [\"claude-t2\"]\n",
     );
     let plan = contending_plan(&env, "claude");
-    let out = env.run(&plan, &["--no-dashboard"], &[]);
+    let out = env.run(&plan, &["--no-dashboard"], &[OVERLAPPING]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let id = session_id(&out);
     let events = orchestrator(&env, &id);

@@ -146,16 +146,13 @@ fn success(ctx: &Context<'_>, pause_ms: u64) -> Vec<Step> {
         new: "- [x] reviewed the change".into(),
     }));
     // A file the prompt names in backticks (`docs/api.md`) is written too: two tasks that
-    // name the same one contend for it (the demo's design and tests do).
+    // name the same one contend for it (the demo's design and tests do). Its text depends
+    // on the path alone, so two tasks that write it one after the other still merge.
     for path in named_files(ctx.prompt) {
         steps.push(say(&format!("I'll record it in {path} as asked.")));
         steps.push(Step::Act(Action::Write {
+            content: format!("# {path}\n\nRecorded by the agents of this session.\n"),
             path,
-            content: format!(
-                "# {}\n\nRecorded by the {} agent.\n",
-                first_words(ctx.prompt, 8),
-                ctx.cli.name()
-            ),
         }));
     }
     pause(&mut steps);
