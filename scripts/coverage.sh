@@ -3,12 +3,13 @@
 # toolchain's llvm-tools (rustup component add llvm-tools).
 #
 #   scripts/coverage.sh          the meta room (src/meta, src/mcp): its unit tests, the shared
-#                                store suite (tests/meta_store.rs) and the MCP tests
+#                                store suite (tests/meta_store.rs), the MCP, meta command
+#                                line and path lease tests
 #   scripts/coverage.sh --all    the whole suite; prints the crate's figure as well
 #
 # Builds into target/coverage (a separate, instrumented build: the first run takes minutes),
 # prints one line per file of the meta room and the totals. Needs redis-server for the Redis
-# half of the store suite, and the pinned agent CLIs on PATH for --all.
+# half of the store suite, and the pinned agent CLIs on PATH (a real-CLI test is in both).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,9 +33,10 @@ if [[ "${1:-}" == "--all" ]]; then
   selection=()
   cargo test --locked --no-fail-fast >"$target/test.log" 2>&1 || echo "coverage: some tests failed (see $target/test.log)" >&2
 else
-  selection=(--lib --test meta_store --test mcp)
+  selection=(--lib --test meta_store --test mcp --test meta_cli --test meta_leases)
   cargo test --locked --lib -- meta:: mcp:: >"$target/test.log" 2>&1
-  cargo test --locked --test meta_store --test mcp >>"$target/test.log" 2>&1
+  cargo test --locked --test meta_store --test mcp --test meta_cli --test meta_leases \
+    >>"$target/test.log" 2>&1
 fi
 
 "$tools/llvm-profdata" merge -sparse "$raw"/*.profraw -o "$target/merged.profdata"
@@ -52,7 +54,7 @@ report=$("$tools/llvm-cov" report --instr-profile="$target/merged.profdata" "${o
 
 # Columns: file, regions, missed, cover, functions, missed, executed, lines, missed, cover, ...
 echo "$report" | awk -v all="${1:-}" '
-  $1 ~ /(^|\/)src\/(meta|mcp)\// {
+  $1 ~ /(^|\/)(src\/)?(meta|mcp)\// {
     printf "%-28s %6d lines %6d missed %7.2f%%\n", $1, $8, $9, 100 * ($8 - $9) / ($8 ? $8 : 1)
     lines += $8; missed += $9
   }

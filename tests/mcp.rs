@@ -12,7 +12,7 @@ use common::binary;
 
 struct Client {
     child: Child,
-    input: ChildStdin,
+    input: Option<ChildStdin>,
     output: BufReader<ChildStdout>,
     next_id: u64,
 }
@@ -36,7 +36,7 @@ impl Client {
             .spawn()
             .unwrap();
         let mut client = Client {
-            input: child.stdin.take().unwrap(),
+            input: child.stdin.take(),
             output: BufReader::new(child.stdout.take().unwrap()),
             child,
             next_id: 0,
@@ -56,8 +56,9 @@ impl Client {
     }
 
     fn send(&mut self, message: Value) {
-        writeln!(self.input, "{message}").unwrap();
-        self.input.flush().unwrap();
+        let input = self.input.as_mut().unwrap();
+        writeln!(input, "{message}").unwrap();
+        input.flush().unwrap();
     }
 
     fn request(&mut self, method: &str, params: Value) -> Value {
@@ -94,9 +95,20 @@ impl Client {
 }
 
 impl Drop for Client {
+    /// Closing its input ends the server; it must exit on its own.
     fn drop(&mut self) {
+        self.input = None;
+        for _ in 0..200 {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if !std::thread::panicking() {
+            panic!("orchestrate mcp did not exit when its input closed");
+        }
     }
 }
 

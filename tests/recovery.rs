@@ -51,6 +51,7 @@ fn add_user_config(env: &Env, text: &str) {
 }
 
 fn append(path: &std::path::Path, text: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     let mut config = std::fs::read_to_string(path).unwrap_or_default();
     config.push_str(text);
     std::fs::write(path, config).unwrap();
@@ -255,18 +256,17 @@ fn a_usage_limit_with_no_reset_time_backs_off_then_escalates() {
     assert!(env.cmd(&["kill", &id]).output().unwrap().status.success());
 }
 
-#[test]
-fn a_real_codex_waits_out_its_usage_limit_and_continues_its_conversation() {
-    let Some(clis) = common::require_agent_clis("a_real_codex_waits_out_its_usage_limit") else {
-        return;
-    };
-    let env = Env::real(clis);
-    // The stub's limit lifts 3 s after it is first hit; Codex names the minute it lifts in.
+/// A usage limit that lifts 3 s after it is first hit: `agent` is held until the reset the
+/// CLI names, then continues its own conversation and finishes.
+fn waits_out_its_usage_limit_and_continues_its_conversation(env: Env, agent: &str) {
+    let worker = format!("{agent}-t");
     add_user_config(
         &env,
-        "\n[review]\nenabled = false\n\n[agents.codex]\nenv = { ORCHESTRATE_SIM_SCENARIO = \"usage-limit-3s\" }\n",
+        &format!(
+            "\n[review]\nenabled = false\n\n[agents.{agent}]\nenv = {{ ORCHESTRATE_SIM_SCENARIO = \"usage-limit-3s\" }}\n"
+        ),
     );
-    let plan = one_task(&env, "codex");
+    let plan = one_task(&env, agent);
     let out = env.run(&plan, &["--no-dashboard"], &[]);
     let id = session_id(&out);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -286,14 +286,36 @@ fn a_real_codex_waits_out_its_usage_limit_and_continues_its_conversation() {
         relaunched.timestamp.millis() >= until,
         "waited until the reset"
     );
-    // The second launch continued Codex's own conversation.
+    // The second launch continued the agent's own conversation.
     assert!(
         relaunched.str_field("resumed_conversation").is_some(),
         "{relaunched:?}"
     );
-    let argvs = spawned_argvs(&env, &id, "codex-t");
-    assert!(argvs[1].contains("\"resume\""), "{argvs:#?}");
+    let argvs = spawned_argvs(&env, &id, &worker);
+    assert!(argvs[1].contains("resume"), "{argvs:#?}");
     assert_eq!(env.status(&id)["tasks"][0]["state"], "succeeded");
+}
+
+#[test]
+fn a_real_codex_waits_out_its_usage_limit_and_continues_its_conversation() {
+    let Some(clis) = common::require_agent_clis("a_real_codex_waits_out_its_usage_limit") else {
+        return;
+    };
+    // Codex names the minute the limit lifts in.
+    waits_out_its_usage_limit_and_continues_its_conversation(Env::real(clis), "codex");
+}
+
+#[test]
+fn a_claude_waits_out_its_usage_limit_and_continues_its_conversation() {
+    // The real claude with an API key retries the stub's 429 itself (the usage-limit message
+    // with its reset time comes with a subscription login, which the stub cannot play): the
+    // sim prints what the real one prints then.
+    waits_out_its_usage_limit_and_continues_its_conversation(Env::new(), "claude");
+}
+
+#[test]
+fn a_gemini_waits_out_its_usage_limit_and_continues_its_conversation() {
+    waits_out_its_usage_limit_and_continues_its_conversation(Env::new(), "gemini");
 }
 
 #[test]

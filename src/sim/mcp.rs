@@ -104,7 +104,8 @@ fn strings(value: &Value) -> Vec<String> {
 /// A running server, initialized.
 pub struct McpClient {
     child: Child,
-    input: ChildStdin,
+    /// `None` once closed: the server's cue to exit.
+    input: Option<ChildStdin>,
     output: BufReader<ChildStdout>,
     next_id: u64,
 }
@@ -120,7 +121,7 @@ impl McpClient {
             .spawn()
             .map_err(|e| format!("cannot start MCP server {}: {e}", spec.name))?;
         let mut client = McpClient {
-            input: child.stdin.take().expect("piped"),
+            input: child.stdin.take(),
             output: BufReader::new(child.stdout.take().expect("piped")),
             child,
             next_id: 0,
@@ -135,8 +136,9 @@ impl McpClient {
     }
 
     fn send(&mut self, message: &Value) -> Result<(), String> {
-        writeln!(self.input, "{message}")
-            .and_then(|()| self.input.flush())
+        let input = self.input.as_mut().ok_or("MCP server closed")?;
+        writeln!(input, "{message}")
+            .and_then(|()| input.flush())
             .map_err(|e| format!("MCP server gone: {e}"))
     }
 
@@ -179,7 +181,16 @@ impl McpClient {
 }
 
 impl Drop for McpClient {
+    /// Closes the server's input, as the real CLIs do on exit, and gives it a moment to end on
+    /// its own before it is killed.
     fn drop(&mut self) {
+        self.input = None;
+        for _ in 0..50 {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -233,6 +233,16 @@ impl Run<'_> {
     /// The API refuses `times` requests (or every one). The CLI retries as the real one does;
     /// the exit code when it gives up, `None` when a retry got through.
     fn api_failure(&mut self, error: ApiError, times: Option<u32>) -> Option<i32> {
+        // A usage limit lifts its seconds after this host first hit it, whatever the run.
+        if let ApiError::UsageLimit { resets_in_secs } = error
+            && times.is_none()
+            && self
+                .sessions
+                .since_limit_hit(&format!("usage-limit-{resets_in_secs}s"))
+                .is_some_and(|since| since.as_secs() >= resets_in_secs)
+        {
+            return None;
+        }
         let policy = self.dialect.retry_policy(error);
         let failures = times.unwrap_or(u32::MAX);
         if failures <= policy.silent {

@@ -53,6 +53,24 @@ impl Sessions {
         }
     }
 
+    /// How long ago this host first hit the usage limit named `key`, remembered from the first
+    /// call on: a limit that lifts some seconds after its first hit lifts across runs, as the
+    /// stub's does. `None` when there is nowhere to remember it.
+    pub fn since_limit_hit(&self, key: &str) -> Option<std::time::Duration> {
+        let dir = self.dir.as_ref()?.with_file_name("limits");
+        let _ = std::fs::create_dir_all(&dir);
+        let marker = dir.join(key);
+        if !marker.exists() {
+            std::fs::write(&marker, "").ok()?;
+        }
+        std::fs::metadata(&marker)
+            .ok()?
+            .modified()
+            .ok()?
+            .elapsed()
+            .ok()
+    }
+
     /// Ids are the sim's own UUIDs, or what an operator typed: never a path.
     fn path(&self, id: &str) -> Option<PathBuf> {
         let safe = !id.is_empty()
