@@ -7,7 +7,8 @@ use anyhow::{Context, Result};
 
 use crate::config::{Config, ENV_OVERRIDES};
 
-fn here() -> (PathBuf, Vec<(String, String)>) {
+/// This directory and this process's environment, which the configuration is read with.
+pub(super) fn here() -> (PathBuf, Vec<(String, String)>) {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     (cwd, std::env::vars().collect())
 }

@@ -3,7 +3,6 @@
 //! and exits 0 on success, 1 when refused (a lock held by another, a release by a
 //! non-holder, a session that does not exist) and 2 on an error (store unreachable, bad input).
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -67,8 +66,7 @@ pub fn default_holder() -> String {
 }
 
 pub fn meta(workspace: &Workspace, request: MetaRequest, json: bool) -> Result<u8> {
-    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    let env: Vec<(String, String)> = std::env::vars().collect();
+    let (cwd, env) = super::config::here();
     let config = match Config::load(&Config::default_files(&cwd, &env), &env) {
         Ok(config) => config,
         Err(e) => return Ok(fail(json, &e.to_string())),
@@ -94,8 +92,7 @@ pub fn meta(workspace: &Workspace, request: MetaRequest, json: bool) -> Result<u
 /// `orchestrate mcp`: the server on stdio, its locks held as `holder` by default, its
 /// resources in `namespace` when given.
 pub fn mcp(workspace: &Workspace, holder: String, namespace: Option<String>) -> Result<u8> {
-    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    let env: Vec<(String, String)> = std::env::vars().collect();
+    let (cwd, env) = super::config::here();
     let config = Config::load(&Config::default_files(&cwd, &env), &env)?;
     let meta = Meta::open(&config, &workspace.db_path())?;
     crate::mcp::serve(meta, holder, namespace)?;

@@ -29,14 +29,7 @@ pub fn from_mcp_servers(config: &Value) -> Vec<McpServerSpec> {
                 name: name.clone(),
                 command: s["command"].as_str()?.to_string(),
                 args: strings(&s["args"]),
-                env: s["env"]
-                    .as_object()
-                    .map(|env| {
-                        env.iter()
-                            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
+                env: string_pairs(&s["env"]),
             })
         })
         .collect()
@@ -73,21 +66,24 @@ pub fn from_codex_overrides(overrides: &[String]) -> Vec<McpServerSpec> {
         match field {
             "command" => server.command = value.as_str().unwrap_or_default().to_string(),
             "args" => server.args = strings(&value),
-            "env" => {
-                server.env = value
-                    .as_object()
-                    .map(|env| {
-                        env.iter()
-                            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                            .collect()
-                    })
-                    .unwrap_or_default()
-            }
+            "env" => server.env = string_pairs(&value),
             _ => {}
         }
     }
     servers.retain(|s| !s.command.is_empty());
     servers
+}
+
+/// An object's string values as (key, value) pairs: a server's environment.
+fn string_pairs(value: &Value) -> Vec<(String, String)> {
+    value
+        .as_object()
+        .map(|env| {
+            env.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn strings(value: &Value) -> Vec<String> {

@@ -14,7 +14,7 @@
 //! cannot be reached, writes go on and the operator is told once.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::json;
 
@@ -24,6 +24,7 @@ use crate::event::EventType;
 use crate::meta::Meta;
 use crate::meta::locks::{LockRefusal, namespaced};
 use crate::safety::ToolCall;
+use crate::safety::paths::resolve;
 
 /// The conflict type a contended path is resolved as.
 const PATH_CONFLICT: &str = "file_creation";
@@ -54,17 +55,17 @@ impl Leases {
     }
 }
 
-/// The repository-relative paths a call writes, as the worker in `run_dir` names them.
+/// The repository-relative paths a call writes, as the worker in `run_dir` names them: where
+/// each write really lands (the sandbox's own resolution), inside the checkout.
 fn written_paths(call: &ToolCall, run_dir: &Path) -> Vec<String> {
+    let run_dir = resolve(run_dir, Path::new("/"));
     let relative = |path: &Path, cwd: &Path| {
-        let absolute = if path.is_absolute() {
-            path.to_path_buf()
-        } else {
-            cwd.join(path)
-        };
-        let absolute = normalise(&absolute);
-        let inside = absolute.strip_prefix(run_dir).unwrap_or(&absolute);
-        inside.display().to_string()
+        let lands = resolve(path, cwd);
+        lands
+            .strip_prefix(&run_dir)
+            .unwrap_or(&lands)
+            .display()
+            .to_string()
     };
     match call {
         ToolCall::Write { path, cwd } => vec![relative(path, cwd)],
@@ -73,28 +74,6 @@ fn written_paths(call: &ToolCall, run_dir: &Path) -> Vec<String> {
             .map(|p| relative(Path::new(p), cwd))
             .collect(),
         ToolCall::Shell { .. } | ToolCall::Other => Vec::new(),
-    }
-}
-
-/// `/a/./b/../c` as `/a/c`, without touching the disk (the file may not exist yet).
-fn normalise(path: &Path) -> PathBuf {
-    let mut parts: Vec<&std::ffi::OsStr> = Vec::new();
-    let mut root = false;
-    for part in path.components() {
-        match part {
-            std::path::Component::RootDir => root = true,
-            std::path::Component::CurDir | std::path::Component::Prefix(_) => {}
-            std::path::Component::ParentDir => {
-                parts.pop();
-            }
-            std::path::Component::Normal(p) => parts.push(p),
-        }
-    }
-    let joined: PathBuf = parts.iter().collect();
-    if root {
-        Path::new("/").join(joined)
-    } else {
-        joined
     }
 }
 
@@ -337,6 +316,7 @@ impl Coordinator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     #[test]
     fn written_paths_are_named_inside_the_checkout() {
