@@ -337,6 +337,14 @@ enum Command {
         /// session's path leases).
         #[arg(long)]
         namespace: Option<String>,
+        /// A worker's checkout: resources are paths there, named relative to it (`./a`, `a`
+        /// and its absolute path are one lock).
+        #[arg(long, value_name = "DIR")]
+        root: Option<PathBuf>,
+        /// Read the meta layer's settings from this file alone (the coordinator's, for its
+        /// workers) instead of the user's and the project's orchestrate.toml.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
     },
     /// What recovery recognised and did in a session: relaunches with their change, waits for
     /// a usage limit, escalations with the fix.
@@ -739,10 +747,19 @@ fn main() -> ExitCode {
             };
             cli::meta::meta(&workspace, request, json)
         }
-        Command::Mcp { holder, namespace } => cli::meta::mcp(
-            &workspace,
-            holder.unwrap_or_else(cli::meta::default_holder),
+        Command::Mcp {
+            holder,
             namespace,
+            root,
+            config,
+        } => cli::meta::mcp(
+            &workspace,
+            orchestrate::mcp::Binding {
+                holder,
+                namespace,
+                root,
+            },
+            config.as_deref(),
         ),
         Command::Recoveries { session, json } => {
             cli::recoveries::recoveries(&workspace, &session, json)

@@ -361,3 +361,163 @@ fn a_worker_s_server_names_its_locks_in_its_session() {
     let state: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(state["locked"], false, "{state}");
 }
+
+/// `orchestrate meta lock check RESOURCE --json` in `workspace`.
+fn check_lock(workspace: &std::path::Path, resource: &str) -> Value {
+    let out = Command::new(binary())
+        .arg("--workspace")
+        .arg(workspace)
+        .args(["meta", "lock", "check", resource, "--json"])
+        .current_dir(workspace.parent().unwrap())
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// A worker's server acts for its worker alone: an agent cannot take a lock under another
+/// name, nor release another worker's. The operator's server (no --holder) may name anyone.
+#[test]
+fn a_worker_s_server_acts_for_its_worker_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let workspace = dir.path().join("ws");
+    let mut other = Client::start_with(&workspace, &["--holder", "codex-t2", "--namespace", "s"]);
+    let (held, _) = other.call(
+        "nexus_lock",
+        json!({"action": "acquire", "resource": "a.md"}),
+    );
+    assert_eq!(held["success"], true, "{held}");
+    let mut worker = Client::start_with(&workspace, &["--holder", "claude-t1", "--namespace", "s"]);
+    for action in ["acquire", "release"] {
+        let (answer, error) = worker.call(
+            "nexus_lock",
+            json!({"action": action, "resource": "a.md", "holder": "codex-t2"}),
+        );
+        assert!(error, "{action}: {answer}");
+        assert!(
+            answer
+                .as_str()
+                .unwrap_or_default()
+                .contains("acts for claude-t1 alone"),
+            "{answer}"
+        );
+    }
+    assert_eq!(check_lock(&workspace, "s:a.md")["holder"], "codex-t2");
+    // Its own name, said out loud, is fine.
+    let (mine, error) = worker.call(
+        "nexus_lock",
+        json!({"action": "acquire", "resource": "b.md", "holder": "claude-t1"}),
+    );
+    assert!(!error && mine["success"] == true, "{mine}");
+    // The operator's server names holders freely; a holder name is short.
+    let mut operator = Client::start_with(&workspace, &[]);
+    let (taken, error) = operator.call(
+        "nexus_lock",
+        json!({"action": "acquire", "resource": "deploy", "holder": "release-bot"}),
+    );
+    assert!(
+        !error && taken["lock"]["holder"] == "release-bot",
+        "{taken}"
+    );
+    let (long, error) = operator.call(
+        "nexus_lock",
+        json!({"action": "acquire", "resource": "deploy2", "holder": "x".repeat(300)}),
+    );
+    assert!(error, "{long}");
+    assert!(
+        long.as_str().unwrap().contains("longer than 256 bytes"),
+        "{long}"
+    );
+}
+
+/// In a worker's checkout a resource is a path: `./docs/a.md`, its absolute path and
+/// `docs/x/../a.md` are the one lock the sandbox hook takes when the worker writes it.
+#[test]
+fn a_worker_s_server_names_paths_as_its_leases_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let workspace = dir.path().join("ws");
+    let checkout = dir.path().join("runs/t1");
+    std::fs::create_dir_all(checkout.join("docs")).unwrap();
+    let root = checkout.display().to_string();
+    let mut worker = Client::start_with(
+        &workspace,
+        &["--holder", "claude-t1", "--namespace", "s", "--root", &root],
+    );
+    let absolute = checkout.join("docs/a.md").display().to_string();
+    let mut tokens = Vec::new();
+    for spelling in [
+        "./docs/a.md",
+        absolute.as_str(),
+        "docs/x/../a.md",
+        "docs/a.md",
+    ] {
+        let (granted, error) = worker.call(
+            "nexus_lock",
+            json!({"action": "acquire", "resource": spelling}),
+        );
+        assert!(!error, "{spelling}: {granted}");
+        assert_eq!(granted["lock"]["resource"], "docs/a.md", "{spelling}");
+        tokens.push(granted["lock"]["token"].as_u64().unwrap());
+    }
+    // One lock, extended: one token.
+    assert!(tokens.iter().all(|t| *t == tokens[0]), "{tokens:?}");
+    assert_eq!(check_lock(&workspace, "s:docs/a.md")["holder"], "claude-t1");
+    // A name that is not a path keeps its name.
+    let (named, _) = worker.call(
+        "nexus_lock",
+        json!({"action": "acquire", "resource": "db-migrations"}),
+    );
+    assert_eq!(named["lock"]["resource"], "db-migrations");
+}
+
+/// A worker's server reads the settings file its coordinator wrote and nothing else: not the
+/// orchestrate.toml of the directory it runs in (the agent's checkout), nor REDIS_URL.
+#[test]
+fn a_worker_s_server_reads_its_coordinator_s_settings_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let workspace = dir.path().join("ws");
+    // The checkout's own configuration points at a store that is not there.
+    let checkout_config = dir.path().join("orchestrate.toml");
+    let unreachable = "[meta]\nstore = \"redis://127.0.0.1:1\"\n";
+    std::fs::write(&checkout_config, unreachable).unwrap();
+    let settings = dir.path().join("meta.toml");
+    std::fs::write(
+        &settings,
+        "[meta]\nstore = \"sqlite\"\nlock_ttl_secs = 77\n",
+    )
+    .unwrap();
+    let path = settings.display().to_string();
+    let mut worker = Client::start_with(&workspace, &["--holder", "w", "--config", &path]);
+    let (granted, error) = worker.call("nexus_lock", json!({"action": "acquire", "resource": "a"}));
+    assert!(!error, "{granted}");
+    // Its lease is the settings file's, 77 s.
+    std::fs::remove_file(&checkout_config).unwrap();
+    let lock = &check_lock(&workspace, "a")["lock"];
+    // RFC 3339 times, milliseconds into their day (the lease may cross midnight).
+    let millis = |t: &Value| -> i64 {
+        let clock = &t.as_str().unwrap()[11..23];
+        let part = |r: std::ops::Range<usize>| clock[r].parse::<i64>().unwrap();
+        ((part(0..2) * 60 + part(3..5)) * 60 + part(6..8)) * 1000 + part(9..12)
+    };
+    let lease = (millis(&lock["expires_at"]) - millis(&lock["acquired_at"])).rem_euclid(86_400_000);
+    assert_eq!(lease, 77_000, "{lock}");
+    drop(worker);
+    // Without --config the checkout's file is read, and its store is unreachable.
+    std::fs::write(&checkout_config, unreachable).unwrap();
+    let mut checkout = Client::start_with(&workspace, &["--holder", "w"]);
+    let (_, error) = checkout.call("nexus_lock", json!({"action": "acquire", "resource": "a"}));
+    assert!(error);
+    // A settings file that is not there is one clear error.
+    let out = Command::new(binary())
+        .arg("--workspace")
+        .arg(&workspace)
+        .args(["mcp", "--config", "/nonexistent/meta.toml"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/nonexistent/meta.toml: no such settings file"),
+        "{err}"
+    );
+}

@@ -218,3 +218,76 @@ fn a_real_claude_takes_its_lock_through_orchestrate_s_mcp_server_before_writing(
     assert_eq!(with_phase(&events, "lease_released").len(), 1);
     assert_eq!(env.status(&id)["tasks"][0]["state"], "succeeded");
 }
+
+/// With the shipped matrix, workers are ranked as the router target their task's prompt goes
+/// to: for a file, the implementer (bolt) outranks the designer (bmad), whoever wrote first.
+#[test]
+fn the_shipped_matrix_ranks_workers_by_the_target_their_task_routes_to() {
+    let env = Env::new();
+    set_config(&env, "[review]\nenabled = false\n");
+    let plan = env.plan(
+        "[[tasks]]\nid = \"design\"\nagent = \"claude\"\nprompt = \"Design the endpoint. Record it in `docs/api.md`.\"\n\n\
+         [[tasks]]\nid = \"build\"\nagent = \"claude\"\nprompt = \"Implement the endpoint. Record it in `docs/api.md`.\"\n",
+    );
+    let out = env.run(&plan, &["--no-dashboard"], &[OVERLAPPING]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let id = session_id(&out);
+    let events = orchestrator(&env, &id);
+    let all = texts(&events);
+    let resolved = with_phase(&events, "conflict_resolved");
+    assert!(!resolved.is_empty(), "no contention at all: {all:#?}");
+    for resolution in resolved {
+        assert_eq!(
+            resolution.str_field("winner"),
+            Some("claude-build"),
+            "{all:#?}"
+        );
+        let reason = resolution.str_field("reason").unwrap();
+        assert!(
+            reason.contains("claude-build as bolt") && reason.contains("claude-design as bmad"),
+            "{reason}"
+        );
+    }
+    for denial in with_phase(&events, "lease_denied") {
+        assert_eq!(
+            denial.str_field("worker"),
+            Some("claude-design"),
+            "{all:#?}"
+        );
+    }
+}
+
+/// A lease that lapsed (its TTL passed while the task ran on) is still journaled as ended
+/// with its task, so the dashboard and whoever reads the journal stop listing it.
+#[test]
+fn a_lease_that_lapsed_is_journaled_as_released_when_its_task_ends() {
+    let env = Env::new();
+    set_config(
+        &env,
+        "[review]\nenabled = false\n\n[meta]\nlock_ttl_secs = 1\n",
+    );
+    let plan =
+        env.plan("[[tasks]]\nid = \"t1\"\nagent = \"codex\"\nprompt = \"add the endpoint\"\n");
+    // Human pace: the task goes on for seconds after its write, past the 1 s lease.
+    let out = env.run(
+        &plan,
+        &["--no-dashboard"],
+        &[("ORCHESTRATE_SIM_SPEED", "1")],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let events = orchestrator(&env, &session_id(&out));
+    let all = texts(&events);
+    let granted = with_phase(&events, "lease_granted");
+    assert!(!granted.is_empty(), "{all:#?}");
+    let path = granted[0].str_field("path").unwrap();
+    let released = with_phase(&events, "lease_released");
+    let ended = released
+        .iter()
+        .find(|e| e.str_field("worker") == Some("codex-t1") && e.payload["paths"][0] == path)
+        .unwrap_or_else(|| panic!("{all:#?}"));
+    // It had lapsed by then: the store no longer held it to release.
+    assert!(
+        ended.timestamp.millis() - granted[0].timestamp.millis() > 1_000,
+        "{all:#?}"
+    );
+}

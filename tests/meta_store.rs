@@ -474,3 +474,31 @@ fn a_redis_restart_gives_clear_errors_and_no_double_grant_after() {
         .collect();
     check_tokens(&url, &shifted, false);
 }
+
+/// A release whose answer was lost on a dropped connection is sent again: the store knows it
+/// as the same release and says released, not "free" (which would tell the holder it held
+/// nothing). Another release of the now free lock is still refused.
+#[test]
+fn a_redis_release_sent_twice_is_one_release() {
+    let Some(binary) = require_redis("a_redis_release_sent_twice") else {
+        return;
+    };
+    let server = RedisServer::start(&binary);
+    let store = RedisStore::open(&server.url()).unwrap();
+    let held = store
+        .acquire("r", "w1", Duration::from_secs(60), now())
+        .unwrap()
+        .unwrap();
+    let first = store.release_once("r", "w1", "n1").unwrap().unwrap();
+    let again = store.release_once("r", "w1", "n1").unwrap().unwrap();
+    assert_eq!((first.token, again.token), (held.token, held.token));
+    assert_eq!(again.holder, "w1");
+    assert!(matches!(
+        store.release_once("r", "w1", "n2").unwrap(),
+        Err(LockRefusal::NotHolder { held_by: None, .. })
+    ));
+    assert!(matches!(
+        store.release_once("r", "w2", "n1").unwrap(),
+        Err(LockRefusal::NotHolder { held_by: None, .. })
+    ));
+}

@@ -249,20 +249,29 @@ fn gemini(launch: &mut Launch, guard: &Guard, state_dir: &Path, private_home: Op
         }
         // The operator's home: system settings in the worker's private directory, which
         // take precedence and leave theirs alone. The launch may have written them already
-        // (its MCP server): the hooks join that file.
+        // (its MCP server): the hooks join that file. A system settings file the operator's
+        // profile names is read, never written: its settings are carried into ours.
         None => {
             const VAR: &str = "GEMINI_CLI_SYSTEM_SETTINGS_PATH";
-            let existing = launch
+            let named = launch
                 .env
                 .iter()
                 .find(|(k, _)| k == VAR)
                 .map(|(_, v)| PathBuf::from(v));
-            let path = existing.unwrap_or_else(|| state_dir.join("gemini-system.json"));
-            let mut settings = launch
-                .files
-                .iter()
-                .find(|(p, _)| *p == path)
-                .and_then(|(_, text)| serde_json::from_str::<Value>(text).ok())
+            let written = named
+                .as_ref()
+                .and_then(|p| launch.files.iter().find(|(f, _)| f == p))
+                .map(|(p, text)| (p.clone(), text.clone()));
+            let (path, base) = match (written, named) {
+                (Some((path, text)), _) => (path, Some(text)),
+                (None, operators) => (
+                    state_dir.join("gemini-system.json"),
+                    operators.and_then(|p| std::fs::read_to_string(p).ok()),
+                ),
+            };
+            let mut settings = base
+                .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+                .filter(Value::is_object)
                 .unwrap_or_else(|| json!({}));
             settings["hooks"] = hooks;
             launch.files.retain(|(p, _)| *p != path);
@@ -431,6 +440,37 @@ mod tests {
             command_regex(&rm),
             r#"\s*([^\s"]*/|)rm(?=.*\s(-[A-Za-z]*[rR]|--recursive))(?=.*\s(-[A-Za-z]*[f]|--force))(\s|$)"#
         );
+    }
+
+    #[test]
+    fn an_operators_gemini_system_settings_are_read_and_never_written() {
+        let dir = std::env::temp_dir().join(format!("orch-guard-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let operators = dir.join("system.json");
+        let theirs = r#"{"general":{"vimMode":true}}"#;
+        std::fs::write(&operators, theirs).unwrap();
+        let mut l = launch(&["gemini", "--output-format", "stream-json", "--prompt=p"]);
+        l.env.push((
+            "GEMINI_CLI_SYSTEM_SETTINGS_PATH".into(),
+            operators.display().to_string(),
+        ));
+        install(AgentKind::Gemini, &mut l, &guard(), Path::new("/s"), None);
+        assert!(!l.files.iter().any(|(p, _)| *p == operators));
+        let (path, text) = l
+            .files
+            .iter()
+            .find(|(p, _)| p.ends_with("gemini-system.json"))
+            .unwrap();
+        assert_eq!(path, Path::new("/s/gemini-system.json"));
+        let settings: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(settings["general"]["vimMode"], true);
+        assert!(settings["hooks"]["BeforeTool"].is_array());
+        assert!(l.env.contains(&(
+            "GEMINI_CLI_SYSTEM_SETTINGS_PATH".into(),
+            "/s/gemini-system.json".into()
+        )));
+        assert_eq!(std::fs::read_to_string(&operators).unwrap(), theirs);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// What Gemini 0.61 checks before it takes a policy's pattern (its `isSafeRegExp`), and how

@@ -3,12 +3,14 @@
 //! and exits 0 on success, 1 when refused (a lock held by another, a release by a
 //! non-holder, a session that does not exist) and 2 on an error (store unreachable, bad input).
 
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Result;
 use serde_json::{Value, json};
 
 use crate::config::Config;
+use crate::mcp::Binding;
 use crate::meta::locks::{Lock, LockRefusal};
 use crate::meta::sessions::{SessionUpdate, UserSession};
 use crate::meta::{Meta, MetaError};
@@ -91,11 +93,24 @@ pub fn meta(workspace: &Workspace, request: MetaRequest, json: bool) -> Result<u
 
 /// `orchestrate mcp`: the server on stdio, its locks held as `holder` by default, its
 /// resources in `namespace` when given.
-pub fn mcp(workspace: &Workspace, holder: String, namespace: Option<String>) -> Result<u8> {
-    let (cwd, env) = super::config::here();
-    let config = Config::load(&Config::default_files(&cwd, &env), &env)?;
+/// `orchestrate mcp`. A worker's server reads the settings its coordinator wrote (`config`):
+/// never the worker's checkout, whose orchestrate.toml the agent may have changed, nor its
+/// environment.
+pub fn mcp(workspace: &Workspace, binding: Binding, config: Option<&Path>) -> Result<u8> {
+    let config = match config {
+        Some(file) => {
+            if !file.is_file() {
+                anyhow::bail!("{}: no such settings file", file.display());
+            }
+            Config::load(&[file.to_path_buf()], &[])?
+        }
+        None => {
+            let (cwd, env) = super::config::here();
+            Config::load(&Config::default_files(&cwd, &env), &env)?
+        }
+    };
     let meta = Meta::open(&config, &workspace.db_path())?;
-    crate::mcp::serve(meta, holder, namespace)?;
+    crate::mcp::serve(meta, binding)?;
     Ok(0)
 }
 

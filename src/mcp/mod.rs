@@ -3,11 +3,13 @@
 //! Tools, with the seed's schemas: `nexus_route`, `nexus_status`, `nexus_session`,
 //! `nexus_lock`, plus `report_event`, through which an agent reports a finding, a milestone
 //! or asks for a review (the adapters read the event from the call itself; the tool checks
-//! and acknowledges it). A server started for a worker is bound to it: `--holder` is the
-//! default lock holder, so an agent's locks carry its worker's name, and `--namespace` (its
-//! session) prefixes every resource it names, `SESSION:src/lib.rs`: the same lease the
-//! sandbox hook takes when that worker writes `src/lib.rs`.
+//! and acknowledges it). A server started for a worker is bound to it (`Binding`): every
+//! lock it takes or releases is held by that worker (`--holder`; an agent cannot act under
+//! another name), and a resource is named in the worker's session (`--namespace`) and, as a
+//! path, relative to its checkout (`--root`): `SESSION:src/lib.rs`, the same lease the
+//! sandbox hook takes when that worker writes `./src/lib.rs` or its absolute path.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rmcp::handler::server::wrapper::{Json, Parameters};
@@ -123,7 +125,7 @@ pub struct LockInput {
     pub action: LockAction,
     /// What to lock: a path, or any name agreed between agents.
     pub resource: String,
-    /// Who holds it; defaults to this worker.
+    /// Who holds it; defaults to this worker (a worker's server acts for it alone).
     #[serde(default)]
     pub holder: Option<String>,
     /// Lease in seconds (acquire); defaults to LOCK_DEFAULT_TTL.
@@ -186,11 +188,24 @@ pub struct ReportInput {
     pub payload: Option<Map<String, Value>>,
 }
 
+/// Whom a server acts for.
+#[derive(Debug, Clone, Default)]
+pub struct Binding {
+    /// The worker every lock is held by (`--holder`). Without it, the operator's server
+    /// holds locks as `operator:$USER` unless a call names another holder.
+    pub holder: Option<String>,
+    /// The session every resource is named in (`--namespace`).
+    pub namespace: Option<String>,
+    /// The worker's checkout (`--root`): a resource is a path there, named as its lease is.
+    pub root: Option<PathBuf>,
+}
+
 #[derive(Clone)]
 pub struct OrchServer {
     meta: Arc<Meta>,
+    binding: Binding,
+    /// The holder when a call names none.
     holder: String,
-    namespace: Option<String>,
     tool_router: rmcp::handler::server::router::tool::ToolRouter<Self>,
 }
 
@@ -214,26 +229,53 @@ fn said(e: MetaError) -> String {
 
 #[tool_router]
 impl OrchServer {
-    pub fn new(meta: Meta, holder: String, namespace: Option<String>) -> OrchServer {
+    pub fn new(meta: Meta, binding: Binding) -> OrchServer {
+        let holder = binding
+            .holder
+            .clone()
+            .unwrap_or_else(crate::cli::meta::default_holder);
         OrchServer {
             meta: Arc::new(meta),
+            binding,
             holder,
-            namespace,
             tool_router: Self::tool_router(),
         }
     }
 
-    /// The stored name of what an agent calls `resource`.
+    /// The stored name of what an agent calls `resource`: in a worker's checkout, where the
+    /// path lands (`./a`, `/abs/checkout/a` and `a` are one lock); in its session's namespace.
     fn resource(&self, resource: &str) -> String {
-        match &self.namespace {
-            Some(ns) => crate::meta::locks::namespaced(ns, resource),
-            None => resource.to_string(),
+        let named = match &self.binding.root {
+            Some(root) if !resource.is_empty() => {
+                let named = crate::safety::paths::lease_name(Path::new(resource), root, root);
+                if named.is_empty() {
+                    resource.to_string()
+                } else {
+                    named
+                }
+            }
+            _ => resource.to_string(),
+        };
+        match &self.binding.namespace {
+            Some(ns) => crate::meta::locks::namespaced(ns, &named),
+            None => named,
+        }
+    }
+
+    /// Who a lock call acts for: a bound server's worker, whatever the call says.
+    fn lock_holder(&self, asked: Option<String>) -> Result<String, String> {
+        match (&self.binding.holder, asked) {
+            (Some(bound), Some(asked)) if asked != *bound => Err(format!(
+                "this server acts for {bound} alone: it cannot take or release locks as {asked}"
+            )),
+            (_, Some(asked)) => Ok(asked),
+            (_, None) => Ok(self.holder.clone()),
         }
     }
 
     /// A lease as the agent named it.
     fn view(&self, mut lock: Lock) -> LockView {
-        if let Some(ns) = &self.namespace
+        if let Some(ns) = &self.binding.namespace
             && let Some(own) = lock.resource.strip_prefix(&format!("{ns}:"))
         {
             lock.resource = own.to_string();
@@ -333,7 +375,7 @@ impl OrchServer {
         &self,
         Parameters(input): Parameters<LockInput>,
     ) -> Result<Json<LockOutput>, String> {
-        let holder = input.holder.unwrap_or_else(|| self.holder.clone());
+        let holder = self.lock_holder(input.holder)?;
         let resource = self.resource(&input.resource);
         let granted = |lock: Lock| LockOutput {
             success: true,
@@ -408,12 +450,12 @@ impl OrchServer {
 impl rmcp::ServerHandler for OrchServer {}
 
 /// Serves on stdin/stdout until the client closes them.
-pub fn serve(meta: Meta, holder: String, namespace: Option<String>) -> anyhow::Result<()> {
+pub fn serve(meta: Meta, binding: Binding) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let server = OrchServer::new(meta, holder, namespace)
+        let server = OrchServer::new(meta, binding)
             .serve(rmcp::transport::stdio())
             .await?;
         server.waiting().await?;

@@ -63,35 +63,82 @@ impl ConflictResolver {
         contestants: &[String],
         now: Timestamp,
     ) -> Resolution {
+        self.resolve_ranked(conflict_type, &Contestant::unranked(contestants), now)
+    }
+
+    /// As `resolve`, for contestants that are also ranked under another name: a worker
+    /// under the router target its task routes to, so the matrix of targets (`bolt > bmad`)
+    /// decides between workers.
+    pub fn resolve_ranked(
+        &self,
+        conflict_type: &str,
+        contestants: &[Contestant],
+        now: Timestamp,
+    ) -> Resolution {
         let auditor = &self.config.security_auditor;
         let ranked = self.config.priorities.get(conflict_type);
-        let (winner, rule) = if contestants.contains(auditor) {
-            (auditor.clone(), format!("{auditor} always wins"))
-        } else if let Some(winner) =
-            ranked.and_then(|list| list.iter().find(|name| contestants.contains(name)))
+        let named = |rank: &str| contestants.iter().find(|c| c.answers_to(rank));
+        let (winner, rule) = if let Some(c) = named(auditor) {
+            (c.name.clone(), format!("{} always wins", c.described()))
+        } else if let Some((list, c)) =
+            ranked.and_then(|list| Some((list, list.iter().find_map(|rank| named(rank))?)))
         {
-            (
-                winner.clone(),
-                format!("{conflict_type} priority: {}", ranked.unwrap().join(" > ")),
-            )
+            let mut rule = format!("{conflict_type} priority: {}", list.join(" > "));
+            if contestants.iter().any(|c| c.ranked_as.is_some()) {
+                let who: Vec<String> = contestants.iter().map(Contestant::described).collect();
+                rule.push_str(&format!(" ({})", who.join(", ")));
+            }
+            (c.name.clone(), rule)
         } else {
             let why = if ranked.is_some() {
                 format!("no contestant is ranked for {conflict_type}: the first one wins")
             } else {
                 format!("unknown conflict type {conflict_type}: the first contestant wins")
             };
-            (contestants[0].clone(), why)
+            (contestants[0].name.clone(), why)
         };
         Resolution {
             conflict_type: conflict_type.to_string(),
             losers: contestants
                 .iter()
-                .filter(|c| **c != winner)
-                .cloned()
+                .filter(|c| c.name != winner)
+                .map(|c| c.name.clone())
                 .collect(),
             winner,
             timestamp: now,
             rule,
+        }
+    }
+}
+
+/// One side of a conflict: a name, and the name it is ranked under when that differs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contestant {
+    pub name: String,
+    pub ranked_as: Option<String>,
+}
+
+impl Contestant {
+    /// Contestants ranked under their own names.
+    pub fn unranked(names: &[String]) -> Vec<Contestant> {
+        names
+            .iter()
+            .map(|name| Contestant {
+                name: name.clone(),
+                ranked_as: None,
+            })
+            .collect()
+    }
+
+    fn answers_to(&self, rank: &str) -> bool {
+        self.name == rank || self.ranked_as.as_deref() == Some(rank)
+    }
+
+    /// `claude-design` (bmad), or just the name.
+    fn described(&self) -> String {
+        match &self.ranked_as {
+            Some(rank) if *rank != self.name => format!("{} as {rank}", self.name),
+            _ => self.name.clone(),
         }
     }
 }
@@ -177,5 +224,53 @@ mod tests {
             Timestamp(0),
         );
         assert_eq!(r.winner, "claude-audit");
+    }
+
+    #[test]
+    fn workers_are_ranked_as_the_targets_their_tasks_route_to() {
+        let resolver = ConflictResolver::new(ConflictConfig::default());
+        let worker = |name: &str, rank: Option<&str>| Contestant {
+            name: name.into(),
+            ranked_as: rank.map(str::to_string),
+        };
+        // The designer (bmad) holds the file; the implementer (bolt) outranks it for a file.
+        let r = resolver.resolve_ranked(
+            "file_creation",
+            &[
+                worker("claude-design", Some("bmad")),
+                worker("codex-build", Some("bolt")),
+            ],
+            Timestamp(0),
+        );
+        assert_eq!(r.winner, "codex-build");
+        assert_eq!(r.losers, ["claude-design"]);
+        assert_eq!(
+            r.rule,
+            "file_creation priority: bolt > bmad > archon (claude-design as bmad, codex-build as bolt)"
+        );
+        // A ranked worker beats an unranked one, holder or not.
+        let r = resolver.resolve_ranked(
+            "file_creation",
+            &[
+                worker("gemini-tests", None),
+                worker("claude-design", Some("bmad")),
+            ],
+            Timestamp(0),
+        );
+        assert_eq!(r.winner, "claude-design");
+        // Same rank: the first (the holder) keeps it.
+        let r = resolver.resolve_ranked(
+            "file_creation",
+            &[worker("a", Some("bolt")), worker("b", Some("bolt"))],
+            Timestamp(0),
+        );
+        assert_eq!(r.winner, "a");
+        // The auditor wins under its own name.
+        let r = resolver.resolve_ranked(
+            "file_creation",
+            &[worker("a", Some("bolt")), worker("security-auditor", None)],
+            Timestamp(0),
+        );
+        assert_eq!(r.winner, "security-auditor");
     }
 }

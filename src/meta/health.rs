@@ -1,6 +1,7 @@
 //! Health (the seed's `/status`): every router target with a URL answers `GET URL/health`
 //! within a short timeout, and every agent CLI is installed with a version. The checks run in
-//! parallel, one thread each, so the answer takes one timeout at most.
+//! parallel, one thread each, so the answer takes as long as the slowest: a URL's timeout, or
+//! a CLI's `--version`, which may take up to 20 s (a cold node start; see `agents::pins`).
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};

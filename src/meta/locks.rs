@@ -2,9 +2,11 @@
 //!
 //! One holder at a time per resource. The same holder acquiring again extends its lease and
 //! keeps its token; a new grant (free, released or expired lock) takes the resource's next
-//! token, which only grows. A resource that checks tokens (the coordinator for path leases)
-//! refuses a write carrying a lower token than the highest it has seen, so a holder that was
-//! paused past its lease cannot write over its successor.
+//! token, which only grows. A service that guards a resource can refuse work carrying a
+//! lower token than the highest it has seen, so a holder paused past its lease cannot act
+//! over its successor. orchestrate's path leases need no token check: the coordinator takes
+//! the lease at each write, in the sandbox hook, before the write happens; the tokens are
+//! journaled with each grant.
 
 use serde::{Deserialize, Serialize};
 
@@ -64,6 +66,20 @@ impl LockState {
 /// relative to the worker's checkout), by the sandbox hook and by a worker's MCP server alike.
 pub fn namespaced(namespace: &str, resource: &str) -> String {
     format!("{namespace}:{resource}")
+}
+
+/// The longest holder name: a worker's, a person's, an agent's.
+pub const MAX_HOLDER_BYTES: usize = 256;
+
+/// A holder names who holds a lock: a name as `check_name`, and short.
+pub fn check_holder(holder: &str) -> Result<(), String> {
+    check_name("holder", holder)?;
+    if holder.len() > MAX_HOLDER_BYTES {
+        return Err(format!(
+            "the holder is longer than {MAX_HOLDER_BYTES} bytes"
+        ));
+    }
+    Ok(())
 }
 
 /// A lock's name must say what it locks: not empty, no control characters, not huge.

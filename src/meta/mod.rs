@@ -21,8 +21,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use self::conflicts::{ConflictResolver, Resolution};
-use self::locks::{Lock, LockRefusal, LockState, check_name};
+use self::conflicts::{ConflictResolver, Contestant, Resolution};
+use self::locks::{Lock, LockRefusal, LockState, check_holder, check_name};
 use self::router::{RouteResult, Router, RouterError};
 use self::sessions::{SessionUpdate, UserSession, new_session_id};
 use self::store::{MetaStore, MetaStoreError};
@@ -158,7 +158,7 @@ impl Meta {
         ttl: Option<Duration>,
     ) -> Result<Result<Lock, LockRefusal>, MetaError> {
         check_name("resource", resource).map_err(MetaError::BadInput)?;
-        check_name("holder", holder).map_err(MetaError::BadInput)?;
+        check_holder(holder).map_err(MetaError::BadInput)?;
         let ttl = ttl.unwrap_or(self.lock_ttl);
         if ttl.is_zero() {
             return Err(MetaError::BadInput(
@@ -174,6 +174,7 @@ impl Meta {
         holder: &str,
     ) -> Result<Result<Lock, LockRefusal>, MetaError> {
         check_name("resource", resource).map_err(MetaError::BadInput)?;
+        check_holder(holder).map_err(MetaError::BadInput)?;
         Ok(self.store.release(resource, holder, (self.clock)())?)
     }
 
@@ -194,6 +195,16 @@ impl Meta {
         contestants: &[String],
         context: &Value,
     ) -> Result<Resolution, MetaError> {
+        self.resolve_ranked(conflict_type, &Contestant::unranked(contestants), context)
+    }
+
+    /// As `resolve`, with contestants ranked under another name (a worker as its target).
+    pub fn resolve_ranked(
+        &self,
+        conflict_type: &str,
+        contestants: &[Contestant],
+        context: &Value,
+    ) -> Result<Resolution, MetaError> {
         if contestants.is_empty() {
             return Err(MetaError::BadInput(
                 "a conflict needs at least one contestant".into(),
@@ -202,9 +213,15 @@ impl Meta {
         check_name("conflict type", conflict_type).map_err(MetaError::BadInput)?;
         let resolution = self
             .resolver
-            .resolve(conflict_type, contestants, (self.clock)());
+            .resolve_ranked(conflict_type, contestants, (self.clock)());
         self.store.record_resolution(&resolution, context)?;
         Ok(resolution)
+    }
+
+    /// The router target `request` goes to, when one is confident (not `meta`).
+    pub fn target_of(&self, request: &str) -> Option<String> {
+        let routed = self.router.route(request);
+        (routed.target != router::CLARIFY_TARGET).then_some(routed.target)
     }
 }
 

@@ -52,18 +52,41 @@ redis.call('SET', KEYS[1], value, 'PX', ARGV[2])
 return {1, value}
 "#;
 
-/// KEYS: lock. ARGV: holder. Returns {1, lease} when released, {0, lease or nothing}.
+/// KEYS: lock, release receipt. ARGV: holder, the release's nonce.
+/// Returns {1, lease} when released, {0, lease or nothing}. A release whose answer was lost
+/// (the connection dropped) and is sent again finds its receipt: released, not "free".
 const RELEASE: &str = r#"
 local current = redis.call('GET', KEYS[1])
 if not current then
+  local receipt = redis.call('GET', KEYS[2])
+  if receipt then
+    local r = cjson.decode(receipt)
+    if r.nonce == ARGV[2] and cjson.decode(r.lease).holder == ARGV[1] then
+      return {1, r.lease}
+    end
+  end
   return {0}
 end
 if cjson.decode(current).holder ~= ARGV[1] then
   return {0, current}
 end
 redis.call('DEL', KEYS[1])
+redis.call('SET', KEYS[2], cjson.encode({nonce = ARGV[2], lease = current}), 'PX', 60000)
 return {1, current}
 "#;
+
+/// Names one release, so the same release sent twice is known as one.
+fn release_nonce() -> String {
+    static COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!(
+        "{}-{}-{nanos}",
+        std::process::id(),
+        COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
+}
 
 /// A lease as stored under `lock:<resource>`.
 #[derive(Deserialize)]
@@ -137,6 +160,35 @@ impl RedisStore {
             }
         }
         Err(self.unavailable(&last.expect("a failure was kept")))
+    }
+
+    /// One release, named by `nonce`: sent again with the same nonce (its answer was lost),
+    /// it answers as the first did.
+    #[doc(hidden)]
+    pub fn release_once(
+        &self,
+        resource: &str,
+        holder: &str,
+        nonce: &str,
+    ) -> Result<Result<Lock, LockRefusal>, MetaStoreError> {
+        let value = self.with(|c| {
+            self.release
+                .key(lock_key(resource))
+                .key(format!("lockreleased:{resource}"))
+                .arg(holder)
+                .arg(nonce)
+                .invoke::<RedisValue>(c)
+        })?;
+        let (released, lease) = self.answer(value)?;
+        let lock = lease.map(|l| self.lease(resource, &l)).transpose()?;
+        Ok(match (released, lock) {
+            (true, Some(lock)) => Ok(lock),
+            (_, lock) => Err(LockRefusal::NotHolder {
+                resource: resource.to_string(),
+                holder: holder.to_string(),
+                held_by: lock.map(|l| l.holder),
+            }),
+        })
     }
 
     fn connect(&self) -> redis::RedisResult<Connection> {
@@ -321,22 +373,7 @@ impl MetaStore for RedisStore {
         holder: &str,
         _now: Timestamp,
     ) -> Result<Result<Lock, LockRefusal>, MetaStoreError> {
-        let value = self.with(|c| {
-            self.release
-                .key(lock_key(resource))
-                .arg(holder)
-                .invoke::<RedisValue>(c)
-        })?;
-        let (released, lease) = self.answer(value)?;
-        let lock = lease.map(|l| self.lease(resource, &l)).transpose()?;
-        Ok(match (released, lock) {
-            (true, Some(lock)) => Ok(lock),
-            (_, lock) => Err(LockRefusal::NotHolder {
-                resource: resource.to_string(),
-                holder: holder.to_string(),
-                held_by: lock.map(|l| l.holder),
-            }),
-        })
+        self.release_once(resource, holder, &release_nonce())
     }
 
     fn check(&self, resource: &str, _now: Timestamp) -> Result<Option<Lock>, MetaStoreError> {

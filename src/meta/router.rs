@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 
 /// The seeds' threshold: a best score under this asks for clarification.
 pub const CLARIFY_BELOW: f64 = 0.5;
+/// The target of a request no pattern routes with confidence: it needs clarifying.
+pub const CLARIFY_TARGET: &str = "meta";
 /// The confidence the seeds give a `clarify` answer.
 const CLARIFY_CONFIDENCE: f64 = 0.3;
 
@@ -230,7 +232,7 @@ impl Router {
                 reasoning: format!("matched {word:?} (weight {score}) for {}", target.name),
             },
             _ => RouteResult {
-                target: "meta".into(),
+                target: CLARIFY_TARGET.into(),
                 action: "clarify".into(),
                 confidence: CLARIFY_CONFIDENCE,
                 reasoning: match best {

@@ -44,6 +44,20 @@ fn resolve_from(mut current: PathBuf, path: &Path, links: &mut usize) -> PathBuf
     current
 }
 
+/// How a path lease names a write of `path` (relative to `cwd`): where it really lands,
+/// relative to the checkout `root` when inside it (`src/lib.rs`), absolute otherwise. The
+/// sandbox hook and a worker's MCP server both name leases so, whatever spelling the agent
+/// used (`./src/lib.rs`, an absolute path, a link).
+pub fn lease_name(path: &Path, cwd: &Path, root: &Path) -> String {
+    let root = resolve(root, Path::new("/"));
+    let lands = resolve(path, cwd);
+    lands
+        .strip_prefix(&root)
+        .unwrap_or(&lands)
+        .display()
+        .to_string()
+}
+
 /// True when `path` (already resolved) is `dir` or inside it, for one of `dirs` (resolved
 /// too).
 pub fn inside_any(path: &Path, dirs: &[PathBuf]) -> bool {

@@ -509,6 +509,51 @@ fn changed_directory(run: &Invocation, cwd: Option<&Path>) -> Option<PathBuf> {
     Some(resolve(&target, cwd?))
 }
 
+/// The files a shell command writes, each with the directory it is relative to, as far as
+/// it can be read: an `apply_patch` envelope's files, redirections and `tee`, and what `cp`,
+/// `mv`, `install`, `ln`, `touch` and `truncate` write. For path leases (the sandbox's own
+/// verdict is `evaluate`): what cannot be named before it runs (`$VAR`, `~`, a path after a
+/// `cd` into the unknown), directories and the terminal devices are left out.
+pub fn shell_writes(command: &str, cwd: &Path) -> Vec<(String, PathBuf)> {
+    let mut found: Vec<(String, PathBuf)> = Vec::new();
+    if command.contains("*** Begin Patch") {
+        found.extend(
+            patch_paths(command)
+                .into_iter()
+                .map(|p| (p, cwd.to_path_buf())),
+        );
+    }
+    let Ok(runs) = invocations(command) else {
+        return found;
+    };
+    let mut dir = Some(cwd.to_path_buf());
+    for run in &runs {
+        let mut writes: Vec<&str> = run.writes.iter().map(String::as_str).collect();
+        if matches!(
+            run.program.as_str(),
+            "cp" | "mv" | "install" | "ln" | "touch" | "truncate"
+        ) {
+            writes.extend(operand_writes(run));
+        }
+        for write in writes {
+            let here = match &dir {
+                Some(dir) => dir.clone(),
+                None if write.starts_with('/') => PathBuf::from("/"),
+                None => continue,
+            };
+            found.push((write.to_string(), here));
+        }
+        if matches!(run.program.as_str(), "cd" | "pushd" | "popd") {
+            dir = changed_directory(run, dir.as_deref());
+        }
+    }
+    found.retain(|(path, dir)| {
+        let lands = resolve(Path::new(path), dir);
+        !path.contains(['$', '~']) && !is_harmless_device(&lands) && !lands.is_dir()
+    });
+    found
+}
+
 /// The files a file-changing program's operands name: `rm`, `touch`, `mkdir`, `truncate`,
 /// `chmod`... change all of theirs, `mv` its sources and its destination, `cp`, `ln` and
 /// `install` their destination (the last operand, or `-t DIR`).

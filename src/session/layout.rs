@@ -210,6 +210,11 @@ impl SessionDir {
     pub fn lock_path(&self) -> PathBuf {
         self.path.join("coordinator.lock")
     }
+    /// The meta layer's settings as the coordinator runs with them, for its workers' MCP
+    /// servers (`orchestrate mcp --config`).
+    pub fn meta_settings_path(&self) -> PathBuf {
+        self.path.join("meta.toml")
+    }
     pub fn log_path(&self) -> PathBuf {
         self.path.join("coordinator.log")
     }

@@ -19,15 +19,21 @@ use std::path::Path;
 use serde_json::json;
 
 use super::Coordinator;
+use super::tasks::worker_name;
 use crate::agents::{Draft, McpServer, ORCH_MCP_SERVER};
 use crate::event::EventType;
-use crate::meta::Meta;
-use crate::meta::locks::{LockRefusal, namespaced};
+use crate::meta::conflicts::{Contestant, Resolution};
+use crate::meta::locks::{Lock, LockRefusal, namespaced};
+use crate::meta::{Meta, MetaError};
 use crate::safety::ToolCall;
-use crate::safety::paths::resolve;
+use crate::safety::paths::lease_name;
 
 /// The conflict type a contended path is resolved as.
 const PATH_CONFLICT: &str = "file_creation";
+
+/// How long writes go unleased after the store failed before it is tried again: a store that
+/// is down (Redis restarting) would otherwise hold every write for its timeouts.
+const LEASE_RETRY: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The coordinator's side of the leases.
 #[derive(Default)]
@@ -37,6 +43,8 @@ pub(super) struct Leases {
     unavailable: Option<String>,
     /// Grants journaled, by (worker, resource): an extension of the same token says nothing.
     granted: BTreeMap<(String, String), u64>,
+    /// While the store is failing: when to try it again.
+    retry_at: Option<std::time::Instant>,
 }
 
 impl Leases {
@@ -58,43 +66,43 @@ impl Leases {
 /// The repository-relative paths a call writes, as the worker in `run_dir` names them: where
 /// each write really lands (the sandbox's own resolution), inside the checkout.
 fn written_paths(call: &ToolCall, run_dir: &Path) -> Vec<String> {
-    let run_dir = resolve(run_dir, Path::new("/"));
-    let relative = |path: &Path, cwd: &Path| {
-        let lands = resolve(path, cwd);
-        lands
-            .strip_prefix(&run_dir)
-            .unwrap_or(&lands)
-            .display()
-            .to_string()
-    };
     match call {
-        ToolCall::Write { path, cwd } => vec![relative(path, cwd)],
+        ToolCall::Write { path, cwd } => vec![lease_name(path, cwd, run_dir)],
         ToolCall::Patch { patch, cwd } => crate::safety::policy::patch_paths(patch)
             .iter()
-            .map(|p| relative(Path::new(p), cwd))
+            .map(|p| lease_name(Path::new(p), cwd, run_dir))
             .collect(),
-        ToolCall::Shell { .. } | ToolCall::Other => Vec::new(),
+        ToolCall::Shell { command, cwd } => crate::safety::policy::shell_writes(command, cwd)
+            .iter()
+            .map(|(p, dir)| lease_name(Path::new(p), dir, run_dir))
+            .collect(),
+        ToolCall::Other => Vec::new(),
     }
 }
 
 impl Coordinator {
-    /// The MCP server a worker gets: the meta layer bound to it (holder) and its session
-    /// (namespace), on the session's store.
-    pub(super) fn mcp_server(&self, worker: &str) -> Option<McpServer> {
-        let meta = &self.settings.config.meta;
-        if !meta.worker_mcp {
+    /// The MCP server a worker gets: the meta layer bound to it (holder), its session
+    /// (namespace) and its checkout (root), with the coordinator's own meta settings.
+    pub(super) fn mcp_server(&mut self, worker: &str, checkout: &Path) -> Option<McpServer> {
+        if !self.settings.config.meta.worker_mcp {
             return None;
         }
         let workspace = self.session.path.parent()?.display().to_string();
-        let mut env = vec![
-            ("SESSION_TTL".to_string(), meta.session_ttl_secs.to_string()),
-            (
-                "LOCK_DEFAULT_TTL".to_string(),
-                meta.lock_ttl_secs.to_string(),
-            ),
-        ];
-        if meta.store != "sqlite" {
-            env.push(("REDIS_URL".to_string(), meta.store.clone()));
+        let settings = self.session.meta_settings_path();
+        if let Err(e) = self.write_meta_settings(&settings) {
+            self.record(
+                None,
+                Draft::new(
+                    EventType::Finding,
+                    format!(
+                        "{worker} runs without the orch MCP server: cannot write {}: {e}",
+                        settings.display()
+                    ),
+                )
+                .with("phase", "mcp_unavailable")
+                .with("severity", "warning"),
+            );
+            return None;
         }
         Some(McpServer {
             name: ORCH_MCP_SERVER.to_string(),
@@ -107,10 +115,43 @@ impl Coordinator {
                 worker.to_string(),
                 "--namespace".into(),
                 self.session.id.clone(),
+                "--root".into(),
+                checkout.display().to_string(),
+                "--config".into(),
+                settings.display().to_string(),
             ],
-            env,
-            exclusive: !meta.operator_mcp,
+            env: Vec::new(),
+            exclusive: !self.settings.config.meta.operator_mcp,
         })
+    }
+
+    /// `[meta]` and `[router]` as this coordinator runs with them (the store's URL may carry
+    /// a password: the file is the operator's alone).
+    fn write_meta_settings(&self, path: &Path) -> std::io::Result<()> {
+        #[derive(serde::Serialize)]
+        struct MetaSettings<'a> {
+            router: &'a crate::meta::router::RouterConfig,
+            meta: &'a crate::meta::config::MetaConfig,
+        }
+        let config = &self.settings.config;
+        let text = toml::to_string(&MetaSettings {
+            router: &config.router,
+            meta: &config.meta,
+        })
+        .map_err(std::io::Error::other)?;
+        // Written whole and private before it takes the real name.
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let tmp = path.with_extension("tmp");
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
     }
 
     /// Takes or extends `worker`'s leases on the paths `call` writes. `Err` is the reason
@@ -137,72 +178,74 @@ impl Coordinator {
         path: &str,
         resource: &str,
     ) -> Result<(), String> {
-        let Some(meta) = &self.leases.meta else {
+        // A store that just failed is left alone for a while: every write would wait on it.
+        if self.leases.meta.is_none()
+            || self
+                .leases
+                .retry_at
+                .is_some_and(|at| std::time::Instant::now() < at)
+        {
             return Ok(());
-        };
-        let outcome = match meta.acquire(resource, worker, None) {
-            Ok(outcome) => outcome,
-            Err(e) => {
-                self.leases_unavailable(Some(task), &e.to_string());
-                return Ok(());
-            }
-        };
-        let holder = match outcome {
-            Ok(lock) => {
-                let key = (worker.to_string(), resource.to_string());
-                if self.leases.granted.insert(key, lock.token) != Some(lock.token) {
+        }
+        // Twice at most: a writer that outranks the holder takes the lease on the second.
+        for _ in 0..2 {
+            let meta = self.leases.meta.as_ref().expect("checked above");
+            let holder = match meta.acquire(resource, worker, None) {
+                Ok(Ok(lock)) => {
+                    self.leases_available(Some(task));
+                    self.granted(worker, task, path, resource, &lock);
+                    return Ok(());
+                }
+                Ok(Err(LockRefusal::HeldByOther { holder, .. })) => holder,
+                Ok(Err(other)) => return Err(other.to_string()),
+                Err(MetaError::BadInput(why)) => {
                     self.record(
                         Some(task),
                         Draft::new(
-                            EventType::Decision,
-                            format!("{worker} holds the lease on {path} (token {})", lock.token),
+                            EventType::Finding,
+                            format!("{worker} writes {path} unleased: {why}"),
                         )
-                        .with("phase", "lease_granted")
-                        .with("rule", "lease")
-                        .with("action", "grant")
+                        .with("phase", "lease_skipped")
                         .with("worker", worker.to_string())
-                        .with("path", path.to_string())
-                        .with("resource", resource.to_string())
-                        .with("token", lock.token)
-                        .with("expires_at", lock.expires_at.to_string()),
+                        .with("severity", "warning"),
                     );
+                    return Ok(());
                 }
-                return Ok(());
+                Err(e) => {
+                    self.leases_unavailable(Some(task), &e.to_string());
+                    return Ok(());
+                }
+            };
+            let resolution = match self.contest(&holder, worker, path, resource) {
+                Ok(r) => r,
+                Err(e) => {
+                    self.leases_unavailable(Some(task), &e.to_string());
+                    return Ok(());
+                }
+            };
+            self.record(
+                Some(task),
+                Draft::new(
+                    EventType::Decision,
+                    format!(
+                        "{path}: {} wins the lease over {} ({})",
+                        resolution.winner,
+                        resolution.losers.join(", "),
+                        resolution.rule
+                    ),
+                )
+                .with("phase", "conflict_resolved")
+                .with("rule", "lease")
+                .with("action", "resolve")
+                .with("conflict_type", PATH_CONFLICT)
+                .with("winner", resolution.winner.clone())
+                .with("losers", resolution.losers.clone())
+                .with("path", path.to_string())
+                .with("reason", resolution.rule.clone()),
+            );
+            if resolution.winner != worker {
+                return Err(self.denied(worker, task, path, &holder, &resolution.rule));
             }
-            Err(LockRefusal::HeldByOther { holder, .. }) => holder,
-            Err(other) => return Err(other.to_string()),
-        };
-        // Contended: the holder first, so an unranked pair leaves it with the holder.
-        let contestants = vec![holder.clone(), worker.to_string()];
-        let context = json!({"resource": resource, "path": path, "session": self.session.id});
-        let resolution = match meta.resolve(PATH_CONFLICT, &contestants, &context) {
-            Ok(r) => r,
-            Err(e) => {
-                self.leases_unavailable(Some(task), &e.to_string());
-                return Ok(());
-            }
-        };
-        self.record(
-            Some(task),
-            Draft::new(
-                EventType::Decision,
-                format!(
-                    "{path}: {} wins the lease over {} ({})",
-                    resolution.winner,
-                    resolution.losers.join(", "),
-                    resolution.rule
-                ),
-            )
-            .with("phase", "conflict_resolved")
-            .with("rule", "lease")
-            .with("action", "resolve")
-            .with("conflict_type", PATH_CONFLICT)
-            .with("winner", resolution.winner.clone())
-            .with("losers", resolution.losers.clone())
-            .with("path", path.to_string())
-            .with("reason", resolution.rule.clone()),
-        );
-        if resolution.winner == worker {
             // The writer outranks the holder: the lease moves to it.
             if let Some(meta) = &self.leases.meta {
                 let _ = meta.release(resource, &holder);
@@ -222,11 +265,97 @@ impl Coordinator {
                 .with("worker", holder.clone())
                 .with("paths", vec![path.to_string()]),
             );
-            return self.lease_one(worker, task, path, resource);
         }
+        // Someone else took it between the release and the second try.
+        let holder = self
+            .leases
+            .meta
+            .as_ref()
+            .and_then(|meta| meta.check(resource).ok())
+            .and_then(|state| state.holder)
+            .unwrap_or_else(|| "another worker".into());
+        Err(self.denied(worker, task, path, &holder, "it was taken again at once"))
+    }
+
+    /// Resolves `holder` against `writer` on a path: the holder first, so an unranked pair
+    /// leaves it with the holder; each worker ranked as the router target its task's prompt
+    /// goes to, so the matrix of targets (`bolt > bmad > archon` for files) decides.
+    fn contest(
+        &self,
+        holder: &str,
+        writer: &str,
+        path: &str,
+        resource: &str,
+    ) -> Result<Resolution, MetaError> {
+        let meta = self.leases.meta.as_ref().expect("leases are on");
+        let contestant = |name: &str| Contestant {
+            name: name.to_string(),
+            ranked_as: self
+                .current_plan
+                .as_ref()
+                .and_then(|plan| plan.tasks.iter().find(|t| worker_name(t) == name))
+                .and_then(|task| meta.target_of(&task.prompt)),
+        };
+        let context = json!({"resource": resource, "path": path, "session": self.session.id});
+        meta.resolve_ranked(
+            PATH_CONFLICT,
+            &[contestant(holder), contestant(writer)],
+            &context,
+        )
+    }
+
+    /// Journals a grant (once per token: an extension says nothing), and the end of any
+    /// other worker's lease on the same path that lapsed unseen (its TTL passed).
+    fn granted(&mut self, worker: &str, task: &str, path: &str, resource: &str, lock: &Lock) {
+        let key = (worker.to_string(), resource.to_string());
+        if self.leases.granted.insert(key, lock.token) == Some(lock.token) {
+            return;
+        }
+        let lapsed: Vec<String> = self
+            .leases
+            .granted
+            .keys()
+            .filter(|(w, r)| r == resource && w != worker)
+            .map(|(w, _)| w.clone())
+            .collect();
+        for other in lapsed {
+            self.leases
+                .granted
+                .remove(&(other.clone(), resource.to_string()));
+            self.record(
+                Some(task),
+                Draft::new(
+                    EventType::Decision,
+                    format!("{other}'s lease on {path} lapsed"),
+                )
+                .with("phase", "lease_released")
+                .with("rule", "lease")
+                .with("action", "expired")
+                .with("worker", other)
+                .with("paths", vec![path.to_string()]),
+            );
+        }
+        self.record(
+            Some(task),
+            Draft::new(
+                EventType::Decision,
+                format!("{worker} holds the lease on {path} (token {})", lock.token),
+            )
+            .with("phase", "lease_granted")
+            .with("rule", "lease")
+            .with("action", "grant")
+            .with("worker", worker.to_string())
+            .with("path", path.to_string())
+            .with("resource", resource.to_string())
+            .with("token", lock.token)
+            .with("expires_at", lock.expires_at.to_string()),
+        );
+    }
+
+    /// Journals a denied write; the reason the agent is told.
+    fn denied(&mut self, worker: &str, task: &str, path: &str, holder: &str, why: &str) -> String {
         let reason = format!(
-            "{path} is leased by {holder}, another worker of this session, which keeps it ({}); leave this file to it or wait for its task to end",
-            resolution.rule
+            "{path} is leased by {holder}, another worker of this session, which keeps it ({why}); leave this file to it or wait for its task to end"
         );
         self.record(
             Some(task),
@@ -238,11 +367,11 @@ impl Coordinator {
             .with("rule", "lease")
             .with("action", "deny")
             .with("worker", worker.to_string())
-            .with("holder", holder)
+            .with("holder", holder.to_string())
             .with("path", path.to_string())
             .with("reason", reason.clone()),
         );
-        Err(reason)
+        reason
     }
 
     /// On resume: the previous coordinator's workers are gone, and so are their leases.
@@ -278,6 +407,17 @@ impl Coordinator {
                 released.push(lock.resource[prefix.len()..].to_string());
             }
         }
+        // Leases journaled as granted that lapsed on their own end here too, for whoever
+        // follows the journal (the dashboard lists them until then).
+        for (_, resource) in self.leases.granted.keys().filter(|(w, _)| w == worker) {
+            let path = resource
+                .strip_prefix(&prefix)
+                .unwrap_or(resource)
+                .to_string();
+            if !released.contains(&path) {
+                released.push(path);
+            }
+        }
         self.leases.granted.retain(|(w, _), _| w != worker);
         if !released.is_empty() {
             self.record(
@@ -295,8 +435,10 @@ impl Coordinator {
         }
     }
 
-    /// Says once that leases are off for now, and why.
+    /// Says once that leases are off for now, and why; the store is tried again after
+    /// `LEASE_RETRY`.
     fn leases_unavailable(&mut self, task: Option<&str>, why: &str) {
+        self.leases.retry_at = Some(std::time::Instant::now() + LEASE_RETRY);
         if self.leases.unavailable.is_some() {
             return;
         }
@@ -305,11 +447,29 @@ impl Coordinator {
             task,
             Draft::new(
                 EventType::Finding,
-                format!("path leases are off: {why}; writes go on unleased"),
+                format!(
+                    "path leases are off: {why}; writes go on unleased (the store is tried again every {}s)",
+                    LEASE_RETRY.as_secs()
+                ),
             )
             .with("phase", "leases_unavailable")
             .with("severity", "warning"),
         );
+    }
+
+    /// Says that leases are back after they were off.
+    fn leases_available(&mut self, task: Option<&str>) {
+        self.leases.retry_at = None;
+        if let Some(why) = self.leases.unavailable.take() {
+            self.record(
+                task,
+                Draft::new(
+                    EventType::Progress,
+                    format!("path leases are on again (they were off: {why})"),
+                )
+                .with("phase", "leases_available"),
+            );
+        }
     }
 }
 
@@ -336,10 +496,20 @@ mod tests {
             cwd: run.to_path_buf(),
         };
         assert_eq!(written_paths(&outside, run), ["/tmp/x"]);
-        let shell = ToolCall::Shell {
-            command: "ls".into(),
+        let shell = |command: &str| ToolCall::Shell {
+            command: command.into(),
             cwd: run.to_path_buf(),
         };
-        assert!(written_paths(&shell, run).is_empty());
+        assert!(written_paths(&shell("ls 2>/dev/null"), run).is_empty());
+        assert_eq!(
+            written_paths(
+                &shell("cd src && echo x > lib.rs; cp a.md ../docs/b.md"),
+                run
+            ),
+            ["src/lib.rs", "docs/b.md"]
+        );
+        let patch = "apply_patch <<'EOF'\n*** Begin Patch\n*** Add File: docs/api.md\n+x\n*** End Patch\nEOF";
+        assert_eq!(written_paths(&shell(patch), run), ["docs/api.md"]);
+        assert!(written_paths(&shell("echo x > $OUT; mkdir -p src"), run).is_empty());
     }
 }

@@ -27,6 +27,8 @@ pub(super) struct PendingApproval {
     pub deadline: Timestamp,
     /// Where the waiting hook's answer goes; gone after a coordinator restart.
     pub reply: Option<Sender<ControlReply>>,
+    /// The call waiting, whose writes still need their leases once approved; with `reply`.
+    pub call: Option<ToolCall>,
 }
 
 /// An approval as `orchestrate approvals` lists it.
@@ -123,7 +125,7 @@ impl Coordinator {
                 ControlReply::refused(verdict.reason)
             }
             Decision::Confirm => {
-                self.ask_operator(&worker, task, what, verdict.reason, reply, running);
+                self.ask_operator(&worker, task, (what, call), verdict.reason, reply, running);
                 return;
             }
         };
@@ -135,7 +137,7 @@ impl Coordinator {
         &mut self,
         worker: &str,
         task: Option<String>,
-        what: String,
+        (what, call): (String, ToolCall),
         reason: String,
         reply: Sender<ControlReply>,
         running: &BTreeMap<String, RunningTask>,
@@ -148,6 +150,7 @@ impl Coordinator {
             .find(|a| a.reply.is_none() && a.worker == worker && a.what == what)
         {
             open.reply = Some(reply);
+            open.call = Some(call);
             return;
         }
         self.approval_count += 1;
@@ -193,6 +196,7 @@ impl Coordinator {
             requested: now,
             deadline,
             reply: Some(reply),
+            call: Some(call),
         });
     }
 
@@ -260,14 +264,21 @@ impl Coordinator {
             self.approved
                 .insert((approval.worker.clone(), approval.what.clone()));
         }
-        let delivered = approval.reply.as_ref().is_some_and(|tx| {
-            tx.send(if approve {
-                ControlReply::done("allow (approved)")
-            } else {
-                ControlReply::refused(format!("{why} (approval {})", approval.id))
-            })
-            .is_ok()
-        });
+        // Approved by the operator, a write still needs its path's lease.
+        let hook_answer = match (&approval.call, approve) {
+            (Some(call), true) => {
+                match self.lease_for_write(&approval.worker, approval.task.as_deref(), call) {
+                    Ok(()) => ControlReply::done("allow (approved)"),
+                    Err(reason) => ControlReply::refused(reason),
+                }
+            }
+            (None, true) => ControlReply::done("allow (approved)"),
+            (_, false) => ControlReply::refused(format!("{why} (approval {})", approval.id)),
+        };
+        let delivered = approval
+            .reply
+            .as_ref()
+            .is_some_and(|tx| tx.send(hook_answer).is_ok());
         self.record(
             approval.task.as_deref(),
             Draft::new(EventType::Decision, text.clone())
@@ -367,6 +378,7 @@ impl Coordinator {
                             requested: e.timestamp,
                             deadline: Timestamp(e.i64_field("deadline_ms").unwrap_or(0)),
                             reply: None,
+                            call: None,
                         },
                     );
                 }

@@ -230,7 +230,7 @@ impl Coordinator {
                 guard
             }),
             output_schema: output_schema.map(str::to_string),
-            mcp: self.mcp_server(name),
+            mcp: self.mcp_server(name, workdir),
         }
         .build()?;
         let events_path = self.session.events_path(name);
