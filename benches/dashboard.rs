@@ -104,6 +104,25 @@ fn main() {
         "\nframe at 200x60, 16 workers, 100 000 events: p50 {:?}  p99 {:?}  max {:?}",
         frames[250], frames[495], frames[499]
     );
+    // EXPERIMENT: the last frame copied and diffed, no widgets.
+    let last = terminal.draw(|f| view::draw(f, &mut app)).unwrap().buffer.clone();
+    let mut copies: Vec<Duration> = (0..500)
+        .map(|_| {
+            let start = Instant::now();
+            terminal
+                .current_buffer_mut()
+                .content
+                .clone_from_slice(&last.content);
+            terminal.flush().unwrap();
+            terminal.swap_buffers();
+            start.elapsed()
+        })
+        .collect();
+    copies.sort();
+    println!(
+        "copy + diff at 200x60: p50 {:?}  p99 {:?}",
+        copies[250], copies[495]
+    );
 
     // Write-to-screen: journal line -> tailer -> app -> drawn frame that shows it.
     let dir = tempfile::tempdir().unwrap();

@@ -291,3 +291,30 @@ fn a_lease_that_lapsed_is_journaled_as_released_when_its_task_ends() {
         "{all:#?}"
     );
 }
+
+/// A store that cannot be reached does not hold the work up: the operator is told once, the
+/// writes go on unleased, and the session ends as it would have.
+#[test]
+fn an_unreachable_store_is_said_once_and_the_writes_go_on() {
+    let env = Env::new();
+    set_config(
+        &env,
+        "[review]\nenabled = false\n\n[meta]\nstore = \"redis://127.0.0.1:1\"\n",
+    );
+    let plan = contending_plan(&env, "claude");
+    let out = env.run(&plan, &["--no-dashboard"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let id = session_id(&out);
+    let events = orchestrator(&env, &id);
+    let all = texts(&events);
+    let off = with_phase(&events, "leases_unavailable");
+    assert_eq!(off.len(), 1, "{all:#?}");
+    assert!(
+        off[0].text().contains("redis://127.0.0.1:1") && off[0].text().contains("unleased"),
+        "{all:#?}"
+    );
+    assert!(with_phase(&events, "lease_granted").is_empty(), "{all:#?}");
+    assert!(with_phase(&events, "lease_denied").is_empty(), "{all:#?}");
+    assert_eq!(env.status(&id)["tasks"][0]["state"], "succeeded");
+    assert_eq!(env.status(&id)["tasks"][1]["state"], "succeeded");
+}

@@ -59,10 +59,11 @@ const RELEASE: &str = r#"
 local current = redis.call('GET', KEYS[1])
 if not current then
   local receipt = redis.call('GET', KEYS[2])
-  if receipt then
-    local r = cjson.decode(receipt)
-    if r.nonce == ARGV[2] and cjson.decode(r.lease).holder == ARGV[1] then
-      return {1, r.lease}
+  local mark = ARGV[2] .. ' '
+  if receipt and string.sub(receipt, 1, #mark) == mark then
+    local lease = string.sub(receipt, #mark + 1)
+    if cjson.decode(lease).holder == ARGV[1] then
+      return {1, lease}
     end
   end
   return {0}
@@ -71,7 +72,7 @@ if cjson.decode(current).holder ~= ARGV[1] then
   return {0, current}
 end
 redis.call('DEL', KEYS[1])
-redis.call('SET', KEYS[2], cjson.encode({nonce = ARGV[2], lease = current}), 'PX', 60000)
+redis.call('SET', KEYS[2], ARGV[2] .. ' ' .. current, 'PX', 60000)
 return {1, current}
 "#;
 
