@@ -1,6 +1,7 @@
 //! Dashboard costs.
 //! - `render`: one full frame at 200x60 with 16 workers and 100 000 events fed through the
 //!   app (the log keeps its bounded tail), drawn into a TestBackend.
+//! - clock frame: a second that moves only the running counters, their cells alone.
 //! - write-to-screen latency: an event line appended to a worker's journal, until a drawn
 //!   frame shows it. The path is the real one up to the terminal: the tailer (notify), the
 //!   app's update and a full draw with the buffer diff; the terminal's own write is left
@@ -21,6 +22,7 @@ use orchestrate::timestamp::Timestamp;
 use orchestrate::tui::app::{App, Msg};
 use orchestrate::tui::theme::Theme;
 use orchestrate::tui::view;
+use orchestrate::tui::view::clocks::Shown;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use serde_json::json;
@@ -104,24 +106,26 @@ fn main() {
         "\nframe at 200x60, 16 workers, 100 000 events: p50 {:?}  p99 {:?}  max {:?}",
         frames[250], frames[495], frames[499]
     );
-    // EXPERIMENT: the last frame copied and diffed, no widgets.
-    let last = terminal.draw(|f| view::draw(f, &mut app)).unwrap().buffer.clone();
-    let mut copies: Vec<Duration> = (0..500)
+    // A second that moves only the running counters: their cells alone.
+    let mut shown = Shown::default();
+    let frame = terminal.draw(|f| view::draw(f, &mut app)).unwrap();
+    shown.remember(&app.clock_spots, frame.buffer);
+    let mut now = app.now.millis();
+    let mut clocks: Vec<Duration> = (0..500)
         .map(|_| {
+            now += 1000;
             let start = Instant::now();
-            terminal
-                .current_buffer_mut()
-                .content
-                .clone_from_slice(&last.content);
-            terminal.flush().unwrap();
-            terminal.swap_buffers();
+            app.update(Msg::Tick(Timestamp(now)));
+            assert!(shown.draw_clocks(&mut terminal, &app).unwrap());
             start.elapsed()
         })
         .collect();
-    copies.sort();
+    clocks.sort();
     println!(
-        "copy + diff at 200x60: p50 {:?}  p99 {:?}",
-        copies[250], copies[495]
+        "clock frame at 200x60 ({} counters): p50 {:?}  p99 {:?}",
+        app.clock_spots.len(),
+        clocks[250],
+        clocks[495]
     );
 
     // Write-to-screen: journal line -> tailer -> app -> drawn frame that shows it.

@@ -1051,3 +1051,67 @@ fn a_worker_s_leases_show_in_its_pane_and_a_denied_write_in_the_decisions() {
     );
     assert!(a.leases.is_empty());
 }
+
+/// The screen as a full frame of `app` would draw it.
+fn full_frame(app: &mut App, width: u16, height: u16) -> ratatui::buffer::Buffer {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    terminal.draw(|f| view::draw(f, app)).unwrap();
+    terminal.backend().buffer().clone()
+}
+
+/// A second that moves only the running counters redraws their cells alone, and the screen is
+/// then exactly the full frame of that second, in the cards, in the crowded list's detail and
+/// after a full frame that follows.
+#[test]
+fn a_second_that_moves_only_the_clocks_redraws_their_cells_as_a_full_frame_would() {
+    use orchestrate::tui::view::clocks::Shown;
+    for (width, height) in [(200u16, 60u16), (120, 40)] {
+        let mut a = three_running();
+        a.update(Msg::Tick(Timestamp(T0 + 65_000)));
+        let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+        let mut shown = Shown::default();
+        let full = |terminal: &mut Terminal<TestBackend>, a: &mut App, shown: &mut Shown| {
+            shown.restore(terminal).unwrap();
+            let frame = terminal.draw(|f| view::draw(f, a)).unwrap();
+            shown.remember(&a.clock_spots, frame.buffer);
+        };
+        full(&mut terminal, &mut a, &mut shown);
+        // The session's counter and each running worker's.
+        assert!(a.clock_spots.len() >= 3, "{:?}", a.clock_spots);
+        for second in [66, 67, 3_599, 3_600] {
+            let (_, moved) = a.update(Msg::Tick(Timestamp(T0 + second * 1000)));
+            assert!(moved);
+            assert!(shown.draw_clocks(&mut terminal, &a).unwrap());
+            assert_eq!(
+                *terminal.backend().buffer(),
+                full_frame(&mut a, width, height),
+                "{width}x{height} at {second} s"
+            );
+        }
+        // Something else changes: a full frame over the counters' cells is exact too.
+        feed(
+            &mut a,
+            vec![ev(
+                EventType::Progress,
+                "gemini-design",
+                "gemini",
+                Some("design"),
+                3_600,
+                json!({"text": "Writing the uptime test", "kind": "message"}),
+            )],
+        );
+        full(&mut terminal, &mut a, &mut shown);
+        assert_eq!(
+            *terminal.backend().buffer(),
+            full_frame(&mut a, width, height)
+        );
+    }
+    // Past 99:59:59 a counter is wider than its cells: a full frame is asked for.
+    let mut a = three_running();
+    let mut terminal = Terminal::new(TestBackend::new(200, 60)).unwrap();
+    let mut shown = Shown::default();
+    let frame = terminal.draw(|f| view::draw(f, &mut a)).unwrap();
+    shown.remember(&a.clock_spots, frame.buffer);
+    a.update(Msg::Tick(Timestamp(T0 + 100 * 3_600_000)));
+    assert!(!shown.draw_clocks(&mut terminal, &a).unwrap());
+}

@@ -315,6 +315,8 @@ pub struct App {
     pub selected: usize,
     /// Worker panes per row as last drawn: up and down move by a row.
     pub grid_columns: usize,
+    /// The running counters as last drawn (see `view::clocks`).
+    pub clock_spots: Vec<crate::tui::view::clocks::ClockSpot>,
     /// Lines scrolled in the reviews and decisions panels.
     pub reviews_scroll: usize,
     pub decisions_scroll: usize,
@@ -358,6 +360,7 @@ impl App {
             focus: Focus::Workers,
             selected: 0,
             grid_columns: 1,
+            clock_spots: Vec::new(),
             reviews_scroll: 0,
             decisions_scroll: 0,
             zoom: None,

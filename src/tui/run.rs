@@ -24,6 +24,7 @@ use tokio::time::{Instant, sleep_until};
 use super::app::{Action, App, Msg, OpenWith};
 use super::theme::Theme;
 use super::view;
+use super::view::clocks::Shown;
 use crate::coordinator::control::{self, ControlReply};
 use crate::coordinator::lock;
 use crate::session::tailer::{Tailer, follow_session};
@@ -99,6 +100,9 @@ async fn event_loop(
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut sighup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let mut dirty = true;
+    // Only the running counters changed: their cells alone are redrawn.
+    let mut clocks_moved = false;
+    let mut shown = Shown::default();
     let mut last_draw = Instant::now() - MIN_FRAME;
     loop {
         let frame_at = last_draw + MIN_FRAME;
@@ -109,8 +113,13 @@ async fn event_loop(
             first = rx.recv() => {
                 let Some(first) = first else { return Ok(Exit::Left) };
                 for msg in batch(first, || rx.try_recv().ok()) {
+                    let tick = matches!(msg, Msg::Tick(_));
                     let (actions, changed) = app.update(msg);
-                    dirty |= changed;
+                    if tick {
+                        clocks_moved |= changed;
+                    } else {
+                        dirty |= changed;
+                    }
                     for action in actions {
                         match action {
                             Action::Quit => return Ok(Exit::Left),
@@ -123,6 +132,7 @@ async fn event_loop(
                                 let attached = suspended(terminal, &input, || {
                                     crate::cli::attach::attach(workspace, &session.id, &worker).map(|_| ())
                                 })?;
+                                shown.forget();
                                 if let Err(e) = attached {
                                     let _ = tx.send(Msg::Reply(ControlReply::refused(format!("{e:#}"))));
                                 }
@@ -132,6 +142,7 @@ async fn event_loop(
                             alert @ (Action::Bell | Action::Notify(_)) => ring(alert),
                             Action::Open { program, dir } => {
                                 let opened = suspended(terminal, &input, || open_in(program, &dir))?;
+                                shown.forget();
                                 if let Err(e) = opened {
                                     let _ = tx.send(Msg::Reply(ControlReply::refused(format!("{e:#}"))));
                                 }
@@ -143,9 +154,12 @@ async fn event_loop(
             }
             _ = sigterm.recv() => return Ok(Exit::Signalled(libc::SIGTERM)),
             _ = sighup.recv() => return Ok(Exit::Signalled(libc::SIGHUP)),
-            _ = sleep_until(frame_at), if dirty => {
-                draw(terminal, app)?;
+            _ = sleep_until(frame_at), if dirty || clocks_moved => {
+                if dirty || !draw_clocks(terminal, app, &mut shown)? {
+                    draw(terminal, app, &mut shown)?;
+                }
                 dirty = false;
+                clocks_moved = false;
                 last_draw = Instant::now();
             }
             Some(first) = events_rx.recv() => {
@@ -189,12 +203,30 @@ fn ring(action: Action) {
     let _ = io::stdout().flush();
 }
 
-fn draw(terminal: &mut Terminal<CrosstermBackend<Stdout>>, app: &mut App) -> Result<()> {
+fn draw(
+    terminal: &mut Terminal<CrosstermBackend<Stdout>>,
+    app: &mut App,
+    shown: &mut Shown,
+) -> Result<()> {
     // Synchronized output: the terminal shows the frame whole or not at all.
     execute!(io::stdout(), BeginSynchronizedUpdate)?;
-    terminal.draw(|frame| view::draw(frame, app))?;
+    shown.restore(terminal)?;
+    let frame = terminal.draw(|frame| view::draw(frame, app))?;
+    shown.remember(&app.clock_spots, frame.buffer);
     execute!(io::stdout(), EndSynchronizedUpdate)?;
     Ok(())
+}
+
+/// The running counters alone, when nothing else changed; false when a full frame is needed.
+fn draw_clocks(
+    terminal: &mut Terminal<CrosstermBackend<Stdout>>,
+    app: &App,
+    shown: &mut Shown,
+) -> Result<bool> {
+    execute!(io::stdout(), BeginSynchronizedUpdate)?;
+    let drawn = shown.draw_clocks(terminal, app)?;
+    execute!(io::stdout(), EndSynchronizedUpdate)?;
+    Ok(drawn)
 }
 
 fn enter_terminal() -> Result<Terminal<CrosstermBackend<Stdout>>> {

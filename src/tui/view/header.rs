@@ -5,11 +5,12 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
+use super::clocks::{self, ClockSpot};
 use super::{clock, style, tokens};
 use crate::tui::app::App;
 use crate::tui::theme::Role;
 
-pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
+pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App, spots: &mut Vec<ClockSpot>) {
     let state = app.state().to_string();
     let state_role = match state.as_str() {
         "running" => Role::running,
@@ -33,8 +34,14 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, app: &App) {
         Span::raw("  "),
         Span::styled(format!("● {state}"), style(app, state_role)),
         Span::raw("  "),
-        Span::styled(clock(elapsed), style(app, Role::text)),
     ];
+    // The session's counter runs until it finishes.
+    if let (None, Some(started)) = (app.finished_at, app.started) {
+        let before: usize = spans.iter().map(Span::width).sum();
+        let x = area.x.saturating_add(before as u16);
+        clocks::record(spots, area, x, area.y, started.millis());
+    }
+    spans.push(Span::styled(clock(elapsed), style(app, Role::text)));
     if let Some(tier) = &app.history.tier {
         spans.push(Span::styled(format!("  {tier}"), style(app, Role::dim)));
     }

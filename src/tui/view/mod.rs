@@ -1,6 +1,7 @@
 //! Drawing the dashboard: the layout and one file per panel. Reads the `App`, never changes
 //! what it means (only fits the zoomed PTY screen to its area).
 
+pub mod clocks;
 mod footer;
 mod header;
 mod log;
@@ -15,6 +16,7 @@ use ratatui::style::Style;
 use ratatui::text::Line;
 use ratatui::widgets::{Block, BorderType, Borders};
 
+use self::clocks::ClockSpot;
 use super::app::{App, Overlay};
 use super::theme::Role;
 
@@ -24,32 +26,35 @@ pub const MIN_HEIGHT: u16 = 10;
 
 pub fn draw(frame: &mut Frame<'_>, app: &mut App) {
     let area = frame.area();
+    app.clock_spots.clear();
     if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
         overlays::too_small(frame, area, app);
         return;
     }
+    let mut spots = Vec::new();
     let [top, body, bottom] = Layout::vertical([
         Constraint::Length(2),
         Constraint::Min(0),
         Constraint::Length(1),
     ])
     .areas(area);
-    header::draw(frame, top, app);
+    header::draw(frame, top, app, &mut spots);
     if let Some((worker, mode)) = app.zoom.clone() {
         zoom::draw(frame, body, app, &worker, mode);
     } else {
-        draw_body(frame, body, app);
+        draw_body(frame, body, app, &mut spots);
     }
     footer::draw(frame, bottom, app);
     match app.overlay.clone() {
         Some(Overlay::Help) => overlays::help(frame, area, app),
         Some(Overlay::Confirm { question, .. }) => overlays::confirm(frame, area, app, &question),
         Some(Overlay::Review(index)) => overlays::review(frame, area, app, index),
-        Some(Overlay::Search(_)) | None => {}
+        // Counters under an overlay are left to full frames.
+        Some(Overlay::Search(_)) | None => app.clock_spots = spots,
     }
 }
 
-fn draw_body(frame: &mut Frame<'_>, body: Rect, app: &mut App) {
+fn draw_body(frame: &mut Frame<'_>, body: Rect, app: &mut App, spots: &mut Vec<ClockSpot>) {
     // Compact at small sizes: one line per worker instead of cards.
     let compact = body.height < 30 || body.width < 100;
     // Too many workers for their cards to show anything: one line each, and the selected
@@ -78,9 +83,9 @@ fn draw_body(frame: &mut Frame<'_>, body: Rect, app: &mut App) {
             Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)])
                 .areas(workers_area);
         workers::draw_list(frame, list, app);
-        workers::draw_detail(frame, detail, app);
+        workers::draw_detail(frame, detail, app, spots);
     } else {
-        workers::draw_cards(frame, workers_area, app);
+        workers::draw_cards(frame, workers_area, app, spots);
     }
     // Reviews and decisions sit beside the log when there is room, else take its place
     // while focused.

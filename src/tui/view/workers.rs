@@ -7,6 +7,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Borders, Paragraph};
 
+use super::clocks::{self, ClockSpot};
 use super::{clock, panel, style, tokens, visible};
 use crate::tui::app::{App, Focus, WorkerPane};
 use crate::tui::theme::Role;
@@ -55,7 +56,7 @@ pub fn state_symbol(state: WorkerState) -> &'static str {
     }
 }
 
-pub fn draw_cards(frame: &mut Frame<'_>, area: Rect, app: &App) {
+pub fn draw_cards(frame: &mut Frame<'_>, area: Rect, app: &App, spots: &mut Vec<ClockSpot>) {
     if app.workers.is_empty() {
         let block = panel(app, " Workers ", app.focus == Focus::Workers);
         no_workers_yet(frame, area, app, block);
@@ -82,12 +83,20 @@ pub fn draw_cards(frame: &mut Frame<'_>, area: Rect, app: &App) {
                 app,
                 pane,
                 index == app.selected && app.focus == Focus::Workers,
+                spots,
             );
         }
     }
 }
 
-fn card(frame: &mut Frame<'_>, area: Rect, app: &App, pane: &WorkerPane, selected: bool) {
+fn card(
+    frame: &mut Frame<'_>,
+    area: Rect,
+    app: &App,
+    pane: &WorkerPane,
+    selected: bool,
+    spots: &mut Vec<ClockSpot>,
+) {
     let state = app.pane_state(pane);
     let role = state_role(state);
     let waiting = state == WorkerState::Waiting;
@@ -123,6 +132,14 @@ fn card(frame: &mut Frame<'_>, area: Rect, app: &App, pane: &WorkerPane, selecte
         .border_style(border_style)
         .title(title);
     let inner_width = area.width.saturating_sub(2) as usize;
+    // The status line, first inside the border, counts from the worker's start while it runs.
+    if let Some(started) = app.pane_started(pane).filter(|_| !state.is_finished()) {
+        let inner = block.inner(area);
+        let x = inner
+            .x
+            .saturating_add(Span::raw(state.to_string()).width() as u16 + 2);
+        clocks::record(spots, inner, x, inner.y, started.millis());
+    }
     let mut lines = vec![
         status_line(app, pane),
         progress_line(app, pane, inner_width),
@@ -247,9 +264,9 @@ fn no_workers_yet(frame: &mut Frame<'_>, area: Rect, app: &App, block: Block<'_>
 
 /// One line per worker: for small terminals.
 /// The selected worker's card, beside the one-line list of many workers.
-pub fn draw_detail(frame: &mut Frame<'_>, area: Rect, app: &App) {
+pub fn draw_detail(frame: &mut Frame<'_>, area: Rect, app: &App, spots: &mut Vec<ClockSpot>) {
     match app.workers.get(app.selected) {
-        Some(pane) => card(frame, area, app, pane, app.focus == Focus::Workers),
+        Some(pane) => card(frame, area, app, pane, app.focus == Focus::Workers, spots),
         None => no_workers_yet(frame, area, app, panel(app, " Worker ", false)),
     }
 }
