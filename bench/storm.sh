@@ -12,7 +12,10 @@
 # peak RSS, and the lag: from the last generator finishing to the screen showing the final
 # line of every process it shows (all eight panes for orchestrate; the selected proc for
 # mprocs, which shows one at a time). For orchestrate also the time a key takes mid-storm: `?`
-# until its help shows (the capture itself takes a few milliseconds).
+# until its help shows. Two ways: polling `tmux capture-pane` (each poll spawns processes on
+# a machine the storm saturates, so it over-states), and a tmux control-mode client that sends
+# the key and times the first output bytes carrying the help's title (tmux's own delivery
+# included, no polling).
 #
 # Installs mprocs 0.9.6 with `cargo install --locked` into TOOLS (a cache) when missing.
 # Run from the crate root after `cargo build --release`: bash bench/storm.sh
@@ -63,11 +66,33 @@ cpu_of() { # on-CPU seconds of the given pids (their own threads, not children)
 hwm_of() { awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 now_ns() { date +%s%N; }
 
+# A control-mode client sends `?` and times the first %output carrying the help's title.
+key_by_output() {
+  python3 - "$SOCKET" <<'PY' 2>/dev/null || echo -
+import subprocess, sys, time
+tmux = subprocess.Popen(["tmux", "-L", sys.argv[1], "-C", "attach", "-t", "storm"],
+                        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+start = time.monotonic()
+tmux.stdin.write(b"send-keys -t storm ?\n"); tmux.stdin.flush()
+shown = None
+while time.monotonic() - start < 5:
+    line = tmux.stdout.readline()
+    if not line:
+        break
+    if line.startswith(b"%output") and b"closes)" in line:
+        shown = time.monotonic()
+        break
+tmux.stdin.write(b"detach-client\n"); tmux.stdin.flush()
+tmux.kill()
+print("%.0f" % ((shown - start) * 1000) if shown else "-")
+PY
+}
+
 # Waits for every generator to finish, then for the screen to show `want` final lines.
 # Samples the tools' CPU and RSS meanwhile (the last sample before they may exit).
 measure() {
   local label=$1 want=$2; shift 2
-  local pids=("$@") cpu=0 done_at shown_at key_ms=-
+  local pids=("$@") cpu=0 done_at shown_at key_ms=- key_out=-
   # Mid-storm, a key: orchestrate's `?` opens its help; the time until the screen shows it.
   if [[ $label == orchestrate ]]; then
     sleep 3
@@ -78,6 +103,9 @@ measure() {
       sleep 0.005
     done
     key_ms=$(awk -v a="$k0" -v b="$(now_ns)" 'BEGIN { printf "%.0f", (b - a) / 1e6 }')
+    tm send-keys -t storm Escape
+    sleep 0.5
+    key_out=$(key_by_output)
     tm send-keys -t storm Escape
   fi
   while (($(ls "$MARKS" | wc -l) < 8)); do
@@ -97,10 +125,10 @@ measure() {
   started_at=$(cat "$WORK/started")
   secs=$(awk -v a="$started_at" -v b="$done_at" 'BEGIN { print (b - a) / 1e9 }')
   bytes=$(stat -c %s "$WORK/tty.$label")
-  printf '%-12s cpu %6.2f s (%s) = %.4f s/MB | terminal %8.0f B/s | peak RSS MB %s| lag %5.0f ms | storm %.1f s | key %s ms\n' \
+  printf '%-12s cpu %6.2f s (%s) = %.4f s/MB | terminal %8.0f B/s | peak RSS MB %s| lag %5.0f ms | storm %.1f s | key %s ms (by output %s ms)\n' \
     "$label" "$cpu" "${each% }" "$(awk -v c="$cpu" -v m="$MB" 'BEGIN { print c / m }')" \
     "$(awk -v b="$bytes" -v s="$secs" 'BEGIN { print b / s }')" "$rss" \
-    "$(awk -v a="$done_at" -v b="$shown_at" 'BEGIN { print (b - a) / 1e6 }')" "$secs" "$key_ms" | tee -a "$WORK/results"
+    "$(awk -v a="$done_at" -v b="$shown_at" 'BEGIN { print (b - a) / 1e6 }')" "$secs" "$key_ms" "$key_out" | tee -a "$WORK/results"
 }
 
 run_orchestrate() {
