@@ -36,6 +36,8 @@ use crate::worker::WorkerSummary;
 const MIN_FRAME: Duration = Duration::from_millis(16);
 /// Messages handled per turn before drawing.
 const BATCH: usize = 1024;
+/// Journal events handled per turn: a key that comes meanwhile waits for one turn at most.
+const EVENT_BATCH: usize = 256;
 /// Journal events waiting for the loop at most. Past it the tailer waits (the journals keep
 /// everything on disk), so a storm of output cannot grow the dashboard's memory.
 const EVENT_QUEUE: usize = 4096;
@@ -104,21 +106,29 @@ async fn event_loop(
     let mut clocks_moved = false;
     let mut shown = Shown::default();
     let mut last_draw = Instant::now() - MIN_FRAME;
+    // A key's effect is drawn at once, not at the next frame's turn: it acts within a frame.
+    let mut keyed = false;
     loop {
-        let frame_at = last_draw + MIN_FRAME;
+        let frame_at = if keyed {
+            Instant::now()
+        } else {
+            last_draw + MIN_FRAME
+        };
         tokio::select! {
             // Keys (and replies, ticks) before journal events: a key acts within a frame
             // whatever the agents print.
             biased;
             first = rx.recv() => {
                 let Some(first) = first else { return Ok(Exit::Left) };
-                for msg in batch(first, || rx.try_recv().ok()) {
+                for msg in batch(first, BATCH, || rx.try_recv().ok()) {
                     let tick = matches!(msg, Msg::Tick(_));
+                    let key = matches!(msg, Msg::Key(_));
                     let (actions, changed) = app.update(msg);
                     if tick {
                         clocks_moved |= changed;
                     } else {
                         dirty |= changed;
+                        keyed |= key && changed;
                     }
                     for action in actions {
                         match action {
@@ -160,10 +170,11 @@ async fn event_loop(
                 }
                 dirty = false;
                 clocks_moved = false;
+                keyed = false;
                 last_draw = Instant::now();
             }
             Some(first) = events_rx.recv() => {
-                for event in batch(first, || events_rx.try_recv().ok()) {
+                for event in batch(first, EVENT_BATCH, || events_rx.try_recv().ok()) {
                     let (actions, changed) = app.update(Msg::Event(event));
                     dirty |= changed;
                     for action in actions {
@@ -175,10 +186,10 @@ async fn event_loop(
     }
 }
 
-/// `first` and what else is queued (`next`), up to [`BATCH`]: updated together, one frame.
-fn batch<T>(first: T, mut next: impl FnMut() -> Option<T>) -> Vec<T> {
+/// `first` and what else is queued (`next`), up to `most`: updated together, one frame.
+fn batch<T>(first: T, most: usize, mut next: impl FnMut() -> Option<T>) -> Vec<T> {
     let mut batch = vec![first];
-    while batch.len() < BATCH {
+    while batch.len() < most {
         match next() {
             Some(item) => batch.push(item),
             None => break,
