@@ -2,8 +2,12 @@
 //! parser (formats doc §1; mapping table §1.12). Also reads `--output-format json` (one result
 //! object, or an array of every message when verbose).
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::draft::{
@@ -27,6 +31,53 @@ const PERMISSION_MARKERS: [&str; 5] = [
 ];
 
 const DELTA_NATIVE: &str = "stream_event/text_delta";
+
+/// A block of an assistant message, however it was read.
+enum Block<'a> {
+    Text(Cow<'a, str>),
+    Thinking(Cow<'a, str>),
+    ToolUse {
+        id: Cow<'a, str>,
+        name: Cow<'a, str>,
+        input: Value,
+    },
+}
+
+/// An assistant line, typed: what `on_assistant` reads of it, the rest skipped unread.
+#[derive(Deserialize)]
+struct AssistantLine<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default, borrow)]
+    message: Option<AssistantMessage<'a>>,
+    /// Present and not null: a subagent's message.
+    #[serde(default)]
+    parent_tool_use_id: Option<IgnoredAny>,
+    #[serde(default)]
+    error: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct AssistantMessage<'a> {
+    #[serde(default, borrow)]
+    content: Option<Vec<AssistantBlock<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct AssistantBlock<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default, borrow)]
+    text: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    thinking: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    input: Option<&'a RawValue>,
+}
 
 pub fn launch(spec: &LaunchSpec) -> Launch {
     let mut l = Launch::new(spec);
@@ -97,6 +148,10 @@ pub struct ClaudeAdapter {
 }
 
 impl Adapter for ClaudeAdapter {
+    fn on_line(&mut self, line: &str, out: &mut Vec<Draft>) -> bool {
+        self.on_assistant_line(line, out)
+    }
+
     fn on_json(&mut self, mut v: Value, out: &mut Vec<Draft>) -> Parsed {
         let kind = owned_str(take(&mut v, "type"));
         if kind != "stream_event" {
@@ -345,31 +400,80 @@ impl ClaudeAdapter {
             return;
         };
         for mut block in blocks {
-            let draft = match str_of(&block, "type") {
-                "text" => Draft::new(EventType::Progress, str_of(&block, "text"))
-                    .native("assistant/text")
-                    .with("kind", "message")
-                    .with("message", shorten(str_of(&block, "text"), 2000)),
-                "thinking" => Draft::new(EventType::Progress, str_of(&block, "thinking"))
-                    .native("assistant/thinking")
-                    .with("kind", "thinking"),
-                "tool_use" | "server_tool_use" => {
-                    let id = str_of(&block, "id").to_string();
-                    let name = str_of(&block, "name").to_string();
-                    let input = take(&mut block, "input");
-                    match self.on_tool_use(&id, &name, input) {
-                        Some(draft) => draft,
-                        None => continue,
-                    }
-                }
+            let block = match str_of(&block, "type") {
+                "text" => Block::Text(str_of(&block, "text").to_string().into()),
+                "thinking" => Block::Thinking(str_of(&block, "thinking").to_string().into()),
+                "tool_use" | "server_tool_use" => Block::ToolUse {
+                    id: str_of(&block, "id").to_string().into(),
+                    name: str_of(&block, "name").to_string().into(),
+                    input: take(&mut block, "input"),
+                },
                 _ => continue,
             };
-            out.push(if subagent {
-                draft.with("subagent", true)
-            } else {
-                draft
-            });
+            self.on_block(block, subagent, out);
         }
+    }
+
+    /// One block of an assistant message.
+    fn on_block(&mut self, block: Block<'_>, subagent: bool, out: &mut Vec<Draft>) {
+        let draft = match block {
+            Block::Text(text) => Draft::new(EventType::Progress, text.as_ref())
+                .native("assistant/text")
+                .with("kind", "message")
+                .with("message", shorten(&text, 2000)),
+            Block::Thinking(text) => Draft::new(EventType::Progress, text.as_ref())
+                .native("assistant/thinking")
+                .with("kind", "thinking"),
+            Block::ToolUse { id, name, input } => match self.on_tool_use(&id, &name, input) {
+                Some(draft) => draft,
+                None => return,
+            },
+        };
+        out.push(if subagent {
+            draft.with("subagent", true)
+        } else {
+            draft
+        });
+    }
+
+    /// The hottest line by far, an assistant message, read typed and borrowed instead of as a
+    /// `Value`. False when the line is anything else, or anything unusual for one (an API
+    /// error, a field of an unexpected type, a repeated key): the general way reads it then.
+    fn on_assistant_line(&mut self, line: &str, out: &mut Vec<Draft>) -> bool {
+        if !line.contains(r#""type":"assistant""#) {
+            return false;
+        }
+        let Ok(parsed) = serde_json::from_str::<AssistantLine<'_>>(line) else {
+            return false;
+        };
+        if parsed.kind != "assistant" || parsed.error.is_some() {
+            return false;
+        }
+        self.flush_delta(out);
+        let subagent = parsed.parent_tool_use_id.is_some();
+        let Some(blocks) = parsed.message.and_then(|m| m.content) else {
+            return true;
+        };
+        for block in blocks {
+            let block = match block.kind.as_ref() {
+                "text" => Block::Text(block.text.unwrap_or_default()),
+                "thinking" => Block::Thinking(block.thinking.unwrap_or_default()),
+                "tool_use" | "server_tool_use" => Block::ToolUse {
+                    id: block.id.unwrap_or_default(),
+                    name: block.name.unwrap_or_default(),
+                    input: match block.input {
+                        Some(raw) => match serde_json::from_str(raw.get()) {
+                            Ok(input) => input,
+                            Err(_) => Value::Null,
+                        },
+                        None => Value::Null,
+                    },
+                },
+                _ => continue,
+            };
+            self.on_block(block, subagent, out);
+        }
+        true
     }
 
     /// A tool call: todo lists and questions are their own events, report_event waits for its
@@ -703,5 +807,49 @@ mod tests {
         assert_eq!(out[0].kind, EventType::Error);
         assert_eq!(out[0].payload["fatal"], json!(true));
         assert_eq!(out[0].text(), "API Error: Rate limit reached");
+    }
+}
+
+#[cfg(test)]
+mod fast_path_tests {
+    use super::*;
+
+    /// Drafts of `lines` read the general way (parsed, then `on_json`), and read with the
+    /// typed path first: they must be the same, line for line.
+    fn both_ways(lines: &[&str]) -> (Vec<Draft>, Vec<Draft>) {
+        let (mut general, mut fast) = (ClaudeAdapter::default(), ClaudeAdapter::default());
+        let (mut by_value, mut by_line) = (Vec::new(), Vec::new());
+        for line in lines {
+            let value: Value = serde_json::from_str(line).unwrap();
+            general.on_json(value.clone(), &mut by_value);
+            if !fast.on_line(line, &mut by_line) {
+                fast.on_json(value, &mut by_line);
+            }
+        }
+        (by_value, by_line)
+    }
+
+    #[test]
+    fn an_assistant_line_read_typed_gives_what_the_general_way_gives() {
+        let lines = [
+            r#"{"type":"system","subtype":"init","session_id":"s","model":"m","tools":[]}"#,
+            r#"{"type":"assistant","message":{"content":[{"type":"text","text":"plain"}]},"parent_tool_use_id":null}"#,
+            r#"{"type":"assistant","message":{"content":[{"type":"text","text":"esc \"q\" \u00e9 \n line"},{"type":"thinking","thinking":"hm"}]}}"#,
+            r#"{"type":"assistant","message":{"content":[{"type":"tool_use","id":"t1","name":"Bash","input":{"command":"ls -la","description":"list"}}]}}"#,
+            r#"{"type":"user","message":{"content":[{"type":"tool_result","tool_use_id":"t1","content":"ok"}]}}"#,
+            r#"{"type":"assistant","message":{"content":[{"type":"tool_use","id":"t2","name":"TodoWrite","input":{"todos":[{"content":"a","status":"pending"}]}}]}}"#,
+            r#"{"type":"assistant","message":{"content":[{"type":"text","text":"from a subagent"}]},"parent_tool_use_id":"toolu_9"}"#,
+            r#"{"type":"assistant","message":{"content":[{"type":"server_tool_use","id":"t3","name":"WebSearch","input":{"query":"x"}},{"type":"image"}]}}"#,
+            r#"{"type":"assistant","message":{"content":[{"type":"text","text":"API Error: 529"}]},"error":"overloaded"}"#,
+            r#"{"type":"assistant","message":{"content":"a string, not blocks"}}"#,
+            r#"{"type":"assistant","message":{"content":[{"type":"text","text":7}]}}"#,
+            r#"{"type":"assistant","type":"assistant","message":{"content":[{"type":"text","text":"twice"}]}}"#,
+            r#"{"type":"assistant"}"#,
+            r#"{"message":{"content":[{"text":"keys sorted","type":"text"}]},"type":"assistant"}"#,
+            r#"{"type":"result","subtype":"success","is_error":false,"result":"done","usage":{"input_tokens":1,"output_tokens":2},"total_cost_usd":0.1}"#,
+        ];
+        let (general, fast) = both_ways(&lines);
+        assert!(general.len() >= 9, "{general:#?}");
+        assert_eq!(general, fast);
     }
 }

@@ -247,6 +247,13 @@ pub trait Adapter: Send {
     /// One JSON object from the stream.
     fn on_json(&mut self, value: Value, out: &mut Vec<Draft>) -> Parsed;
 
+    /// A JSON line read straight from its text, for the CLI's hottest messages: typed and
+    /// borrowed, it skips building a `Value`. True when handled, with exactly what `on_json`
+    /// would give; false sends the line the general way (parsed, then `on_json`).
+    fn on_line(&mut self, _line: &str, _out: &mut Vec<Draft>) -> bool {
+        false
+    }
+
     /// A line that is not JSON: stderr merged by the PTY, banners, debug output.
     fn on_text(&mut self, line: &str, out: &mut Vec<Draft>) {
         out.push(draft::text_line(line, &[]));

@@ -284,6 +284,9 @@ impl LineHandler {
             self.adapter.on_text(line, &mut self.drafts);
             return Some(Problem::NotJson);
         }
+        if self.adapter.on_line(line, &mut self.drafts) {
+            return None;
+        }
         match serde_json::from_str::<Value>(line) {
             Ok(value @ (Value::Array(_) | Value::Object(_))) => {
                 self.dispatch_value(value);
