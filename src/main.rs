@@ -330,7 +330,9 @@ enum Command {
     /// nexus_session, nexus_lock and report_event. Workers get it in their MCP configuration
     /// automatically, as server `orch`.
     Mcp {
-        /// The default lock holder (a worker's name) [default: operator:$USER].
+        /// The worker this server acts for: every lock is held in its name, and a call naming
+        /// another holder is refused. Without it, locks are held as operator:$USER unless a
+        /// call names a holder.
         #[arg(long)]
         holder: Option<String>,
         /// Prefix every resource with `NAMESPACE:` (a worker's session, so its locks are the
