@@ -318,3 +318,81 @@ fn an_unreachable_store_is_said_once_and_the_writes_go_on() {
     assert_eq!(env.status(&id)["tasks"][0]["state"], "succeeded");
     assert_eq!(env.status(&id)["tasks"][1]["state"], "succeeded");
 }
+
+/// A write the operator approves still needs its path's lease: approved, a shell write to a
+/// file another worker holds is refused, naming the holder. Through the real hook binary and
+/// the coordinator's socket, as an agent's hook would ask.
+#[test]
+fn an_approved_write_to_a_leased_path_is_still_refused() {
+    let env = Env::new();
+    set_config(
+        &env,
+        "[review]\nenabled = false\n\n[sandbox]\nconfirm = [\"tee\"]\n",
+    );
+    let plan = env.plan(
+        "[[tasks]]\nid = \"h1\"\nagent = \"claude\"\nprompt = \"p\"\n\n\
+         [[tasks]]\nid = \"h2\"\nagent = \"claude\"\nprompt = \"p\"\n",
+    );
+    let out = env.run(&plan, &[], &[("ORCHESTRATE_SIM_SCENARIO", "hang")]);
+    let id = session_id(&out);
+    wait_for("both workers running", Duration::from_secs(60), || {
+        let status = env.status(&id);
+        status["workers"]
+            .as_array()
+            .is_some_and(|w| w.len() == 2 && w.iter().all(|w| w["state"] == "running"))
+    });
+    // claude-h1 holds docs/a.md, as its own write or nexus_lock would have taken it.
+    let resource = format!("{id}:docs/a.md");
+    let held = env
+        .cmd(&[
+            "meta",
+            "lock",
+            "acquire",
+            &resource,
+            "--holder",
+            "claude-h1",
+        ])
+        .output()
+        .unwrap();
+    assert!(held.status.success(), "{}", text(&held));
+    // claude-h2's hook asks about `tee docs/a.md`, which waits for the operator.
+    let session = env.session_dir(&id);
+    let call = serde_json::json!({
+        "hook_event_name": "PreToolUse",
+        "tool_name": "Bash",
+        "tool_input": {"command": "echo x | tee docs/a.md"},
+        "cwd": session.join("runs/h2"),
+    });
+    let mut hook = env
+        .cmd(&["hook", "claude", "--socket"])
+        .arg(session.join("control.sock"))
+        .args(["--worker", "claude-h2", "--timeout", "60"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = hook.stdin.take().unwrap();
+        stdin.write_all(call.to_string().as_bytes()).unwrap();
+    }
+    let mut approval = String::new();
+    wait_for("the approval", Duration::from_secs(30), || {
+        let out = env.cmd(&["approvals", &id, "--json"]).output().unwrap();
+        let open: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        approval = open[0]["id"].as_str().unwrap_or_default().to_string();
+        !approval.is_empty()
+    });
+    let approved = env.cmd(&["approve", &id, &approval]).output().unwrap();
+    assert!(approved.status.success(), "{}", text(&approved));
+    let answer = hook.wait_with_output().unwrap();
+    let said = text(&answer);
+    assert!(!said.contains("\"allow\""), "{said}");
+    assert!(said.contains("docs/a.md is leased by claude-h1"), "{said}");
+    let events = orchestrator(&env, &id);
+    let denied = with_phase(&events, "lease_denied");
+    assert_eq!(denied.len(), 1, "{:#?}", texts(&events));
+    assert_eq!(denied[0].str_field("worker"), Some("claude-h2"));
+    let _ = env.cmd(&["kill", &id]).output();
+}
