@@ -401,8 +401,8 @@ impl ClaudeAdapter {
         };
         for mut block in blocks {
             let block = match str_of(&block, "type") {
-                "text" => Block::Text(str_of(&block, "text").to_string().into()),
-                "thinking" => Block::Thinking(str_of(&block, "thinking").to_string().into()),
+                "text" => Block::Text(Cow::Borrowed(str_of(&block, "text"))),
+                "thinking" => Block::Thinking(Cow::Borrowed(str_of(&block, "thinking"))),
                 "tool_use" | "server_tool_use" => Block::ToolUse {
                     id: str_of(&block, "id").to_string().into(),
                     name: str_of(&block, "name").to_string().into(),

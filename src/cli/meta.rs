@@ -91,9 +91,7 @@ pub fn meta(workspace: &Workspace, request: MetaRequest, json: bool) -> Result<u
     })
 }
 
-/// `orchestrate mcp`: the server on stdio, its locks held as `holder` by default, its
-/// resources in `namespace` when given.
-/// `orchestrate mcp`. A worker's server reads the settings its coordinator wrote (`config`):
+/// `orchestrate mcp`: the server on stdio, bound to a worker by `binding`. A worker's server reads the settings its coordinator wrote (`config`):
 /// never the worker's checkout, whose orchestrate.toml the agent may have changed, nor its
 /// environment.
 pub fn mcp(workspace: &Workspace, binding: Binding, config: Option<&Path>) -> Result<u8> {

@@ -293,9 +293,28 @@ fn random_u16(draw: u64) -> u16 {
 /// Writes through a temporary file and a rename, so a crash leaves the old or the new file,
 /// never half of one.
 pub fn write_atomically(path: &Path, contents: &str) -> io::Result<()> {
+    write_atomically_with_mode(path, contents, 0o666)
+}
+
+/// As `write_atomically`, for a file only its owner may read (it may carry a password).
+pub fn write_privately(path: &Path, contents: &str) -> io::Result<()> {
+    write_atomically_with_mode(path, contents, 0o600)
+}
+
+/// The temporary file is created with `mode` (less the umask), so the file never has wider
+/// permissions than asked, not even for a moment.
+fn write_atomically_with_mode(path: &Path, contents: &str, mode: u32) -> io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");
-    fs::write(&tmp, contents)?;
-    fs::File::open(&tmp)?.sync_all()?;
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()?;
     fs::rename(&tmp, path)
 }
 

@@ -89,7 +89,9 @@ impl Coordinator {
         }
         let workspace = self.session.path.parent()?.display().to_string();
         let settings = self.session.meta_settings_path();
-        if let Err(e) = self.write_meta_settings(&settings) {
+        // The settings are the session's, fixed for its life: written once, by the first
+        // worker's launch (or a previous coordinator's).
+        if let Err(e) = self.write_meta_settings_once(&settings) {
             self.record(
                 None,
                 Draft::new(
@@ -125,13 +127,16 @@ impl Coordinator {
         })
     }
 
-    /// `[meta]` and `[router]` as this coordinator runs with them (the store's URL may carry
-    /// a password: the file is the operator's alone).
-    fn write_meta_settings(&self, path: &Path) -> std::io::Result<()> {
+    /// `[meta]` and `[router]` as this coordinator runs with them, unless already written
+    /// (the store's URL may carry a password: the file is the operator's alone).
+    fn write_meta_settings_once(&self, path: &Path) -> std::io::Result<()> {
         #[derive(serde::Serialize)]
         struct MetaSettings<'a> {
             router: &'a crate::meta::router::RouterConfig,
             meta: &'a crate::meta::config::MetaConfig,
+        }
+        if path.is_file() {
+            return Ok(());
         }
         let config = &self.settings.config;
         let text = toml::to_string(&MetaSettings {
@@ -139,19 +144,7 @@ impl Coordinator {
             meta: &config.meta,
         })
         .map_err(std::io::Error::other)?;
-        // Written whole and private before it takes the real name.
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let tmp = path.with_extension("tmp");
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
+        crate::session::layout::write_privately(path, &text)
     }
 
     /// Takes or extends `worker`'s leases on the paths `call` writes. `Err` is the reason

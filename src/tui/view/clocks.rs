@@ -98,8 +98,7 @@ impl Shown {
     }
 
     /// Before a full frame: the counters' cells as ratatui last drew them, so its diff
-    /// against that frame is the truth about the screen.
-    /// At another size ratatui clears the screen itself, and nothing is put back.
+    /// against that frame is the truth about the screen. At another size ratatui clears the screen itself, and nothing is put back.
     pub fn restore<B: Backend>(&mut self, terminal: &mut Terminal<B>) -> Result<(), B::Error> {
         if self.overwritten && terminal.size()? == self.area.as_size() {
             let drawn = self.drawn.iter().flat_map(|(spot, cells)| {
