@@ -12,7 +12,8 @@
 //! worker uses (framing, CRLF, UTF-8 check, parse, adapter, stamping). The ratio
 //! normalize/bare, from the same run, is printed at the end.
 //!
-//! Run: `cargo bench --bench adapters`
+//! Run: `cargo bench --bench adapters` (`-- nomatch` skips criterion and prints the ratios
+//! alone; `ADAPTERS_ONLY=codex/sim` limits them to one stream).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -21,7 +22,15 @@ use criterion::{Criterion, Throughput};
 use orchestrate::agents::{AgentKind, Normalizer};
 use orchestrate::timestamp::Timestamp;
 
+/// The allocator the orchestrate binary runs with (src/main.rs), so the ratios are the
+/// coordinator's own; both sides of each ratio use it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const TARGET_BYTES: usize = 4 << 20;
+
+/// Rounds of the paired ratio measurement.
+const ROUNDS: usize = 21;
 
 fn fixture(kind: AgentKind) -> Vec<u8> {
     let fixture = match kind {
@@ -133,16 +142,24 @@ fn normalize(kind: AgentKind, bytes: &[u8]) -> usize {
     count + events.len()
 }
 
-/// Best of `runs` timings of `f`.
-fn best_of(runs: usize, mut f: impl FnMut()) -> Duration {
-    (0..runs)
-        .map(|_| {
-            let start = Instant::now();
-            f();
-            start.elapsed()
-        })
-        .min()
-        .unwrap_or_default()
+/// Times `a` and `b` in turn, `rounds` times, so a drift of the machine's speed (this one is
+/// shared) hits both alike: the best of each, and the median of the rounds' b/a ratios.
+fn paired(rounds: usize, mut a: impl FnMut(), mut b: impl FnMut()) -> (Duration, Duration, f64) {
+    let time = |f: &mut dyn FnMut()| {
+        let start = Instant::now();
+        f();
+        start.elapsed()
+    };
+    let (mut best_a, mut best_b) = (Duration::MAX, Duration::MAX);
+    let mut ratios = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let (ta, tb) = (time(&mut a), time(&mut b));
+        best_a = best_a.min(ta);
+        best_b = best_b.min(tb);
+        ratios.push(tb.as_secs_f64() / ta.as_secs_f64());
+    }
+    ratios.sort_by(f64::total_cmp);
+    (best_a, best_b, ratios[rounds / 2])
 }
 
 fn main() {
@@ -176,23 +193,35 @@ fn main() {
     criterion.final_summary();
 
     println!(
-        "\nadapter / bare serde_json::Value parse, best of 10 ({} MiB per stream):",
+        "\nadapter / bare serde_json::Value parse, {ROUNDS} rounds in turn ({} MiB per stream):",
         TARGET_BYTES >> 20
     );
+    // `ADAPTERS_ONLY=codex/sim` limits the ratios to one stream (to profile it).
+    let only = std::env::var("ADAPTERS_ONLY").ok();
     for (kind, name, bytes) in &corpora {
-        let bare = best_of(10, || {
-            black_box(bare_parse(bytes));
-        });
-        let full = best_of(10, || {
-            black_box(normalize(*kind, bytes));
-        });
+        if only
+            .as_deref()
+            .is_some_and(|o| o != format!("{kind}/{name}"))
+        {
+            continue;
+        }
+        let (bare, full, median) = paired(
+            ROUNDS,
+            || {
+                black_box(bare_parse(bytes));
+            },
+            || {
+                black_box(normalize(*kind, bytes));
+            },
+        );
         let mib_s = |d: Duration| bytes.len() as f64 / d.as_secs_f64() / (1 << 20) as f64;
         println!(
-            "  {:<15} bare {:>6.1} MiB/s   normalize {:>6.1} MiB/s   ratio {:.2}x",
+            "  {:<15} bare {:>6.1} MiB/s   normalize {:>6.1} MiB/s   ratio {:.2}x (best/best), {:.2}x (median of rounds)",
             format!("{kind}/{name}"),
             mib_s(bare),
             mib_s(full),
-            full.as_secs_f64() / bare.as_secs_f64()
+            full.as_secs_f64() / bare.as_secs_f64(),
+            median
         );
     }
 }

@@ -185,24 +185,49 @@ impl UsageTotals {
     }
 }
 
-/// Appends events to a JSONL file, one `write` per line so readers never see a torn
-/// line from a healthy writer.
-/// Appends events to a journal; on a full disk they are held in memory, in order, and
-/// written by a later append or [`JournalWriter::flush`] (see `session::append`).
+/// Appends events to a JSONL journal, whole lines per `write`; on a full disk they are held in
+/// memory, in order, and written by a later append or [`JournalWriter::flush`] (see
+/// `session::append`).
 pub struct JournalWriter {
     log: HeldAppender,
+    /// The lines of one batch, reused from batch to batch.
+    batch: Vec<u8>,
 }
 
 impl JournalWriter {
+    /// A batch buffer that grew past this (one huge burst) is not kept for the next.
+    const KEPT_BATCH_BYTES: usize = 1 << 20;
+
     pub fn open(path: &Path) -> io::Result<Self> {
         Ok(JournalWriter {
             log: HeldAppender::open(path)?,
+            batch: Vec::new(),
         })
     }
 
     /// `Err`: the event is held, not lost; `held()` says how many wait.
     pub fn append(&mut self, event: &AgentEvent) -> io::Result<()> {
-        self.log.append(event.to_line())
+        self.append_all(std::slice::from_ref(event))
+    }
+
+    /// Appends `events` with one `write`: under a busy agent, a write (and a wake-up of every
+    /// reader watching the file) per batch of a PTY read instead of per event. `Err`: the
+    /// batch is held whole, not lost.
+    pub fn append_all(&mut self, events: &[AgentEvent]) -> io::Result<()> {
+        if events.is_empty() {
+            return self.log.flush();
+        }
+        self.batch.clear();
+        for event in events {
+            event
+                .write_line(&mut self.batch)
+                .expect("AgentEvent always serialises into memory");
+        }
+        let written = self.log.append_bytes(&self.batch);
+        if self.batch.capacity() > Self::KEPT_BATCH_BYTES {
+            self.batch = Vec::new();
+        }
+        written
     }
 
     pub fn flush(&mut self) -> io::Result<()> {
@@ -387,6 +412,27 @@ mod tests {
         assert_eq!(
             (totals.input_tokens, totals.output_tokens, totals.cost_usd),
             (150, 15, 0.25)
+        );
+    }
+
+    #[test]
+    fn a_batch_is_journaled_whole_and_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.jsonl");
+        let mut writer = JournalWriter::open(&path).unwrap();
+        let batch: Vec<AgentEvent> = (0..3).map(|seq| AgentEvent { seq, ..sample() }).collect();
+        writer.append_all(&batch).unwrap();
+        writer.append(&AgentEvent { seq: 3, ..sample() }).unwrap();
+        writer.append_all(&[]).unwrap();
+        let (events, bad) = read_journal(&path).unwrap();
+        assert!(bad.is_empty(), "{bad:?}");
+        assert_eq!(
+            events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            [0, 1, 2, 3]
+        );
+        assert_eq!(
+            writer.written_len(),
+            std::fs::metadata(&path).unwrap().len()
         );
     }
 

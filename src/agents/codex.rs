@@ -3,6 +3,10 @@
 //! `assistant_message`) and the legacy `{"id","msg"}` envelope. A top-level `error` is
 //! tentative until `turn.failed` or a non-zero exit confirms it.
 
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::draft::{
@@ -10,7 +14,9 @@ use super::draft::{
     text_line,
 };
 use super::todo::{Todo, TodoList};
-use super::{Adapter, Autonomy, Launch, LaunchSpec, ORCH_MCP_SERVER, Parsed, REPORT_TOOL};
+use super::{
+    Adapter, Autonomy, Launch, LaunchSpec, ORCH_MCP_SERVER, Parsed, REPORT_TOOL, names_type_among,
+};
 use crate::event::EventType;
 use crate::worker::state::ExitFacts;
 
@@ -70,6 +76,106 @@ pub fn launch(spec: &LaunchSpec) -> Launch {
     l
 }
 
+/// The turn lines and item types read typed (`on_line`).
+const HOT_TYPES: [&str; 7] = [
+    "turn.started",
+    "turn.completed",
+    "agent_message",
+    "assistant_message",
+    "reasoning",
+    "command_execution",
+    "file_change",
+];
+
+/// A line of the thread/turn/item format, typed: what the hot lines (turns and the items
+/// seen most) need of it, the rest skipped unread.
+#[derive(Deserialize)]
+struct TurnLine<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default, borrow)]
+    item: Option<ItemLine<'a>>,
+    #[serde(default, borrow)]
+    usage: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct ItemLine<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default, borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    text: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    command: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    aggregated_output: Option<Cow<'a, str>>,
+    #[serde(default)]
+    exit_code: Option<i64>,
+    #[serde(default, borrow)]
+    status: Option<Cow<'a, str>>,
+    /// Parsed only for the item that uses it (a completed file change).
+    #[serde(default, borrow)]
+    changes: Option<&'a RawValue>,
+}
+
+impl<'a> ItemLine<'a> {
+    /// The item as both ways of reading share it; None for the kinds only the general way reads.
+    fn into_hot(self) -> Option<HotItem<'a>> {
+        let text = || self.text.clone().unwrap_or_default();
+        Some(match self.kind.as_ref() {
+            "agent_message" | "assistant_message" => HotItem::Message(text()),
+            "reasoning" => HotItem::Reasoning(text()),
+            "command_execution" => HotItem::Command {
+                command: self.command.unwrap_or_default(),
+                status: self.status.unwrap_or_default(),
+                output: self.aggregated_output.unwrap_or_default(),
+                exit_code: self.exit_code,
+            },
+            "file_change" => HotItem::FileChange {
+                changes: Changes::Raw(self.changes),
+                status: self.status.unwrap_or_default(),
+            },
+            _ => return None,
+        })
+    }
+}
+
+/// The items seen most, whichever way they were read (typed from the line, or from a `Value`).
+enum HotItem<'a> {
+    Message(Cow<'a, str>),
+    Reasoning(Cow<'a, str>),
+    Command {
+        command: Cow<'a, str>,
+        status: Cow<'a, str>,
+        output: Cow<'a, str>,
+        exit_code: Option<i64>,
+    },
+    FileChange {
+        changes: Changes<'a>,
+        status: Cow<'a, str>,
+    },
+}
+
+/// A file change's list, parsed already or still as its text.
+enum Changes<'a> {
+    Parsed(Value),
+    Raw(Option<&'a RawValue>),
+}
+
+impl Changes<'_> {
+    fn into_value(self) -> Value {
+        match self {
+            Changes::Parsed(value) => value,
+            // Valid JSON already (the line parsed), so this cannot fail.
+            Changes::Raw(raw) => raw.map_or(Value::Null, |raw| {
+                serde_json::from_str(raw.get()).unwrap_or(Value::Null)
+            }),
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct CodexAdapter {
     last_message: String,
@@ -84,6 +190,49 @@ pub struct CodexAdapter {
 }
 
 impl Adapter for CodexAdapter {
+    /// Turn lines and the common items, read typed; anything else (or anything unusual about
+    /// one of them) goes the general way.
+    fn on_line(&mut self, line: &str, out: &mut Vec<Draft>) -> bool {
+        if !names_type_among(line, &HOT_TYPES) {
+            return false;
+        }
+        let Ok(parsed) = serde_json::from_str::<TurnLine<'_>>(line) else {
+            return false;
+        };
+        let kind = parsed.kind.as_ref();
+        match kind {
+            "turn.started" => {
+                self.release_held_error(false, out);
+                out.push(turn_started(kind));
+            }
+            "turn.completed" => {
+                self.release_held_error(false, out);
+                let usage = match parsed.usage {
+                    Some(raw) => serde_json::from_str(raw.get()).unwrap_or(Value::Null),
+                    None => Value::Null,
+                };
+                self.turn_completed(kind, &usage, out);
+            }
+            "item.started" | "item.updated" | "item.completed" => {
+                let Some(item) = parsed.item else {
+                    return false;
+                };
+                let (item_type, id) = (item.kind.clone(), item.id.clone());
+                let Some(hot) = item.into_hot() else {
+                    return false;
+                };
+                self.release_held_error(false, out);
+                let progress = ItemProgress {
+                    native: format!("{kind}/{item_type}"),
+                    id: id.map_or(Value::Null, |id| Value::String(id.into_owned())),
+                };
+                self.on_hot_item(kind, progress, hot, out);
+            }
+            _ => return false,
+        }
+        true
+    }
+
     fn on_json(&mut self, mut v: Value, out: &mut Vec<Draft>) -> Parsed {
         if v.get("type").is_none() && v.get("msg").is_some_and(Value::is_object) {
             let msg = take(&mut v, "msg");
@@ -103,22 +252,8 @@ impl Adapter for CodexAdapter {
                 let id = v.get("thread_id").or_else(|| v.get("session_id")).cloned();
                 out.push(status("session started", "init").with_some("session_id", id));
             }
-            "turn.started" => out.push(status("turn started", "turn_started")),
-            "turn.completed" => {
-                self.tentative_error = None;
-                let text = if self.last_message.is_empty() {
-                    "turn complete".to_string()
-                } else {
-                    one_line(&self.last_message)
-                };
-                out.push(
-                    Draft::new(EventType::Milestone, text)
-                        .native(&kind)
-                        .with("final", true)
-                        .with("result", std::mem::take(&mut self.last_message))
-                        .with_some("usage", plain_usage(&v["usage"])),
-                );
-            }
+            "turn.started" => out.push(turn_started(&kind)),
+            "turn.completed" => self.turn_completed(&kind, &v["usage"], out),
             "turn.failed" => {
                 self.turn_failed = true;
                 self.tentative_error = None;
@@ -218,6 +353,22 @@ impl Adapter for CodexAdapter {
 }
 
 impl CodexAdapter {
+    fn turn_completed(&mut self, native: &str, usage: &Value, out: &mut Vec<Draft>) {
+        self.tentative_error = None;
+        let text = if self.last_message.is_empty() {
+            "turn complete".to_string()
+        } else {
+            one_line(&self.last_message)
+        };
+        out.push(
+            Draft::new(EventType::Milestone, text)
+                .native(native)
+                .with("final", true)
+                .with("result", std::mem::take(&mut self.last_message))
+                .with_some("usage", plain_usage(usage)),
+        );
+    }
+
     /// Says the held stream error, as tentative, unless `turn.failed` is about to say it.
     fn release_held_error(&mut self, turn_failed_next: bool, out: &mut Vec<Draft>) {
         let Some(message) = self.held_error.take() else {
@@ -247,42 +398,27 @@ impl CodexAdapter {
             native: format!("{event}/{item_type}"),
             id,
         };
+        let text = |item: &mut Value| Cow::Owned(owned_str(take(item, "text")));
+        let hot = match item_type.as_str() {
+            "agent_message" | "assistant_message" => Some(HotItem::Message(text(&mut item))),
+            "reasoning" => Some(HotItem::Reasoning(text(&mut item))),
+            "command_execution" => Some(HotItem::Command {
+                command: Cow::Borrowed(str_of(&item, "command")),
+                status: Cow::Borrowed(str_of(&item, "status")),
+                output: Cow::Borrowed(str_of(&item, "aggregated_output")),
+                exit_code: item.get("exit_code").and_then(Value::as_i64),
+            }),
+            "file_change" => Some(HotItem::FileChange {
+                changes: Changes::Parsed(take(&mut item, "changes")),
+                status: Cow::Borrowed(str_of(&item, "status")),
+            }),
+            _ => None,
+        };
+        if let Some(hot) = hot {
+            self.on_hot_item(event, progress, hot, out);
+            return Parsed::Handled;
+        }
         match item_type.as_str() {
-            "agent_message" | "assistant_message" => {
-                if completed {
-                    let text = owned_str(take(&mut item, "text"));
-                    out.push(progress.draft(text.clone()).with("kind", "message"));
-                    self.last_message = text;
-                }
-            }
-            "reasoning" => {
-                let text = owned_str(take(&mut item, "text"));
-                if completed && !text.trim().is_empty() {
-                    out.push(progress.draft(text).with("kind", "thinking"));
-                }
-            }
-            "command_execution" => self.on_command(event, &item, progress, out),
-            "file_change" => {
-                // 0.169 announces a change (`in_progress`) then completes it: one event.
-                if event != "item.completed" {
-                    return Parsed::Handled;
-                }
-                let changes = take(&mut item, "changes");
-                let paths: Vec<String> = changes
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|c| format!("{} {}", str_of(c, "kind"), str_of(c, "path")))
-                    .collect();
-                let status = str_of(&item, "status").to_string();
-                out.push(
-                    progress
-                        .draft(format!("files: {}", paths.join(", ")))
-                        .with("kind", "file_change")
-                        .with("files", changes)
-                        .with("status", status),
-                );
-            }
             "mcp_tool_call" => {
                 let server = str_of(&item, "server").to_string();
                 let tool = str_of(&item, "tool").to_string();
@@ -388,15 +524,69 @@ impl CodexAdapter {
         Parsed::Handled
     }
 
+    /// The items seen most, read either way: one set of drafts for both.
+    fn on_hot_item(
+        &mut self,
+        event: &str,
+        progress: ItemProgress,
+        item: HotItem<'_>,
+        out: &mut Vec<Draft>,
+    ) {
+        let completed = event == "item.completed";
+        match item {
+            HotItem::Message(text) => {
+                if completed {
+                    let text = text.into_owned();
+                    out.push(progress.draft(text.clone()).with("kind", "message"));
+                    self.last_message = text;
+                }
+            }
+            HotItem::Reasoning(text) => {
+                if completed && !text.trim().is_empty() {
+                    out.push(progress.draft(text.into_owned()).with("kind", "thinking"));
+                }
+            }
+            HotItem::Command {
+                command,
+                status,
+                output,
+                exit_code,
+            } => self.on_command(event, &command, &status, &output, exit_code, progress, out),
+            HotItem::FileChange { changes, status } => {
+                // 0.169 announces a change (`in_progress`) then completes it: one event.
+                if !completed {
+                    return;
+                }
+                let changes = changes.into_value();
+                let paths: Vec<String> = changes
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|c| format!("{} {}", str_of(c, "kind"), str_of(c, "path")))
+                    .collect();
+                out.push(
+                    progress
+                        .draft(format!("files: {}", paths.join(", ")))
+                        .with("kind", "file_change")
+                        .with("files", changes)
+                        .with("status", status.into_owned()),
+                );
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn on_command(
         &mut self,
         event: &str,
-        item: &Value,
+        command: &str,
+        status: &str,
+        output: &str,
+        exit_code: Option<i64>,
         progress: ItemProgress,
         out: &mut Vec<Draft>,
     ) {
-        let command = str_of(item, "command").to_string();
-        let status = str_of(item, "status");
+        let command = command.to_string();
         match event {
             "item.started" => out.push(
                 progress
@@ -405,8 +595,6 @@ impl CodexAdapter {
                     .with("command", command),
             ),
             "item.completed" => {
-                let output = str_of(item, "aggregated_output");
-                let exit_code = item.get("exit_code").and_then(Value::as_i64);
                 let failed =
                     status == "failed" || status == "declined" || exit_code.is_some_and(|c| c != 0);
                 if failed {
@@ -567,6 +755,12 @@ impl CodexAdapter {
         }
         Parsed::Handled
     }
+}
+
+fn turn_started(native: &str) -> Draft {
+    Draft::new(EventType::Status, "turn started")
+        .native(native)
+        .with("phase", "turn_started")
 }
 
 /// `Reconnecting... 2/5 (reason)` or `Reconnecting... waiting for network (reason)`: the
@@ -745,5 +939,62 @@ mod tests {
             (last.kind, last.payload["fatal"].clone()),
             (EventType::Error, json!(true))
         );
+    }
+}
+
+#[cfg(test)]
+mod fast_path_tests {
+    use super::*;
+
+    /// Drafts of `lines` read the general way (parsed, then `on_json`), and read with the
+    /// typed path first: they must be the same, line for line.
+    fn both_ways(lines: &[&str]) -> (Vec<Draft>, Vec<Draft>) {
+        let (mut general, mut fast) = (CodexAdapter::default(), CodexAdapter::default());
+        let (mut by_value, mut by_line) = (Vec::new(), Vec::new());
+        for line in lines {
+            let value: Value = serde_json::from_str(line).unwrap();
+            general.on_json(value.clone(), &mut by_value);
+            if !fast.on_line(line, &mut by_line) {
+                fast.on_json(value, &mut by_line);
+            }
+        }
+        general.finish(None, &mut by_value);
+        fast.finish(None, &mut by_line);
+        (by_value, by_line)
+    }
+
+    #[test]
+    fn turns_and_items_read_typed_give_what_the_general_way_gives() {
+        let lines = [
+            r#"{"type":"thread.started","thread_id":"t-1"}"#,
+            r#"{"type":"turn.started"}"#,
+            r#"{"type":"item.completed","item":{"id":"item_0","type":"reasoning","text":"**Plan**\n\nfirst"}}"#,
+            r#"{"type":"item.completed","item":{"id":"item_0","type":"reasoning","text":"  "}}"#,
+            r#"{"type":"item.completed","item":{"id":"item_1","type":"agent_message","text":"esc \"q\" \u00e9"}}"#,
+            r#"{"item":{"id":"item_m","text":"keys sorted","type":"agent_message"},"type":"item.completed"}"#,
+            r#"{"type":"item.started","item":{"id":"item_2","type":"command_execution","command":"/bin/bash -lc 'ls'","aggregated_output":"","exit_code":null,"status":"in_progress"}}"#,
+            r#"{"type":"item.completed","item":{"id":"item_2","type":"command_execution","command":"/bin/bash -lc 'ls'","aggregated_output":"a\nb\n","exit_code":0,"status":"completed"}}"#,
+            r#"{"type":"item.completed","item":{"id":"item_3","type":"command_execution","command":"touch x","aggregated_output":"touch: Read-only file system","exit_code":1,"status":"failed"}}"#,
+            r#"{"type":"item.completed","item":{"id":"item_4","type":"command_execution","command":"rm -rf /","status":"declined"}}"#,
+            r#"{"type":"item.completed","item":{"id":"item_5","type":"command_execution","command":"x","exit_code":"0"}}"#,
+            r#"{"type":"item.started","item":{"id":"item_6","type":"file_change","changes":[{"path":"/w/a.md","kind":"add"}],"status":"in_progress"}}"#,
+            r#"{"type":"item.completed","item":{"id":"item_6","type":"file_change","changes":[{"path":"/w/a.md","kind":"add"}],"status":"completed"}}"#,
+            r#"{"type":"item.completed","item":{"id":"item_7","type":"file_change","status":"completed"}}"#,
+            r#"{"type":"item.completed","item":{"id":7,"type":"agent_message","text":"number id"}}"#,
+            r#"{"type":"item.completed","item":{"type":"agent_message","text":"no id"}}"#,
+            r#"{"type":"item.completed","item":{"id":"item_8","type":"agent_message","text":5}}"#,
+            r#"{"type":"item.completed","item":{"id":"item_9","item_type":"assistant_message","text":"preview"}}"#,
+            r#"{"type":"item.completed","item":{"id":"i","type":"agent_message","type":"reasoning","text":"twice"}}"#,
+            r#"{"type":"item.completed","item":{"id":"i10","type":"todo_list","items":[{"text":"a","completed":false}]}}"#,
+            r#"{"type":"error","message":"We're busy"}"#,
+            r#"{"type":"item.completed","item":{"id":"i11","type":"agent_message","text":"after the error"}}"#,
+            r#"{"type":"turn.completed","usage":{"input_tokens":10,"cached_input_tokens":2,"output_tokens":3}}"#,
+            r#"{"type":"turn.completed","usage":null}"#,
+            r#"{"type":"turn.completed"}"#,
+            r#"{"id":"0","msg":{"type":"task_started"}}"#,
+        ];
+        let (general, fast) = both_ways(&lines);
+        assert!(general.len() >= 18, "{general:#?}");
+        assert_eq!(general, fast);
     }
 }

@@ -1,6 +1,9 @@
 //! `events`: a command that already prints `AgentEvent` JSON lines (a custom agent, a script).
 //! Its events pass through with their type, payload and time; identity and sequence are ours.
 
+use std::borrow::Cow;
+
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::draft::{Draft, one_line, owned_str, take};
@@ -27,41 +30,76 @@ pub fn launch(spec: &LaunchSpec) -> Launch {
     l
 }
 
+/// An event line, typed: its type, payload and time; identity and sequence (ours to stamp)
+/// skipped unread.
+#[derive(Deserialize)]
+struct EventLine<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default)]
+    payload: Option<Value>,
+    #[serde(default, borrow)]
+    timestamp: Option<Cow<'a, str>>,
+}
+
 #[derive(Default)]
 pub struct EventsAdapter;
 
 impl Adapter for EventsAdapter {
+    fn on_line(&mut self, line: &str, out: &mut Vec<Draft>) -> bool {
+        let Ok(parsed) = serde_json::from_str::<EventLine<'_>>(line) else {
+            return false;
+        };
+        let Some(kind) = worker_type(&parsed.kind) else {
+            return false; // Counted as unknown the general way.
+        };
+        out.push(draft(
+            kind,
+            parsed.payload.unwrap_or(Value::Null),
+            parsed.timestamp.as_deref(),
+        ));
+        true
+    }
+
     fn on_json(&mut self, mut v: Value, out: &mut Vec<Draft>) -> Parsed {
         let type_name = owned_str(take(&mut v, "type"));
-        // Decisions, recoveries and control belong to the coordinator, never to a worker.
-        let Some(kind) = type_name
-            .parse::<EventType>()
-            .ok()
-            .filter(|k| k.is_worker_type())
-        else {
+        let Some(kind) = worker_type(&type_name) else {
             return Parsed::Unknown(type_name);
         };
-        let mut payload = match take(&mut v, "payload") {
-            Value::Object(map) => map,
-            _ => serde_json::Map::new(),
-        };
-        if !payload.get("text").is_some_and(Value::is_string) {
-            let text = ["message", "summary", "title"]
-                .iter()
-                .find_map(|k| payload.get(*k).and_then(Value::as_str))
-                .map(one_line)
-                .unwrap_or_else(|| kind.to_string());
-            payload.insert("text".into(), Value::String(text));
-        }
-        out.push(Draft {
+        let payload = take(&mut v, "payload");
+        out.push(draft(
             kind,
             payload,
-            timestamp: v
-                .get("timestamp")
-                .and_then(Value::as_str)
-                .and_then(Timestamp::parse),
-        });
+            v.get("timestamp").and_then(Value::as_str),
+        ));
         Parsed::Handled
+    }
+}
+
+/// Decisions, recoveries and control belong to the coordinator, never to a worker.
+fn worker_type(name: &str) -> Option<EventType> {
+    name.parse::<EventType>()
+        .ok()
+        .filter(|k| k.is_worker_type())
+}
+
+fn draft(kind: EventType, payload: Value, timestamp: Option<&str>) -> Draft {
+    let mut payload = match payload {
+        Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    };
+    if !payload.get("text").is_some_and(Value::is_string) {
+        let text = ["message", "summary", "title"]
+            .iter()
+            .find_map(|k| payload.get(*k).and_then(Value::as_str))
+            .map(one_line)
+            .unwrap_or_else(|| kind.to_string());
+        payload.insert("text".into(), Value::String(text));
+    }
+    Draft {
+        kind,
+        payload,
+        timestamp: timestamp.and_then(Timestamp::parse),
     }
 }
 
@@ -96,5 +134,37 @@ mod tests {
         let l = launch(&spec);
         assert_eq!(l.argv, ["./agent.sh", "--task=p"]);
         assert_eq!(l.env_value("ORCHESTRATE_PROMPT"), Some("p"));
+    }
+}
+
+#[cfg(test)]
+mod fast_path_tests {
+    use super::*;
+
+    #[test]
+    fn event_lines_read_typed_give_what_the_general_way_gives() {
+        let fixture = include_str!("../../tests/fixtures/events-stream.jsonl");
+        let mut lines: Vec<&str> = fixture.lines().collect();
+        lines.extend([
+            r#"{"type":"finding","payload":null,"timestamp":7}"#,
+            r#"{"type":"finding","payload":[1],"timestamp":"2026-11-21T18:00:00Z"}"#,
+            r#"{"type":"progress","payload":{"text":5,"title":"t\u00e9"},"timestamp":"not a time"}"#,
+            r#"{"type":"progress","type":"finding","payload":{}}"#,
+            r#"{"type":"task","payload":{"text":"a"},"payload":{"text":"b"}}"#,
+            r#"{"payload":{"message":"keys after"},"type":"blocker"}"#,
+            r#"{"type":"control","payload":{}}"#,
+        ]);
+        let (mut by_value, mut by_line) = (Vec::new(), Vec::new());
+        for line in lines {
+            let Ok(value) = serde_json::from_str::<Value>(line) else {
+                continue; // The fixture's malformed line: neither way reads it.
+            };
+            EventsAdapter.on_json(value.clone(), &mut by_value);
+            if !EventsAdapter.on_line(line, &mut by_line) {
+                EventsAdapter.on_json(value, &mut by_line);
+            }
+        }
+        assert!(by_value.len() >= 9, "{by_value:#?}");
+        assert_eq!(by_value, by_line);
     }
 }

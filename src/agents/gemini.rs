@@ -2,6 +2,10 @@
 //! doc §3; mapping table §3.12). Workspace-path and policy denials are blockers that name the
 //! path, so recovery can relaunch with `--include-directories`.
 
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::draft::{
@@ -10,7 +14,9 @@ use super::draft::{
 };
 use super::stream_state::{PendingTools, TextDeltas};
 use super::todo::{Todo, TodoList};
-use super::{Adapter, Autonomy, Launch, LaunchSpec, ORCH_MCP_SERVER, Parsed, REPORT_TOOL};
+use super::{
+    Adapter, Autonomy, Launch, LaunchSpec, ORCH_MCP_SERVER, Parsed, REPORT_TOOL, names_type_among,
+};
 use crate::event::EventType;
 use crate::worker::state::ExitFacts;
 
@@ -74,6 +80,30 @@ pub fn launch(spec: &LaunchSpec) -> Launch {
     l
 }
 
+/// A stream-json line, typed: what the hot lines (messages, tool calls, tool successes) need
+/// of it, the rest skipped unread.
+#[derive(Deserialize)]
+struct StreamLine<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default, borrow)]
+    role: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    content: Option<Cow<'a, str>>,
+    #[serde(default)]
+    delta: Option<bool>,
+    #[serde(default, borrow)]
+    tool_name: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    tool_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    parameters: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    status: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    output: Option<Cow<'a, str>>,
+}
+
 #[derive(Default)]
 pub struct GeminiAdapter {
     pending_tools: PendingTools,
@@ -87,6 +117,50 @@ pub struct GeminiAdapter {
 }
 
 impl Adapter for GeminiAdapter {
+    /// Messages, tool calls and tool successes, read typed; anything else (or anything unusual
+    /// about one of them) goes the general way.
+    fn on_line(&mut self, line: &str, out: &mut Vec<Draft>) -> bool {
+        // A failed tool call goes the general way (its error is read there).
+        let hot = names_type_among(line, &["message", "tool_use"])
+            || (names_type_among(line, &["tool_result"]) && line.contains(r#""status":"success""#));
+        if !hot {
+            return false;
+        }
+        let Ok(parsed) = serde_json::from_str::<StreamLine<'_>>(line) else {
+            return false;
+        };
+        let content = parsed.content.as_deref().unwrap_or("");
+        match parsed.kind.as_ref() {
+            "message" if parsed.role.as_deref() == Some("assistant") => {
+                self.on_assistant_message(content, parsed.delta.unwrap_or(false), out);
+            }
+            "message" => {
+                self.flush_delta(out);
+                out.push(prompt_echo(content));
+            }
+            "tool_use" => {
+                let params = match parsed.parameters {
+                    // Valid JSON already (the line parsed), so this cannot fail.
+                    Some(raw) => serde_json::from_str(raw.get()).unwrap_or(Value::Null),
+                    None => Value::Null,
+                };
+                self.flush_delta(out);
+                let name = parsed.tool_name.as_deref().unwrap_or("");
+                let id = parsed.tool_id.as_deref().unwrap_or("");
+                if let Some(draft) = self.on_tool_use(id, name, params) {
+                    out.push(draft);
+                }
+            }
+            "tool_result" if parsed.status.as_deref() == Some("success") => {
+                self.flush_delta(out);
+                let id = parsed.tool_id.map(Cow::into_owned).unwrap_or_default();
+                self.tool_succeeded(id, parsed.output.as_deref().unwrap_or(""), out);
+            }
+            _ => return false,
+        }
+        true
+    }
+
     fn on_json(&mut self, mut v: Value, out: &mut Vec<Draft>) -> Parsed {
         let kind = owned_str(take(&mut v, "type"));
         let is_delta = kind == "message" && str_of(&v, "role") == "assistant";
@@ -105,26 +179,10 @@ impl Adapter for GeminiAdapter {
                 .with_some("model", v.get("model").cloned()),
             ),
             "message" if is_delta => {
-                let content = str_of(&v, "content");
-                if v.get("delta").and_then(Value::as_bool).unwrap_or(false) {
-                    self.deltas.push(content, "message", out);
-                } else {
-                    self.flush_delta(out);
-                    out.push(
-                        Draft::new(EventType::Progress, content)
-                            .native("message")
-                            .with("kind", "message"),
-                    );
-                }
+                let delta = v.get("delta").and_then(Value::as_bool).unwrap_or(false);
+                self.on_assistant_message(str_of(&v, "content"), delta, out);
             }
-            "message" => out.push(
-                Draft::new(
-                    EventType::Status,
-                    format!("prompt: {}", one_line(str_of(&v, "content"))),
-                )
-                .native("message/user")
-                .with("phase", "prompt"),
-            ),
+            "message" => out.push(prompt_echo(str_of(&v, "content"))),
             "tool_use" => {
                 let name = str_of(&v, "tool_name").to_string();
                 let id = str_of(&v, "tool_id").to_string();
@@ -427,31 +485,48 @@ impl GeminiAdapter {
         )
     }
 
-    fn on_tool_result(&mut self, v: &Value, out: &mut Vec<Draft>) {
-        let id = str_of(v, "tool_id").to_string();
-        let (tool, params) = self.pending_tools.take(&id);
-        let ok = str_of(v, "status") == "success";
-        if ok {
-            if tool == "write_todos" {
-                return;
-            }
-            if is_report_tool(&tool) {
-                if let Some(draft) = reported_event(&params) {
-                    out.push(draft.native("tool_result/report_event"));
-                }
-                return;
-            }
+    /// An assistant message, whole or a delta of one.
+    fn on_assistant_message(&mut self, content: &str, delta: bool, out: &mut Vec<Draft>) {
+        if delta {
+            self.deltas.push(content, "message", out);
+        } else {
+            self.flush_delta(out);
             out.push(
-                Draft::new(EventType::Progress, format!("{tool} done"))
-                    .native("tool_result")
-                    .with("kind", "tool_result")
-                    .with("tool", tool)
-                    .with("tool_id", id)
-                    .with("ok", true)
-                    .with("output", tail_excerpt(str_of(v, "output"))),
+                Draft::new(EventType::Progress, content)
+                    .native("message")
+                    .with("kind", "message"),
             );
+        }
+    }
+
+    fn tool_succeeded(&mut self, id: String, output: &str, out: &mut Vec<Draft>) {
+        let (tool, params) = self.pending_tools.take(&id);
+        if tool == "write_todos" {
             return;
         }
+        if is_report_tool(&tool) {
+            if let Some(draft) = reported_event(&params) {
+                out.push(draft.native("tool_result/report_event"));
+            }
+            return;
+        }
+        out.push(
+            Draft::new(EventType::Progress, format!("{tool} done"))
+                .native("tool_result")
+                .with("kind", "tool_result")
+                .with("tool", tool)
+                .with("tool_id", id)
+                .with("ok", true)
+                .with("output", tail_excerpt(output)),
+        );
+    }
+
+    fn on_tool_result(&mut self, v: &Value, out: &mut Vec<Draft>) {
+        let id = str_of(v, "tool_id").to_string();
+        if str_of(v, "status") == "success" {
+            return self.tool_succeeded(id, str_of(v, "output"), out);
+        }
+        let (tool, params) = self.pending_tools.take(&id);
         let error_type = v["error"]["type"].as_str().unwrap_or("").to_string();
         let message = v["error"]["message"]
             .as_str()
@@ -515,8 +590,21 @@ impl GeminiAdapter {
     }
 }
 
+/// The user's prompt, as Gemini echoes it at the start.
+fn prompt_echo(content: &str) -> Draft {
+    Draft::new(EventType::Status, format!("prompt: {}", one_line(content)))
+        .native("message/user")
+        .with("phase", "prompt")
+}
+
 fn is_report_tool(name: &str) -> bool {
-    name == REPORT_TOOL || name == format!("mcp_{ORCH_MCP_SERVER}_{REPORT_TOOL}")
+    // `report_event`, or `mcp_<server>_report_event`; read without building the name (this
+    // runs for every tool call).
+    let qualified = name
+        .strip_prefix("mcp_")
+        .and_then(|rest| rest.strip_prefix(ORCH_MCP_SERVER))
+        .and_then(|rest| rest.strip_prefix('_'));
+    name == REPORT_TOOL || qualified == Some(REPORT_TOOL)
 }
 
 /// The path in `Attempted path "<path>" resolves outside ...` (v0.27+).
@@ -609,5 +697,50 @@ mod tests {
         let m = "Path not in workspace: Attempted path \"/etc/x\" resolves outside the allowed workspace directories: /w";
         assert_eq!(attempted_path(m).as_deref(), Some("/etc/x"));
         assert_eq!(attempted_path("nothing"), None);
+    }
+}
+
+#[cfg(test)]
+mod fast_path_tests {
+    use super::*;
+
+    /// Drafts of `lines` read the general way (parsed, then `on_json`), and read with the
+    /// typed path first: they must be the same, line for line.
+    fn both_ways(lines: &[&str]) -> (Vec<Draft>, Vec<Draft>) {
+        let (mut general, mut fast) = (GeminiAdapter::default(), GeminiAdapter::default());
+        let (mut by_value, mut by_line) = (Vec::new(), Vec::new());
+        for line in lines {
+            let value: Value = serde_json::from_str(line).unwrap();
+            general.on_json(value.clone(), &mut by_value);
+            if !fast.on_line(line, &mut by_line) {
+                fast.on_json(value, &mut by_line);
+            }
+        }
+        general.finish(None, &mut by_value);
+        fast.finish(None, &mut by_line);
+        (by_value, by_line)
+    }
+
+    #[test]
+    fn hot_lines_read_typed_give_what_the_general_way_gives() {
+        let fixture = include_str!("../../tests/fixtures/gemini-stream.jsonl");
+        let mut lines: Vec<&str> = fixture.lines().filter(|l| l.starts_with('{')).collect();
+        lines.extend([
+            r#"{"type":"message","role":"assistant","content":"half a "}"#,
+            r#"{"type":"tool_use","tool_name":"glob","tool_id":"g1","parameters":null}"#,
+            r#"{"type":"message","role":"assistant","content":"esc \"q\" \u00e9\n","delta":true}"#,
+            r#"{"type":"tool_use","tool_name":"glob","tool_id":"g2"}"#,
+            r#"{"type":"tool_result","tool_id":"g2","status":"success"}"#,
+            r#"{"type":"message","role":"assistant","content":5,"delta":true}"#,
+            r#"{"type":"message","role":"assistant","content":"x","delta":"yes"}"#,
+            r#"{"type":"message","role":"assistant","content":"dup","content":"twice","delta":true}"#,
+            r#"{"type":"tool_use","tool_name":"mcp_orch_report_event","tool_id":"r1","parameters":{"type":"finding","payload":{"text":"f"}}}"#,
+            r#"{"type":"tool_result","tool_id":"r1","status":"success","output":"recorded"}"#,
+            r#"{"content":"keys sorted","delta":true,"role":"assistant","type":"message"}"#,
+            r#"{"type":"message","role":"user","content":"again"}"#,
+        ]);
+        let (general, fast) = both_ways(&lines);
+        assert!(general.len() >= 25, "{general:#?}");
+        assert_eq!(general, fast);
     }
 }

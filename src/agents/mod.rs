@@ -233,6 +233,20 @@ impl Launch {
     }
 }
 
+/// Whether `line` names one of `types` as a `"type":"..."` value, at any depth, written
+/// compactly as the CLIs write it. A cheap look before a typed parse that would be wasted:
+/// false only sends the line the general way.
+pub(crate) fn names_type_among(line: &str, types: &[&str]) -> bool {
+    const KEY: &str = "\"type\":\"";
+    line.match_indices(KEY).any(|(at, _)| {
+        let rest = &line[at + KEY.len()..];
+        types.iter().any(|t| {
+            rest.strip_prefix(t)
+                .is_some_and(|after| after.starts_with('"'))
+        })
+    })
+}
+
 /// Whether an adapter understood a native message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Parsed {
