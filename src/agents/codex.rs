@@ -121,24 +121,35 @@ struct ItemLine<'a> {
 }
 
 impl<'a> ItemLine<'a> {
-    /// The item as both ways of reading share it; None for the kinds only the general way reads.
-    fn into_hot(self) -> Option<HotItem<'a>> {
-        let text = || self.text.clone().unwrap_or_default();
-        Some(match self.kind.as_ref() {
-            "agent_message" | "assistant_message" => HotItem::Message(text()),
-            "reasoning" => HotItem::Reasoning(text()),
-            "command_execution" => HotItem::Command {
-                command: self.command.unwrap_or_default(),
-                status: self.status.unwrap_or_default(),
-                output: self.aggregated_output.unwrap_or_default(),
-                exit_code: self.exit_code,
-            },
+    /// The item's type and id, and the item as both ways of reading share it; None for the
+    /// kinds only the general way reads.
+    fn into_hot(self) -> Option<(Cow<'a, str>, Option<Cow<'a, str>>, HotItem<'a>)> {
+        let ItemLine {
+            kind,
+            id,
+            text,
+            command,
+            aggregated_output,
+            exit_code,
+            status,
+            changes,
+        } = self;
+        let hot = match kind.as_ref() {
+            "agent_message" | "assistant_message" => HotItem::Message(text.unwrap_or_default()),
+            "reasoning" => HotItem::Reasoning(text.unwrap_or_default()),
+            "command_execution" => HotItem::Command(CommandItem {
+                command: command.unwrap_or_default(),
+                status: status.unwrap_or_default(),
+                output: aggregated_output.unwrap_or_default(),
+                exit_code,
+            }),
             "file_change" => HotItem::FileChange {
-                changes: Changes::Raw(self.changes),
-                status: self.status.unwrap_or_default(),
+                changes: Changes::Raw(changes),
+                status: status.unwrap_or_default(),
             },
             _ => return None,
-        })
+        };
+        Some((kind, id, hot))
     }
 }
 
@@ -146,16 +157,18 @@ impl<'a> ItemLine<'a> {
 enum HotItem<'a> {
     Message(Cow<'a, str>),
     Reasoning(Cow<'a, str>),
-    Command {
-        command: Cow<'a, str>,
-        status: Cow<'a, str>,
-        output: Cow<'a, str>,
-        exit_code: Option<i64>,
-    },
+    Command(CommandItem<'a>),
     FileChange {
         changes: Changes<'a>,
         status: Cow<'a, str>,
     },
+}
+
+struct CommandItem<'a> {
+    command: Cow<'a, str>,
+    status: Cow<'a, str>,
+    output: Cow<'a, str>,
+    exit_code: Option<i64>,
 }
 
 /// A file change's list, parsed already or still as its text.
@@ -217,8 +230,7 @@ impl Adapter for CodexAdapter {
                 let Some(item) = parsed.item else {
                     return false;
                 };
-                let (item_type, id) = (item.kind.clone(), item.id.clone());
-                let Some(hot) = item.into_hot() else {
+                let Some((item_type, id, hot)) = item.into_hot() else {
                     return false;
                 };
                 self.release_held_error(false, out);
@@ -402,12 +414,12 @@ impl CodexAdapter {
         let hot = match item_type.as_str() {
             "agent_message" | "assistant_message" => Some(HotItem::Message(text(&mut item))),
             "reasoning" => Some(HotItem::Reasoning(text(&mut item))),
-            "command_execution" => Some(HotItem::Command {
+            "command_execution" => Some(HotItem::Command(CommandItem {
                 command: Cow::Borrowed(str_of(&item, "command")),
                 status: Cow::Borrowed(str_of(&item, "status")),
                 output: Cow::Borrowed(str_of(&item, "aggregated_output")),
                 exit_code: item.get("exit_code").and_then(Value::as_i64),
-            }),
+            })),
             "file_change" => Some(HotItem::FileChange {
                 changes: Changes::Parsed(take(&mut item, "changes")),
                 status: Cow::Borrowed(str_of(&item, "status")),
@@ -546,12 +558,7 @@ impl CodexAdapter {
                     out.push(progress.draft(text.into_owned()).with("kind", "thinking"));
                 }
             }
-            HotItem::Command {
-                command,
-                status,
-                output,
-                exit_code,
-            } => self.on_command(event, &command, &status, &output, exit_code, progress, out),
+            HotItem::Command(command) => self.on_command(event, command, progress, out),
             HotItem::FileChange { changes, status } => {
                 // 0.169 announces a change (`in_progress`) then completes it: one event.
                 if !completed {
@@ -575,18 +582,20 @@ impl CodexAdapter {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn on_command(
         &mut self,
         event: &str,
-        command: &str,
-        status: &str,
-        output: &str,
-        exit_code: Option<i64>,
+        item: CommandItem<'_>,
         progress: ItemProgress,
         out: &mut Vec<Draft>,
     ) {
-        let command = command.to_string();
+        let CommandItem {
+            command,
+            status,
+            output,
+            exit_code,
+        } = item;
+        let (command, status, output) = (command.into_owned(), status.as_ref(), output.as_ref());
         match event {
             "item.started" => out.push(
                 progress
