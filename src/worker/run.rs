@@ -24,8 +24,13 @@ use crate::event::{AgentEvent, EventType, JournalWriter};
 use crate::session::append::HeldAppender;
 use crate::timestamp::Timestamp;
 
-/// How long after the process exits the reader may take to drain what is left in the PTY.
+/// How long after the process exits the reader may take to drain what is left in the PTY, when
+/// nothing is waiting in it (a grandchild holding the PTY open must not hold up the exit).
 const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
+
+/// How long, at most, while the PTY still has bytes (or its end) waiting to be read: a reader
+/// starved of CPU on a loaded machine gets the time to take the last line.
+const DRAIN_WHILE_WAITING: Duration = Duration::from_secs(15);
 
 /// Everything needed to start one worker.
 #[derive(Debug, Clone)]
@@ -362,13 +367,9 @@ impl Worker {
             .master
             .try_clone_reader()
             .map_err(|e| spawn_error(format!("{e:#}")))?;
-        // A descriptor of the reader thread's own, to ask whether more bytes are waiting.
-        let ready = pty.master.as_raw_fd().and_then(|fd| {
-            // SAFETY: the master is open here; the clone is an independent descriptor.
-            unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
-                .try_clone_to_owned()
-                .ok()
-        });
+        // Descriptors of the reader's and the waiter's own, to ask whether bytes are waiting.
+        let ready = master_clone(&*pty.master);
+        let waiter_ready = master_clone(&*pty.master);
         let input = pty
             .master
             .take_writer()
@@ -396,9 +397,15 @@ impl Worker {
                     code: None,
                     signal: None,
                 });
-                // Let the reader take what the process wrote last (a grandchild holding the
-                // PTY open must not hold up the exit event for ever).
-                let _ = drained_rx.recv_timeout(DRAIN_AFTER_EXIT);
+                // Let the reader take what the process wrote last.
+                let exited = Instant::now();
+                let mut drained = drained_rx.recv_timeout(DRAIN_AFTER_EXIT).is_ok();
+                while !drained
+                    && exited.elapsed() < DRAIN_WHILE_WAITING
+                    && waiter_ready.as_ref().is_some_and(reader_has_work)
+                {
+                    drained = drained_rx.recv_timeout(Duration::from_millis(100)).is_ok();
+                }
                 let mut journal = lock(&waiter_journal);
                 journal.finish(&facts);
                 let unwritten = journal.held().then(|| journal.blocked.clone()).flatten();
@@ -626,16 +633,38 @@ fn drain_pty(
     let _ = drained.send(());
 }
 
-/// Whether a read of `fd` would return at once (bytes, or the end).
+/// A descriptor of the PTY's master of the caller's own (closed when dropped).
+fn master_clone(master: &dyn MasterPty) -> Option<OwnedFd> {
+    let fd = master.as_raw_fd()?;
+    // SAFETY: the master is open while its owner holds it; the clone is independent of it.
+    unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
+        .try_clone_to_owned()
+        .ok()
+}
+
+/// Whether bytes are waiting to be read from `fd`.
 fn bytes_waiting(fd: &OwnedFd) -> bool {
+    poll_now(fd) & libc::POLLIN != 0
+}
+
+/// Whether the reader of `fd` has something to take: bytes, or the end (every slave closed),
+/// which it reads at once.
+fn reader_has_work(fd: &OwnedFd) -> bool {
+    poll_now(fd) & (libc::POLLIN | libc::POLLHUP) != 0
+}
+
+/// `fd`'s readiness now, without waiting (0 when nothing, or on an error).
+fn poll_now(fd: &OwnedFd) -> libc::c_short {
     let mut poll = libc::pollfd {
         fd: fd.as_raw_fd(),
         events: libc::POLLIN,
         revents: 0,
     };
     // SAFETY: one valid pollfd, a zero timeout.
-    let ready = unsafe { libc::poll(&mut poll, 1, 0) };
-    ready == 1 && poll.revents & libc::POLLIN != 0
+    match unsafe { libc::poll(&mut poll, 1, 0) } {
+        1 => poll.revents,
+        _ => 0,
+    }
 }
 
 fn exit_draft(exit: &ExitFacts, write_error: Option<String>) -> Draft {
@@ -655,4 +684,52 @@ fn exit_draft(exit: &ExitFacts, write_error: Option<String>) -> Draft {
         .with_some("signal", exit.signal)
         .with("fatal", !exit.success())
         .with_some("journal_error", write_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portable_pty::native_pty_system;
+
+    /// Waits (up to 10 s) for `ready` to hold.
+    fn until(ready: impl Fn() -> bool) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !ready() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(10));
+        }
+        ready()
+    }
+
+    #[test]
+    fn a_pty_says_when_its_reader_has_bytes_or_its_end_waiting() {
+        let pair = native_pty_system()
+            .openpty(PtySize::default())
+            .expect("a PTY");
+        let master = master_clone(&*pair.master).expect("a master descriptor");
+        let mut reader = pair.master.try_clone_reader().unwrap();
+        let mut child = pair
+            .slave
+            .spawn_command({
+                let mut cmd = portable_pty::CommandBuilder::new("sh");
+                cmd.args(["-c", "printf 'last line\\n'; read _ignored"]);
+                cmd
+            })
+            .expect("sh in the PTY");
+        drop(pair.slave);
+
+        assert!(until(|| bytes_waiting(&master)), "the line is waiting");
+        assert!(reader_has_work(&master));
+        let mut buf = [0u8; 256];
+        let n = reader.read(&mut buf).unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).contains("last line"));
+        // Read, and the child still holds the PTY open, quiet: nothing to wait for.
+        assert!(!bytes_waiting(&master) && !reader_has_work(&master));
+
+        child.kill().unwrap();
+        let _ = child.wait();
+        assert!(
+            until(|| reader_has_work(&master)),
+            "every slave closed: the end is the reader's to take"
+        );
+    }
 }
