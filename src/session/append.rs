@@ -50,7 +50,9 @@ impl HeldAppender {
         while self.held_bytes > Self::HOLD_LIMIT && self.held.len() > 1 {
             if let Some(old) = self.held.pop_front() {
                 self.held_bytes -= old.len();
-                self.dropped += 1;
+                // A record may be a batch of lines (a journal's) or a chunk of output.
+                let lines = old.iter().filter(|&&b| b == b'\n').count().max(1);
+                self.dropped += lines as u64;
             }
         }
         self.flush()
@@ -113,7 +115,7 @@ impl HeldAppender {
         self.held.len()
     }
 
-    /// Records given up because too much was held.
+    /// Lines given up because too much was held (a record with no newline counts as one).
     pub fn dropped(&self) -> u64 {
         self.dropped
     }

@@ -236,7 +236,7 @@ impl Journal {
             let text = if lost == 0 {
                 "the journal is written again; nothing was lost".to_string()
             } else {
-                format!("the journal is written again; {lost} records held too long were dropped")
+                format!("the journal is written again; {lost} lines held too long were dropped")
             };
             self.record(
                 Draft::new(EventType::Status, text)
