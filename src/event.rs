@@ -9,6 +9,7 @@
 //! - `fatal`, `tentative`: on `error` events; a fatal error means the run failed.
 //! - `final`: on the `milestone` that closes a run.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader};
@@ -109,7 +110,60 @@ pub struct AgentEvent {
     pub payload: Map<String, Value>,
 }
 
+/// An event line as read, its identity borrowed from the line: [`AgentEvent::from_line`] turns
+/// it into shared names. Reads exactly what `AgentEvent`'s own `Deserialize` reads.
+#[derive(Deserialize)]
+struct EventLine<'a> {
+    #[serde(rename = "type")]
+    kind: EventType,
+    #[serde(borrow)]
+    agent: Cow<'a, str>,
+    #[serde(borrow)]
+    worker: Cow<'a, str>,
+    #[serde(borrow)]
+    task: Option<Cow<'a, str>>,
+    seq: u64,
+    timestamp: Timestamp,
+    payload: Map<String, Value>,
+}
+
+/// The names the last line read carried, shared with the next: a journal names the same agent,
+/// worker and task on every line, so a reader allocates them once per run of lines, not per
+/// line.
+#[derive(Debug, Default)]
+pub struct SharedNames {
+    agent: Option<Arc<str>>,
+    worker: Option<Arc<str>>,
+    task: Option<Arc<str>>,
+}
+
+impl SharedNames {
+    fn share(slot: &mut Option<Arc<str>>, name: &str) -> Arc<str> {
+        match slot {
+            Some(shared) if **shared == *name => Arc::clone(shared),
+            _ => Arc::clone(slot.insert(Arc::from(name))),
+        }
+    }
+}
+
 impl AgentEvent {
+    /// One journal line (no newline) as an event, its names shared through `names` with the
+    /// lines read before it. The same event `serde_json::from_slice` gives, with fewer copies.
+    pub fn from_line(line: &[u8], names: &mut SharedNames) -> serde_json::Result<AgentEvent> {
+        let read: EventLine<'_> = serde_json::from_slice(line)?;
+        Ok(AgentEvent {
+            kind: read.kind,
+            agent: SharedNames::share(&mut names.agent, &read.agent),
+            worker: SharedNames::share(&mut names.worker, &read.worker),
+            task: read
+                .task
+                .map(|task| SharedNames::share(&mut names.task, &task)),
+            seq: read.seq,
+            timestamp: read.timestamp,
+            payload: read.payload,
+        })
+    }
+
     pub fn text(&self) -> &str {
         self.str_field("text").unwrap_or("")
     }
@@ -292,6 +346,7 @@ pub fn scan_journal(
     let mut buf = Vec::new();
     let mut line_number = 0;
     let mut end = offset;
+    let mut names = SharedNames::default();
     loop {
         buf.clear();
         if reader.read_until(b'\n', &mut buf)? == 0 {
@@ -314,7 +369,7 @@ pub fn scan_journal(
             continue;
         }
         each(
-            serde_json::from_slice::<AgentEvent>(body).map_err(|err| BadLine {
+            AgentEvent::from_line(body, &mut names).map_err(|err| BadLine {
                 line_number,
                 reason: err.to_string(),
             }),
@@ -413,6 +468,37 @@ mod tests {
             (totals.input_tokens, totals.output_tokens, totals.cost_usd),
             (150, 15, 0.25)
         );
+    }
+
+    #[test]
+    fn a_line_read_with_shared_names_is_the_event_serde_reads() {
+        let lines = [
+            r#"{"type":"progress","agent":"claude","worker":"w1","task":"t1","seq":0,"timestamp":"2026-11-21T18:00:00.123Z","payload":{"text":"a","kind":"message"}}"#,
+            r#"{"type":"status","agent":"claude","worker":"w1","task":"t1","seq":1,"timestamp":"2026-11-21T18:00:01Z","payload":{"text":"b"},"extra":1}"#,
+            r#"{"type":"status","agent":"claude","worker":"w\u00e92","task":null,"seq":2,"timestamp":"2026-11-21T18:00:02Z","payload":{}}"#,
+            r#"{"payload":{"text":"c"},"timestamp":"2026-11-21T18:00:03Z","seq":3,"worker":"w1","agent":"claude","type":"error"}"#,
+            r#"{"type":"status","agent":"claude","worker":"w1","seq":4,"timestamp":"yesterday","payload":{}}"#,
+            r#"{"type":"sparkle","agent":"claude","worker":"w1","seq":5,"timestamp":"2026-11-21T18:00:03Z","payload":{}}"#,
+            r#"{"type":"status","agent":"claude","worker":"w1","seq":6,"payload":{}}"#,
+            r#"{"type":"status","agent":"claude","worker":"w1","worker":"w2","seq":7,"timestamp":"2026-11-21T18:00:03Z","payload":{}}"#,
+        ];
+        let mut names = SharedNames::default();
+        let shared: Vec<_> = lines
+            .iter()
+            .map(|l| AgentEvent::from_line(l.as_bytes(), &mut names).map_err(|e| e.to_string()))
+            .collect();
+        let plain: Vec<_> = lines
+            .iter()
+            .map(|l| serde_json::from_str::<AgentEvent>(l).map_err(|e| e.to_string()))
+            .collect();
+        assert_eq!(shared, plain);
+        assert_eq!(shared.iter().filter(|e| e.is_ok()).count(), 4, "{shared:?}");
+        let (first, second) = (shared[0].as_ref().unwrap(), shared[1].as_ref().unwrap());
+        assert!(
+            Arc::ptr_eq(&first.worker, &second.worker),
+            "one name, shared"
+        );
+        assert_eq!(&*shared[2].as_ref().unwrap().worker, "wé2");
     }
 
     #[test]

@@ -228,9 +228,10 @@ pub fn follow_session(
         poll: DEFAULT_POLL,
         backlog,
     };
+    let mut names = crate::event::SharedNames::default();
     Tailer::spawn(spec, move |e| {
         if let TailEvent::Line { line, .. } = e
-            && let Ok(event) = serde_json::from_slice(&line)
+            && let Ok(event) = crate::event::AgentEvent::from_line(&line, &mut names)
         {
             on_event(event);
         }
