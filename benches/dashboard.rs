@@ -35,7 +35,7 @@ fn event(kind: EventType, worker: &str, n: u64, payload: serde_json::Value) -> A
         task: Some(worker.into()),
         seq: n,
         timestamp: Timestamp(1_795_284_000_000 + n as i64),
-        payload: payload.as_object().unwrap().clone(),
+        payload: payload.as_object().unwrap().clone().into(),
     }
 }
 

@@ -18,7 +18,11 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
+
+mod payload;
+
+pub use payload::{Key, Payload};
 
 use crate::session::append::HeldAppender;
 use crate::timestamp::Timestamp;
@@ -107,7 +111,7 @@ pub struct AgentEvent {
     pub task: Option<Arc<str>>,
     pub seq: u64,
     pub timestamp: Timestamp,
-    pub payload: Map<String, Value>,
+    pub payload: Payload,
 }
 
 /// An event line as read, its identity borrowed from the line: [`AgentEvent::from_line`] turns
@@ -124,7 +128,7 @@ struct EventLine<'a> {
     task: Option<Cow<'a, str>>,
     seq: u64,
     timestamp: Timestamp,
-    payload: Map<String, Value>,
+    payload: Payload,
 }
 
 /// The names the last line read carried, shared with the next: a journal names the same agent,
@@ -419,7 +423,8 @@ mod tests {
             payload: json!({"text": "Editing src/auth.rs", "progress": 45})
                 .as_object()
                 .unwrap()
-                .clone(),
+                .clone()
+                .into(),
         }
     }
 
@@ -452,7 +457,7 @@ mod tests {
     #[test]
     fn usage_totals_sum_each_runs_final_report_only() {
         let with = |payload: Value| AgentEvent {
-            payload: payload.as_object().unwrap().clone(),
+            payload: payload.as_object().unwrap().clone().into(),
             ..sample()
         };
         let events = [

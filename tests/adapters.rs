@@ -401,6 +401,7 @@ fn exit_event(code: i64) -> AgentEvent {
         payload: json!({"phase": "exited", "exit_code": code})
             .as_object()
             .unwrap()
-            .clone(),
+            .clone()
+            .into(),
     }
 }

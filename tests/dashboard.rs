@@ -30,7 +30,7 @@ fn ev(
         task: task.map(Into::into),
         seq: 0,
         timestamp: Timestamp(T0 + secs * 1000),
-        payload: payload.as_object().unwrap().clone(),
+        payload: payload.as_object().unwrap().clone().into(),
     }
 }
 

@@ -235,7 +235,7 @@ impl Adapter for CodexAdapter {
                 };
                 self.release_held_error(false, out);
                 let progress = ItemProgress {
-                    native: format!("{kind}/{item_type}"),
+                    native: [kind, "/", &item_type].concat(),
                     id: id.map_or(Value::Null, |id| Value::String(id.into_owned())),
                 };
                 self.on_hot_item(kind, progress, hot, out);
@@ -407,7 +407,7 @@ impl CodexAdapter {
         let completed = event == "item.completed";
         let id = take(&mut item, "id");
         let progress = ItemProgress {
-            native: format!("{event}/{item_type}"),
+            native: [event, "/", &item_type].concat(),
             id,
         };
         let text = |item: &mut Value| Cow::Owned(owned_str(take(item, "text")));

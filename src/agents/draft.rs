@@ -1,9 +1,9 @@
 //! `Draft`: an event as an adapter produces it, before the normaliser stamps identity, order
 //! and time on it; plus the payload pieces every adapter builds the same way.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use crate::event::EventType;
+use crate::event::{EventType, Payload};
 use crate::timestamp::Timestamp;
 
 /// Longest text kept in a payload field; the raw log keeps everything.
@@ -12,7 +12,7 @@ pub const EXCERPT_CHARS: usize = 400;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Draft {
     pub kind: EventType,
-    pub payload: Map<String, Value>,
+    pub payload: Payload,
     /// Set when the source carries its own trustworthy time (the `events` format).
     pub timestamp: Option<Timestamp>,
 }
@@ -20,14 +20,14 @@ pub struct Draft {
 impl Draft {
     pub fn new(kind: EventType, text: impl Into<String>) -> Self {
         // Most payloads have a handful of fields; sizing once avoids rehashing as they grow.
-        let mut payload = Map::with_capacity(8);
+        let mut payload = Payload::with_capacity(6);
         let text: String = text.into();
         let text = if is_short_single_line(&text) {
             text
         } else {
             one_line(&text)
         };
-        payload.insert("text".into(), Value::String(text));
+        payload.insert("text", Value::String(text));
         Draft {
             kind,
             payload,
@@ -35,15 +35,15 @@ impl Draft {
         }
     }
 
-    pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
-        self.payload.insert(key.into(), value.into());
+    pub fn with(mut self, key: &'static str, value: impl Into<Value>) -> Self {
+        self.payload.insert(key, value.into());
         self
     }
 
     /// Adds `key` only when `value` is present and not null.
-    pub fn with_some(mut self, key: &str, value: Option<impl Into<Value>>) -> Self {
+    pub fn with_some(mut self, key: &'static str, value: Option<impl Into<Value>>) -> Self {
         if let Some(value) = value.map(Into::into).filter(|v| !v.is_null()) {
-            self.payload.insert(key.into(), value);
+            self.payload.insert(key, value);
         }
         self
     }
@@ -156,21 +156,21 @@ pub fn reported_event(input: &Value) -> Option<Draft> {
     if !kind.is_worker_type() {
         return None;
     }
-    let mut payload = match input.get("payload") {
-        Some(Value::Object(map)) => map.clone(),
+    let mut payload: Payload = match input.get("payload") {
+        Some(Value::Object(map)) => map.clone().into(),
         _ => {
             let mut map = input.as_object()?.clone();
             map.remove("type");
-            map
+            map.into()
         }
     };
     let text = ["text", "summary", "title", "message"]
         .iter()
-        .find_map(|k| payload.get(*k).and_then(Value::as_str))
+        .find_map(|k| payload.get(k).and_then(Value::as_str))
         .map(one_line)
         .unwrap_or_else(|| format!("{kind} reported"));
-    payload.insert("text".into(), Value::String(text));
-    payload.insert("reported".into(), Value::Bool(true));
+    payload.insert("text", Value::String(text));
+    payload.insert("reported", Value::Bool(true));
     Some(Draft {
         kind,
         payload,

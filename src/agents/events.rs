@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::draft::{Draft, one_line, owned_str, take};
 use super::{Adapter, Launch, LaunchSpec, Parsed};
-use crate::event::EventType;
+use crate::event::{EventType, Payload};
 use crate::timestamp::Timestamp;
 
 /// Replaced by the prompt in the profile's arguments; the prompt is also in `ORCHESTRATE_PROMPT`.
@@ -36,8 +36,9 @@ pub fn launch(spec: &LaunchSpec) -> Launch {
 struct EventLine<'a> {
     #[serde(rename = "type", borrow)]
     kind: Cow<'a, str>,
+    /// Anything but an object (or null) fails the typed read: the general way reads it.
     #[serde(default)]
-    payload: Option<Value>,
+    payload: Option<Payload>,
     #[serde(default, borrow)]
     timestamp: Option<Cow<'a, str>>,
 }
@@ -55,7 +56,7 @@ impl Adapter for EventsAdapter {
         };
         out.push(draft(
             kind,
-            parsed.payload.unwrap_or(Value::Null),
+            parsed.payload.unwrap_or_default(),
             parsed.timestamp.as_deref(),
         ));
         true
@@ -66,7 +67,10 @@ impl Adapter for EventsAdapter {
         let Some(kind) = worker_type(&type_name) else {
             return Parsed::Unknown(type_name);
         };
-        let payload = take(&mut v, "payload");
+        let payload = match take(&mut v, "payload") {
+            Value::Object(map) => map.into(),
+            _ => Payload::new(),
+        };
         out.push(draft(
             kind,
             payload,
@@ -83,18 +87,14 @@ fn worker_type(name: &str) -> Option<EventType> {
         .filter(|k| k.is_worker_type())
 }
 
-fn draft(kind: EventType, payload: Value, timestamp: Option<&str>) -> Draft {
-    let mut payload = match payload {
-        Value::Object(map) => map,
-        _ => serde_json::Map::new(),
-    };
+fn draft(kind: EventType, mut payload: Payload, timestamp: Option<&str>) -> Draft {
     if !payload.get("text").is_some_and(Value::is_string) {
         let text = ["message", "summary", "title"]
             .iter()
-            .find_map(|k| payload.get(*k).and_then(Value::as_str))
+            .find_map(|k| payload.get(k).and_then(Value::as_str))
             .map(one_line)
             .unwrap_or_else(|| kind.to_string());
-        payload.insert("text".into(), Value::String(text));
+        payload.insert("text", Value::String(text));
     }
     Draft {
         kind,

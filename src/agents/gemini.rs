@@ -120,10 +120,9 @@ impl Adapter for GeminiAdapter {
     /// Messages, tool calls and tool successes, read typed; anything else (or anything unusual
     /// about one of them) goes the general way.
     fn on_line(&mut self, line: &str, out: &mut Vec<Draft>) -> bool {
-        // A failed tool call goes the general way (its error is read there).
-        let hot = names_type_among(line, &["message", "tool_use"])
-            || (names_type_among(line, &["tool_result"]) && line.contains(r#""status":"success""#));
-        if !hot {
+        // A failed tool call goes the general way (its error is read there): the typed read
+        // below declines it.
+        if !names_type_among(line, &["message", "tool_use", "tool_result"]) {
             return false;
         }
         let Ok(parsed) = serde_json::from_str::<StreamLine<'_>>(line) else {

@@ -237,12 +237,16 @@ impl Launch {
 /// compactly as the CLIs write it. A cheap look before a typed parse that would be wasted:
 /// false only sends the line the general way.
 pub(crate) fn names_type_among(line: &str, types: &[&str]) -> bool {
-    const KEY: &str = "\"type\":\"";
-    line.match_indices(KEY).any(|(at, _)| {
-        let rest = &line[at + KEY.len()..];
+    const KEY: &[u8] = b"\"type\":\"";
+    // Built once: a `&str` pattern would set up its searcher again for every line.
+    static FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(KEY));
+    let bytes = line.as_bytes();
+    FINDER.find_iter(bytes).any(|at| {
+        let rest = &bytes[at + KEY.len()..];
         types.iter().any(|t| {
-            rest.strip_prefix(t)
-                .is_some_and(|after| after.starts_with('"'))
+            rest.strip_prefix(t.as_bytes())
+                .is_some_and(|after| after.first() == Some(&b'"'))
         })
     })
 }

@@ -169,7 +169,7 @@ mod tests {
             task: task.map(Into::into),
             seq: 0,
             timestamp: Timestamp(0),
-            payload: payload.as_object().unwrap().clone(),
+            payload: payload.as_object().unwrap().clone().into(),
         }
     }
 

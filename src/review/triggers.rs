@@ -189,7 +189,7 @@ mod tests {
             task: Some("a".into()),
             seq: 0,
             timestamp: Timestamp(secs * 1000),
-            payload: payload.as_object().unwrap().clone(),
+            payload: payload.as_object().unwrap().clone().into(),
         }
     }
 

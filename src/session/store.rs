@@ -644,7 +644,7 @@ impl Store {
         &self,
         session: &str,
         task: Option<&str>,
-        detail: &serde_json::Map<String, serde_json::Value>,
+        detail: &crate::event::Payload,
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let text = |key: &str| detail.get(key).and_then(|v| v.as_str());
@@ -655,7 +655,7 @@ impl Store {
                         ?2, ?3, ?4, ?5, ?6, ?7, ?8",
                 params![
                     session, task, text("worker"), text("phase").unwrap_or(""), text("rule"),
-                    text("text").unwrap_or(""), serde_json::Value::Object(detail.clone()).to_string(),
+                    text("text").unwrap_or(""), serde_json::to_string(detail).unwrap_or_default(),
                     now.to_string()
                 ],
             )

@@ -225,7 +225,7 @@ mod tests {
             task: None,
             seq: 0,
             timestamp: Timestamp(0),
-            payload: payload.as_object().unwrap().clone(),
+            payload: payload.as_object().unwrap().clone().into(),
         }
     }
     fn phase(p: &str) -> AgentEvent {
