@@ -66,25 +66,42 @@ cpu_of() { # on-CPU seconds of the given pids (their own threads, not children)
 hwm_of() { awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 now_ns() { date +%s%N; }
 
-# A control-mode client sends `?` and times the first %output carrying the help's title.
+# A control-mode client sends `?` and times the first %output carrying the help's title, three
+# times (Esc closes the help between them). The clock starts once the client is attached and has
+# answered a first command, so tmux's start-up under load is not counted. Prints `a/b/c` in ms.
 key_by_output() {
   python3 - "$SOCKET" <<'PY' 2>/dev/null || echo -
-import subprocess, sys, time
+import queue, subprocess, sys, threading, time
 tmux = subprocess.Popen(["tmux", "-L", sys.argv[1], "-C", "attach", "-t", "storm"],
                         stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-start = time.monotonic()
-tmux.stdin.write(b"send-keys -t storm ?\n"); tmux.stdin.flush()
-shown = None
-while time.monotonic() - start < 5:
-    line = tmux.stdout.readline()
-    if not line:
-        break
-    if line.startswith(b"%output") and b"closes)" in line:
-        shown = time.monotonic()
-        break
-tmux.stdin.write(b"detach-client\n"); tmux.stdin.flush()
+lines = queue.Queue()  # (when read, line): a thread reads, so old output can be told apart
+def read():
+    for line in tmux.stdout:
+        lines.put((time.monotonic(), line))
+threading.Thread(target=read, daemon=True).start()
+def send(command):
+    tmux.stdin.write(command + b"\n"); tmux.stdin.flush()
+def wait_for(found, since, limit=5):
+    while True:
+        try:
+            at, line = lines.get(timeout=max(0.01, since + limit - time.monotonic()))
+        except queue.Empty:
+            return None
+        if at >= since and found(line):
+            return at
+send(b"display-message -p attached-and-ready")
+wait_for(lambda line: line.startswith(b"attached-and-ready"), time.monotonic())
+times = []
+for _ in range(3):
+    start = time.monotonic()
+    send(b"send-keys -t storm ?")
+    shown = wait_for(lambda line: line.startswith(b"%output") and b"closes)" in line, start)
+    times.append("%.0f" % ((shown - start) * 1000) if shown else "-")
+    send(b"send-keys -t storm Escape")
+    time.sleep(0.4)
+send(b"detach-client")
 tmux.kill()
-print("%.0f" % ((shown - start) * 1000) if shown else "-")
+print("/".join(times))
 PY
 }
 

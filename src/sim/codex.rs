@@ -340,18 +340,7 @@ impl Dialect for CodexDialect {
     }
 
     fn hook_input(&self, call: &ToolCall, cwd: &std::path::Path) -> Value {
-        let (tool, input) = match call {
-            ToolCall::Command { command } => ("Bash", json!({"command": command})),
-            ToolCall::Write { path, content } => (
-                "apply_patch",
-                json!({"command": format!("*** Begin Patch\n*** Add File: {}\n+{}\n*** End Patch", path.display(), content.trim_end())}),
-            ),
-            ToolCall::Edit { path, .. } => (
-                "apply_patch",
-                json!({"command": format!("*** Begin Patch\n*** Update File: {}\n*** End Patch", path.display())}),
-            ),
-            ToolCall::Read { path } => ("Read", json!({"path": path.display().to_string()})),
-        };
+        let (tool, input) = hook_tool(call);
         json!({"session_id": self.thread_id, "cwd": cwd.display().to_string(),
                "hook_event_name": "PreToolUse", "model": "gpt-5.5", "tool_name": tool, "tool_input": input})
     }
@@ -413,13 +402,10 @@ impl Dialect for CodexDialect {
     fn tool_refused(&mut self, out: &mut Emitter, id: &str, call: &ToolCall, why: &Refusal) {
         if let Refusal::Hook { reason } = why {
             // Nothing in --json: the refusal is only on stderr (and in what the model reads).
-            let what = match call {
-                ToolCall::Command { command } => format!("Command: {command}"),
-                other => format!("Tool: apply_patch ({:?})", other.path()),
-            };
             eprintln!(
-                "{} ERROR codex_core::tools::router: error=Command blocked by PreToolUse hook: {reason}. {what}",
-                crate::timestamp::Timestamp::now()
+                "{} ERROR codex_core::tools::router: error={}",
+                crate::timestamp::Timestamp::now(),
+                hook_block_message(call, reason)
             );
             return;
         }
@@ -516,6 +502,42 @@ fn api_error_text(error: ApiError) -> String {
     }
 }
 
+/// The tool name and input Codex gives a `PreToolUse` hook: a shell command as `Bash`, a file
+/// write or edit as `apply_patch` with its patch envelope as the command.
+fn hook_tool(call: &ToolCall) -> (&'static str, Value) {
+    match call {
+        ToolCall::Command { command } => ("Bash", json!({"command": command})),
+        ToolCall::Write { path, content } => {
+            let added: String = content.lines().map(|l| format!("+{l}\n")).collect();
+            let patch = format!(
+                "*** Begin Patch\n*** Add File: {}\n{added}*** End Patch",
+                path.display()
+            );
+            ("apply_patch", json!({"command": patch}))
+        }
+        ToolCall::Edit { path, .. } => {
+            let patch = format!(
+                "*** Begin Patch\n*** Update File: {}\n*** End Patch",
+                path.display()
+            );
+            ("apply_patch", json!({"command": patch}))
+        }
+        ToolCall::Read { path } => ("Read", json!({"path": path.display().to_string()})),
+    }
+}
+
+/// What Codex 0.169 tells the model (and logs) when a `PreToolUse` hook blocks a call: the
+/// command form for `Bash` and `apply_patch` (the patch is the command), the tool form else.
+fn hook_block_message(call: &ToolCall, reason: &str) -> String {
+    let (tool, input) = hook_tool(call);
+    match input["command"].as_str() {
+        Some(command) if matches!(tool, "Bash" | "apply_patch") => {
+            format!("Command blocked by PreToolUse hook: {reason}. Command: {command}")
+        }
+        _ => format!("Tool call blocked by PreToolUse hook: {reason}. Tool: {tool}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -596,5 +618,33 @@ mod tests {
         };
         assert_eq!(inv.resume.as_deref(), Some("t-1"));
         assert_eq!(inv.prompt, "go on");
+    }
+
+    /// The two messages Codex 0.169 has for a hook's block (both are strings in its binary).
+    #[test]
+    fn a_hook_block_reads_as_codex_words_it() {
+        let command = ToolCall::Command {
+            command: "rm -r ./victim".into(),
+        };
+        assert_eq!(
+            hook_block_message(&command, "no"),
+            "Command blocked by PreToolUse hook: no. Command: rm -r ./victim"
+        );
+        let write = ToolCall::Write {
+            path: "notes/a.md".into(),
+            content: "one\ntwo\n".into(),
+        };
+        assert_eq!(
+            hook_block_message(&write, "leased"),
+            "Command blocked by PreToolUse hook: leased. Command: *** Begin Patch\n\
+             *** Add File: notes/a.md\n+one\n+two\n*** End Patch"
+        );
+        let read = ToolCall::Read {
+            path: "a.md".into(),
+        };
+        assert_eq!(
+            hook_block_message(&read, "no"),
+            "Tool call blocked by PreToolUse hook: no. Tool: Read"
+        );
     }
 }
