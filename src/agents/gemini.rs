@@ -102,6 +102,17 @@ struct StreamLine<'a> {
     status: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     output: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    error: Option<ToolError<'a>>,
+}
+
+/// A failed tool call's `error`, typed.
+#[derive(Deserialize, Default)]
+struct ToolError<'a> {
+    #[serde(rename = "type", default, borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    message: Option<Cow<'a, str>>,
 }
 
 #[derive(Default)]
@@ -117,11 +128,9 @@ pub struct GeminiAdapter {
 }
 
 impl Adapter for GeminiAdapter {
-    /// Messages, tool calls and tool successes, read typed; anything else (or anything unusual
+    /// Messages, tool calls and tool results, read typed; anything else (or anything unusual
     /// about one of them) goes the general way.
     fn on_line(&mut self, line: &str, out: &mut Vec<Draft>) -> bool {
-        // A failed tool call goes the general way (its error is read there): the typed read
-        // below declines it.
         if !names_type_among(line, &["message", "tool_use", "tool_result"]) {
             return false;
         }
@@ -150,10 +159,17 @@ impl Adapter for GeminiAdapter {
                     out.push(draft);
                 }
             }
-            "tool_result" if parsed.status.as_deref() == Some("success") => {
+            "tool_result" => {
                 self.flush_delta(out);
                 let id = parsed.tool_id.map(Cow::into_owned).unwrap_or_default();
-                self.tool_succeeded(id, parsed.output.as_deref().unwrap_or(""), out);
+                let output = parsed.output.as_deref();
+                if parsed.status.as_deref() == Some("success") {
+                    self.tool_succeeded(id, output.unwrap_or(""), out);
+                } else {
+                    let error = parsed.error.unwrap_or_default();
+                    let message = error.message.as_deref().or(output).unwrap_or("");
+                    self.tool_failed(id, error.kind.as_deref().unwrap_or(""), message, out);
+                }
             }
             _ => return false,
         }
@@ -525,13 +541,17 @@ impl GeminiAdapter {
         if str_of(v, "status") == "success" {
             return self.tool_succeeded(id, str_of(v, "output"), out);
         }
-        let (tool, params) = self.pending_tools.take(&id);
-        let error_type = v["error"]["type"].as_str().unwrap_or("").to_string();
+        let error_type = v["error"]["type"].as_str().unwrap_or("");
         let message = v["error"]["message"]
             .as_str()
             .or_else(|| v.get("output").and_then(Value::as_str))
-            .unwrap_or("")
-            .to_string();
+            .unwrap_or("");
+        self.tool_failed(id, error_type, message, out);
+    }
+
+    /// A tool call that did not succeed, read either way.
+    fn tool_failed(&mut self, id: String, error_type: &str, message: &str, out: &mut Vec<Draft>) {
+        let (tool, params) = self.pending_tools.take(&id);
         let outside_workspace = error_type == "path_not_in_workspace"
             || PATH_NOT_IN_WORKSPACE_MARKERS
                 .iter()
@@ -549,7 +569,7 @@ impl GeminiAdapter {
             } else {
                 "policy_violation"
             };
-            let path = attempted_path(&message).or_else(|| {
+            let path = attempted_path(message).or_else(|| {
                 ["absolute_path", "file_path", "path", "dir_path"]
                     .iter()
                     .find_map(|k| params.get(*k).and_then(Value::as_str).map(str::to_string))
@@ -557,7 +577,7 @@ impl GeminiAdapter {
             out.push(
                 Draft::new(
                     EventType::Blocker,
-                    format!("{tool} refused: {}", one_line(&message)),
+                    format!("{tool} refused: {}", one_line(message)),
                 )
                 .native("tool_result/error")
                 .with("reason", reason)
@@ -572,7 +592,7 @@ impl GeminiAdapter {
         out.push(
             Draft::new(
                 EventType::Progress,
-                format!("{tool} failed: {}", one_line(&message)),
+                format!("{tool} failed: {}", one_line(message)),
             )
             .native("tool_result/error")
             .with("kind", "tool_result")
@@ -580,7 +600,7 @@ impl GeminiAdapter {
             .with("tool_id", id)
             .with("ok", false)
             .with("error_type", error_type)
-            .with("output", tail_excerpt(&message)),
+            .with("output", tail_excerpt(message)),
         );
     }
 
@@ -737,6 +757,14 @@ mod fast_path_tests {
             r#"{"type":"tool_result","tool_id":"r1","status":"success","output":"recorded"}"#,
             r#"{"content":"keys sorted","delta":true,"role":"assistant","type":"message"}"#,
             r#"{"type":"message","role":"user","content":"again"}"#,
+            r#"{"type":"tool_use","tool_name":"read_file","tool_id":"e1","parameters":{"file_path":"/etc/x"}}"#,
+            r#"{"type":"tool_result","tool_id":"e1","status":"error","error":{"type":"path_not_in_workspace","message":"Path not in workspace: /etc/x"}}"#,
+            r#"{"type":"tool_result","tool_id":"e2","status":"error","error":null,"output":"from the output"}"#,
+            r#"{"type":"tool_result","tool_id":"e3","status":"error","error":{"message":null},"output":"no message"}"#,
+            r#"{"type":"tool_result","tool_id":"e4","status":"error","error":"a string"}"#,
+            r#"{"type":"tool_result","tool_id":"e5","status":"error","error":{"type":7,"message":"odd type"}}"#,
+            r#"{"type":"tool_result","tool_id":"e6","error":{"type":"policy_violation"}}"#,
+            r#"{"type":"tool_result","tool_id":"e7","status":"error","error":{"type":"x","type":"y","message":"twice"}}"#,
         ]);
         let (general, fast) = both_ways(&lines);
         assert!(general.len() >= 25, "{general:#?}");
