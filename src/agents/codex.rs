@@ -76,7 +76,7 @@ pub fn launch(spec: &LaunchSpec) -> Launch {
     l
 }
 
-/// The turn lines and item types read typed (`on_line`).
+/// The turn lines and item types read typed (`on_line`), by `TurnLine`.
 const HOT_TYPES: [&str; 7] = [
     "turn.started",
     "turn.completed",
@@ -86,6 +86,10 @@ const HOT_TYPES: [&str; 7] = [
     "command_execution",
     "file_change",
 ];
+
+/// The tool items read typed, by `ToolTurnLine`: apart, so the commonest lines' struct stays
+/// small (a bigger one measurably slows every line).
+const TOOL_TYPES: [&str; 3] = ["mcp_tool_call", "web_search", "todo_list"];
 
 /// A line of the thread/turn/item format, typed: what the hot lines (turns and the items
 /// seen most) need of it, the rest skipped unread.
@@ -120,6 +124,46 @@ struct ItemLine<'a> {
     changes: Option<&'a RawValue>,
 }
 
+/// An item line of one of `TOOL_TYPES`, typed.
+#[derive(Deserialize)]
+struct ToolTurnLine<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default, borrow)]
+    item: Option<ToolItemLine<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ToolItemLine<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default, borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    status: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    server: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    tool: Option<Cow<'a, str>>,
+    /// Parsed only for orchestrate's own report tool.
+    #[serde(default, borrow)]
+    arguments: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    error: Option<ItemError<'a>>,
+    #[serde(default, borrow)]
+    query: Option<Cow<'a, str>>,
+    /// A todo list's items.
+    #[serde(default, borrow)]
+    items: Option<&'a RawValue>,
+}
+
+/// An MCP tool call's `error`, typed.
+#[derive(Deserialize)]
+struct ItemError<'a> {
+    #[serde(default, borrow)]
+    message: Option<Cow<'a, str>>,
+}
+
 impl<'a> ItemLine<'a> {
     /// The item's type and id, and the item as both ways of reading share it; None for the
     /// kinds only the general way reads.
@@ -144,9 +188,39 @@ impl<'a> ItemLine<'a> {
                 exit_code,
             }),
             "file_change" => HotItem::FileChange {
-                changes: Changes::Raw(changes),
+                changes: JsonField::Raw(changes),
                 status: status.unwrap_or_default(),
             },
+            _ => return None,
+        };
+        Some((kind, id, hot))
+    }
+}
+
+impl<'a> ToolItemLine<'a> {
+    /// As `ItemLine::into_hot`, for the tool items.
+    fn into_hot(self) -> Option<(Cow<'a, str>, Option<Cow<'a, str>>, HotItem<'a>)> {
+        let ToolItemLine {
+            kind,
+            id,
+            status,
+            server,
+            tool,
+            arguments,
+            error,
+            query,
+            items,
+        } = self;
+        let hot = match kind.as_ref() {
+            "mcp_tool_call" => HotItem::McpCall(McpItem {
+                server: server.unwrap_or_default(),
+                tool: tool.unwrap_or_default(),
+                status: status.unwrap_or_default(),
+                arguments: JsonField::Raw(arguments),
+                error: error.and_then(|e| e.message),
+            }),
+            "web_search" => HotItem::WebSearch(query.unwrap_or_default()),
+            "todo_list" => HotItem::TodoList(JsonField::Raw(items)),
             _ => return None,
         };
         Some((kind, id, hot))
@@ -159,9 +233,23 @@ enum HotItem<'a> {
     Reasoning(Cow<'a, str>),
     Command(CommandItem<'a>),
     FileChange {
-        changes: Changes<'a>,
+        changes: JsonField<'a>,
         status: Cow<'a, str>,
     },
+    McpCall(McpItem<'a>),
+    /// The query.
+    WebSearch(Cow<'a, str>),
+    /// The items.
+    TodoList(JsonField<'a>),
+}
+
+struct McpItem<'a> {
+    server: Cow<'a, str>,
+    tool: Cow<'a, str>,
+    status: Cow<'a, str>,
+    arguments: JsonField<'a>,
+    /// `error.message`.
+    error: Option<Cow<'a, str>>,
 }
 
 struct CommandItem<'a> {
@@ -171,18 +259,19 @@ struct CommandItem<'a> {
     exit_code: Option<i64>,
 }
 
-/// A file change's list, parsed already or still as its text.
-enum Changes<'a> {
+/// A field whose value only some items use (a file change's list, a tool call's arguments),
+/// parsed already or still as its text.
+enum JsonField<'a> {
     Parsed(Value),
     Raw(Option<&'a RawValue>),
 }
 
-impl Changes<'_> {
+impl JsonField<'_> {
     fn into_value(self) -> Value {
         match self {
-            Changes::Parsed(value) => value,
+            JsonField::Parsed(value) => value,
             // Valid JSON already (the line parsed), so this cannot fail.
-            Changes::Raw(raw) => raw.map_or(Value::Null, |raw| {
+            JsonField::Raw(raw) => raw.map_or(Value::Null, |raw| {
                 serde_json::from_str(raw.get()).unwrap_or(Value::Null)
             }),
         }
@@ -207,7 +296,7 @@ impl Adapter for CodexAdapter {
     /// one of them) goes the general way.
     fn on_line(&mut self, line: &str, out: &mut Vec<Draft>) -> bool {
         if !names_type_among(line, &HOT_TYPES) {
-            return false;
+            return names_type_among(line, &TOOL_TYPES) && self.on_tool_line(line, out);
         }
         let Ok(parsed) = serde_json::from_str::<TurnLine<'_>>(line) else {
             return false;
@@ -230,15 +319,10 @@ impl Adapter for CodexAdapter {
                 let Some(item) = parsed.item else {
                     return false;
                 };
-                let Some((item_type, id, hot)) = item.into_hot() else {
+                let Some(hot) = item.into_hot() else {
                     return false;
                 };
-                self.release_held_error(false, out);
-                let progress = ItemProgress {
-                    native: [kind, "/", &item_type].concat(),
-                    id: id.map_or(Value::Null, |id| Value::String(id.into_owned())),
-                };
-                self.on_hot_item(kind, progress, hot, out);
+                self.on_typed_item(kind, hot, out);
             }
             _ => return false,
         }
@@ -365,6 +449,37 @@ impl Adapter for CodexAdapter {
 }
 
 impl CodexAdapter {
+    /// An item line of one of `TOOL_TYPES`, read typed; false sends it the general way.
+    fn on_tool_line(&mut self, line: &str, out: &mut Vec<Draft>) -> bool {
+        let Ok(parsed) = serde_json::from_str::<ToolTurnLine<'_>>(line) else {
+            return false;
+        };
+        let kind = parsed.kind.as_ref();
+        if !matches!(kind, "item.started" | "item.updated" | "item.completed") {
+            return false;
+        }
+        let Some(hot) = parsed.item.and_then(ToolItemLine::into_hot) else {
+            return false;
+        };
+        self.on_typed_item(kind, hot, out);
+        true
+    }
+
+    /// An item read typed: its type, id and content.
+    fn on_typed_item(
+        &mut self,
+        event: &str,
+        (item_type, id, hot): (Cow<'_, str>, Option<Cow<'_, str>>, HotItem<'_>),
+        out: &mut Vec<Draft>,
+    ) {
+        self.release_held_error(false, out);
+        let progress = ItemProgress {
+            native: [event, "/", &item_type].concat(),
+            id: id.map_or(Value::Null, |id| Value::String(id.into_owned())),
+        };
+        self.on_hot_item(event, progress, hot, out);
+    }
+
     fn turn_completed(&mut self, native: &str, usage: &Value, out: &mut Vec<Draft>) {
         self.tentative_error = None;
         let text = if self.last_message.is_empty() {
@@ -421,9 +536,20 @@ impl CodexAdapter {
                 exit_code: item.get("exit_code").and_then(Value::as_i64),
             })),
             "file_change" => Some(HotItem::FileChange {
-                changes: Changes::Parsed(take(&mut item, "changes")),
+                changes: JsonField::Parsed(take(&mut item, "changes")),
                 status: Cow::Borrowed(str_of(&item, "status")),
             }),
+            "mcp_tool_call" => Some(HotItem::McpCall(McpItem {
+                arguments: JsonField::Parsed(take(&mut item, "arguments")),
+                server: Cow::Borrowed(str_of(&item, "server")),
+                tool: Cow::Borrowed(str_of(&item, "tool")),
+                status: Cow::Borrowed(str_of(&item, "status")),
+                error: item["error"]["message"].as_str().map(Cow::Borrowed),
+            })),
+            "web_search" => Some(HotItem::WebSearch(Cow::Borrowed(str_of(&item, "query")))),
+            "todo_list" => Some(HotItem::TodoList(JsonField::Parsed(take(
+                &mut item, "items",
+            )))),
             _ => None,
         };
         if let Some(hot) = hot {
@@ -431,65 +557,6 @@ impl CodexAdapter {
             return Parsed::Handled;
         }
         match item_type.as_str() {
-            "mcp_tool_call" => {
-                let server = str_of(&item, "server").to_string();
-                let tool = str_of(&item, "tool").to_string();
-                let status = str_of(&item, "status").to_string();
-                if server == ORCH_MCP_SERVER && tool == REPORT_TOOL {
-                    if completed && status == "completed" {
-                        let arguments = arguments_of(&item);
-                        if let Some(draft) = reported_event(&arguments) {
-                            out.push(draft.native(&progress.native));
-                        }
-                    }
-                    return Parsed::Handled;
-                }
-                if event != "item.updated" {
-                    out.push(
-                        progress
-                            .draft(format!(
-                                "{server}.{tool} {}",
-                                if completed { &status } else { "started" }
-                            ))
-                            .with("kind", "tool_call")
-                            .with("tool", format!("{server}.{tool}"))
-                            .with("status", status)
-                            .with_some("error", item["error"]["message"].as_str()),
-                    );
-                }
-            }
-            "web_search" => {
-                if event != "item.updated" {
-                    let verb = if completed {
-                        "searched the web"
-                    } else {
-                        "web search"
-                    };
-                    out.push(
-                        progress
-                            .draft(format!("{verb}: {}", str_of(&item, "query")))
-                            .with("kind", "tool_call")
-                            .with("tool", "web_search"),
-                    );
-                }
-            }
-            "todo_list" => {
-                let todos: Vec<Todo> = item["items"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|t| {
-                        let done = t.get("completed").and_then(Value::as_bool).unwrap_or(false);
-                        Todo::new(
-                            str_of(t, "text"),
-                            if done { "completed" } else { "pending" },
-                        )
-                    })
-                    .collect();
-                if let Some(draft) = self.todos.replace(todos, &progress.native) {
-                    out.push(draft);
-                }
-            }
             "collab_tool_call" => {
                 if event != "item.updated" {
                     out.push(
@@ -579,6 +646,40 @@ impl CodexAdapter {
                         .with("status", status.into_owned()),
                 );
             }
+            HotItem::McpCall(call) => on_mcp_call(event, progress, call, out),
+            HotItem::WebSearch(query) => {
+                if event != "item.updated" {
+                    let verb = if completed {
+                        "searched the web"
+                    } else {
+                        "web search"
+                    };
+                    out.push(
+                        progress
+                            .draft(format!("{verb}: {query}"))
+                            .with("kind", "tool_call")
+                            .with("tool", "web_search"),
+                    );
+                }
+            }
+            HotItem::TodoList(items) => {
+                let items = items.into_value();
+                let todos: Vec<Todo> = items
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|t| {
+                        let done = t.get("completed").and_then(Value::as_bool).unwrap_or(false);
+                        Todo::new(
+                            str_of(t, "text"),
+                            if done { "completed" } else { "pending" },
+                        )
+                    })
+                    .collect();
+                if let Some(draft) = self.todos.replace(todos, &progress.native) {
+                    out.push(draft);
+                }
+            }
         }
     }
 
@@ -610,10 +711,12 @@ impl CodexAdapter {
                     self.failed_commands += 1;
                 }
                 // A declined command, or one the sandbox refused, will not succeed by retrying.
-                let sandboxed = output.contains("sandbox")
-                    || output.contains("Operation not permitted")
-                    || output.contains("Read-only file system");
-                if status == "declined" || (failed && sandboxed) {
+                let sandboxed = || {
+                    output.contains("sandbox")
+                        || output.contains("Operation not permitted")
+                        || output.contains("Read-only file system")
+                };
+                if status == "declined" || (failed && sandboxed()) {
                     out.push(
                         Draft::new(
                             EventType::Blocker,
@@ -815,11 +918,44 @@ impl ItemProgress {
     }
 }
 
-fn arguments_of(item: &Value) -> Value {
-    match &item["arguments"] {
-        // Some builds carry arguments as a JSON string.
-        Value::String(s) => serde_json::from_str(s).unwrap_or(Value::Null),
-        other => other.clone(),
+/// An MCP tool call: orchestrate's own report tool says the event it carries once the call
+/// completed; any other tool is a `tool_call` progress event as it starts and ends.
+fn on_mcp_call(event: &str, progress: ItemProgress, call: McpItem<'_>, out: &mut Vec<Draft>) {
+    let completed = event == "item.completed";
+    let McpItem {
+        server,
+        tool,
+        status,
+        arguments,
+        error,
+    } = call;
+    if server == ORCH_MCP_SERVER && tool == REPORT_TOOL {
+        if completed && status == "completed" {
+            let arguments = match arguments.into_value() {
+                // Some builds carry arguments as a JSON string.
+                Value::String(s) => serde_json::from_str(&s).unwrap_or(Value::Null),
+                other => other,
+            };
+            if let Some(draft) = reported_event(&arguments) {
+                out.push(draft.native(&progress.native));
+            }
+        }
+        return;
+    }
+    if event != "item.updated" {
+        let state = if completed {
+            status.as_ref()
+        } else {
+            "started"
+        };
+        out.push(
+            progress
+                .draft(format!("{server}.{tool} {state}"))
+                .with("kind", "tool_call")
+                .with("tool", format!("{server}.{tool}"))
+                .with("status", status.into_owned())
+                .with_some("error", error.map(Cow::into_owned)),
+        );
     }
 }
 
@@ -1001,9 +1137,41 @@ mod fast_path_tests {
             r#"{"type":"turn.completed","usage":null}"#,
             r#"{"type":"turn.completed"}"#,
             r#"{"id":"0","msg":{"type":"task_started"}}"#,
+            r#"{"type":"item.started","item":{"id":"m1","type":"mcp_tool_call","server":"docs","tool":"search","arguments":{"q":"x"},"status":"in_progress"}}"#,
+            r#"{"type":"item.updated","item":{"id":"m1","type":"mcp_tool_call","server":"docs","tool":"search","status":"in_progress"}}"#,
+            r#"{"type":"item.completed","item":{"id":"m1","type":"mcp_tool_call","server":"docs","tool":"search","status":"failed","error":{"message":"boom"}}}"#,
+            r#"{"type":"item.completed","item":{"id":"m2","type":"mcp_tool_call","server":"docs","tool":"search","status":"failed","error":"a string"}}"#,
+            r#"{"type":"item.completed","item":{"id":"m3","type":"mcp_tool_call","server":"docs","tool":"search","status":"completed","error":null}}"#,
+            r#"{"type":"item.completed","item":{"id":"r1","type":"mcp_tool_call","server":"orch","tool":"report_event","arguments":{"type":"finding","payload":{"text":"f"}},"status":"completed"}}"#,
+            r#"{"type":"item.completed","item":{"id":"r2","type":"mcp_tool_call","server":"orch","tool":"report_event","arguments":"{\"type\":\"blocker\",\"message\":\"stuck\"}","status":"completed"}}"#,
+            r#"{"type":"item.started","item":{"id":"r3","type":"mcp_tool_call","server":"orch","tool":"report_event","arguments":{"type":"finding"},"status":"in_progress"}}"#,
+            r#"{"type":"item.completed","item":{"id":"m4","type":"mcp_tool_call","tool":5}}"#,
+            r#"{"type":"item.started","item":{"id":"w1","type":"web_search","query":"rust \"ptys\""}}"#,
+            r#"{"type":"item.completed","item":{"id":"w1","type":"web_search"}}"#,
+            r#"{"type":"item.updated","item":{"id":"t1","type":"todo_list","items":[{"text":"a","completed":true},{"text":"b"}]}}"#,
+            r#"{"type":"item.updated","item":{"id":"t1","type":"todo_list","items":null}}"#,
+            r#"{"type":"item.updated","item":{"id":"t1","type":"todo_list","items":{"not":"a list"}}}"#,
         ];
+        let fixture = include_str!("../../tests/fixtures/codex-stream.jsonl");
+        let lines: Vec<&str> = fixture
+            .lines()
+            .filter(|l| l.starts_with('{'))
+            .chain(lines)
+            .collect();
         let (general, fast) = both_ways(&lines);
-        assert!(general.len() >= 18, "{general:#?}");
+        assert!(general.len() >= 40, "{general:#?}");
         assert_eq!(general, fast);
+        // And the typed way does read them (a line it declined would pass the check above).
+        let mut typed = CodexAdapter::default();
+        let read_typed = [
+            r#""id":"m1","type":"mcp_tool_call""#,
+            r#""id":"r1","type":"mcp_tool_call""#,
+            r#""id":"w1""#,
+            r#""id":"t1""#,
+        ];
+        for marker in read_typed {
+            let line = lines.iter().find(|l| l.contains(marker)).unwrap();
+            assert!(typed.on_line(line, &mut Vec::new()), "{line}");
+        }
     }
 }

@@ -82,15 +82,11 @@ pub fn shorten(text: &str, max: usize) -> String {
 /// The last `EXCERPT_CHARS` characters of a tool's output, where the interesting part usually is.
 pub fn tail_excerpt(text: &str) -> String {
     let trimmed = text.trim_end();
-    let count = trimmed.chars().count();
-    if count <= EXCERPT_CHARS {
-        return trimmed.to_string();
+    // Walked from the end: a long output costs its last characters, not a count of all.
+    match trimmed.char_indices().rev().nth(EXCERPT_CHARS) {
+        None => trimmed.to_string(),
+        Some((at, cut)) => format!("…{}", &trimmed[at + cut.len_utf8()..]),
     }
-    let skip = trimmed
-        .char_indices()
-        .nth(count - EXCERPT_CHARS)
-        .map_or(0, |(i, _)| i);
-    format!("…{}", &trimmed[skip..])
 }
 
 /// Moves `key` out of an object value.
@@ -241,6 +237,10 @@ mod tests {
         assert_eq!(one_line(&long).chars().count(), EXCERPT_CHARS + 1);
         assert_eq!(tail_excerpt(&long).chars().count(), EXCERPT_CHARS + 1);
         assert_eq!(one_line("  first\nsecond"), "first");
+        let exact = "é".repeat(EXCERPT_CHARS);
+        assert_eq!(tail_excerpt(&format!("{exact}\n")), exact);
+        let over = format!("ab{exact}");
+        assert_eq!(tail_excerpt(&over), format!("…{exact}"));
     }
 
     #[test]
