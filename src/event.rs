@@ -102,7 +102,7 @@ impl FromStr for EventType {
 
 /// One normalised event, one JSON object per line in a journal. Identity fields are shared
 /// (`Arc<str>`): every event of a worker carries the same three, so stamping one is cheap.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AgentEvent {
     #[serde(rename = "type")]
     pub kind: EventType,
@@ -115,8 +115,10 @@ pub struct AgentEvent {
 }
 
 /// An event line as read, its identity borrowed from the line: [`AgentEvent::from_line`] turns
-/// it into shared names. Reads exactly what `AgentEvent`'s own `Deserialize` reads.
+/// it into shared names. `AgentEvent`'s own `Deserialize` reads through it too, so the two
+/// read the same fields the same way (and name the same struct in their errors).
 #[derive(Deserialize)]
+#[serde(rename = "AgentEvent")]
 struct EventLine<'a> {
     #[serde(rename = "type")]
     kind: EventType,
@@ -150,22 +152,35 @@ impl SharedNames {
     }
 }
 
+impl EventLine<'_> {
+    fn into_event(self, names: &mut SharedNames) -> AgentEvent {
+        AgentEvent {
+            kind: self.kind,
+            agent: SharedNames::share(&mut names.agent, &self.agent),
+            worker: SharedNames::share(&mut names.worker, &self.worker),
+            task: self
+                .task
+                .map(|task| SharedNames::share(&mut names.task, &task)),
+            seq: self.seq,
+            timestamp: self.timestamp,
+            payload: self.payload,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for AgentEvent {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        EventLine::deserialize(deserializer)
+            .map(|read| read.into_event(&mut SharedNames::default()))
+    }
+}
+
 impl AgentEvent {
     /// One journal line (no newline) as an event, its names shared through `names` with the
     /// lines read before it. The same event `serde_json::from_slice` gives, with fewer copies.
     pub fn from_line(line: &[u8], names: &mut SharedNames) -> serde_json::Result<AgentEvent> {
         let read: EventLine<'_> = serde_json::from_slice(line)?;
-        Ok(AgentEvent {
-            kind: read.kind,
-            agent: SharedNames::share(&mut names.agent, &read.agent),
-            worker: SharedNames::share(&mut names.worker, &read.worker),
-            task: read
-                .task
-                .map(|task| SharedNames::share(&mut names.task, &task)),
-            seq: read.seq,
-            timestamp: read.timestamp,
-            payload: read.payload,
-        })
+        Ok(read.into_event(names))
     }
 
     pub fn text(&self) -> &str {

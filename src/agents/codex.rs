@@ -167,7 +167,7 @@ struct ItemError<'a> {
 impl<'a> ItemLine<'a> {
     /// The item's type and id, and the item as both ways of reading share it; None for the
     /// kinds only the general way reads.
-    fn into_hot(self) -> Option<(Cow<'a, str>, Option<Cow<'a, str>>, HotItem<'a>)> {
+    fn into_hot(self) -> Option<TypedItem<'a>> {
         let ItemLine {
             kind,
             id,
@@ -199,7 +199,7 @@ impl<'a> ItemLine<'a> {
 
 impl<'a> ToolItemLine<'a> {
     /// As `ItemLine::into_hot`, for the tool items.
-    fn into_hot(self) -> Option<(Cow<'a, str>, Option<Cow<'a, str>>, HotItem<'a>)> {
+    fn into_hot(self) -> Option<TypedItem<'a>> {
         let ToolItemLine {
             kind,
             id,
@@ -226,6 +226,9 @@ impl<'a> ToolItemLine<'a> {
         Some((kind, id, hot))
     }
 }
+
+/// An item read typed from its line: its type, its id, and what it says.
+type TypedItem<'a> = (Cow<'a, str>, Option<Cow<'a, str>>, HotItem<'a>);
 
 /// The items seen most, whichever way they were read (typed from the line, or from a `Value`).
 enum HotItem<'a> {
@@ -469,7 +472,7 @@ impl CodexAdapter {
     fn on_typed_item(
         &mut self,
         event: &str,
-        (item_type, id, hot): (Cow<'_, str>, Option<Cow<'_, str>>, HotItem<'_>),
+        (item_type, id, hot): TypedItem<'_>,
         out: &mut Vec<Draft>,
     ) {
         self.release_held_error(false, out);

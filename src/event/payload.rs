@@ -52,10 +52,6 @@ impl Payload {
         self.position(key).ok().map(|at| &self.entries[at].1)
     }
 
-    pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
-        self.position(key).ok().map(|at| &mut self.entries[at].1)
-    }
-
     pub fn contains_key(&self, key: &str) -> bool {
         self.position(key).is_ok()
     }
@@ -93,11 +89,7 @@ impl Payload {
         self.entries.is_empty()
     }
 
-    /// The fields in key order.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
-        self.entries.iter().map(|(k, v)| (k.as_ref(), v))
-    }
-
+    /// The field names in key order.
     pub fn keys(&self) -> impl Iterator<Item = &str> {
         self.entries.iter().map(|(k, _)| k.as_ref())
     }
