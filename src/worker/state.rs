@@ -99,6 +99,11 @@ pub struct WorkerStatus {
     seen_any: bool,
     spawns: u32,
     blocked: bool,
+    /// Approvals asked for this worker and not yet answered. The agent is held inside its hook
+    /// until the answer, so only the answer ends the wait: a line it printed before asking, and
+    /// journaled after the request (its reader lagging), is no sign it moved on.
+    #[serde(default)]
+    open_approvals: u32,
     /// Set by `retrying` events, cleared when the agent moves on.
     pub retrying: Option<Retrying>,
     paused: bool,
@@ -141,8 +146,16 @@ impl WorkerStatus {
                     text: event.text().to_string(),
                 });
             }
-            (EventType::Blocker, _) => {
+            (EventType::Blocker, phase) => {
                 self.blocked = true;
+                self.retrying = None;
+                if phase == Some("approval_requested") {
+                    self.open_approvals += 1;
+                }
+            }
+            (_, Some("approval_answered")) => {
+                self.open_approvals = self.open_approvals.saturating_sub(1);
+                self.blocked = false;
                 self.retrying = None;
             }
             (EventType::Error, _) if event.bool_field("fatal") => {
@@ -183,7 +196,7 @@ impl WorkerStatus {
             WorkerState::Pending
         } else if self.paused {
             WorkerState::Paused
-        } else if self.blocked {
+        } else if self.blocked || self.open_approvals > 0 {
             WorkerState::Waiting
         } else if self.retrying.is_some() {
             WorkerState::Retrying
@@ -277,6 +290,33 @@ mod tests {
         // A status line (say a rate-limit notice) is not the agent moving on.
         let run = [phase("spawned"), blocker(), phase("init")];
         assert_eq!(derive_state(&run), WorkerState::Waiting);
+    }
+
+    #[test]
+    fn an_approval_wait_ends_with_its_answer_not_with_a_late_line() {
+        let asked = ev(
+            EventType::Blocker,
+            json!({"phase": "approval_requested", "approval": "a1"}),
+        );
+        let answered = ev(
+            EventType::Progress,
+            json!({"phase": "approval_answered", "approval": "a1"}),
+        );
+        let run = [phase("spawned"), asked.clone(), progress()];
+        assert_eq!(derive_state(&run), WorkerState::Waiting);
+        let run = [
+            phase("spawned"),
+            asked.clone(),
+            progress(),
+            answered.clone(),
+        ];
+        assert_eq!(derive_state(&run), WorkerState::Running);
+        let run = [phase("spawned"), asked, answered, blocker()];
+        assert_eq!(
+            derive_state(&run),
+            WorkerState::Waiting,
+            "a later blocker still waits"
+        );
     }
 
     #[test]
