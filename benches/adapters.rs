@@ -13,7 +13,9 @@
 //! normalize/bare, from the same run, is printed at the end.
 //!
 //! Run: `cargo bench --bench adapters` (`-- nomatch` skips criterion and prints the ratios
-//! alone; `ADAPTERS_ONLY=codex/sim` limits them to one stream).
+//! alone; `ADAPTERS_ONLY=codex/sim` limits them to one stream). `ADAPTERS_PROFILE=codex/sim`
+//! runs that stream's normalize side alone, a fixed number of times, for `perf record` or
+//! `perf stat` (`codex/sim/bare`: its bare parse; `ADAPTERS_PROFILE_ROUNDS`: how many times).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -31,6 +33,9 @@ const TARGET_BYTES: usize = 4 << 20;
 
 /// Rounds of the paired ratio measurement.
 const ROUNDS: usize = 21;
+
+/// Passes over one stream under `ADAPTERS_PROFILE`.
+const PROFILE_ROUNDS: usize = 40;
 
 fn fixture(kind: AgentKind) -> Vec<u8> {
     let fixture = match kind {
@@ -180,6 +185,28 @@ fn main() {
             corpora.push((kind, "sim", repeat(&sim_transcript(kind))));
             corpora.push((kind, "real", repeat_verbatim(&real_recording(kind))));
         }
+    }
+    if let Ok(stream) = std::env::var("ADAPTERS_PROFILE") {
+        let (stream, bare) = match stream.strip_suffix("/bare") {
+            Some(stream) => (stream.to_string(), true),
+            None => (stream, false),
+        };
+        let (kind, _, bytes) = corpora
+            .iter()
+            .find(|(kind, name, _)| format!("{kind}/{name}") == stream)
+            .expect("ADAPTERS_PROFILE names a stream such as codex/fixture");
+        let rounds = std::env::var("ADAPTERS_PROFILE_ROUNDS")
+            .ok()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(PROFILE_ROUNDS);
+        for _ in 0..rounds {
+            if bare {
+                black_box(bare_parse(bytes));
+            } else {
+                black_box(normalize(*kind, bytes));
+            }
+        }
+        return;
     }
     for (kind, name, bytes) in &corpora {
         let mut group = criterion.benchmark_group(format!("adapter/{kind}/{name}"));

@@ -15,7 +15,7 @@ use super::draft::{
 };
 use super::todo::{Todo, TodoList};
 use super::{
-    Adapter, Autonomy, Launch, LaunchSpec, ORCH_MCP_SERVER, Parsed, REPORT_TOOL, names_type_among,
+    Adapter, Autonomy, Launch, LaunchSpec, ORCH_MCP_SERVER, Parsed, REPORT_TOOL, type_among,
 };
 use crate::event::EventType;
 use crate::worker::state::ExitFacts;
@@ -76,8 +76,10 @@ pub fn launch(spec: &LaunchSpec) -> Launch {
     l
 }
 
-/// The turn lines and item types read typed (`on_line`), by `TurnLine`.
-const HOT_TYPES: [&str; 7] = [
+/// The line and item types read typed (`on_line`): the first `TURN_LINE_TYPES` by
+/// `TurnLine`, the rest by `OtherLine`. Two structs, so the commonest lines' stays small (a
+/// bigger one measurably slows every line).
+const TYPED_TYPES: [&str; 15] = [
     "turn.started",
     "turn.completed",
     "agent_message",
@@ -85,11 +87,16 @@ const HOT_TYPES: [&str; 7] = [
     "reasoning",
     "command_execution",
     "file_change",
+    "mcp_tool_call",
+    "web_search",
+    "todo_list",
+    "collab_tool_call",
+    "error",
+    "thread.started",
+    "request_user_input",
+    "item.plan.delta",
 ];
-
-/// The tool items read typed, by `ToolTurnLine`: apart, so the commonest lines' struct stays
-/// small (a bigger one measurably slows every line).
-const TOOL_TYPES: [&str; 3] = ["mcp_tool_call", "web_search", "todo_list"];
+const TURN_LINE_TYPES: usize = 7;
 
 /// A line of the thread/turn/item format, typed: what the hot lines (turns and the items
 /// seen most) need of it, the rest skipped unread.
@@ -119,22 +126,49 @@ struct ItemLine<'a> {
     exit_code: Option<i64>,
     #[serde(default, borrow)]
     status: Option<Cow<'a, str>>,
-    /// Parsed only for the item that uses it (a completed file change).
     #[serde(default, borrow)]
-    changes: Option<&'a RawValue>,
+    changes: Option<Vec<FileChangeLine<'a>>>,
 }
 
-/// An item line of one of `TOOL_TYPES`, typed.
+/// One change of a file change item, typed. Any other field sends the line the general way,
+/// which keeps every field of a change.
 #[derive(Deserialize)]
-struct ToolTurnLine<'a> {
+#[serde(deny_unknown_fields)]
+struct FileChangeLine<'a> {
+    #[serde(borrow)]
+    path: Cow<'a, str>,
+    #[serde(borrow)]
+    kind: Cow<'a, str>,
+}
+
+impl FileChangeLine<'_> {
+    /// The change as the general way reads it.
+    fn into_value(self) -> Value {
+        let mut change = serde_json::Map::new();
+        change.insert("kind".into(), Value::String(self.kind.into_owned()));
+        change.insert("path".into(), Value::String(self.path.into_owned()));
+        Value::Object(change)
+    }
+}
+
+/// A line of one of the rarer kinds, typed: tool and subagent items, item errors, and the
+/// thread's own lines (its start, a stream error, a question, a plan delta).
+#[derive(Deserialize)]
+struct OtherLine<'a> {
     #[serde(rename = "type", borrow)]
     kind: Cow<'a, str>,
     #[serde(default, borrow)]
-    item: Option<ToolItemLine<'a>>,
+    item: Option<OtherItemLine<'a>>,
+    #[serde(default, borrow)]
+    thread_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    message: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    questions: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
-struct ToolItemLine<'a> {
+struct OtherItemLine<'a> {
     #[serde(rename = "type", borrow)]
     kind: Cow<'a, str>,
     #[serde(default, borrow)]
@@ -154,7 +188,19 @@ struct ToolItemLine<'a> {
     query: Option<Cow<'a, str>>,
     /// A todo list's items.
     #[serde(default, borrow)]
-    items: Option<&'a RawValue>,
+    items: Option<Vec<TodoLine<'a>>>,
+    /// An error item's.
+    #[serde(default, borrow)]
+    message: Option<Cow<'a, str>>,
+}
+
+/// One entry of a todo list, typed.
+#[derive(Deserialize)]
+struct TodoLine<'a> {
+    #[serde(default, borrow)]
+    text: Option<Cow<'a, str>>,
+    #[serde(default)]
+    completed: Option<bool>,
 }
 
 /// An MCP tool call's `error`, typed.
@@ -167,7 +213,7 @@ struct ItemError<'a> {
 impl<'a> ItemLine<'a> {
     /// The item's type and id, and the item as both ways of reading share it; None for the
     /// kinds only the general way reads.
-    fn into_hot(self) -> Option<TypedItem<'a>> {
+    fn into_known(self) -> Option<TypedItem<'a>> {
         let ItemLine {
             kind,
             id,
@@ -179,16 +225,21 @@ impl<'a> ItemLine<'a> {
             changes,
         } = self;
         let hot = match kind.as_ref() {
-            "agent_message" | "assistant_message" => HotItem::Message(text.unwrap_or_default()),
-            "reasoning" => HotItem::Reasoning(text.unwrap_or_default()),
-            "command_execution" => HotItem::Command(CommandItem {
+            "agent_message" | "assistant_message" => KnownItem::Message(text.unwrap_or_default()),
+            "reasoning" => KnownItem::Reasoning(text.unwrap_or_default()),
+            "command_execution" => KnownItem::Command(CommandItem {
                 command: command.unwrap_or_default(),
                 status: status.unwrap_or_default(),
                 output: aggregated_output.unwrap_or_default(),
                 exit_code,
             }),
-            "file_change" => HotItem::FileChange {
-                changes: JsonField::Raw(changes),
+            "file_change" => KnownItem::FileChange {
+                changes: changes.map_or(Value::Null, |changes| {
+                    changes
+                        .into_iter()
+                        .map(FileChangeLine::into_value)
+                        .collect()
+                }),
                 status: status.unwrap_or_default(),
             },
             _ => return None,
@@ -197,10 +248,10 @@ impl<'a> ItemLine<'a> {
     }
 }
 
-impl<'a> ToolItemLine<'a> {
-    /// As `ItemLine::into_hot`, for the tool items.
-    fn into_hot(self) -> Option<TypedItem<'a>> {
-        let ToolItemLine {
+impl<'a> OtherItemLine<'a> {
+    /// As `ItemLine::into_known`, for the rarer items.
+    fn into_known(self) -> Option<TypedItem<'a>> {
+        let OtherItemLine {
             kind,
             id,
             status,
@@ -210,17 +261,35 @@ impl<'a> ToolItemLine<'a> {
             error,
             query,
             items,
+            message,
         } = self;
         let hot = match kind.as_ref() {
-            "mcp_tool_call" => HotItem::McpCall(McpItem {
+            "mcp_tool_call" => KnownItem::McpCall(McpItem {
                 server: server.unwrap_or_default(),
                 tool: tool.unwrap_or_default(),
                 status: status.unwrap_or_default(),
                 arguments: JsonField::Raw(arguments),
                 error: error.and_then(|e| e.message),
             }),
-            "web_search" => HotItem::WebSearch(query.unwrap_or_default()),
-            "todo_list" => HotItem::TodoList(JsonField::Raw(items)),
+            "web_search" => KnownItem::WebSearch(query.unwrap_or_default()),
+            "todo_list" => KnownItem::TodoList(
+                items
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|t| {
+                        let done = t.completed.unwrap_or(false);
+                        Todo::new(
+                            t.text.as_deref().unwrap_or(""),
+                            if done { "completed" } else { "pending" },
+                        )
+                    })
+                    .collect(),
+            ),
+            "collab_tool_call" => KnownItem::Subagent {
+                tool: tool.unwrap_or_default(),
+                status: status.unwrap_or_default(),
+            },
+            "error" => KnownItem::Error(message.unwrap_or_default()),
             _ => return None,
         };
         Some((kind, id, hot))
@@ -228,22 +297,31 @@ impl<'a> ToolItemLine<'a> {
 }
 
 /// An item read typed from its line: its type, its id, and what it says.
-type TypedItem<'a> = (Cow<'a, str>, Option<Cow<'a, str>>, HotItem<'a>);
+type TypedItem<'a> = (Cow<'a, str>, Option<Cow<'a, str>>, KnownItem<'a>);
 
-/// The items seen most, whichever way they were read (typed from the line, or from a `Value`).
-enum HotItem<'a> {
+/// An item of a kind this adapter reads, whichever way it was read (typed from the line, or
+/// from a `Value`).
+enum KnownItem<'a> {
     Message(Cow<'a, str>),
     Reasoning(Cow<'a, str>),
     Command(CommandItem<'a>),
     FileChange {
-        changes: JsonField<'a>,
+        changes: Value,
         status: Cow<'a, str>,
     },
     McpCall(McpItem<'a>),
     /// The query.
     WebSearch(Cow<'a, str>),
-    /// The items.
-    TodoList(JsonField<'a>),
+    TodoList(Vec<Todo>),
+    /// A subagent's call.
+    Subagent {
+        tool: Cow<'a, str>,
+        status: Cow<'a, str>,
+    },
+    /// The message.
+    Error(Cow<'a, str>),
+    /// The text.
+    Plan(Cow<'a, str>),
 }
 
 struct McpItem<'a> {
@@ -262,8 +340,8 @@ struct CommandItem<'a> {
     exit_code: Option<i64>,
 }
 
-/// A field whose value only some items use (a file change's list, a tool call's arguments),
-/// parsed already or still as its text.
+/// A tool call's arguments, parsed already or still as their text (only orchestrate's own
+/// report tool needs them).
 enum JsonField<'a> {
     Parsed(Value),
     Raw(Option<&'a RawValue>),
@@ -295,11 +373,13 @@ pub struct CodexAdapter {
 }
 
 impl Adapter for CodexAdapter {
-    /// Turn lines and the common items, read typed; anything else (or anything unusual about
-    /// one of them) goes the general way.
+    /// The lines of `TYPED_TYPES`, read typed; anything else (or anything unusual about one of
+    /// them) goes the general way.
     fn on_line(&mut self, line: &str, out: &mut Vec<Draft>) -> bool {
-        if !names_type_among(line, &HOT_TYPES) {
-            return names_type_among(line, &TOOL_TYPES) && self.on_tool_line(line, out);
+        match type_among(line, &TYPED_TYPES) {
+            None => return false,
+            Some(at) if at >= TURN_LINE_TYPES => return self.on_other_line(line, out),
+            Some(_) => {}
         }
         let Ok(parsed) = serde_json::from_str::<TurnLine<'_>>(line) else {
             return false;
@@ -322,10 +402,10 @@ impl Adapter for CodexAdapter {
                 let Some(item) = parsed.item else {
                     return false;
                 };
-                let Some(hot) = item.into_hot() else {
+                let Some(known) = item.into_known() else {
                     return false;
                 };
-                self.on_typed_item(kind, hot, out);
+                self.on_typed_item(kind, known, out);
             }
             _ => return false,
         }
@@ -341,15 +421,10 @@ impl Adapter for CodexAdapter {
         if kind != "error" {
             self.release_held_error(kind == "turn.failed", out);
         }
-        let status = |text: &str, phase: &str| {
-            Draft::new(EventType::Status, text)
-                .native(&kind)
-                .with("phase", phase)
-        };
         match kind.as_str() {
             "thread.started" | "session.created" => {
                 let id = v.get("thread_id").or_else(|| v.get("session_id")).cloned();
-                out.push(status("session started", "init").with_some("session_id", id));
+                out.push(session_started(&kind, id));
             }
             "turn.started" => out.push(turn_started(&kind)),
             "turn.completed" => self.turn_completed(&kind, &v["usage"], out),
@@ -368,29 +443,12 @@ impl Adapter for CodexAdapter {
                         .with("final", true),
                 );
             }
-            "error" => {
-                let message = str_of(&v, "message").to_string();
-                if let Some((attempt, max, reason)) = reconnecting(&message) {
-                    // One retrying state, not an error per attempt; the reason stays in case
-                    // the exit confirms the failure.
-                    self.tentative_error = Some(reason.to_string());
-                    out.push(retrying(attempt, max, reason).native(&kind));
-                    return Parsed::Handled;
-                }
-                self.release_held_error(false, out);
-                self.tentative_error = Some(message.clone());
-                self.held_error = Some(message);
-            }
+            "error" => self.on_stream_error(str_of(&v, "message"), out),
             "item.started" | "item.updated" | "item.completed" => {
                 let item = take(&mut v, "item");
                 return self.on_item(&kind, item, out);
             }
-            "request_user_input" => out.push(
-                Draft::new(EventType::Blocker, "the agent asked for input")
-                    .native(&kind)
-                    .with("reason", "question")
-                    .with("questions", take(&mut v, "questions")),
-            ),
+            "request_user_input" => out.push(question(take(&mut v, "questions"))),
             "item.plan.delta" => {}
             _ => return Parsed::Unknown(kind),
         }
@@ -452,27 +510,61 @@ impl Adapter for CodexAdapter {
 }
 
 impl CodexAdapter {
-    /// An item line of one of `TOOL_TYPES`, read typed; false sends it the general way.
-    fn on_tool_line(&mut self, line: &str, out: &mut Vec<Draft>) -> bool {
-        let Ok(parsed) = serde_json::from_str::<ToolTurnLine<'_>>(line) else {
+    /// A line of one of the rarer `TYPED_TYPES`, read typed; false sends it the general way.
+    fn on_other_line(&mut self, line: &str, out: &mut Vec<Draft>) -> bool {
+        let Ok(parsed) = serde_json::from_str::<OtherLine<'_>>(line) else {
             return false;
         };
         let kind = parsed.kind.as_ref();
-        if !matches!(kind, "item.started" | "item.updated" | "item.completed") {
-            return false;
+        match kind {
+            "item.started" | "item.updated" | "item.completed" => {
+                let Some(known) = parsed.item.and_then(OtherItemLine::into_known) else {
+                    return false;
+                };
+                self.on_typed_item(kind, known, out);
+            }
+            "thread.started" => {
+                // Without a string `thread_id` the general way looks further.
+                let Some(id) = parsed.thread_id else {
+                    return false;
+                };
+                self.release_held_error(false, out);
+                out.push(session_started(kind, Some(Value::String(id.into_owned()))));
+            }
+            "error" => self.on_stream_error(parsed.message.as_deref().unwrap_or(""), out),
+            "request_user_input" => {
+                self.release_held_error(false, out);
+                out.push(question(parsed.questions.map_or(Value::Null, |raw| {
+                    // Valid JSON already (the line parsed), so this cannot fail.
+                    serde_json::from_str(raw.get()).unwrap_or(Value::Null)
+                })));
+            }
+            "item.plan.delta" => self.release_held_error(false, out),
+            _ => return false,
         }
-        let Some(hot) = parsed.item.and_then(ToolItemLine::into_hot) else {
-            return false;
-        };
-        self.on_typed_item(kind, hot, out);
         true
+    }
+
+    /// A stream-level `error`: a reconnection attempt, or an error held until the turn says
+    /// whether it was fatal.
+    fn on_stream_error(&mut self, message: &str, out: &mut Vec<Draft>) {
+        if let Some((attempt, max, reason)) = reconnecting(message) {
+            // One retrying state, not an error per attempt; the reason stays in case the exit
+            // confirms the failure.
+            self.tentative_error = Some(reason.to_string());
+            out.push(retrying(attempt, max, reason).native("error"));
+            return;
+        }
+        self.release_held_error(false, out);
+        self.tentative_error = Some(message.to_string());
+        self.held_error = Some(message.to_string());
     }
 
     /// An item read typed: its type, id and content.
     fn on_typed_item(
         &mut self,
         event: &str,
-        (item_type, id, hot): TypedItem<'_>,
+        (item_type, id, known): TypedItem<'_>,
         out: &mut Vec<Draft>,
     ) {
         self.release_held_error(false, out);
@@ -480,7 +572,7 @@ impl CodexAdapter {
             native: [event, "/", &item_type].concat(),
             id: id.map_or(Value::Null, |id| Value::String(id.into_owned())),
         };
-        self.on_hot_item(event, progress, hot, out);
+        self.on_known_item(event, progress, known, out);
     }
 
     fn turn_completed(&mut self, native: &str, usage: &Value, out: &mut Vec<Draft>) {
@@ -522,119 +614,87 @@ impl CodexAdapter {
             Value::String(t) => t,
             _ => owned_str(take(&mut item, "item_type")),
         };
-        let completed = event == "item.completed";
         let id = take(&mut item, "id");
         let progress = ItemProgress {
             native: [event, "/", &item_type].concat(),
             id,
         };
         let text = |item: &mut Value| Cow::Owned(owned_str(take(item, "text")));
-        let hot = match item_type.as_str() {
-            "agent_message" | "assistant_message" => Some(HotItem::Message(text(&mut item))),
-            "reasoning" => Some(HotItem::Reasoning(text(&mut item))),
-            "command_execution" => Some(HotItem::Command(CommandItem {
+        let known = match item_type.as_str() {
+            "agent_message" | "assistant_message" => KnownItem::Message(text(&mut item)),
+            "reasoning" => KnownItem::Reasoning(text(&mut item)),
+            "command_execution" => KnownItem::Command(CommandItem {
                 command: Cow::Borrowed(str_of(&item, "command")),
                 status: Cow::Borrowed(str_of(&item, "status")),
                 output: Cow::Borrowed(str_of(&item, "aggregated_output")),
                 exit_code: item.get("exit_code").and_then(Value::as_i64),
-            })),
-            "file_change" => Some(HotItem::FileChange {
-                changes: JsonField::Parsed(take(&mut item, "changes")),
-                status: Cow::Borrowed(str_of(&item, "status")),
             }),
-            "mcp_tool_call" => Some(HotItem::McpCall(McpItem {
+            "file_change" => KnownItem::FileChange {
+                changes: take(&mut item, "changes"),
+                status: Cow::Borrowed(str_of(&item, "status")),
+            },
+            "mcp_tool_call" => KnownItem::McpCall(McpItem {
                 arguments: JsonField::Parsed(take(&mut item, "arguments")),
                 server: Cow::Borrowed(str_of(&item, "server")),
                 tool: Cow::Borrowed(str_of(&item, "tool")),
                 status: Cow::Borrowed(str_of(&item, "status")),
                 error: item["error"]["message"].as_str().map(Cow::Borrowed),
-            })),
-            "web_search" => Some(HotItem::WebSearch(Cow::Borrowed(str_of(&item, "query")))),
-            "todo_list" => Some(HotItem::TodoList(JsonField::Parsed(take(
-                &mut item, "items",
-            )))),
-            _ => None,
-        };
-        if let Some(hot) = hot {
-            self.on_hot_item(event, progress, hot, out);
-            return Parsed::Handled;
-        }
-        match item_type.as_str() {
-            "collab_tool_call" => {
-                if event != "item.updated" {
-                    out.push(
-                        Draft::new(
-                            EventType::Task,
-                            format!("subagent {}", str_of(&item, "tool")),
+            }),
+            "web_search" => KnownItem::WebSearch(Cow::Borrowed(str_of(&item, "query"))),
+            "todo_list" => KnownItem::TodoList(
+                item["items"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|t| {
+                        let done = t.get("completed").and_then(Value::as_bool).unwrap_or(false);
+                        Todo::new(
+                            str_of(t, "text"),
+                            if done { "completed" } else { "pending" },
                         )
-                        .native(&progress.native)
-                        .with("subagent", true)
-                        .with("status", str_of(&item, "status")),
-                    );
-                }
-            }
-            "error" if str_of(&item, "message").contains("--dangerously-bypass-hook-trust") => {
-                // Said once per hook source on every run orchestrate guards (it passes the
-                // flag itself, research/real-cli/enforcement.md): a log line, not an error.
-                out.push(
-                    Draft::new(EventType::Status, str_of(&item, "message").to_string())
-                        .native(&progress.native)
-                        .with("phase", "output"),
-                );
-            }
-            "error" => {
-                let message = str_of(&item, "message").to_string();
-                out.push(
-                    Draft::new(EventType::Error, message.clone())
-                        .native(&progress.native)
-                        .with("message", message)
-                        .with("fatal", false)
-                        .with("severity", "warning"),
-                );
-            }
-            "plan" => {
-                if completed {
-                    out.push(
-                        progress
-                            .draft(owned_str(take(&mut item, "text")))
-                            .with("kind", "plan"),
-                    );
-                }
-            }
+                    })
+                    .collect(),
+            ),
+            "collab_tool_call" => KnownItem::Subagent {
+                tool: Cow::Borrowed(str_of(&item, "tool")),
+                status: Cow::Borrowed(str_of(&item, "status")),
+            },
+            "error" => KnownItem::Error(Cow::Borrowed(str_of(&item, "message"))),
+            "plan" => KnownItem::Plan(text(&mut item)),
             _ => return Parsed::Unknown(progress.native),
-        }
+        };
+        self.on_known_item(event, progress, known, out);
         Parsed::Handled
     }
 
-    /// The items seen most, read either way: one set of drafts for both.
-    fn on_hot_item(
+    /// An item of a known kind, read either way: one set of drafts for both.
+    fn on_known_item(
         &mut self,
         event: &str,
         progress: ItemProgress,
-        item: HotItem<'_>,
+        item: KnownItem<'_>,
         out: &mut Vec<Draft>,
     ) {
         let completed = event == "item.completed";
         match item {
-            HotItem::Message(text) => {
+            KnownItem::Message(text) => {
                 if completed {
                     let text = text.into_owned();
                     out.push(progress.draft(text.clone()).with("kind", "message"));
                     self.last_message = text;
                 }
             }
-            HotItem::Reasoning(text) => {
+            KnownItem::Reasoning(text) => {
                 if completed && !text.trim().is_empty() {
                     out.push(progress.draft(text.into_owned()).with("kind", "thinking"));
                 }
             }
-            HotItem::Command(command) => self.on_command(event, command, progress, out),
-            HotItem::FileChange { changes, status } => {
+            KnownItem::Command(command) => self.on_command(event, command, progress, out),
+            KnownItem::FileChange { changes, status } => {
                 // 0.169 announces a change (`in_progress`) then completes it: one event.
                 if !completed {
                     return;
                 }
-                let changes = changes.into_value();
                 let paths: Vec<String> = changes
                     .as_array()
                     .into_iter()
@@ -649,8 +709,8 @@ impl CodexAdapter {
                         .with("status", status.into_owned()),
                 );
             }
-            HotItem::McpCall(call) => on_mcp_call(event, progress, call, out),
-            HotItem::WebSearch(query) => {
+            KnownItem::McpCall(call) => on_mcp_call(event, progress, call, out),
+            KnownItem::WebSearch(query) => {
                 if event != "item.updated" {
                     let verb = if completed {
                         "searched the web"
@@ -665,22 +725,43 @@ impl CodexAdapter {
                     );
                 }
             }
-            HotItem::TodoList(items) => {
-                let items = items.into_value();
-                let todos: Vec<Todo> = items
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|t| {
-                        let done = t.get("completed").and_then(Value::as_bool).unwrap_or(false);
-                        Todo::new(
-                            str_of(t, "text"),
-                            if done { "completed" } else { "pending" },
-                        )
-                    })
-                    .collect();
+            KnownItem::TodoList(todos) => {
                 if let Some(draft) = self.todos.replace(todos, &progress.native) {
                     out.push(draft);
+                }
+            }
+            KnownItem::Subagent { tool, status } => {
+                if event != "item.updated" {
+                    out.push(
+                        Draft::new(EventType::Task, format!("subagent {tool}"))
+                            .native(&progress.native)
+                            .with("subagent", true)
+                            .with("status", status.into_owned()),
+                    );
+                }
+            }
+            KnownItem::Error(message) if message.contains("--dangerously-bypass-hook-trust") => {
+                // Said once per hook source on every run orchestrate guards (it passes the
+                // flag itself, research/real-cli/enforcement.md): a log line, not an error.
+                out.push(
+                    Draft::new(EventType::Status, message.into_owned())
+                        .native(&progress.native)
+                        .with("phase", "output"),
+                );
+            }
+            KnownItem::Error(message) => {
+                let message = message.into_owned();
+                out.push(
+                    Draft::new(EventType::Error, message.clone())
+                        .native(&progress.native)
+                        .with("message", message)
+                        .with("fatal", false)
+                        .with("severity", "warning"),
+                );
+            }
+            KnownItem::Plan(text) => {
+                if completed {
+                    out.push(progress.draft(text.into_owned()).with("kind", "plan"));
                 }
             }
         }
@@ -876,6 +957,21 @@ fn turn_started(native: &str) -> Draft {
     Draft::new(EventType::Status, "turn started")
         .native(native)
         .with("phase", "turn_started")
+}
+
+fn session_started(native: &str, id: Option<Value>) -> Draft {
+    Draft::new(EventType::Status, "session started")
+        .native(native)
+        .with("phase", "init")
+        .with_some("session_id", id)
+}
+
+/// `request_user_input`: exec cannot answer it, so the agent is blocked.
+fn question(questions: Value) -> Draft {
+    Draft::new(EventType::Blocker, "the agent asked for input")
+        .native("request_user_input")
+        .with("reason", "question")
+        .with("questions", questions)
 }
 
 /// `Reconnecting... 2/5 (reason)` or `Reconnecting... waiting for network (reason)`: the
@@ -1154,6 +1250,27 @@ mod fast_path_tests {
             r#"{"type":"item.updated","item":{"id":"t1","type":"todo_list","items":[{"text":"a","completed":true},{"text":"b"}]}}"#,
             r#"{"type":"item.updated","item":{"id":"t1","type":"todo_list","items":null}}"#,
             r#"{"type":"item.updated","item":{"id":"t1","type":"todo_list","items":{"not":"a list"}}}"#,
+            r#"{"type":"item.updated","item":{"id":"t2","type":"todo_list","items":[{"text":null,"completed":null},{"id":1}]}}"#,
+            r#"{"type":"item.updated","item":{"id":"t2","type":"todo_list","items":[1,{"text":"a"}]}}"#,
+            r#"{"type":"item.updated","item":{"id":"t2","type":"todo_list","items":[{"text":"a","completed":"yes"}]}}"#,
+            r#"{"type":"thread.started","session_id":"s-only"}"#,
+            r#"{"type":"thread.started","thread_id":null,"session_id":"s-2"}"#,
+            r#"{"type":"thread.started","thread_id":42}"#,
+            r#"{"type":"error"}"#,
+            r#"{"type":"error","message":7}"#,
+            r#"{"type":"error","message":"Reconnecting... 2/5 (stream disconnected)"}"#,
+            r#"{"type":"request_user_input","id":"r2"}"#,
+            r#"{"type":"request_user_input","questions":null}"#,
+            r#"{"type":"item.updated","item":{"id":"c1","type":"collab_tool_call","tool":"spawn_agent","status":"in_progress"}}"#,
+            r#"{"type":"item.completed","item":{"id":"c1","type":"collab_tool_call","status":"completed"}}"#,
+            r#"{"type":"item.completed","item":{"id":"e1","type":"error","message":"hooks need --dangerously-bypass-hook-trust"}}"#,
+            r#"{"type":"item.completed","item":{"id":"e2","type":"error"}}"#,
+            r#"{"type":"item.completed","item":{"id":"p1","type":"plan","text":"1. a"}}"#,
+            r#"{"type":"error","message":"held, then a plan delta"}"#,
+            r#"{"type":"item.plan.delta","item_id":"p1","delta":"x"}"#,
+            r#"{"type":"item.completed","item":{"id":"f1","type":"file_change","changes":[{"path":"a","kind":"add","diff":"+x"}],"status":"completed"}}"#,
+            r#"{"type":"item.completed","item":{"id":"f2","type":"file_change","changes":[{"path":"a"},{"path":"b","kind":"add"}],"status":"completed"}}"#,
+            r#"{"type":"item.completed","item":{"id":"f3","type":"file_change","changes":null,"status":"completed"}}"#,
         ];
         let fixture = include_str!("../../tests/fixtures/codex-stream.jsonl");
         let lines: Vec<&str> = fixture
@@ -1171,6 +1288,17 @@ mod fast_path_tests {
             r#""id":"r1","type":"mcp_tool_call""#,
             r#""id":"w1""#,
             r#""id":"t1""#,
+            r#""id":"t2","type":"todo_list","items":[{"text":null"#,
+            r#""id":"item_7""#,
+            r#""id":"item_11""#,
+            r#""id":"e1""#,
+            r#""type":"thread.started","thread_id":"0199"#,
+            r#""type":"request_user_input","id":"r1""#,
+            r#"{"type":"error","message":"Reconnecting... 1/5"}"#,
+            r#"{"type":"error"}"#,
+            "item.plan.delta",
+            r#""id":"item_6","type":"file_change""#,
+            r#""id":"f3""#,
         ];
         for marker in read_typed {
             let line = lines.iter().find(|l| l.contains(marker)).unwrap();

@@ -19,8 +19,8 @@ pub struct Draft {
 
 impl Draft {
     pub fn new(kind: EventType, text: impl Into<String>) -> Self {
-        // Most payloads have a handful of fields; sizing once avoids rehashing as they grow.
-        let mut payload = Payload::with_capacity(6);
+        // Most payloads have a handful of fields (a finished command eight): sized once, not grown.
+        let mut payload = Payload::with_capacity(8);
         let text: String = text.into();
         let text = if is_short_single_line(&text) {
             text
@@ -62,7 +62,9 @@ impl Draft {
 
 /// Already what `one_line` would return: no surrounding space, no newline, short enough.
 fn is_short_single_line(text: &str) -> bool {
-    text.len() <= EXCERPT_CHARS && !text.contains(['\n', '\r']) && text.trim().len() == text.len()
+    text.len() <= EXCERPT_CHARS
+        && memchr::memchr2(b'\n', b'\r', text.as_bytes()).is_none()
+        && text.trim().len() == text.len()
 }
 
 /// First line of `text`, shortened to `EXCERPT_CHARS` characters.
@@ -73,6 +75,10 @@ pub fn one_line(text: &str) -> String {
 
 /// `text` cut to at most `max` characters, marking the cut with an ellipsis.
 pub fn shorten(text: &str, max: usize) -> String {
+    // No more bytes than `max`, so no more characters either: nothing to count.
+    if text.len() <= max {
+        return text.to_string();
+    }
     match text.char_indices().nth(max) {
         None => text.to_string(),
         Some((cut, _)) => format!("{}…", &text[..cut]),
@@ -82,6 +88,9 @@ pub fn shorten(text: &str, max: usize) -> String {
 /// The last `EXCERPT_CHARS` characters of a tool's output, where the interesting part usually is.
 pub fn tail_excerpt(text: &str) -> String {
     let trimmed = text.trim_end();
+    if trimmed.len() <= EXCERPT_CHARS {
+        return trimmed.to_string();
+    }
     // Walked from the end: a long output costs its last characters, not a count of all.
     match trimmed.char_indices().rev().nth(EXCERPT_CHARS) {
         None => trimmed.to_string(),

@@ -15,7 +15,7 @@ use super::draft::{
 use super::stream_state::{PendingTools, TextDeltas};
 use super::todo::{Todo, TodoList};
 use super::{
-    Adapter, Autonomy, Launch, LaunchSpec, ORCH_MCP_SERVER, Parsed, REPORT_TOOL, names_type_among,
+    Adapter, Autonomy, Launch, LaunchSpec, ORCH_MCP_SERVER, Parsed, REPORT_TOOL, type_among,
 };
 use crate::event::EventType;
 use crate::worker::state::ExitFacts;
@@ -131,7 +131,7 @@ impl Adapter for GeminiAdapter {
     /// Messages, tool calls and tool results, read typed; anything else (or anything unusual
     /// about one of them) goes the general way.
     fn on_line(&mut self, line: &str, out: &mut Vec<Draft>) -> bool {
-        if !names_type_among(line, &["message", "tool_use", "tool_result"]) {
+        if type_among(line, &["message", "tool_use", "tool_result"]).is_none() {
             return false;
         }
         let Ok(parsed) = serde_json::from_str::<StreamLine<'_>>(line) else {

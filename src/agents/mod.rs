@@ -233,21 +233,20 @@ impl Launch {
     }
 }
 
-/// Whether `line` names one of `types` as a `"type":"..."` value, at any depth, written
+/// Which of `types` the line names first as a `"type":"..."` value, at any depth, written
 /// compactly as the CLIs write it. A cheap look before a typed parse that would be wasted:
-/// false only sends the line the general way.
-pub(crate) fn names_type_among(line: &str, types: &[&str]) -> bool {
+/// None only sends the line the general way.
+pub(crate) fn type_among(line: &str, types: &[&str]) -> Option<usize> {
     const KEY: &[u8] = b"\"type\":\"";
     // Built once: a `&str` pattern would set up its searcher again for every line.
     static FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
         std::sync::LazyLock::new(|| memchr::memmem::Finder::new(KEY));
     let bytes = line.as_bytes();
-    FINDER.find_iter(bytes).any(|at| {
+    FINDER.find_iter(bytes).find_map(|at| {
         let rest = &bytes[at + KEY.len()..];
-        types.iter().any(|t| {
-            rest.strip_prefix(t.as_bytes())
-                .is_some_and(|after| after.first() == Some(&b'"'))
-        })
+        // The whole name, so each candidate costs a length comparison, not a byte compare.
+        let name = &rest[..memchr::memchr(b'"', rest)?];
+        types.iter().position(|t| t.as_bytes() == name)
     })
 }
 
@@ -279,4 +278,28 @@ pub trait Adapter: Send {
 
     /// The stream ended; `exit` is how the process ended, when known.
     fn finish(&mut self, _exit: Option<&ExitFacts>, _out: &mut Vec<Draft>) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::type_among;
+
+    #[test]
+    fn type_among_names_the_first_listed_type_at_any_depth() {
+        let types = ["turn.started", "reasoning", "web_search"];
+        let item = r#"{"type":"item.completed","item":{"type":"reasoning","text":"x"}}"#;
+        assert_eq!(type_among(item, &types), Some(1));
+        assert_eq!(type_among(r#"{"type":"turn.started"}"#, &types), Some(0));
+        // A prefix, a longer name, a spaced or escaped value: not a match.
+        assert_eq!(type_among(r#"{"type":"turn.started.x"}"#, &types), None);
+        assert_eq!(type_among(r#"{"type":"turn"}"#, &types), None);
+        assert_eq!(type_among(r#"{"type": "reasoning"}"#, &types), None);
+        assert_eq!(type_among(r#"{"type":"reason\"ing"}"#, &types), None);
+        // Cut short (a truncated line) is no match, and no panic.
+        assert_eq!(type_among(r#"{"type":"reasoning"#, &types), None);
+        assert_eq!(type_among(r#"{"type":""#, &types), None);
+        // The first listed name in the line wins.
+        let both = r#"{"type":"web_search","x":{"type":"reasoning"}}"#;
+        assert_eq!(type_among(both, &types), Some(2));
+    }
 }

@@ -71,7 +71,13 @@ impl Payload {
         match self.position(&key) {
             Ok(at) => Some(std::mem::replace(&mut self.entries[at].1, value)),
             Err(at) => {
-                self.entries.insert(at, (key, value));
+                // Pushed, then swapped into place: a payload holds a handful of fields, and
+                // swapping fixed-size entries stays inline where `Vec::insert` calls memmove
+                // (an adapter's fields come in no key order, so this runs for most of them).
+                self.entries.push((key, value));
+                for i in (at + 1..self.entries.len()).rev() {
+                    self.entries.swap(i - 1, i);
+                }
                 None
             }
         }
