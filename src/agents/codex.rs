@@ -699,11 +699,11 @@ impl CodexAdapter {
                     .as_array()
                     .into_iter()
                     .flatten()
-                    .map(|c| format!("{} {}", str_of(c, "kind"), str_of(c, "path")))
+                    .map(|c| [str_of(c, "kind"), " ", str_of(c, "path")].concat())
                     .collect();
                 out.push(
                     progress
-                        .draft(format!("files: {}", paths.join(", ")))
+                        .draft(["files: ", &paths.join(", ")].concat())
                         .with("kind", "file_change")
                         .with("files", changes)
                         .with("status", status.into_owned()),
@@ -719,7 +719,7 @@ impl CodexAdapter {
                     };
                     out.push(
                         progress
-                            .draft(format!("{verb}: {query}"))
+                            .draft([verb, ": ", &query].concat())
                             .with("kind", "tool_call")
                             .with("tool", "web_search"),
                     );
@@ -733,7 +733,7 @@ impl CodexAdapter {
             KnownItem::Subagent { tool, status } => {
                 if event != "item.updated" {
                     out.push(
-                        Draft::new(EventType::Task, format!("subagent {tool}"))
+                        Draft::new(EventType::Task, ["subagent ", &tool].concat())
                             .native(&progress.native)
                             .with("subagent", true)
                             .with("status", status.into_owned()),
@@ -784,7 +784,7 @@ impl CodexAdapter {
         match event {
             "item.started" => out.push(
                 progress
-                    .draft(format!("$ {}", one_line(&command)))
+                    .draft(["$ ", &one_line(&command)].concat())
                     .with("kind", "command")
                     .with("command", command),
             ),
@@ -823,7 +823,7 @@ impl CodexAdapter {
                 let code = exit_code.map_or("?".to_string(), |c| c.to_string());
                 out.push(
                     progress
-                        .draft(format!("$ {} (exit {code})", one_line(&command)))
+                        .draft(["$ ", &one_line(&command), " (exit ", &code, ")"].concat())
                         .with("kind", "command")
                         .with("command", command)
                         .with_some("exit_code", exit_code)
@@ -1049,9 +1049,9 @@ fn on_mcp_call(event: &str, progress: ItemProgress, call: McpItem<'_>, out: &mut
         };
         out.push(
             progress
-                .draft(format!("{server}.{tool} {state}"))
+                .draft([&server, ".", &tool, " ", state].concat())
                 .with("kind", "tool_call")
-                .with("tool", format!("{server}.{tool}"))
+                .with("tool", [&server, ".", &tool].concat())
                 .with("status", status.into_owned())
                 .with_some("error", error.map(Cow::into_owned)),
         );

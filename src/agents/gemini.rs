@@ -106,7 +106,41 @@ struct StreamLine<'a> {
     error: Option<ToolError<'a>>,
 }
 
-/// A failed tool call's `error`, typed.
+/// A line of one of the rarer kinds, typed: the session's start, an error, the result. Apart
+/// from `StreamLine`, so the commonest lines' struct stays small.
+#[derive(Deserialize)]
+struct OtherLine<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default, borrow)]
+    session_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    model: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    severity: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    message: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    status: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    stats: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    error: Option<ToolError<'a>>,
+}
+
+/// The line types read typed (`on_line`): the first `STREAM_LINE_TYPES` by `StreamLine`, the
+/// rest by `OtherLine`.
+const TYPED_TYPES: [&str; 6] = [
+    "message",
+    "tool_use",
+    "tool_result",
+    "init",
+    "error",
+    "result",
+];
+const STREAM_LINE_TYPES: usize = 3;
+
+/// A failed tool call's `error` (or a failed run's), typed.
 #[derive(Deserialize, Default)]
 struct ToolError<'a> {
     #[serde(rename = "type", default, borrow)]
@@ -131,8 +165,10 @@ impl Adapter for GeminiAdapter {
     /// Messages, tool calls and tool results, read typed; anything else (or anything unusual
     /// about one of them) goes the general way.
     fn on_line(&mut self, line: &str, out: &mut Vec<Draft>) -> bool {
-        if type_among(line, &["message", "tool_use", "tool_result"]).is_none() {
-            return false;
+        match type_among(line, &TYPED_TYPES) {
+            None => return false,
+            Some(at) if at >= STREAM_LINE_TYPES => return self.on_other_line(line, out),
+            Some(_) => {}
         }
         let Ok(parsed) = serde_json::from_str::<StreamLine<'_>>(line) else {
             return false;
@@ -183,16 +219,11 @@ impl Adapter for GeminiAdapter {
             self.flush_delta(out);
         }
         match kind.as_str() {
-            "init" => out.push(
-                Draft::new(
-                    EventType::Status,
-                    format!("session started ({})", str_of(&v, "model")),
-                )
-                .native("init")
-                .with("phase", "init")
-                .with_some("session_id", v.get("session_id").cloned())
-                .with_some("model", v.get("model").cloned()),
-            ),
+            "init" => out.push(session_init(
+                str_of(&v, "model"),
+                v.get("session_id").cloned(),
+                v.get("model").cloned(),
+            )),
             "message" if is_delta => {
                 let delta = v.get("delta").and_then(Value::as_bool).unwrap_or(false);
                 self.on_assistant_message(str_of(&v, "content"), delta, out);
@@ -208,51 +239,15 @@ impl Adapter for GeminiAdapter {
             }
             "tool_result" => self.on_tool_result(&v, out),
             "error" => {
-                let message = str_of(&v, "message").to_string();
                 let severity = v.get("severity").and_then(Value::as_str).unwrap_or("error");
-                if severity == "warning" && !message.contains("Loop detected") {
-                    out.push(
-                        Draft::new(EventType::Status, message)
-                            .native("error/warning")
-                            .with("phase", "warning"),
-                    );
-                } else {
-                    out.push(
-                        Draft::new(EventType::Error, message.clone())
-                            .native(&format!("error/{severity}"))
-                            .with("message", message)
-                            .with("fatal", false)
-                            .with("severity", severity),
-                    );
-                }
+                out.push(error_line(str_of(&v, "message"), severity));
             }
             "result" => {
                 let stats = take(&mut v, "stats");
-                let usage = plain_usage(&stats);
-                if str_of(&v, "status") == "success" {
-                    out.push(
-                        Draft::new(EventType::Milestone, "run complete")
-                            .native("result/success")
-                            .with("final", true)
-                            .with_some("usage", usage)
-                            .with("stats", stats),
-                    );
-                } else {
-                    let message = v["error"]["message"]
-                        .as_str()
-                        .unwrap_or("run failed")
-                        .to_string();
-                    self.fatal_seen = Some(one_line(&message));
-                    self.held_result = Some(
-                        Draft::new(EventType::Error, message.clone())
-                            .native("result/error")
-                            .with("final", true)
-                            .with("message", message)
-                            .with("fatal", true)
-                            .with_some("error_type", v["error"].get("type").cloned())
-                            .with_some("usage", usage),
-                    );
-                }
+                let success = str_of(&v, "status") == "success";
+                let error_type = v["error"].get("type").cloned();
+                let message = v["error"]["message"].as_str();
+                self.on_result(success, stats, message, error_type, out);
             }
             // `--output-format json`: one document, no type (see `on_document`).
             "" if v.get("response").is_some() || v.get("error").is_some() => {
@@ -390,6 +385,80 @@ fn http_status_of_exit(code: i64) -> Option<i64> {
 }
 
 impl GeminiAdapter {
+    /// A line of one of the rarer `TYPED_TYPES`, read typed; false sends it the general way.
+    fn on_other_line(&mut self, line: &str, out: &mut Vec<Draft>) -> bool {
+        let Ok(parsed) = serde_json::from_str::<OtherLine<'_>>(line) else {
+            return false;
+        };
+        let kind = parsed.kind.as_ref();
+        if !matches!(kind, "init" | "error" | "result") {
+            return false;
+        }
+        self.flush_delta(out);
+        match kind {
+            "init" => {
+                let model = parsed.model.as_deref().unwrap_or("");
+                let value = |s: &Option<Cow<'_, str>>| s.as_deref().map(Value::from);
+                out.push(session_init(
+                    model,
+                    value(&parsed.session_id),
+                    value(&parsed.model),
+                ));
+            }
+            "error" => {
+                let message = parsed.message.as_deref().unwrap_or("");
+                out.push(error_line(
+                    message,
+                    parsed.severity.as_deref().unwrap_or("error"),
+                ));
+            }
+            _ => {
+                let stats = parsed.stats.map_or(Value::Null, |raw| {
+                    // Valid JSON already (the line parsed), so this cannot fail.
+                    serde_json::from_str(raw.get()).unwrap_or(Value::Null)
+                });
+                let success = parsed.status.as_deref() == Some("success");
+                let error = parsed.error.unwrap_or_default();
+                let error_type = error.kind.map(|k| Value::String(k.into_owned()));
+                self.on_result(success, stats, error.message.as_deref(), error_type, out);
+            }
+        }
+        true
+    }
+
+    /// The run's `result`: a success says so now; a failure is held for the exit code to name.
+    fn on_result(
+        &mut self,
+        success: bool,
+        stats: Value,
+        message: Option<&str>,
+        error_type: Option<Value>,
+        out: &mut Vec<Draft>,
+    ) {
+        let usage = plain_usage(&stats);
+        if success {
+            out.push(
+                Draft::new(EventType::Milestone, "run complete")
+                    .native("result/success")
+                    .with("final", true)
+                    .with_some("usage", usage)
+                    .with("stats", stats),
+            );
+            return;
+        }
+        let message = message.unwrap_or("run failed").to_string();
+        self.fatal_seen = Some(one_line(&message));
+        self.held_result = Some(
+            Draft::new(EventType::Error, message.clone())
+                .native("result/error")
+                .with("final", true)
+                .with("message", message)
+                .with("fatal", true)
+                .with_some("error_type", error_type)
+                .with_some("usage", usage),
+        );
+    }
+
     /// The one object `--output-format json` prints at the end: `session_id`, `response`,
     /// `stats.models.<model>.tokens`, and `error` when the run failed.
     fn on_document(&mut self, mut v: Value, out: &mut Vec<Draft>) {
@@ -457,8 +526,8 @@ impl GeminiAdapter {
                 .map(one_line)
                 .unwrap_or_default();
             return Some(
-                Draft::new(EventType::Task, format!("{name}: {what}"))
-                    .native(&format!("tool_use/{name}"))
+                Draft::new(EventType::Task, [name, ": ", &what].concat())
+                    .native(&["tool_use/", name].concat())
                     .with("subagent", name == "invoke_agent")
                     .with("tool", name),
             );
@@ -486,7 +555,7 @@ impl GeminiAdapter {
         let text = if detail.is_empty() {
             name.to_string()
         } else {
-            format!("{name}: {detail}")
+            [name, ": ", &detail].concat()
         };
         Some(
             Draft::new(EventType::Progress, text)
@@ -526,7 +595,7 @@ impl GeminiAdapter {
             return;
         }
         out.push(
-            Draft::new(EventType::Progress, format!("{tool} done"))
+            Draft::new(EventType::Progress, [&tool, " done"].concat())
                 .native("tool_result")
                 .with("kind", "tool_result")
                 .with("tool", tool)
@@ -552,10 +621,12 @@ impl GeminiAdapter {
     /// A tool call that did not succeed, read either way.
     fn tool_failed(&mut self, id: String, error_type: &str, message: &str, out: &mut Vec<Draft>) {
         let (tool, params) = self.pending_tools.take(&id);
+        // Every marker says "workspace": one search rules them all out for most failures.
         let outside_workspace = error_type == "path_not_in_workspace"
-            || PATH_NOT_IN_WORKSPACE_MARKERS
-                .iter()
-                .any(|m| message.contains(m));
+            || (message.contains("workspace")
+                && PATH_NOT_IN_WORKSPACE_MARKERS
+                    .iter()
+                    .any(|m| message.contains(m)));
         let denied =
             error_type == "policy_violation" || message.contains("requires user confirmation");
         // The mode does not offer the tool (headless `default` and `auto_edit` hide the shell):
@@ -577,7 +648,7 @@ impl GeminiAdapter {
             out.push(
                 Draft::new(
                     EventType::Blocker,
-                    format!("{tool} refused: {}", one_line(message)),
+                    [&tool, " refused: ", &one_line(message)].concat(),
                 )
                 .native("tool_result/error")
                 .with("reason", reason)
@@ -592,7 +663,7 @@ impl GeminiAdapter {
         out.push(
             Draft::new(
                 EventType::Progress,
-                format!("{tool} failed: {}", one_line(message)),
+                [&tool, " failed: ", &one_line(message)].concat(),
             )
             .native("tool_result/error")
             .with("kind", "tool_result")
@@ -607,6 +678,29 @@ impl GeminiAdapter {
     fn flush_delta(&mut self, out: &mut Vec<Draft>) {
         self.deltas.flush("message", out);
     }
+}
+
+/// `init`: the session's id and model.
+fn session_init(model_name: &str, session_id: Option<Value>, model: Option<Value>) -> Draft {
+    Draft::new(EventType::Status, format!("session started ({model_name})"))
+        .native("init")
+        .with("phase", "init")
+        .with_some("session_id", session_id)
+        .with_some("model", model)
+}
+
+/// An `error` line: a warning is a status, unless it says a loop was detected.
+fn error_line(message: &str, severity: &str) -> Draft {
+    if severity == "warning" && !message.contains("Loop detected") {
+        return Draft::new(EventType::Status, message)
+            .native("error/warning")
+            .with("phase", "warning");
+    }
+    Draft::new(EventType::Error, message)
+        .native(&["error/", severity].concat())
+        .with("message", message)
+        .with("fatal", false)
+        .with("severity", severity)
 }
 
 /// The user's prompt, as Gemini echoes it at the start.
@@ -637,6 +731,16 @@ fn attempted_path(message: &str) -> Option<String> {
 mod tests {
     use super::*;
     use std::path::PathBuf;
+
+    #[test]
+    fn every_path_marker_says_workspace() {
+        // `tool_failed` looks for the markers only in messages that say it.
+        assert!(
+            PATH_NOT_IN_WORKSPACE_MARKERS
+                .iter()
+                .all(|m| m.contains("workspace"))
+        );
+    }
 
     #[test]
     fn argv_trusts_the_folder_and_joins_include_directories() {
@@ -765,9 +869,36 @@ mod fast_path_tests {
             r#"{"type":"tool_result","tool_id":"e5","status":"error","error":{"type":7,"message":"odd type"}}"#,
             r#"{"type":"tool_result","tool_id":"e6","error":{"type":"policy_violation"}}"#,
             r#"{"type":"tool_result","tool_id":"e7","status":"error","error":{"type":"x","type":"y","message":"twice"}}"#,
+            r#"{"type":"message","role":"assistant","content":"a delta before an error","delta":true}"#,
+            r#"{"type":"error","message":"no severity"}"#,
+            r#"{"type":"error","severity":"warning"}"#,
+            r#"{"type":"error","severity":3,"message":"odd severity"}"#,
+            r#"{"type":"error","severity":"warning","message":null}"#,
+            r#"{"type":"init","session_id":"s1"}"#,
+            r#"{"type":"init","model":"m","session_id":null}"#,
+            r#"{"type":"init","model":7}"#,
+            r#"{"type":"result","status":"error","error":{"type":"FatalTurnLimitedError","message":"Reached max turns"},"stats":{"input_tokens":5,"output_tokens":1}}"#,
+            r#"{"type":"result","status":"error"}"#,
+            r#"{"type":"result","status":"error","error":{"type":null,"message":5}}"#,
+            r#"{"type":"result","status":"success"}"#,
+            r#"{"type":"result","status":"success","stats":null}"#,
         ]);
         let (general, fast) = both_ways(&lines);
         assert!(general.len() >= 25, "{general:#?}");
         assert_eq!(general, fast);
+        // And the typed way does read them (a line it declined would pass the check above).
+        let mut typed = GeminiAdapter::default();
+        let read_typed = [
+            r#"{"type":"init","#,
+            r#""severity":"warning","message":"Loop"#,
+            r#"{"type":"error","message":"no severity"}"#,
+            r#"{"type":"result","timestamp"#,
+            r#"{"type":"result","status":"error"}"#,
+            r#"{"type":"tool_result","tool_id":"e1""#,
+        ];
+        for marker in read_typed {
+            let line = lines.iter().find(|l| l.contains(marker)).unwrap();
+            assert!(typed.on_line(line, &mut Vec::new()), "{line}");
+        }
     }
 }
