@@ -390,6 +390,11 @@ fn spawn_clock(
                 }
                 None => Default::default(),
             };
+            // Before the coordinator has made the database there is only a stand-in: look
+            // again next time rather than keep reading nothing.
+            if store.as_ref().is_some_and(|s| !s.reads_the_file()) {
+                store = None;
+            }
             if tx.send(Msg::Liveness(alive)).is_err()
                 || tx.send(Msg::Tick(Timestamp::now())).is_err()
                 || tx.send(Msg::Usage(usage)).is_err()
