@@ -11,7 +11,7 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::draft::{
-    Draft, claude_usage, one_line, owned_str, reported_event, retrying, shorten, str_of,
+    Draft, claude_usage, one_line, owned_str, raw_value, reported_event, retrying, shorten, str_of,
     tail_excerpt, take, text_line,
 };
 use super::stream_state::{PendingTools, TextDeltas};
@@ -461,13 +461,7 @@ impl ClaudeAdapter {
                 "tool_use" | "server_tool_use" => Block::ToolUse {
                     id: block.id.unwrap_or_default(),
                     name: block.name.unwrap_or_default(),
-                    input: match block.input {
-                        Some(raw) => match serde_json::from_str(raw.get()) {
-                            Ok(input) => input,
-                            Err(_) => Value::Null,
-                        },
-                        None => Value::Null,
-                    },
+                    input: raw_value(block.input),
                 },
                 _ => continue,
             };

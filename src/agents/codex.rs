@@ -10,8 +10,8 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::draft::{
-    Draft, one_line, owned_str, plain_usage, reported_event, retrying, str_of, tail_excerpt, take,
-    text_line,
+    Draft, one_line, owned_str, plain_usage, raw_value, reported_event, retrying, str_of,
+    tail_excerpt, take, text_line,
 };
 use super::todo::{Todo, TodoList};
 use super::{
@@ -224,7 +224,7 @@ impl<'a> ItemLine<'a> {
             status,
             changes,
         } = self;
-        let hot = match kind.as_ref() {
+        let known = match kind.as_ref() {
             "agent_message" | "assistant_message" => KnownItem::Message(text.unwrap_or_default()),
             "reasoning" => KnownItem::Reasoning(text.unwrap_or_default()),
             "command_execution" => KnownItem::Command(CommandItem {
@@ -244,7 +244,7 @@ impl<'a> ItemLine<'a> {
             },
             _ => return None,
         };
-        Some((kind, id, hot))
+        Some((kind, id, known))
     }
 }
 
@@ -263,7 +263,7 @@ impl<'a> OtherItemLine<'a> {
             items,
             message,
         } = self;
-        let hot = match kind.as_ref() {
+        let known = match kind.as_ref() {
             "mcp_tool_call" => KnownItem::McpCall(McpItem {
                 server: server.unwrap_or_default(),
                 tool: tool.unwrap_or_default(),
@@ -276,13 +276,7 @@ impl<'a> OtherItemLine<'a> {
                 items
                     .unwrap_or_default()
                     .iter()
-                    .map(|t| {
-                        let done = t.completed.unwrap_or(false);
-                        Todo::new(
-                            t.text.as_deref().unwrap_or(""),
-                            if done { "completed" } else { "pending" },
-                        )
-                    })
+                    .map(|t| todo(t.text.as_deref().unwrap_or(""), t.completed))
                     .collect(),
             ),
             "collab_tool_call" => KnownItem::Subagent {
@@ -292,7 +286,7 @@ impl<'a> OtherItemLine<'a> {
             "error" => KnownItem::Error(message.unwrap_or_default()),
             _ => return None,
         };
-        Some((kind, id, hot))
+        Some((kind, id, known))
     }
 }
 
@@ -351,10 +345,7 @@ impl JsonField<'_> {
     fn into_value(self) -> Value {
         match self {
             JsonField::Parsed(value) => value,
-            // Valid JSON already (the line parsed), so this cannot fail.
-            JsonField::Raw(raw) => raw.map_or(Value::Null, |raw| {
-                serde_json::from_str(raw.get()).unwrap_or(Value::Null)
-            }),
+            JsonField::Raw(raw) => raw_value(raw),
         }
     }
 }
@@ -392,11 +383,7 @@ impl Adapter for CodexAdapter {
             }
             "turn.completed" => {
                 self.release_held_error(false, out);
-                let usage = match parsed.usage {
-                    Some(raw) => serde_json::from_str(raw.get()).unwrap_or(Value::Null),
-                    None => Value::Null,
-                };
-                self.turn_completed(kind, &usage, out);
+                self.turn_completed(kind, &raw_value(parsed.usage), out);
             }
             "item.started" | "item.updated" | "item.completed" => {
                 let Some(item) = parsed.item else {
@@ -534,10 +521,7 @@ impl CodexAdapter {
             "error" => self.on_stream_error(parsed.message.as_deref().unwrap_or(""), out),
             "request_user_input" => {
                 self.release_held_error(false, out);
-                out.push(question(parsed.questions.map_or(Value::Null, |raw| {
-                    // Valid JSON already (the line parsed), so this cannot fail.
-                    serde_json::from_str(raw.get()).unwrap_or(Value::Null)
-                })));
+                out.push(question(raw_value(parsed.questions)));
             }
             "item.plan.delta" => self.release_held_error(false, out),
             _ => return false,
@@ -647,10 +631,9 @@ impl CodexAdapter {
                     .into_iter()
                     .flatten()
                     .map(|t| {
-                        let done = t.get("completed").and_then(Value::as_bool).unwrap_or(false);
-                        Todo::new(
+                        todo(
                             str_of(t, "text"),
-                            if done { "completed" } else { "pending" },
+                            t.get("completed").and_then(Value::as_bool),
                         )
                     })
                     .collect(),
@@ -957,6 +940,16 @@ fn turn_started(native: &str) -> Draft {
     Draft::new(EventType::Status, "turn started")
         .native(native)
         .with("phase", "turn_started")
+}
+
+/// One entry of a todo list: Codex says only whether it is done.
+fn todo(text: &str, completed: Option<bool>) -> Todo {
+    let status = if completed.unwrap_or(false) {
+        "completed"
+    } else {
+        "pending"
+    };
+    Todo::new(text, status)
 }
 
 fn session_started(native: &str, id: Option<Value>) -> Draft {

@@ -2,6 +2,7 @@
 //! and time on it; plus the payload pieces every adapter builds the same way.
 
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::event::{EventType, Payload};
 use crate::timestamp::Timestamp;
@@ -104,6 +105,14 @@ pub fn take(value: &mut Value, key: &str) -> Value {
         .as_object_mut()
         .and_then(|m| m.remove(key))
         .unwrap_or(Value::Null)
+}
+
+/// A field a typed read kept as its text, parsed; null when it was absent. The line it came
+/// from parsed already, so the text is valid JSON and the parse cannot fail.
+pub fn raw_value(raw: Option<&RawValue>) -> Value {
+    raw.map_or(Value::Null, |raw| {
+        serde_json::from_str(raw.get()).unwrap_or(Value::Null)
+    })
 }
 
 /// A string value moved out, or empty when it is not a string.

@@ -9,8 +9,8 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::draft::{
-    Draft, one_line, owned_str, plain_usage, reported_event, retrying, str_of, tail_excerpt, take,
-    text_line,
+    Draft, one_line, owned_str, plain_usage, raw_value, reported_event, retrying, str_of,
+    tail_excerpt, take, text_line,
 };
 use super::stream_state::{PendingTools, TextDeltas};
 use super::todo::{Todo, TodoList};
@@ -183,11 +183,7 @@ impl Adapter for GeminiAdapter {
                 out.push(prompt_echo(content));
             }
             "tool_use" => {
-                let params = match parsed.parameters {
-                    // Valid JSON already (the line parsed), so this cannot fail.
-                    Some(raw) => serde_json::from_str(raw.get()).unwrap_or(Value::Null),
-                    None => Value::Null,
-                };
+                let params = raw_value(parsed.parameters);
                 self.flush_delta(out);
                 let name = parsed.tool_name.as_deref().unwrap_or("");
                 let id = parsed.tool_id.as_deref().unwrap_or("");
@@ -413,10 +409,7 @@ impl GeminiAdapter {
                 ));
             }
             _ => {
-                let stats = parsed.stats.map_or(Value::Null, |raw| {
-                    // Valid JSON already (the line parsed), so this cannot fail.
-                    serde_json::from_str(raw.get()).unwrap_or(Value::Null)
-                });
+                let stats = raw_value(parsed.stats);
                 let success = parsed.status.as_deref() == Some("success");
                 let error = parsed.error.unwrap_or_default();
                 let error_type = error.kind.map(|k| Value::String(k.into_owned()));
