@@ -20,8 +20,10 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+mod borrowed;
 mod payload;
 
+pub use borrowed::optional_str;
 pub use payload::{Key, Payload};
 
 use crate::session::append::HeldAppender;
@@ -126,7 +128,7 @@ struct EventLine<'a> {
     agent: Cow<'a, str>,
     #[serde(borrow)]
     worker: Cow<'a, str>,
-    #[serde(borrow)]
+    #[serde(default, borrow, deserialize_with = "optional_str")]
     task: Option<Cow<'a, str>>,
     seq: u64,
     timestamp: Timestamp,

@@ -17,7 +17,7 @@ use super::draft::{
 use super::stream_state::{PendingTools, TextDeltas};
 use super::todo::{Todo, TodoList};
 use super::{Adapter, Autonomy, Launch, LaunchSpec, ORCH_MCP_SERVER, Parsed, REPORT_TOOL};
-use crate::event::EventType;
+use crate::event::{EventType, optional_str};
 use crate::worker::state::ExitFacts;
 
 /// Tool-result text that means the headless run denied a permission (§1.6, and what 2.1.330
@@ -67,13 +67,13 @@ struct AssistantMessage<'a> {
 struct AssistantBlock<'a> {
     #[serde(rename = "type", borrow)]
     kind: Cow<'a, str>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "optional_str")]
     text: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "optional_str")]
     thinking: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "optional_str")]
     id: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "optional_str")]
     name: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     input: Option<&'a RawValue>,
@@ -148,8 +148,8 @@ pub struct ClaudeAdapter {
 }
 
 impl Adapter for ClaudeAdapter {
-    fn on_line(&mut self, line: &str, out: &mut Vec<Draft>) -> bool {
-        self.on_assistant_line(line, out)
+    fn on_line(&mut self, line: &str, out: &mut Vec<Draft>) -> Option<Parsed> {
+        self.on_assistant_line(line, out).then_some(Parsed::Handled)
     }
 
     fn on_json(&mut self, mut v: Value, out: &mut Vec<Draft>) -> Parsed {
@@ -815,10 +815,12 @@ mod fast_path_tests {
         let (mut by_value, mut by_line) = (Vec::new(), Vec::new());
         for line in lines {
             let value: Value = serde_json::from_str(line).unwrap();
-            general.on_json(value.clone(), &mut by_value);
-            if !fast.on_line(line, &mut by_line) {
-                fast.on_json(value, &mut by_line);
-            }
+            let general_answer = general.on_json(value.clone(), &mut by_value);
+            let fast_answer = match fast.on_line(line, &mut by_line) {
+                Some(answer) => answer,
+                None => fast.on_json(value, &mut by_line),
+            };
+            assert_eq!(general_answer, fast_answer, "{line}");
         }
         (by_value, by_line)
     }

@@ -17,7 +17,7 @@ use super::todo::{Todo, TodoList};
 use super::{
     Adapter, Autonomy, Launch, LaunchSpec, ORCH_MCP_SERVER, Parsed, REPORT_TOOL, type_among,
 };
-use crate::event::EventType;
+use crate::event::{EventType, optional_str};
 use crate::worker::state::ExitFacts;
 
 /// stderr text that means exec refused an approval it cannot ask for (§2.6).
@@ -114,17 +114,17 @@ struct TurnLine<'a> {
 struct ItemLine<'a> {
     #[serde(rename = "type", borrow)]
     kind: Cow<'a, str>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "optional_str")]
     id: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "optional_str")]
     text: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "optional_str")]
     command: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "optional_str")]
     aggregated_output: Option<Cow<'a, str>>,
     #[serde(default)]
     exit_code: Option<i64>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "optional_str")]
     status: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     changes: Option<Vec<FileChangeLine<'a>>>,
@@ -159,9 +159,9 @@ struct OtherLine<'a> {
     kind: Cow<'a, str>,
     #[serde(default, borrow)]
     item: Option<OtherItemLine<'a>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "optional_str")]
     thread_id: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "optional_str")]
     message: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     questions: Option<&'a RawValue>,
@@ -171,33 +171,33 @@ struct OtherLine<'a> {
 struct OtherItemLine<'a> {
     #[serde(rename = "type", borrow)]
     kind: Cow<'a, str>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "optional_str")]
     id: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "optional_str")]
     status: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "optional_str")]
     server: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "optional_str")]
     tool: Option<Cow<'a, str>>,
     /// Parsed only for orchestrate's own report tool.
     #[serde(default, borrow)]
     arguments: Option<&'a RawValue>,
     #[serde(default, borrow)]
     error: Option<ItemError<'a>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "optional_str")]
     query: Option<Cow<'a, str>>,
     /// A todo list's items.
     #[serde(default, borrow)]
     items: Option<Vec<TodoLine<'a>>>,
     /// An error item's.
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "optional_str")]
     message: Option<Cow<'a, str>>,
 }
 
 /// One entry of a todo list, typed.
 #[derive(Deserialize)]
 struct TodoLine<'a> {
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "optional_str")]
     text: Option<Cow<'a, str>>,
     #[serde(default)]
     completed: Option<bool>,
@@ -206,7 +206,7 @@ struct TodoLine<'a> {
 /// An MCP tool call's `error`, typed.
 #[derive(Deserialize)]
 struct ItemError<'a> {
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "optional_str")]
     message: Option<Cow<'a, str>>,
 }
 
@@ -366,37 +366,12 @@ pub struct CodexAdapter {
 impl Adapter for CodexAdapter {
     /// The lines of `TYPED_TYPES`, read typed; anything else (or anything unusual about one of
     /// them) goes the general way.
-    fn on_line(&mut self, line: &str, out: &mut Vec<Draft>) -> bool {
-        match type_among(line, &TYPED_TYPES) {
-            None => return false,
-            Some(at) if at >= TURN_LINE_TYPES => return self.on_other_line(line, out),
-            Some(_) => {}
-        }
-        let Ok(parsed) = serde_json::from_str::<TurnLine<'_>>(line) else {
-            return false;
+    fn on_line(&mut self, line: &str, out: &mut Vec<Draft>) -> Option<Parsed> {
+        let handled = match type_among(line, &TYPED_TYPES)? {
+            at if at >= TURN_LINE_TYPES => self.on_other_line(line, out),
+            _ => self.on_turn_line(line, out),
         };
-        let kind = parsed.kind.as_ref();
-        match kind {
-            "turn.started" => {
-                self.release_held_error(false, out);
-                out.push(turn_started(kind));
-            }
-            "turn.completed" => {
-                self.release_held_error(false, out);
-                self.turn_completed(kind, &raw_value(parsed.usage), out);
-            }
-            "item.started" | "item.updated" | "item.completed" => {
-                let Some(item) = parsed.item else {
-                    return false;
-                };
-                let Some(known) = item.into_known() else {
-                    return false;
-                };
-                self.on_typed_item(kind, known, out);
-            }
-            _ => return false,
-        }
-        true
+        handled.then_some(Parsed::Handled)
     }
 
     fn on_json(&mut self, mut v: Value, out: &mut Vec<Draft>) -> Parsed {
@@ -497,6 +472,35 @@ impl Adapter for CodexAdapter {
 }
 
 impl CodexAdapter {
+    /// A turn line or one of the items seen most, read typed; false sends it the general way.
+    fn on_turn_line(&mut self, line: &str, out: &mut Vec<Draft>) -> bool {
+        let Ok(parsed) = serde_json::from_str::<TurnLine<'_>>(line) else {
+            return false;
+        };
+        let kind = parsed.kind.as_ref();
+        match kind {
+            "turn.started" => {
+                self.release_held_error(false, out);
+                out.push(turn_started(kind));
+            }
+            "turn.completed" => {
+                self.release_held_error(false, out);
+                self.turn_completed(kind, &raw_value(parsed.usage), out);
+            }
+            "item.started" | "item.updated" | "item.completed" => {
+                let Some(item) = parsed.item else {
+                    return false;
+                };
+                let Some(known) = item.into_known() else {
+                    return false;
+                };
+                self.on_typed_item(kind, known, out);
+            }
+            _ => return false,
+        }
+        true
+    }
+
     /// A line of one of the rarer `TYPED_TYPES`, read typed; false sends it the general way.
     fn on_other_line(&mut self, line: &str, out: &mut Vec<Draft>) -> bool {
         let Ok(parsed) = serde_json::from_str::<OtherLine<'_>>(line) else {
@@ -1190,10 +1194,12 @@ mod fast_path_tests {
         let (mut by_value, mut by_line) = (Vec::new(), Vec::new());
         for line in lines {
             let value: Value = serde_json::from_str(line).unwrap();
-            general.on_json(value.clone(), &mut by_value);
-            if !fast.on_line(line, &mut by_line) {
-                fast.on_json(value, &mut by_line);
-            }
+            let general_answer = general.on_json(value.clone(), &mut by_value);
+            let fast_answer = match fast.on_line(line, &mut by_line) {
+                Some(answer) => answer,
+                None => fast.on_json(value, &mut by_line),
+            };
+            assert_eq!(general_answer, fast_answer, "{line}");
         }
         general.finish(None, &mut by_value);
         fast.finish(None, &mut by_line);
@@ -1295,7 +1301,11 @@ mod fast_path_tests {
         ];
         for marker in read_typed {
             let line = lines.iter().find(|l| l.contains(marker)).unwrap();
-            assert!(typed.on_line(line, &mut Vec::new()), "{line}");
+            assert_eq!(
+                typed.on_line(line, &mut Vec::new()),
+                Some(Parsed::Handled),
+                "{line}"
+            );
         }
     }
 }

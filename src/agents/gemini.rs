@@ -17,7 +17,7 @@ use super::todo::{Todo, TodoList};
 use super::{
     Adapter, Autonomy, Launch, LaunchSpec, ORCH_MCP_SERVER, Parsed, REPORT_TOOL, type_among,
 };
-use crate::event::EventType;
+use crate::event::{EventType, optional_str};
 use crate::worker::state::ExitFacts;
 
 /// Messages of a tool call refused because a path lies outside the workspace, by version (§3.8).
@@ -86,21 +86,21 @@ pub fn launch(spec: &LaunchSpec) -> Launch {
 struct StreamLine<'a> {
     #[serde(rename = "type", borrow)]
     kind: Cow<'a, str>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "optional_str")]
     role: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "optional_str")]
     content: Option<Cow<'a, str>>,
     #[serde(default)]
     delta: Option<bool>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "optional_str")]
     tool_name: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "optional_str")]
     tool_id: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     parameters: Option<&'a RawValue>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "optional_str")]
     status: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "optional_str")]
     output: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     error: Option<ToolError<'a>>,
@@ -112,15 +112,15 @@ struct StreamLine<'a> {
 struct OtherLine<'a> {
     #[serde(rename = "type", borrow)]
     kind: Cow<'a, str>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "optional_str")]
     session_id: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "optional_str")]
     model: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "optional_str")]
     severity: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "optional_str")]
     message: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "optional_str")]
     status: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     stats: Option<&'a RawValue>,
@@ -143,9 +143,9 @@ const STREAM_LINE_TYPES: usize = 3;
 /// A failed tool call's `error` (or a failed run's), typed.
 #[derive(Deserialize, Default)]
 struct ToolError<'a> {
-    #[serde(rename = "type", default, borrow)]
+    #[serde(rename = "type", default, borrow, deserialize_with = "optional_str")]
     kind: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "optional_str")]
     message: Option<Cow<'a, str>>,
 }
 
@@ -162,50 +162,14 @@ pub struct GeminiAdapter {
 }
 
 impl Adapter for GeminiAdapter {
-    /// Messages, tool calls and tool results, read typed; anything else (or anything unusual
-    /// about one of them) goes the general way.
-    fn on_line(&mut self, line: &str, out: &mut Vec<Draft>) -> bool {
-        match type_among(line, &TYPED_TYPES) {
-            None => return false,
-            Some(at) if at >= STREAM_LINE_TYPES => return self.on_other_line(line, out),
-            Some(_) => {}
-        }
-        let Ok(parsed) = serde_json::from_str::<StreamLine<'_>>(line) else {
-            return false;
+    /// The `TYPED_TYPES`, read typed; any other line (or anything unusual about one of them)
+    /// goes the general way.
+    fn on_line(&mut self, line: &str, out: &mut Vec<Draft>) -> Option<Parsed> {
+        let handled = match type_among(line, &TYPED_TYPES)? {
+            at if at >= STREAM_LINE_TYPES => self.on_other_line(line, out),
+            _ => self.on_stream_line(line, out),
         };
-        let content = parsed.content.as_deref().unwrap_or("");
-        match parsed.kind.as_ref() {
-            "message" if parsed.role.as_deref() == Some("assistant") => {
-                self.on_assistant_message(content, parsed.delta.unwrap_or(false), out);
-            }
-            "message" => {
-                self.flush_delta(out);
-                out.push(prompt_echo(content));
-            }
-            "tool_use" => {
-                let params = raw_value(parsed.parameters);
-                self.flush_delta(out);
-                let name = parsed.tool_name.as_deref().unwrap_or("");
-                let id = parsed.tool_id.as_deref().unwrap_or("");
-                if let Some(draft) = self.on_tool_use(id, name, params) {
-                    out.push(draft);
-                }
-            }
-            "tool_result" => {
-                self.flush_delta(out);
-                let id = parsed.tool_id.map(Cow::into_owned).unwrap_or_default();
-                let output = parsed.output.as_deref();
-                if parsed.status.as_deref() == Some("success") {
-                    self.tool_succeeded(id, output.unwrap_or(""), out);
-                } else {
-                    let error = parsed.error.unwrap_or_default();
-                    let message = error.message.as_deref().or(output).unwrap_or("");
-                    self.tool_failed(id, error.kind.as_deref().unwrap_or(""), message, out);
-                }
-            }
-            _ => return false,
-        }
-        true
+        handled.then_some(Parsed::Handled)
     }
 
     fn on_json(&mut self, mut v: Value, out: &mut Vec<Draft>) -> Parsed {
@@ -381,6 +345,46 @@ fn http_status_of_exit(code: i64) -> Option<i64> {
 }
 
 impl GeminiAdapter {
+    /// A message, tool call or tool result, read typed; false sends it the general way.
+    fn on_stream_line(&mut self, line: &str, out: &mut Vec<Draft>) -> bool {
+        let Ok(parsed) = serde_json::from_str::<StreamLine<'_>>(line) else {
+            return false;
+        };
+        let content = parsed.content.as_deref().unwrap_or("");
+        match parsed.kind.as_ref() {
+            "message" if parsed.role.as_deref() == Some("assistant") => {
+                self.on_assistant_message(content, parsed.delta.unwrap_or(false), out);
+            }
+            "message" => {
+                self.flush_delta(out);
+                out.push(prompt_echo(content));
+            }
+            "tool_use" => {
+                let params = raw_value(parsed.parameters);
+                self.flush_delta(out);
+                let name = parsed.tool_name.as_deref().unwrap_or("");
+                let id = parsed.tool_id.as_deref().unwrap_or("");
+                if let Some(draft) = self.on_tool_use(id, name, params) {
+                    out.push(draft);
+                }
+            }
+            "tool_result" => {
+                self.flush_delta(out);
+                let id = parsed.tool_id.map(Cow::into_owned).unwrap_or_default();
+                let output = parsed.output.as_deref();
+                if parsed.status.as_deref() == Some("success") {
+                    self.tool_succeeded(id, output.unwrap_or(""), out);
+                } else {
+                    let error = parsed.error.unwrap_or_default();
+                    let message = error.message.as_deref().or(output).unwrap_or("");
+                    self.tool_failed(id, error.kind.as_deref().unwrap_or(""), message, out);
+                }
+            }
+            _ => return false,
+        }
+        true
+    }
+
     /// A line of one of the rarer `TYPED_TYPES`, read typed; false sends it the general way.
     fn on_other_line(&mut self, line: &str, out: &mut Vec<Draft>) -> bool {
         let Ok(parsed) = serde_json::from_str::<OtherLine<'_>>(line) else {
@@ -827,10 +831,12 @@ mod fast_path_tests {
         let (mut by_value, mut by_line) = (Vec::new(), Vec::new());
         for line in lines {
             let value: Value = serde_json::from_str(line).unwrap();
-            general.on_json(value.clone(), &mut by_value);
-            if !fast.on_line(line, &mut by_line) {
-                fast.on_json(value, &mut by_line);
-            }
+            let general_answer = general.on_json(value.clone(), &mut by_value);
+            let fast_answer = match fast.on_line(line, &mut by_line) {
+                Some(answer) => answer,
+                None => fast.on_json(value, &mut by_line),
+            };
+            assert_eq!(general_answer, fast_answer, "{line}");
         }
         general.finish(None, &mut by_value);
         fast.finish(None, &mut by_line);
@@ -891,7 +897,11 @@ mod fast_path_tests {
         ];
         for marker in read_typed {
             let line = lines.iter().find(|l| l.contains(marker)).unwrap();
-            assert!(typed.on_line(line, &mut Vec::new()), "{line}");
+            assert_eq!(
+                typed.on_line(line, &mut Vec::new()),
+                Some(Parsed::Handled),
+                "{line}"
+            );
         }
     }
 }

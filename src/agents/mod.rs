@@ -265,10 +265,10 @@ pub trait Adapter: Send {
     fn on_json(&mut self, value: Value, out: &mut Vec<Draft>) -> Parsed;
 
     /// A JSON line read straight from its text, for the CLI's hottest messages: typed and
-    /// borrowed, it skips building a `Value`. True when handled, with exactly what `on_json`
-    /// would give; false sends the line the general way (parsed, then `on_json`).
-    fn on_line(&mut self, _line: &str, _out: &mut Vec<Draft>) -> bool {
-        false
+    /// borrowed, it skips building a `Value`. An answer is exactly what `on_json` would give
+    /// for the line; None sends it the general way (parsed, then `on_json`).
+    fn on_line(&mut self, _line: &str, _out: &mut Vec<Draft>) -> Option<Parsed> {
+        None
     }
 
     /// A line that is not JSON: stderr merged by the PTY, banners, debug output.

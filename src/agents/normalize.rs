@@ -284,7 +284,8 @@ impl LineHandler {
             self.adapter.on_text(line, &mut self.drafts);
             return Some(Problem::NotJson);
         }
-        if self.adapter.on_line(line, &mut self.drafts) {
+        if let Some(parsed) = self.adapter.on_line(line, &mut self.drafts) {
+            self.count(parsed);
             return None;
         }
         match serde_json::from_str::<Value>(line) {
@@ -306,7 +307,12 @@ impl LineHandler {
     }
 
     fn on_json(&mut self, value: Value) {
-        if let Parsed::Unknown(kind) = self.adapter.on_json(value, &mut self.drafts) {
+        let parsed = self.adapter.on_json(value, &mut self.drafts);
+        self.count(parsed);
+    }
+
+    fn count(&mut self, parsed: Parsed) {
+        if let Parsed::Unknown(kind) = parsed {
             *self.stats.unknown.entry(kind).or_default() += 1;
         }
     }
