@@ -1,6 +1,8 @@
 //! `Draft`: an event as an adapter produces it, before the normaliser stamps identity, order
 //! and time on it; plus the payload pieces every adapter builds the same way.
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 use serde_json::value::RawValue;
 
@@ -19,12 +21,14 @@ pub struct Draft {
 }
 
 impl Draft {
-    pub fn new(kind: EventType, text: impl Into<String>) -> Self {
+    /// `text` is cut to its first line and `EXCERPT_CHARS`; borrowed, only what is kept is
+    /// copied.
+    pub fn new<'t>(kind: EventType, text: impl Into<Cow<'t, str>>) -> Self {
         // Most payloads have a handful of fields (a finished command eight): sized once, not grown.
         let mut payload = Payload::with_capacity(8);
-        let text: String = text.into();
+        let text = text.into();
         let text = if is_short_single_line(&text) {
-            text
+            text.into_owned()
         } else {
             one_line(&text)
         };
