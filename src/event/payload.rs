@@ -17,9 +17,17 @@ use serde_json::{Map, Value};
 /// A field name: static when orchestrate wrote it, owned when it came from elsewhere.
 pub type Key = Cow<'static, str>;
 
-#[derive(Debug, Clone, Default, PartialEq)]
+/// Up to this many fields a payload keeps them in the order they were set, and sorts them
+/// only to write them out; past it, in key order (found by halves).
+const SMALL: usize = 16;
+
+#[derive(Clone, Default)]
 pub struct Payload {
-    /// Sorted by key, no key twice.
+    /// No key twice. In the order set while there are at most `SMALL`, else sorted by key.
+    /// An adapter sets a handful of fields in no key order: keeping them sorted as they came
+    /// moved every one past the others (a tenth of a Codex stream's time), where writing them
+    /// out sorts a few indexes instead. A large payload (a custom agent's, read from a line
+    /// of up to 8 MiB) stays sorted so that setting a field never walks all the others.
     entries: Vec<(Key, Value)>,
 }
 
@@ -34,18 +42,20 @@ impl Payload {
         }
     }
 
-    /// Where `key` is, or would go. A payload has a handful of fields, and most of its keys
-    /// differ in their first byte: a walk comparing that byte inline is cheaper than halving
-    /// with a `memcmp` call per step.
+    fn is_sorted(&self) -> bool {
+        self.entries.len() > SMALL
+    }
+
+    /// Where `key` is: Ok, or Err with where it would go in a sorted payload.
     fn position(&self, key: &str) -> Result<usize, usize> {
-        for (at, (k, _)) in self.entries.iter().enumerate() {
-            match compare_keys(k, key) {
-                Ordering::Less => continue,
-                Ordering::Equal => return Ok(at),
-                Ordering::Greater => return Err(at),
-            }
+        if self.is_sorted() {
+            self.entries.binary_search_by(|(k, _)| compare_keys(k, key))
+        } else {
+            self.entries
+                .iter()
+                .position(|(k, _)| same_key(k, key))
+                .ok_or(self.entries.len())
         }
-        Err(self.entries.len())
     }
 
     pub fn get(&self, key: &str) -> Option<&Value> {
@@ -59,24 +69,18 @@ impl Payload {
     /// Sets `key`, returning the value it replaces (the key written first stays, as a map's).
     pub fn insert(&mut self, key: impl Into<Key>, value: Value) -> Option<Value> {
         let key = key.into();
-        // Keys read from a journal come in order: each goes at the end.
-        if self
-            .entries
-            .last()
-            .is_none_or(|(last, _)| compare_keys(last, &key) == Ordering::Less)
-        {
-            self.entries.push((key, value));
-            return None;
-        }
         match self.position(&key) {
             Ok(at) => Some(std::mem::replace(&mut self.entries[at].1, value)),
-            Err(at) => {
-                // Pushed, then swapped into place: a payload holds a handful of fields, and
-                // swapping fixed-size entries stays inline where `Vec::insert` calls memmove
-                // (an adapter's fields come in no key order, so this runs for most of them).
+            Err(at) if self.is_sorted() => {
+                self.entries.insert(at, (key, value));
+                None
+            }
+            Err(_) => {
                 self.entries.push((key, value));
-                for i in (at + 1..self.entries.len()).rev() {
-                    self.entries.swap(i - 1, i);
+                if self.is_sorted() {
+                    // Just past `SMALL`: sorted once, kept sorted from now on.
+                    self.entries
+                        .sort_unstable_by(|(a, _), (b, _)| compare_keys(a, b));
                 }
                 None
             }
@@ -84,6 +88,7 @@ impl Payload {
     }
 
     pub fn remove(&mut self, key: &str) -> Option<Value> {
+        // `Vec::remove` keeps the order, sorted or not.
         self.position(key).ok().map(|at| self.entries.remove(at).1)
     }
 
@@ -97,7 +102,46 @@ impl Payload {
 
     /// The field names in key order.
     pub fn keys(&self) -> impl Iterator<Item = &str> {
-        self.entries.iter().map(|(k, _)| k.as_ref())
+        self.in_key_order().map(|(k, _)| k.as_ref())
+    }
+
+    /// The fields in key order: a small payload's sorted through a few indexes on the stack.
+    fn in_key_order(&self) -> impl Iterator<Item = &(Key, Value)> {
+        let mut order = [0u8; SMALL];
+        let sorted = self.is_sorted();
+        if !sorted {
+            let order = &mut order[..self.entries.len()];
+            for (at, slot) in order.iter_mut().enumerate() {
+                *slot = at as u8;
+            }
+            order.sort_unstable_by(|&a, &b| {
+                compare_keys(&self.entries[a as usize].0, &self.entries[b as usize].0)
+            });
+        }
+        (0..self.entries.len()).map(move |at| {
+            let at = if sorted { at } else { order[at] as usize };
+            &self.entries[at]
+        })
+    }
+}
+
+/// Whether two keys are the same, mostly told by their length or first byte, inline.
+fn same_key(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.as_bytes().first() == b.as_bytes().first() && a == b
+}
+
+/// Equal when they have the same fields, in whatever order they were set.
+impl PartialEq for Payload {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.entries.iter().all(|(k, v)| other.get(k) == Some(v))
+    }
+}
+
+impl fmt::Debug for Payload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.in_key_order().map(|(k, v)| (k, v)))
+            .finish()
     }
 }
 
@@ -118,10 +162,15 @@ impl Index<&str> for Payload {
     }
 }
 
+/// The fields in key order.
 impl IntoIterator for Payload {
     type Item = (Key, Value);
     type IntoIter = std::vec::IntoIter<(Key, Value)>;
-    fn into_iter(self) -> Self::IntoIter {
+    fn into_iter(mut self) -> Self::IntoIter {
+        if !self.is_sorted() {
+            self.entries
+                .sort_unstable_by(|(a, _), (b, _)| compare_keys(a, b));
+        }
         self.entries.into_iter()
     }
 }
@@ -157,7 +206,7 @@ impl From<Payload> for Value {
 impl Serialize for Payload {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(self.entries.len()))?;
-        for (key, value) in &self.entries {
+        for (key, value) in self.in_key_order() {
             map.serialize_entry(key.as_ref(), value)?;
         }
         map.end()
@@ -180,13 +229,30 @@ impl<'de> Visitor<'de> for PayloadVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Payload, A::Error> {
-        let mut payload = Payload::with_capacity(access.size_hint().unwrap_or(8).min(32));
+        let mut entries: Vec<(Key, Value)> =
+            Vec::with_capacity(access.size_hint().unwrap_or(8).min(32));
+        let mut in_order = true;
         while let Some(key) = access.next_key_seed(KeySeed)? {
             let value: Value = access.next_value()?;
-            // A key given twice keeps its last value, as `serde_json::Map` does.
-            payload.insert(key, value);
+            in_order &= entries
+                .last()
+                .is_none_or(|(last, _)| compare_keys(last, &key) == Ordering::Less);
+            entries.push((key, value));
         }
-        Ok(payload)
+        // A journal's lines come sorted, no key twice. Anything else is sorted once (setting
+        // fields one by one would walk the others for each: a hostile 8 MiB line has a
+        // million), and a key given twice keeps its last value, as `serde_json::Map` does.
+        if !in_order {
+            entries.sort_by(|(a, _), (b, _)| compare_keys(a, b));
+            entries.dedup_by(|later, kept| {
+                let same = later.0 == kept.0;
+                if same {
+                    std::mem::swap(&mut later.1, &mut kept.1);
+                }
+                same
+            });
+        }
+        Ok(Payload { entries })
     }
 }
 
@@ -336,15 +402,83 @@ mod tests {
         assert_eq!(Value::from(payload), json!({"text": "b", "zeta": 1}),);
     }
 
+    /// Past `SMALL` fields a payload keeps them sorted; below, in the order set. Either way
+    /// it reads, compares and writes as a map does.
+    #[test]
+    fn small_and_large_payloads_behave_as_a_map() {
+        for count in [0, 3, SMALL - 1, SMALL, SMALL + 1, 3 * SMALL, 5000] {
+            let mut payload = Payload::new();
+            let mut map = Map::new();
+            // In no key order, and each key set twice.
+            for round in 0..2 {
+                for i in (0..count).rev().chain(0..count).step_by(2) {
+                    let key = format!("k{}", (i * 7919) % count.max(1));
+                    payload.insert(key.clone(), json!([round, i]));
+                    map.insert(key, json!([round, i]));
+                }
+            }
+            assert_eq!(payload.len(), map.len(), "{count}");
+            let written = serde_json::to_string(&payload).unwrap();
+            assert_eq!(written, serde_json::to_string(&map).unwrap(), "{count}");
+            assert!(payload.keys().is_sorted(), "{count}");
+            for (key, value) in &map {
+                assert_eq!(payload.get(key), Some(value), "{count} {key}");
+            }
+            // Read back from the sorted line, or from it with its fields reversed and one of
+            // them given twice (the first value lost): the same payload.
+            assert_eq!(serde_json::from_str::<Payload>(&written).unwrap(), payload);
+            let mut fields: Vec<String> = map
+                .iter()
+                .rev()
+                .map(|(k, v)| format!("{}:{v}", json!(k)))
+                .collect();
+            if let Some(key) = map.keys().next() {
+                fields.insert(0, format!("{}:\"lost\"", json!(key)));
+            }
+            fields.extend([r#""dup":1"#.into(), r#""dup":2"#.into()]);
+            let mut reversed: Payload =
+                serde_json::from_str(&format!("{{{}}}", fields.join(","))).unwrap();
+            assert_eq!(reversed.remove("dup"), Some(json!(2)), "{count}");
+            assert_eq!(reversed, payload, "{count}");
+            assert_eq!(Map::from(reversed), map, "{count}");
+            // Removing fields down past `SMALL` keeps every other.
+            for key in map.keys().step_by(2) {
+                assert!(payload.remove(key).is_some());
+            }
+            for (at, (key, value)) in map.iter().enumerate() {
+                assert_eq!(payload.get(key), (at % 2 == 1).then_some(value), "{count}");
+            }
+        }
+    }
+
+    #[test]
+    fn payloads_with_the_same_fields_set_in_another_order_are_equal() {
+        let mut a = Payload::new();
+        a.insert("text", json!("t"));
+        a.insert("kind", json!("k"));
+        let mut b = Payload::new();
+        b.insert("kind", json!("k"));
+        b.insert("text", json!("t"));
+        assert_eq!(a, b);
+        assert_eq!(format!("{a:?}"), format!("{b:?}"));
+        b.insert("text", json!("other"));
+        assert_ne!(a, b);
+        b.insert("extra", json!(1));
+        assert_ne!(b, a);
+        assert_ne!(a, b);
+    }
+
     #[test]
     fn known_keys_are_shared_not_copied() {
         assert!(KNOWN_KEYS.is_sorted(), "binary search needs them sorted");
         let payload: Payload = serde_json::from_str(r#"{"text":"a","custom":1}"#).unwrap();
-        let kinds: Vec<bool> = payload
-            .entries
-            .iter()
-            .map(|(k, _)| matches!(k, Cow::Borrowed(_)))
-            .collect();
-        assert_eq!(kinds, [false, true]);
+        let shared = |key: &str| {
+            payload
+                .entries
+                .iter()
+                .any(|(k, _)| k == key && matches!(k, Cow::Borrowed(_)))
+        };
+        assert!(shared("text"));
+        assert!(!shared("custom"));
     }
 }
