@@ -15,7 +15,9 @@ struct Borrowed<'a>(#[serde(borrow)] Cow<'a, str>);
 
 /// For an `Option<Cow<'a, str>>` field, as
 /// `#[serde(default, borrow, deserialize_with = "optional_str")]`: absent or null is `None`,
-/// a string is borrowed unless it has escapes, anything else is the same error as before.
+/// a string is borrowed unless it has escapes, anything else is the error a plain
+/// `Option<Cow<str>>` gives. `default` is needed: with `deserialize_with`, serde no longer
+/// reads a missing field as `None` but fails the whole line.
 pub fn optional_str<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<Cow<'de, str>>, D::Error> {

@@ -1,5 +1,5 @@
-//! `Payload`: an event's fields. A small map kept in key order, so it writes exactly the bytes
-//! a `serde_json::Map` (a `BTreeMap`) wrote, but one vector instead of a tree, and its keys
+//! `Payload`: an event's fields. A small map, always written in key order, so it writes exactly
+//! the bytes a `serde_json::Map` (a `BTreeMap`) wrote, but one vector instead of a tree, and its keys
 //! are static strings wherever orchestrate names them: an adapter stamping a few fields on
 //! every event allocates for their values only, and a reader of a journal shares the keys it
 //! knows instead of copying them from every line.
@@ -20,14 +20,14 @@ pub type Key = Cow<'static, str>;
 /// Up to this many fields a payload keeps them in the order they were set, and sorts them
 /// only to write them out; past it, in key order (found by halves).
 const SMALL: usize = 16;
+// A small payload's order is sorted as `u8` indexes.
+const _: () = assert!(SMALL <= 256);
 
 #[derive(Clone, Default)]
 pub struct Payload {
-    /// No key twice. In the order set while there are at most `SMALL`, else sorted by key.
-    /// An adapter sets a handful of fields in no key order: keeping them sorted as they came
-    /// moved every one past the others (a tenth of a Codex stream's time), where writing them
-    /// out sorts a few indexes instead. A large payload (a custom agent's, read from a line
-    /// of up to 8 MiB) stays sorted so that setting a field never walks all the others.
+    /// No key twice. In the order set while there are at most `SMALL` (sorting each field into
+    /// place as it came was 8 % of a Codex stream's time), else sorted by key, so that setting a
+    /// field of a large payload (a custom agent's line is up to 8 MiB) never walks the others.
     entries: Vec<(Key, Value)>,
 }
 
@@ -42,13 +42,15 @@ impl Payload {
         }
     }
 
-    fn is_sorted(&self) -> bool {
+    /// Whether the entries are kept in key order: a matter of size, not of what was set.
+    fn kept_sorted(&self) -> bool {
         self.entries.len() > SMALL
     }
 
-    /// Where `key` is: Ok, or Err with where it would go in a sorted payload.
+    /// Where `key` is: Ok, or Err with where to put it (its place in key order when the
+    /// entries are kept sorted, the end otherwise).
     fn position(&self, key: &str) -> Result<usize, usize> {
-        if self.is_sorted() {
+        if self.kept_sorted() {
             self.entries.binary_search_by(|(k, _)| compare_keys(k, key))
         } else {
             self.entries
@@ -71,13 +73,13 @@ impl Payload {
         let key = key.into();
         match self.position(&key) {
             Ok(at) => Some(std::mem::replace(&mut self.entries[at].1, value)),
-            Err(at) if self.is_sorted() => {
+            Err(at) if self.kept_sorted() => {
                 self.entries.insert(at, (key, value));
                 None
             }
             Err(_) => {
                 self.entries.push((key, value));
-                if self.is_sorted() {
+                if self.kept_sorted() {
                     // Just past `SMALL`: sorted once, kept sorted from now on.
                     self.entries
                         .sort_unstable_by(|(a, _), (b, _)| compare_keys(a, b));
@@ -108,7 +110,7 @@ impl Payload {
     /// The fields in key order: a small payload's sorted through a few indexes on the stack.
     fn in_key_order(&self) -> impl Iterator<Item = &(Key, Value)> {
         let mut order = [0u8; SMALL];
-        let sorted = self.is_sorted();
+        let sorted = self.kept_sorted();
         if !sorted {
             let order = &mut order[..self.entries.len()];
             for (at, slot) in order.iter_mut().enumerate() {
@@ -167,7 +169,7 @@ impl IntoIterator for Payload {
     type Item = (Key, Value);
     type IntoIter = std::vec::IntoIter<(Key, Value)>;
     fn into_iter(mut self) -> Self::IntoIter {
-        if !self.is_sorted() {
+        if !self.kept_sorted() {
             self.entries
                 .sort_unstable_by(|(a, _), (b, _)| compare_keys(a, b));
         }
@@ -177,13 +179,16 @@ impl IntoIterator for Payload {
 
 impl From<Map<String, Value>> for Payload {
     fn from(map: Map<String, Value>) -> Self {
-        // A `Map` iterates in key order already, with no key twice.
-        Payload {
-            entries: map
-                .into_iter()
-                .map(|(k, v)| (shared_key(Cow::Owned(k)), v))
-                .collect(),
+        let mut entries: Vec<(Key, Value)> = map
+            .into_iter()
+            .map(|(k, v)| (shared_key(Cow::Owned(k)), v))
+            .collect();
+        // A `Map` (a `BTreeMap` while serde_json's `preserve_order` is off) iterates in key
+        // order, no key twice; sorted again only if a dependency ever turns that feature on.
+        if !entries.is_sorted_by(|(a, _), (b, _)| compare_keys(a, b) == Ordering::Less) {
+            entries.sort_unstable_by(|(a, _), (b, _)| compare_keys(a, b));
         }
+        Payload { entries }
     }
 }
 
@@ -441,13 +446,18 @@ mod tests {
             assert_eq!(reversed.remove("dup"), Some(json!(2)), "{count}");
             assert_eq!(reversed, payload, "{count}");
             assert_eq!(Map::from(reversed), map, "{count}");
-            // Removing fields down past `SMALL` keeps every other.
+            // Removing fields down past `SMALL` keeps every other; setting them again (back
+            // past it) gives the whole payload back.
             for key in map.keys().step_by(2) {
                 assert!(payload.remove(key).is_some());
             }
             for (at, (key, value)) in map.iter().enumerate() {
                 assert_eq!(payload.get(key), (at % 2 == 1).then_some(value), "{count}");
             }
+            for (key, value) in map.iter().step_by(2) {
+                assert_eq!(payload.insert(key.clone(), value.clone()), None);
+            }
+            assert_eq!(serde_json::to_string(&payload).unwrap(), written, "{count}");
         }
     }
 
