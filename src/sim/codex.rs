@@ -1,11 +1,13 @@
 //! Simulated `codex exec`: clap-style argv (usage errors exit 2), the git-repository check,
 //! removed flags, and the `--json` thread/turn/item stream.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
 use super::argv::ArgWalker;
+use super::ordered::{Field, Object};
 use super::{
     ApiError, ArgError, CheckedArgs, Dialect, Emitter, Host, Invocation, Refusal, RetryPolicy,
     RunEnd, StdinUse, ToolCall, ToolResult, absolute, print_document, session_uuid,
@@ -272,6 +274,8 @@ fn check_exec_args(args: &[String], host: &Host) -> Result<CheckedArgs, ArgError
         thread_id,
         json_output,
         last_message: String::new(),
+        items: 0,
+        tool_items: HashMap::new(),
     };
     Ok(CheckedArgs::Run(Box::new(invocation), Box::new(dialect)))
 }
@@ -285,20 +289,75 @@ pub struct CodexDialect {
     thread_id: String,
     json_output: bool,
     last_message: String,
+    /// Items so far: the real CLI numbers every item of a turn, `item_0` on.
+    items: usize,
+    /// The item id of each of the script's tool calls.
+    tool_items: HashMap<String, String>,
 }
 
-fn item_id(id: &str) -> String {
-    format!("item_{}", id.trim_start_matches('0'))
+impl CodexDialect {
+    fn new_item(&mut self) -> String {
+        self.items += 1;
+        format!("item_{}", self.items - 1)
+    }
+
+    /// The item of the script's tool call `id`: the one it started, or a new one.
+    fn tool_item(&mut self, id: &str) -> String {
+        if let Some(item) = self.tool_items.get(id) {
+            return item.clone();
+        }
+        let item = self.new_item();
+        self.tool_items.insert(id.to_string(), item.clone());
+        item
+    }
 }
 
-fn command_item(id: &str, call: &ToolCall) -> Value {
+/// The real CLI's fields, in its order; `exit_code` null until the command ends.
+fn command_item(item_id: String, call: &ToolCall) -> Object {
     let command = match call {
         ToolCall::Command { command } => command.clone(),
         ToolCall::Read { path } => format!("cat {}", path.display()),
         _ => String::new(),
     };
-    json!({"id": item_id(id), "type": "command_execution", "command": format!("bash -lc '{command}'"),
-           "aggregated_output": "", "status": "in_progress"})
+    Object::new()
+        .with("id", item_id)
+        .with("type", "command_execution")
+        // The user's shell, as the real CLI runs it (bash where the recordings were made).
+        .with("command", format!("/bin/bash -lc '{command}'"))
+        .with("aggregated_output", "")
+        .with("exit_code", Value::Null)
+        .with("status", "in_progress")
+}
+
+fn file_change_item(item_id: String, call: &ToolCall, status: &str) -> Object {
+    let (ToolCall::Write { path, .. } | ToolCall::Edit { path, .. }) = call else {
+        unreachable!("only writes and edits are file changes");
+    };
+    let kind = if matches!(call, ToolCall::Write { .. }) {
+        "add"
+    } else {
+        "update"
+    };
+    Object::new()
+        .with("id", item_id)
+        .with("type", "file_change")
+        .with(
+            "changes",
+            Field::Objects(vec![
+                Object::new()
+                    .with("path", path.display().to_string())
+                    .with("kind", kind),
+            ]),
+        )
+        .with("status", status)
+}
+
+fn line(kind: &str) -> Object {
+    Object::new().with("type", kind)
+}
+
+fn error_line(kind: &str, message: &str) -> Object {
+    line(kind).with("error", Object::new().with("message", message))
 }
 
 impl Dialect for CodexDialect {
@@ -311,24 +370,32 @@ impl Dialect for CodexDialect {
         arguments: &Value,
         answer: &Result<String, String>,
     ) {
+        let item_id = self.tool_item(id);
         let item = |status: &str| {
-            json!({"id": item_id(id), "type": "mcp_tool_call", "server": server, "tool": tool,
-                   "arguments": arguments, "result": null, "error": null, "status": status})
+            Object::new()
+                .with("id", item_id.clone())
+                .with("type", "mcp_tool_call")
+                .with("server", server)
+                .with("tool", tool)
+                .with("arguments", arguments.clone())
+                .with("result", Value::Null)
+                .with("error", Value::Null)
+                .with("status", status)
         };
-        out.emit(json!({"type": "item.started", "item": item("in_progress")}));
+        out.emit_in_order(line("item.started").with("item", item("in_progress")));
         let mut done = item(if answer.is_ok() {
             "completed"
         } else {
             "failed"
         });
         match answer {
-            Ok(text) => {
-                done["result"] =
-                    json!({"content": [{"type": "text", "text": text}], "structured_content": null})
-            }
-            Err(text) => done["error"] = json!({"message": text}),
+            Ok(text) => done.set(
+                "result",
+                json!({"content": [{"type": "text", "text": text}], "structured_content": null}),
+            ),
+            Err(text) => done.set("error", Object::new().with("message", text.as_str())),
         }
-        out.emit(json!({"type": "item.completed", "item": done}));
+        out.emit_in_order(line("item.completed").with("item", done));
     }
 
     fn name(&self) -> &'static str {
@@ -357,46 +424,58 @@ impl Dialect for CodexDialect {
     }
 
     fn start(&mut self, out: &mut Emitter) {
-        out.emit(json!({"type": "thread.started", "thread_id": self.thread_id}));
-        out.emit(json!({"type": "turn.started"}));
+        out.emit_in_order(line("thread.started").with("thread_id", self.thread_id.as_str()));
+        out.emit_in_order(line("turn.started"));
     }
 
     fn thinking(&mut self, out: &mut Emitter, text: &str) {
-        out.emit(json!({"type": "item.completed", "item": {"id": "item_r", "type": "reasoning", "text": format!("**Planning**\n\n{text}")}}));
+        let item = Object::new()
+            .with("id", self.new_item())
+            .with("type", "reasoning")
+            .with("text", text);
+        out.emit_in_order(line("item.completed").with("item", item));
     }
 
     fn message(&mut self, out: &mut Emitter, text: &str) {
         self.last_message = text.to_string();
-        out.emit(json!({"type": "item.completed", "item": {"id": "item_m", "type": "agent_message", "text": text}}));
+        let item = Object::new()
+            .with("id", self.new_item())
+            .with("type", "agent_message")
+            .with("text", text);
+        out.emit_in_order(line("item.completed").with("item", item));
     }
 
     fn tool_started(&mut self, out: &mut Emitter, id: &str, call: &ToolCall) {
-        if matches!(call, ToolCall::Command { .. } | ToolCall::Read { .. }) {
-            out.emit(json!({"type": "item.started", "item": command_item(id, call)}));
-        }
+        let item_id = self.tool_item(id);
+        let item = match call {
+            ToolCall::Command { .. } | ToolCall::Read { .. } => command_item(item_id, call),
+            // Announced in progress, then completed: 0.169 says a change twice.
+            ToolCall::Write { .. } | ToolCall::Edit { .. } => {
+                file_change_item(item_id, call, "in_progress")
+            }
+        };
+        out.emit_in_order(line("item.started").with("item", item));
     }
 
     fn tool_finished(&mut self, out: &mut Emitter, id: &str, call: &ToolCall, result: &ToolResult) {
-        match call {
+        let item_id = self.tool_item(id);
+        let status = if result.ok { "completed" } else { "failed" };
+        let item = match call {
             ToolCall::Command { .. } | ToolCall::Read { .. } => {
-                let mut item = command_item(id, call);
-                item["aggregated_output"] = json!(result.output);
-                item["exit_code"] =
-                    json!(result.exit_code.unwrap_or(if result.ok { 0 } else { 1 }));
-                item["status"] = json!(if result.ok { "completed" } else { "failed" });
-                out.emit(json!({"type": "item.completed", "item": item}));
+                let mut item = command_item(item_id, call);
+                item.set("aggregated_output", result.output.as_str());
+                item.set(
+                    "exit_code",
+                    result.exit_code.unwrap_or(if result.ok { 0 } else { 1 }),
+                );
+                item.set("status", status);
+                item
             }
-            ToolCall::Write { path, .. } | ToolCall::Edit { path, .. } => {
-                let kind = if matches!(call, ToolCall::Write { .. }) {
-                    "add"
-                } else {
-                    "update"
-                };
-                out.emit(json!({"type": "item.completed", "item": {"id": item_id(id), "type": "file_change",
-                    "changes": [{"path": path.display().to_string(), "kind": kind}],
-                    "status": if result.ok { "completed" } else { "failed" }}}));
+            ToolCall::Write { .. } | ToolCall::Edit { .. } => {
+                file_change_item(item_id, call, status)
             }
-        }
+        };
+        out.emit_in_order(line("item.completed").with("item", item));
     }
 
     fn tool_refused(&mut self, out: &mut Emitter, id: &str, call: &ToolCall, why: &Refusal) {
@@ -409,14 +488,17 @@ impl Dialect for CodexDialect {
             );
             return;
         }
-        let mut item = command_item(id, call);
-        item["status"] = json!("declined");
-        item["exit_code"] = json!(1);
-        item["aggregated_output"] = json!(format!(
-            "command execution approval is not supported in exec mode for thread `{}`",
-            self.thread_id
-        ));
-        out.emit(json!({"type": "item.completed", "item": item}));
+        let mut item = command_item(self.tool_item(id), call);
+        item.set(
+            "aggregated_output",
+            format!(
+                "command execution approval is not supported in exec mode for thread `{}`",
+                self.thread_id
+            ),
+        );
+        item.set("exit_code", 1);
+        item.set("status", "declined");
+        out.emit_in_order(line("item.completed").with("item", item));
     }
 
     fn retry_policy(&self, error: ApiError) -> RetryPolicy {
@@ -437,15 +519,18 @@ impl Dialect for CodexDialect {
     }
 
     fn api_retry(&mut self, out: &mut Emitter, error: ApiError, attempt: u32, max: u32) -> u64 {
-        out.emit(json!({"type": "error", "message": format!(
-            "Reconnecting... {attempt}/{max} ({})", api_error_text(error))}));
+        let message = format!(
+            "Reconnecting... {attempt}/{max} ({})",
+            api_error_text(error)
+        );
+        out.emit_in_order(line("error").with("message", message));
         200 << attempt.min(6)
     }
 
     fn api_failed(&mut self, out: &mut Emitter, error: ApiError, _end: &RunEnd) -> i32 {
         let message = api_error_text(error);
-        out.emit(json!({"type": "error", "message": message}));
-        out.emit(json!({"type": "turn.failed", "error": {"message": message}}));
+        out.emit_in_order(line("error").with("message", message.as_str()));
+        out.emit_in_order(error_line("turn.failed", &message));
         if !self.json_output {
             eprintln!("ERROR: {message}");
         }
@@ -454,16 +539,20 @@ impl Dialect for CodexDialect {
 
     fn finish(&mut self, out: &mut Emitter, end: &RunEnd) -> i32 {
         if end.ok {
-            out.emit(json!({"type": "turn.completed", "usage": {
-                "input_tokens": end.input_tokens, "cached_input_tokens": end.cached_tokens,
-                "output_tokens": end.output_tokens}}));
+            let usage = Object::new()
+                .with("input_tokens", end.input_tokens)
+                .with("cached_input_tokens", end.cached_tokens)
+                .with("cache_write_input_tokens", 0)
+                .with("output_tokens", end.output_tokens)
+                .with("reasoning_output_tokens", 0);
+            out.emit_in_order(line("turn.completed").with("usage", usage));
             if !self.json_output {
                 print_document(&self.last_message);
             }
             0
         } else {
-            out.emit(json!({"type": "error", "message": end.summary}));
-            out.emit(json!({"type": "turn.failed", "error": {"message": end.summary}}));
+            out.emit_in_order(line("error").with("message", end.summary.as_str()));
+            out.emit_in_order(error_line("turn.failed", &end.summary));
             if !self.json_output {
                 eprintln!("ERROR: {}", end.summary);
             }

@@ -13,6 +13,7 @@ mod codex;
 mod gemini;
 pub mod hooks;
 pub mod mcp;
+mod ordered;
 mod script;
 mod sessions;
 
@@ -248,16 +249,18 @@ impl Emitter {
 
     pub fn emit(&mut self, value: Value) {
         if self.streaming {
-            let mut stdout = io::stdout().lock();
-            // A closed stdout (the reader went away) ends the agent, as it would the real CLI.
-            if writeln!(stdout, "{value}")
-                .and_then(|_| stdout.flush())
-                .is_err()
-            {
-                std::process::exit(141);
-            }
+            print_line(&value.to_string());
         } else {
             self.kept.push(value);
+        }
+    }
+
+    /// A line whose fields are printed in the order given (see `ordered`).
+    pub fn emit_in_order(&mut self, object: ordered::Object) {
+        if self.streaming {
+            print_line(&serde_json::to_string(&object).unwrap_or_default());
+        } else {
+            self.kept.push(object.to_value());
         }
     }
 
@@ -270,6 +273,17 @@ impl Emitter {
         let mut stdout = io::stdout().lock();
         let _ = stdout.write_all(partial.as_bytes());
         let _ = stdout.flush();
+    }
+}
+
+fn print_line(line: &str) {
+    let mut stdout = io::stdout().lock();
+    // A closed stdout (the reader went away) ends the agent, as it would the real CLI.
+    if writeln!(stdout, "{line}")
+        .and_then(|_| stdout.flush())
+        .is_err()
+    {
+        std::process::exit(141);
     }
 }
 
