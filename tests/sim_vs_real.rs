@@ -767,3 +767,40 @@ fn a_skeleton_keeps_the_fields_order_and_blanks_what_varies() {
         r#"{"type":"item.completed","item":{"id":"item_2","text":"…","exit_code":0,"x":null}}"#
     );
 }
+
+/// The same for Gemini's `stream-json`: the real CLI relays the model's chunks (the stub's,
+/// four words each), hides its thoughts, and says nothing more of a file tool that succeeded.
+/// Its per-model token breakdown (`stats.models`) is not played by the sim.
+#[test]
+fn the_gemini_sim_prints_its_stream_as_the_real_gemini_does() {
+    let recorded = std::fs::read_to_string("tests/fixtures/real/gemini-success.pty").unwrap();
+    let real: Vec<String> = recorded
+        .lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .filter(|l| l.starts_with('{'))
+        .map(|l| match skeleton(l).split_once(r#","models":"#) {
+            Some((before, _)) => format!("{before}}}}}"),
+            None => skeleton(l),
+        })
+        .collect();
+    let dir = workdir(Dir::Git);
+    let home = tempfile::tempdir().unwrap();
+    let sim = Command::new(binary())
+        .args(["sim", "gemini", "--output-format", "stream-json"])
+        .args(["--approval-mode=yolo"])
+        .arg("--prompt=Check that orchestrate can run you: write a short note.")
+        .env("ORCHESTRATE_SIM_SPEED", "0")
+        .env("ORCHESTRATE_SIM_HOME", home.path())
+        .envs([KEY, TRUST])
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(sim.status.success(), "{sim:?}");
+    let sim: Vec<String> = String::from_utf8_lossy(&sim.stdout)
+        .lines()
+        .map(skeleton)
+        .collect();
+    assert!(real.len() >= 15, "{real:#?}");
+    assert_eq!(sim, real);
+}

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use serde_json::{Value, json};
 
 use super::argv::ArgWalker;
+use super::ordered::Object;
 use super::{
     ApiError, ArgError, CheckedArgs, Dialect, Emitter, Host, Invocation, Refusal, RetryPolicy,
     RunEnd, StdinUse, ToolCall, ToolResult, absolute, print_document, session_uuid,
@@ -213,6 +214,16 @@ pub struct GeminiDialect {
     tool_calls: u64,
 }
 
+/// A line of the stream: its type and time first, as the real CLI writes every line.
+fn line(kind: &str) -> Object {
+    Object::new().with("type", kind).with("timestamp", now())
+}
+
+/// A tool's or the run's `error`.
+fn tool_error(kind: &str, message: &str) -> Object {
+    Object::new().with("type", kind).with("message", message)
+}
+
 fn now() -> String {
     Timestamp::now().to_string()
 }
@@ -245,7 +256,8 @@ fn tool_name_and_params(call: &ToolCall) -> (&'static str, Value) {
     match call {
         ToolCall::Command { command } => (
             "run_shell_command",
-            json!({"command": command, "description": "Run a command"}),
+            // What the model (the stub) asks for, which the real CLI echoes.
+            json!({"command": command, "description": format!("Run {command}")}),
         ),
         ToolCall::Write { path, content } => (
             "write_file",
@@ -253,7 +265,8 @@ fn tool_name_and_params(call: &ToolCall) -> (&'static str, Value) {
         ),
         ToolCall::Edit { path, old, new } => (
             "replace",
-            json!({"file_path": path.display().to_string(), "old_string": old, "new_string": new}),
+            json!({"file_path": path.display().to_string(), "old_string": old, "new_string": new,
+                   "instruction": format!("Replace {old:?} with {new:?}.")}),
         ),
         ToolCall::Read { path } => (
             "read_file",
@@ -263,32 +276,43 @@ fn tool_name_and_params(call: &ToolCall) -> (&'static str, Value) {
 }
 
 impl GeminiDialect {
-    /// `<tool>__<tool>_<epoch-ms>_<n>`, as 0.61 names its calls.
+    /// `<tool>__<tool>_<epoch-ms>_<n>`, as 0.61 names its calls: the time the model asked for
+    /// it, and its place among the calls asked for at once (one at a time here).
     fn tool_id(&self, name: &str, id: &str) -> String {
-        format!("{name}__{name}_{}_{id}", self.epoch)
+        let asked_at = self.epoch + id.parse::<i64>().unwrap_or(0);
+        format!("{name}__{name}_{asked_at}_0")
     }
 
-    fn assistant_text(&mut self, out: &mut Emitter, text: &str) {
+    /// Assistant text as the real CLI relays it: the model's chunks (four words each, from
+    /// the stub model), a line that leads to a tool call ending in a newline, the answer not.
+    fn assistant_text(&mut self, out: &mut Emitter, text: &str, answer: bool) {
         self.response.push_str(text);
         self.response.push('\n');
-        // Gemini streams assistant text as deltas; split it as the model would.
-        let middle = text
-            .char_indices()
-            .nth(text.chars().count() / 2)
-            .map_or(text.len(), |(i, _)| i);
-        for part in [&text[..middle], &text[middle..]] {
-            if !part.is_empty() {
-                out.emit(json!({"type": "message", "timestamp": now(), "role": "assistant", "content": part, "delta": true}));
-            }
+        let text = if answer {
+            text.to_string()
+        } else {
+            format!("{text}\n")
+        };
+        for piece in crate::stub::anthropic::pieces(&text) {
+            out.emit_in_order(
+                line("message")
+                    .with("role", "assistant")
+                    .with("content", piece)
+                    .with("delta", true),
+            );
         }
-        out.emit(json!({"type": "message", "timestamp": now(), "role": "assistant", "content": "\n", "delta": true}));
     }
 
-    fn stats(&self, end: &RunEnd) -> Value {
-        json!({"total_tokens": end.input_tokens + end.output_tokens, "input_tokens": end.input_tokens,
-               "output_tokens": end.output_tokens, "cached": end.cached_tokens,
-               "input": end.input_tokens - end.cached_tokens, "duration_ms": end.duration_ms,
-               "tool_calls": self.tool_calls})
+    /// The real CLI's order; its per-model breakdown (`models`) is not played.
+    fn stats(&self, end: &RunEnd) -> Object {
+        Object::new()
+            .with("total_tokens", end.input_tokens + end.output_tokens)
+            .with("input_tokens", end.input_tokens)
+            .with("output_tokens", end.output_tokens)
+            .with("cached", end.cached_tokens)
+            .with("input", end.input_tokens - end.cached_tokens)
+            .with("duration_ms", end.duration_ms)
+            .with("tool_calls", self.tool_calls)
     }
 }
 
@@ -331,34 +355,53 @@ impl Dialect for GeminiDialect {
                 eprintln!("YOLO mode is enabled. All tool calls will be automatically approved.");
             }
         }
-        out.emit(json!({"type": "init", "timestamp": now(), "session_id": self.session_id, "model": self.model}));
-        out.emit(
-            json!({"type": "message", "timestamp": now(), "role": "user", "content": self.prompt}),
+        out.emit_in_order(
+            line("init")
+                .with("session_id", self.session_id.as_str())
+                .with("model", self.model.as_str()),
+        );
+        out.emit_in_order(
+            line("message")
+                .with("role", "user")
+                .with("content", self.prompt.as_str()),
         );
     }
 
-    fn thinking(&mut self, out: &mut Emitter, text: &str) {
-        self.assistant_text(out, text);
-    }
+    /// The model's thoughts are not in the real CLI's stream.
+    fn thinking(&mut self, _out: &mut Emitter, _text: &str) {}
 
     fn message(&mut self, out: &mut Emitter, text: &str) {
-        self.assistant_text(out, text);
+        self.assistant_text(out, text, false);
+    }
+
+    fn answer(&mut self, out: &mut Emitter, text: &str) {
+        self.assistant_text(out, text, true);
     }
 
     fn tool_started(&mut self, out: &mut Emitter, id: &str, call: &ToolCall) {
         self.tool_calls += 1;
         let (name, params) = tool_name_and_params(call);
-        out.emit(json!({"type": "tool_use", "timestamp": now(), "tool_name": name, "tool_id": self.tool_id(name, id), "parameters": params}));
+        out.emit_in_order(
+            line("tool_use")
+                .with("tool_name", name)
+                .with("tool_id", self.tool_id(name, id))
+                .with("parameters", params),
+        );
     }
 
     fn tool_finished(&mut self, out: &mut Emitter, id: &str, call: &ToolCall, result: &ToolResult) {
         let (name, _) = tool_name_and_params(call);
-        let mut event = json!({"type": "tool_result", "timestamp": now(), "tool_id": self.tool_id(name, id),
-                               "status": if result.ok { "success" } else { "error" }, "output": result.output});
-        if !result.ok {
-            event["error"] = json!({"type": "execution_failed", "message": result.output});
+        let mut event = line("tool_result")
+            .with("tool_id", self.tool_id(name, id))
+            .with("status", if result.ok { "success" } else { "error" });
+        // A file tool that succeeded says nothing more; any other result carries its output.
+        if !(result.ok && matches!(call, ToolCall::Write { .. } | ToolCall::Edit { .. })) {
+            event.set("output", result.output.as_str());
         }
-        out.emit(event);
+        if !result.ok {
+            event.set("error", tool_error("execution_failed", &result.output));
+        }
+        out.emit_in_order(event);
     }
 
     fn mcp_call(
@@ -373,14 +416,20 @@ impl Dialect for GeminiDialect {
         self.tool_calls += 1;
         let name = format!("mcp_{server}_{tool}");
         let tool_id = self.tool_id(&name, id);
-        out.emit(json!({"type": "tool_use", "timestamp": now(), "tool_name": name, "tool_id": tool_id, "parameters": arguments}));
-        let mut event = json!({"type": "tool_result", "timestamp": now(), "tool_id": tool_id,
-                               "status": if answer.is_ok() { "success" } else { "error" }});
+        out.emit_in_order(
+            line("tool_use")
+                .with("tool_name", name.as_str())
+                .with("tool_id", tool_id.as_str())
+                .with("parameters", arguments.clone()),
+        );
+        let mut event = line("tool_result")
+            .with("tool_id", tool_id)
+            .with("status", if answer.is_ok() { "success" } else { "error" });
         match answer {
-            Ok(text) => event["output"] = json!(text),
-            Err(text) => event["error"] = json!({"type": "execution_failed", "message": text}),
+            Ok(text) => event.set("output", text.as_str()),
+            Err(text) => event.set("error", tool_error("execution_failed", text)),
         }
-        out.emit(event);
+        out.emit_in_order(event);
     }
 
     fn tool_refused(&mut self, out: &mut Emitter, id: &str, call: &ToolCall, why: &Refusal) {
@@ -417,8 +466,13 @@ impl Dialect for GeminiDialect {
         };
         // Gemini echoes a failed tool on stderr too.
         eprintln!("Error executing tool {name}: {message}");
-        out.emit(json!({"type": "tool_result", "timestamp": now(), "tool_id": self.tool_id(name, id),
-                        "status": "error", "output": message, "error": {"type": kind, "message": message}}));
+        out.emit_in_order(
+            line("tool_result")
+                .with("tool_id", self.tool_id(name, id))
+                .with("status", "error")
+                .with("output", message.as_str())
+                .with("error", tool_error(kind, &message)),
+        );
     }
 
     fn retry_policy(&self, error: ApiError) -> RetryPolicy {
@@ -468,10 +522,12 @@ impl Dialect for GeminiDialect {
             }
             _ => format!("[API Error: {detail}]"),
         };
-        let result = json!({"type": "result", "timestamp": now(), "status": "error",
-            "error": {"type": "unknown", "message": message}, "stats": self.stats(end)});
+        let result = line("result")
+            .with("status", "error")
+            .with("error", tool_error("unknown", &message))
+            .with("stats", self.stats(end));
         match self.output_format.as_str() {
-            "stream-json" => out.emit(result),
+            "stream-json" => out.emit_in_order(result),
             _ => eprintln!("{message}"),
         }
         // Gemini exits with the HTTP status, modulo 256 (400 gives 144).
@@ -480,14 +536,14 @@ impl Dialect for GeminiDialect {
 
     fn finish(&mut self, out: &mut Emitter, end: &RunEnd) -> i32 {
         let stats = self.stats(end);
-        let mut result = json!({"type": "result", "timestamp": now(), "status": if end.ok { "success" } else { "error" }, "stats": stats});
+        let mut result = line("result").with("status", if end.ok { "success" } else { "error" });
         if !end.ok {
-            result["error"] = json!({"type": "FatalToolExecutionError", "message": end.summary});
+            result.set("error", tool_error("FatalToolExecutionError", &end.summary));
         }
         match self.output_format.as_str() {
-            "stream-json" => out.emit(result),
+            "stream-json" => out.emit_in_order(result.with("stats", stats)),
             "json" => {
-                let mut doc = json!({"session_id": self.session_id, "response": self.response.trim(), "stats": stats});
+                let mut doc = json!({"session_id": self.session_id, "response": self.response.trim(), "stats": stats.to_value()});
                 if !end.ok {
                     doc["error"] = json!({"type": "FatalToolExecutionError", "message": end.summary, "code": 1});
                 }

@@ -169,6 +169,10 @@ pub trait Dialect {
     fn start(&mut self, out: &mut Emitter);
     fn thinking(&mut self, out: &mut Emitter, text: &str);
     fn message(&mut self, out: &mut Emitter, text: &str);
+    /// The run's last message, its answer; for most CLIs one more message.
+    fn answer(&mut self, out: &mut Emitter, text: &str) {
+        self.message(out, text);
+    }
     fn tool_started(&mut self, out: &mut Emitter, id: &str, call: &ToolCall);
     fn tool_finished(&mut self, out: &mut Emitter, id: &str, call: &ToolCall, result: &ToolResult);
     fn tool_refused(&mut self, out: &mut Emitter, id: &str, call: &ToolCall, why: &Refusal);

@@ -88,7 +88,7 @@ pub fn play(
             }
             Step::Wait { ms } => run.pace.wait(*ms),
             Step::Answer(text) => {
-                run.message(text);
+                run.answer(text);
                 return run.finish(true, text.clone());
             }
             Step::Fail { error, times } => {
@@ -132,6 +132,13 @@ impl Run<'_> {
         self.messages += 1;
         self.last_message = text.to_string();
         self.dialect.message(self.out, text);
+    }
+
+    /// The last message, the run's answer.
+    fn answer(&mut self, text: &str) {
+        self.messages += 1;
+        self.last_message = text.to_string();
+        self.dialect.answer(self.out, text);
     }
 
     fn tool_id(&mut self) -> String {

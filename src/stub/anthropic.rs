@@ -260,7 +260,7 @@ pub fn message(steps: &[Step], facts: &Facts, seed: u64) -> Value {
 }
 
 /// Text in the small pieces a model streams: a few words at a time.
-pub(super) fn pieces(text: &str) -> Vec<String> {
+pub(crate) fn pieces(text: &str) -> Vec<String> {
     let words: Vec<&str> = text.split_inclusive(' ').collect();
     words.chunks(4).map(|c| c.concat()).collect()
 }
