@@ -159,7 +159,15 @@ pub struct GeminiAdapter {
     /// The result's error, said at the exit, which names its HTTP status: one failure, one
     /// error.
     held_result: Option<Draft>,
+    /// The assistant's text since its last tool call, whole: the run's answer, put on the
+    /// final milestone as `result` (as Claude's and Codex's carry theirs). Its message events
+    /// carry it a line or 200 bytes at a time, trimmed, which no reader can join back (a
+    /// reviewer's JSON verdict split inside a string, say).
+    answer: String,
 }
+
+/// The longest answer kept for the final milestone; the raw log keeps everything.
+const ANSWER_LIMIT: usize = 64 << 10;
 
 impl Adapter for GeminiAdapter {
     /// The `TYPED_TYPES`, read typed; any other line (or anything unusual about one of them)
@@ -434,12 +442,14 @@ impl GeminiAdapter {
     ) {
         let usage = plain_usage(&stats);
         if success {
+            let answer = std::mem::take(&mut self.answer);
             out.push(
                 Draft::new(EventType::Milestone, "run complete")
                     .native("result/success")
                     .with("final", true)
                     .with_some("usage", usage)
-                    .with("stats", stats),
+                    .with("stats", stats)
+                    .with_some("result", Some(answer).filter(|a| !a.trim().is_empty())),
             );
             return;
         }
@@ -505,6 +515,8 @@ impl GeminiAdapter {
     }
 
     fn on_tool_use(&mut self, id: &str, name: &str, params: Value) -> Option<Draft> {
+        // What the model said before a tool call was not its answer.
+        self.answer.clear();
         if name == "write_todos" {
             // Its result only acknowledges the list; the task event says everything.
             self.pending_tools.insert(id, name, Value::Null);
@@ -568,6 +580,9 @@ impl GeminiAdapter {
 
     /// An assistant message, whole or a delta of one.
     fn on_assistant_message(&mut self, content: &str, delta: bool, out: &mut Vec<Draft>) {
+        if self.answer.len() + content.len() <= ANSWER_LIMIT {
+            self.answer.push_str(content);
+        }
         if delta {
             self.deltas.push(content, "message", out);
         } else {
@@ -728,6 +743,43 @@ fn attempted_path(message: &str) -> Option<String> {
 mod tests {
     use super::*;
     use std::path::PathBuf;
+
+    /// The real CLI relays the model's text a few words at a time; the adapter's message
+    /// events release it a line or 200 bytes at a time, trimmed. The final milestone carries
+    /// the answer whole, what the model said after its last tool call.
+    #[test]
+    fn the_final_milestone_carries_the_answer_whole() {
+        let verdict = format!(
+            r#"{{"verdict":"blocker","summary":"{}","findings":[]}}"#,
+            "words in a long summary ".repeat(12).trim_end()
+        );
+        let mut lines = vec![
+            r#"{"type":"message","role":"assistant","content":"I'll look first.\n","delta":true}"#
+                .to_string(),
+            r#"{"type":"tool_use","tool_name":"read_file","tool_id":"t1","parameters":{"file_path":"a"}}"#
+                .to_string(),
+            r#"{"type":"tool_result","tool_id":"t1","status":"success","output":"x"}"#.to_string(),
+        ];
+        for piece in crate::stub::anthropic::pieces(&verdict) {
+            let line = serde_json::json!({"type": "message", "role": "assistant",
+                                          "content": piece, "delta": true});
+            lines.push(line.to_string());
+        }
+        lines.push(r#"{"type":"result","status":"success","stats":{}}"#.to_string());
+        let mut adapter = GeminiAdapter::default();
+        let mut out = Vec::new();
+        for line in &lines {
+            adapter.on_json(serde_json::from_str(line).unwrap(), &mut out);
+        }
+        let messages = out
+            .iter()
+            .filter(|d| d.payload["kind"] == "message")
+            .count();
+        assert!(messages >= 3, "the answer came in several events: {out:#?}");
+        let milestone = out.last().unwrap();
+        assert_eq!(milestone.kind, EventType::Milestone);
+        assert_eq!(milestone.payload["result"], Value::String(verdict.clone()));
+    }
 
     #[test]
     fn every_path_marker_says_workspace() {
