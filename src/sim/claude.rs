@@ -395,11 +395,13 @@ fn tool_use_id(id: &str) -> String {
     format!("toolu_01{id}")
 }
 
+/// The tool and its input as the model (the stub) asks for them, which the real CLI echoes in
+/// its stream and hands to its hooks.
 fn tool_name_and_input(call: &ToolCall) -> (&'static str, Value) {
     match call {
         ToolCall::Command { command } => (
             "Bash",
-            json!({"command": command, "description": "Run a command"}),
+            json!({"command": command, "description": format!("Run {command}")}),
         ),
         ToolCall::Write { path, content } => (
             "Write",
@@ -407,7 +409,8 @@ fn tool_name_and_input(call: &ToolCall) -> (&'static str, Value) {
         ),
         ToolCall::Edit { path, old, new } => (
             "Edit",
-            json!({"file_path": path.display().to_string(), "old_string": old, "new_string": new}),
+            json!({"file_path": path.display().to_string(), "old_string": old, "new_string": new,
+                   "replace_all": false}),
         ),
         ToolCall::Read { path } => ("Read", json!({"file_path": path.display().to_string()})),
     }
@@ -419,21 +422,7 @@ impl Dialect for ClaudeDialect {
     }
 
     fn hook_input(&self, call: &ToolCall, cwd: &std::path::Path) -> Value {
-        let (tool, input) = match call {
-            ToolCall::Command { command } => (
-                "Bash",
-                json!({"command": command, "description": "Run a command"}),
-            ),
-            ToolCall::Write { path, content } => (
-                "Write",
-                json!({"file_path": path.display().to_string(), "content": content}),
-            ),
-            ToolCall::Edit { path, old, new } => (
-                "Edit",
-                json!({"file_path": path.display().to_string(), "old_string": old, "new_string": new}),
-            ),
-            ToolCall::Read { path } => ("Read", json!({"file_path": path.display().to_string()})),
-        };
+        let (tool, input) = tool_name_and_input(call);
         json!({"session_id": self.session_id, "cwd": cwd.display().to_string(),
                "permission_mode": self.permission_mode, "hook_event_name": "PreToolUse",
                "tool_name": tool, "tool_input": input})
