@@ -726,34 +726,50 @@ fn skeleton(line: &str) -> String {
     out
 }
 
-/// The pinned Codex's `--json` stream for the success story, as recorded against the stub
-/// model, and the sim's for the same story: line for line the same fields in the same order
-/// (`type` first, items numbered from `item_0`, a file change announced then completed).
-#[test]
-fn the_codex_sim_prints_its_stream_as_the_real_codex_does() {
-    let recorded = std::fs::read_to_string("tests/fixtures/real/codex-success.pty").unwrap();
-    let real: Vec<String> = recorded
+/// The skeletons of the JSON lines a real CLI printed for the success story
+/// (`tests/fixtures/real/<cli>-success.pty`, recorded against the stub model).
+fn recorded_skeletons(cli: &str) -> Vec<String> {
+    let recorded =
+        std::fs::read_to_string(format!("tests/fixtures/real/{cli}-success.pty")).unwrap();
+    recorded
         .lines()
         .map(|l| l.trim_end_matches('\r'))
         .filter(|l| l.starts_with('{'))
         .map(skeleton)
-        .collect();
+        .collect()
+}
+
+/// The skeletons of what `orchestrate sim <args>` prints for the same story, in a fresh git
+/// repository.
+fn sim_skeletons(args: &[&str], env: &[(&str, &str)]) -> Vec<String> {
     let dir = workdir(Dir::Git);
     let home = tempfile::tempdir().unwrap();
     let sim = Command::new(binary())
-        .args(["sim", "codex", "exec", "--json"])
-        .arg("Check that orchestrate can run you: write a short note.")
+        .arg("sim")
+        .args(args)
         .env("ORCHESTRATE_SIM_SPEED", "0")
         .env("ORCHESTRATE_SIM_HOME", home.path())
+        .envs(env.iter().copied())
         .current_dir(dir.path())
         .stdin(Stdio::null())
         .output()
         .unwrap();
     assert!(sim.status.success(), "{sim:?}");
-    let sim: Vec<String> = String::from_utf8_lossy(&sim.stdout)
+    String::from_utf8_lossy(&sim.stdout)
         .lines()
         .map(skeleton)
-        .collect();
+        .collect()
+}
+
+const SUCCESS_PROMPT: &str = "Check that orchestrate can run you: write a short note.";
+
+/// The pinned Codex's `--json` stream for the success story, as recorded against the stub
+/// model, and the sim's for the same story: line for line the same fields in the same order
+/// (`type` first, items numbered from `item_0`, a file change announced then completed).
+#[test]
+fn the_codex_sim_prints_its_stream_as_the_real_codex_does() {
+    let real = recorded_skeletons("codex");
+    let sim = sim_skeletons(&["codex", "exec", "--json", SUCCESS_PROMPT], &[]);
     assert!(real.len() >= 10, "{real:#?}");
     assert_eq!(sim, real);
 }
@@ -773,34 +789,22 @@ fn a_skeleton_keeps_the_fields_order_and_blanks_what_varies() {
 /// Its per-model token breakdown (`stats.models`) is not played by the sim.
 #[test]
 fn the_gemini_sim_prints_its_stream_as_the_real_gemini_does() {
-    let recorded = std::fs::read_to_string("tests/fixtures/real/gemini-success.pty").unwrap();
-    let real: Vec<String> = recorded
-        .lines()
-        .map(|l| l.trim_end_matches('\r'))
-        .filter(|l| l.starts_with('{'))
-        .map(|l| match skeleton(l).split_once(r#","models":"#) {
+    let real: Vec<String> = recorded_skeletons("gemini")
+        .into_iter()
+        .map(|line| match line.split_once(r#","models":"#) {
             Some((before, _)) => format!("{before}}}}}"),
-            None => skeleton(l),
+            None => line,
         })
         .collect();
-    let dir = workdir(Dir::Git);
-    let home = tempfile::tempdir().unwrap();
-    let sim = Command::new(binary())
-        .args(["sim", "gemini", "--output-format", "stream-json"])
-        .args(["--approval-mode=yolo"])
-        .arg("--prompt=Check that orchestrate can run you: write a short note.")
-        .env("ORCHESTRATE_SIM_SPEED", "0")
-        .env("ORCHESTRATE_SIM_HOME", home.path())
-        .envs([KEY, TRUST])
-        .current_dir(dir.path())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(sim.status.success(), "{sim:?}");
-    let sim: Vec<String> = String::from_utf8_lossy(&sim.stdout)
-        .lines()
-        .map(skeleton)
-        .collect();
+    let prompt = format!("--prompt={SUCCESS_PROMPT}");
+    let args = [
+        "gemini",
+        "--output-format",
+        "stream-json",
+        "--approval-mode=yolo",
+        &prompt,
+    ];
+    let sim = sim_skeletons(&args, &[KEY, TRUST]);
     assert!(real.len() >= 15, "{real:#?}");
     assert_eq!(sim, real);
 }

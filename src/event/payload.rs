@@ -81,8 +81,7 @@ impl Payload {
                 self.entries.push((key, value));
                 if self.kept_sorted() {
                     // Just past `SMALL`: sorted once, kept sorted from now on.
-                    self.entries
-                        .sort_unstable_by(|(a, _), (b, _)| compare_keys(a, b));
+                    self.entries = in_key_order(std::mem::take(&mut self.entries));
                 }
                 None
             }
@@ -147,6 +146,24 @@ impl fmt::Debug for Payload {
     }
 }
 
+/// `entries` in key order, no key twice: a key given twice keeps its last value, as
+/// `serde_json::Map` does. Entries in order already (a journal line's, a `Map`'s) pass as they
+/// are.
+fn in_key_order(mut entries: Vec<(Key, Value)>) -> Vec<(Key, Value)> {
+    if entries.is_sorted_by(|(a, _), (b, _)| compare_keys(a, b) == Ordering::Less) {
+        return entries;
+    }
+    entries.sort_by(|(a, _), (b, _)| compare_keys(a, b));
+    entries.dedup_by(|later, kept| {
+        let same = later.0 == kept.0;
+        if same {
+            std::mem::swap(&mut later.1, &mut kept.1);
+        }
+        same
+    });
+    entries
+}
+
 /// The order of `str` (bytewise), decided by the first bytes when they differ.
 fn compare_keys(a: &str, b: &str) -> Ordering {
     match (a.as_bytes().first(), b.as_bytes().first()) {
@@ -168,27 +185,22 @@ impl Index<&str> for Payload {
 impl IntoIterator for Payload {
     type Item = (Key, Value);
     type IntoIter = std::vec::IntoIter<(Key, Value)>;
-    fn into_iter(mut self) -> Self::IntoIter {
-        if !self.kept_sorted() {
-            self.entries
-                .sort_unstable_by(|(a, _), (b, _)| compare_keys(a, b));
-        }
-        self.entries.into_iter()
+    fn into_iter(self) -> Self::IntoIter {
+        in_key_order(self.entries).into_iter()
     }
 }
 
 impl From<Map<String, Value>> for Payload {
     fn from(map: Map<String, Value>) -> Self {
-        let mut entries: Vec<(Key, Value)> = map
-            .into_iter()
-            .map(|(k, v)| (shared_key(Cow::Owned(k)), v))
-            .collect();
         // A `Map` (a `BTreeMap` while serde_json's `preserve_order` is off) iterates in key
-        // order, no key twice; sorted again only if a dependency ever turns that feature on.
-        if !entries.is_sorted_by(|(a, _), (b, _)| compare_keys(a, b) == Ordering::Less) {
-            entries.sort_unstable_by(|(a, _), (b, _)| compare_keys(a, b));
+        // order already; sorted only if a dependency ever turns that feature on.
+        Payload {
+            entries: in_key_order(
+                map.into_iter()
+                    .map(|(k, v)| (shared_key(Cow::Owned(k)), v))
+                    .collect(),
+            ),
         }
-        Payload { entries }
     }
 }
 
@@ -236,28 +248,15 @@ impl<'de> Visitor<'de> for PayloadVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Payload, A::Error> {
         let mut entries: Vec<(Key, Value)> =
             Vec::with_capacity(access.size_hint().unwrap_or(8).min(32));
-        let mut in_order = true;
         while let Some(key) = access.next_key_seed(KeySeed)? {
             let value: Value = access.next_value()?;
-            in_order &= entries
-                .last()
-                .is_none_or(|(last, _)| compare_keys(last, &key) == Ordering::Less);
             entries.push((key, value));
         }
-        // A journal's lines come sorted, no key twice. Anything else is sorted once (setting
-        // fields one by one would walk the others for each: a hostile 8 MiB line has a
-        // million), and a key given twice keeps its last value, as `serde_json::Map` does.
-        if !in_order {
-            entries.sort_by(|(a, _), (b, _)| compare_keys(a, b));
-            entries.dedup_by(|later, kept| {
-                let same = later.0 == kept.0;
-                if same {
-                    std::mem::swap(&mut later.1, &mut kept.1);
-                }
-                same
-            });
-        }
-        Ok(Payload { entries })
+        // Sorted once, not field by field: setting fields one by one would walk the others
+        // for each, and a hostile 8 MiB line has a million.
+        Ok(Payload {
+            entries: in_key_order(entries),
+        })
     }
 }
 

@@ -297,8 +297,9 @@ pub struct CodexDialect {
 
 impl CodexDialect {
     fn new_item(&mut self) -> String {
+        let item = format!("item_{}", self.items);
         self.items += 1;
-        format!("item_{}", self.items - 1)
+        item
     }
 
     /// The item of the script's tool call `id`: the one it started, or a new one.
